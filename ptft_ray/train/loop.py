@@ -1,0 +1,197 @@
+"""The one training loop: pretraining and fine-tuning, on a Ray Train worker or in a Tune trial.
+
+Read top to bottom: build task + model -> strategy plan -> resume -> for each step:
+set the LR, accumulate grad_accum micro-batches, clip, step -> log / eval / checkpoint.
+
+Arithmetic of one optimizer step (pretraining):
+    tokens per step = batch_size * seq_len * grad_accum * world_size
+    e.g. 16 * 128 * 1 * 2 = 4096 tokens; 500 steps = 2.0M tokens
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from contextlib import nullcontext
+
+import torch
+
+from ..config import Config
+from ..errors import DivergenceError, PtftError
+from ..finetune.strategies import STRATEGIES, Plan
+from . import checkpoint as ckpt
+from .context import TrainContext, cleanup
+from .tasks import build_task
+
+
+def train_loop_per_worker(lc: dict) -> dict:
+    """Entry point given to TorchTrainer; `lc` is the config dict plus task info."""
+    return run(lc, TrainContext())
+
+
+def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float, decay: str) -> float:
+    """Linear warmup to 1, then cosine / linear decay to min_ratio at max_steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if decay == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
+    return min_ratio + (1 - min_ratio) * shape
+
+
+def make_optimizer(plan: Plan, cfg: Config, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the plan's groups; matrices decay, biases / norms / gains do not."""
+    o, groups, seen = cfg.optim, [], set()
+    for params, lr in plan.groups:
+        params = [p for p in params if p.requires_grad and id(p) not in seen]
+        seen.update(id(p) for p in params)
+        for decay in (True, False):
+            ps = [p for p in params if (p.ndim >= 2) == decay]
+            if ps:
+                groups.append({"params": ps, "lr": lr, "base_lr": lr,
+                               "weight_decay": o.weight_decay if decay else 0.0})
+    if not groups:
+        raise PtftError("nothing to train: the strategy left no parameter trainable")
+    return torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps,
+                             fused=device.type == "cuda")
+
+
+def _stream(ctx, state: dict, batch_size: int, shuffle: int, seed: int):
+    """Batches across epochs. Ray Data iterators cannot resume, so after a restart the
+    batches the checkpoint already consumed in this epoch are skipped (ray issue 37633)."""
+    while True:
+        n = 0
+        for batch in ctx.batches("train", batch_size, shuffle, seed + state["epoch"]):
+            n += 1
+            if n <= state["batch_in_epoch"]:
+                continue
+            state["batch_in_epoch"] = n
+            yield batch
+        if n == 0:
+            raise PtftError(f"the training data yields no batch of {batch_size} per worker "
+                            f"(too little data for train.batch_size x scaling.num_workers)")
+        state["epoch"], state["batch_in_epoch"] = state["epoch"] + 1, 0
+
+
+def evaluate(task, model, ctx, cfg: Config, amp) -> dict:
+    model.eval()
+    stats = None
+    with torch.no_grad(), amp:
+        for i, batch in enumerate(ctx.batches("val", cfg.train.batch_size)):
+            if cfg.train.eval_batches and i >= cfg.train.eval_batches:
+                break
+            s = task.eval_stats(model, batch)
+            stats = s if stats is None else stats + s
+    model.train()
+    if stats is None:
+        raise PtftError("the validation data yields no batch")
+    return task.metrics(ctx.all_reduce(stats.cpu()))
+
+
+def run(lc: dict, ctx) -> dict:
+    cfg = Config.from_dict(lc["config"])
+    tc, sc = cfg.train, cfg.schedule
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed)  # identical init on every rank (DDP also broadcasts rank 0's)
+    task = build_task(cfg, lc)
+    raw = task.model
+    max_steps = lc.get("max_steps") or sc.max_steps
+    eval_every = lc.get("eval_every", tc.eval_every)
+    if task.name == "cls":
+        plan = STRATEGIES[cfg.finetune.strategy](raw, cfg.finetune, cfg.optim.lr, lc["steps_per_epoch"])
+    else:
+        plan = Plan([(list(raw.parameters()), cfg.optim.lr)])
+
+    state = {"step": 0, "tokens": 0, "epoch": 0, "batch_in_epoch": 0}
+    history: list[dict] = []
+    metrics: dict = {}
+    resume = ctx.resume_dir()
+    if resume:
+        meta = ckpt.read_meta(resume)
+        ckpt.load_weights(raw, resume)
+        state.update(meta["state"])
+        history, metrics = meta.get("history", []), dict(meta.get("metrics", {}))
+    model = ctx.prepare(raw)
+    optimizer = make_optimizer(plan, cfg, ctx.device)
+    if resume:
+        ckpt.load_optimizer(optimizer, resume)
+        cleanup(resume)
+    torch.manual_seed(tc.seed * 1000 + ctx.rank + state["step"])  # dropout differs per rank
+
+    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ctx.device.type == "cuda")
+    amp = torch.autocast(ctx.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    data = _stream(ctx, state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed)
+    loss_sum = torch.zeros((), device=ctx.device)
+    items = torch.zeros((), device=ctx.device)
+    steps_in_window, t_window = 0, time.perf_counter()
+
+    while state["step"] < max_steps:
+        step = state["step"]
+        mult = lr_factor(step, sc.warmup_steps, max_steps, sc.min_lr_ratio, sc.decay)
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * mult
+        for micro in range(tc.grad_accum):
+            batch = next(data)
+            # gradients are all-reduced once per optimizer step, on the last micro-batch
+            sync = micro == tc.grad_accum - 1 or ctx.world == 1
+            with (nullcontext() if sync else model.no_sync()), amp:
+                total, n = task.loss(model, batch)
+                (total / n.clamp_min(1) / tc.grad_accum).backward()
+            loss_sum += total.detach().float()
+            items += n
+        for until, params in plan.frozen_until:  # gradual unfreezing: frozen groups drop grads
+            if step < until:
+                for p in params:
+                    p.grad = None
+        if cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for p in trainable if p.grad is not None], cfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state["step"] = s = step + 1
+        steps_in_window += 1
+
+        last = s == max_steps
+        do_log = s % tc.log_every == 0 or last
+        do_eval = (eval_every and s % eval_every == 0) or last
+        do_ckpt = s % cfg.checkpoint.every_steps == 0 or last or (do_eval and task.name == "cls")
+        if do_log or do_eval or do_ckpt:
+            window = ctx.all_reduce(torch.stack([loss_sum, items.float()]).cpu())
+            loss_sum.zero_(), items.zero_()
+            if window[1] > 0:
+                train_loss = (window[0] / window[1]).item()
+                if not math.isfinite(train_loss):
+                    raise DivergenceError(f"loss is {train_loss} at step {s} (optim.lr={cfg.optim.lr}): "
+                                          f"training diverged")
+                elapsed = time.perf_counter() - t_window
+                state["tokens"] += int(window[1].item())
+                metrics.update(step=s, epoch=state["epoch"], train_loss=train_loss,
+                               lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
+                               **{f"{task.unit}_per_s": window[1].item() / max(elapsed, 1e-9)})
+                eta = (max_steps - s) * elapsed / max(steps_in_window, 1)
+                if ctx.rank == 0:
+                    print(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} "
+                          f"{metrics[f'{task.unit}_per_s']:.0f} {task.unit}/s eta {eta:.0f}s", flush=True)
+        if do_eval:
+            metrics.update(evaluate(task, model, ctx, cfg, amp))
+            if ctx.rank == 0:
+                print(f"[{task.name}] step {s} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                           if k.startswith("val_")), flush=True)
+        if do_log or do_eval:
+            history.append(dict(metrics))
+        if do_eval or do_ckpt:
+            d = None
+            if ctx.rank == 0:
+                d = tempfile.mkdtemp(prefix="ptft-ckpt-")
+                meta = {"format": 1, "task": task.name, "state": dict(state), "history": history,
+                        "metrics": dict(metrics), "config": cfg.to_dict(),
+                        **{k: lc.get(k) for k in ("vocab_size", "pad_id", "eot_id", "task_info",
+                                                  "init_from", "lineage")}}
+                ckpt.fill_dir(d, raw, meta, lc["tokenizer"], optimizer)
+            ctx.report(dict(metrics), d)
+            cleanup(d)
+        if do_log or do_eval or do_ckpt:
+            steps_in_window, t_window = 0, time.perf_counter()
+    return {**metrics, "history": history}

@@ -1,0 +1,122 @@
+"""Pretraining driver: checks -> tokenizer -> Ray Data corpus -> TorchTrainer -> result.json.
+
+Run directory layout (`--out DIR`, default run.out_dir):
+    DIR/config.yaml                   the resolved config
+    DIR/tokenizer.json                built once; a re-run reuses it
+    DIR/checkpoint_*/                 Ray Train checkpoints (num_to_keep newest)
+    DIR/checkpoint_manager_snapshot.json  lets a re-run of the same command resume
+    DIR/metrics.jsonl                 the loss / perplexity / tokens-per-s history
+    DIR/result.json                   final metrics and the latest checkpoint's path
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from .. import tokenizer as toks
+from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
+from ..config import Config
+from ..data import sources
+from ..data.corpus import build_datasets, check_corpus, unigram_perplexity
+from ..errors import PtftError
+from .errors import raise_user_error
+from .loop import train_loop_per_worker
+
+# keys whose change makes an existing run's checkpoints unusable
+_INCOMPATIBLE = ("model", "data.tokenizer", "data.vocab_size", "data.seq_len", "data.path")
+
+
+def _section(d: dict, key: str):
+    for part in key.split("."):
+        d = d[part]
+    return d
+
+
+def prepare_run_dir(cfg: Config, out: Path, overwrite: bool) -> bool:
+    """Create or reuse the run directory; True when it holds a run to resume."""
+    old = out / "config.yaml"
+    if old.is_file() and overwrite:
+        shutil.rmtree(out)
+    elif old.is_file():
+        prev = yaml.safe_load(old.read_text())
+        diff = [k for k in _INCOMPATIBLE if _section(prev, k) != _section(cfg.to_dict(), k)]
+        if diff:
+            raise PtftError(f"{out} holds a run with different {', '.join(diff)}; its checkpoints "
+                            f"would not fit. Use another --out, or --overwrite to replace it")
+        return True
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return False
+
+
+def get_tokenizer(cfg: Config, out: Path, files: list[str], fmt: str):
+    saved = out / "tokenizer.json"
+    if saved.is_file():
+        return toks.load(out)
+    column = "text" if fmt == "text" else cfg.data.text_column
+    sample = sources.sample_texts(files, fmt, column, cfg.data.tokenizer_sample_docs) \
+        if cfg.data.tokenizer == "bpe" else []
+    tok = toks.build(cfg.data.tokenizer, sample, cfg.data.vocab_size)
+    toks.save(tok, out)
+    return tok
+
+
+def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -> dict:
+    out = Path(out_dir or cfg.run.out_dir)
+    files, fmt = check_corpus(cfg.data)          # before Ray starts
+    resuming = prepare_run_dir(cfg, out, overwrite)
+    tok = get_tokenizer(cfg, out, files, fmt)
+    if cfg.model.vocab_size and cfg.model.vocab_size != tok.vocab_size:
+        raise PtftError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
+                        f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
+
+    init_ray()
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    res = cluster_summary()
+    sc = cfg.scaling
+    per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
+    train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
+    lc = {"config": cfg.to_dict(), "task": "lm", "tokenizer": tok.to_json(),
+          "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
+          "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()}}
+    trainer = TorchTrainer(
+        train_loop_per_worker, train_loop_config=lc,
+        scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
+                                     resources_per_worker=per_worker),
+        run_config=RunConfig(
+            name=out.name, storage_path=str(Path(storage_path(str(out), res["nodes"])).parent),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
+            failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
+        datasets={"train": train_ds, "val": val_ds})
+    print(f"[pretrain] {'resuming' if resuming else 'starting'} {out} on {res['cpus']:g} CPUs / "
+          f"{res['gpus']:g} GPUs: {sc.num_workers} worker(s) x {per_worker}", flush=True)
+    t0 = time.time()
+    try:
+        result = trainer.fit()
+    except Exception as e:  # noqa: BLE001 - re-raised as the user's error where it is one
+        raise_user_error(e)
+    final = result.return_value or {}
+    history = final.pop("history", [])
+    with open(out / "metrics.jsonl", "w") as f:
+        for row in history:
+            f.write(json.dumps(row) + "\n")
+    summary = {
+        "train_loss": final.get("train_loss"), "val_loss": final.get("val_loss"),
+        "val_perplexity": final.get("val_perplexity"), "tokens_per_s": final.get("tokens_per_s"),
+        "steps": final.get("step"), "tokens": final.get("tokens"),
+        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "unigram_val_perplexity": unigram_perplexity(val_counts),
+        "vocab_size": tok.vocab_size, "num_workers": sc.num_workers, "wall_s": time.time() - t0,
+        "resumed": resuming,
+    }
+    tmp = out / ".result.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / "result.json")
+    return summary
