@@ -76,7 +76,8 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
 
     init_ray()
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     res = cluster_summary()
@@ -94,7 +95,9 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
             name=out.name, storage_path=str(Path(storage_path(str(out), res["nodes"])).parent),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
-        datasets={"train": train_ds, "val": val_ds})
+        datasets={"train": train_ds, "val": val_ds},
+        # a deterministic block order lets a resumed run skip exactly what was consumed
+        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)))
     print(f"[pretrain] {'resuming' if resuming else 'starting'} {out} on {res['cpus']:g} CPUs / "
           f"{res['gpus']:g} GPUs: {sc.num_workers} worker(s) x {per_worker}", flush=True)
     t0 = time.time()

@@ -1,0 +1,46 @@
+"""DDP checked against a single-process reference (picotron style).
+
+`ddp_grad_loop` runs on Ray Train workers: each rank takes its contiguous slice of one
+global batch, runs forward/backward through the DDP-wrapped model, and rank 0 returns the
+all-reduced gradients. `reference_grads` computes the same on the whole batch in one
+process. With equal tokens per rank, mean-of-rank-means == global mean, so they must match.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..config import Config
+from .tasks import LMTask
+
+
+def _task(lc: dict) -> LMTask:
+    torch.manual_seed(lc["seed"])
+    return LMTask(Config.from_dict(lc["config"]), lc["vocab_size"], lc["pad_id"])
+
+
+def _grads(model) -> dict[str, np.ndarray]:
+    return {n.removeprefix("module."): p.grad.detach().cpu().numpy().copy()
+            for n, p in model.named_parameters() if p.grad is not None}
+
+
+def ddp_grad_loop(lc: dict) -> dict:
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    task = _task(lc)
+    model = ray.train.torch.prepare_model(task.model)
+    tokens = torch.tensor(lc["batch"])
+    per = tokens.shape[0] // world
+    total, n = task.loss(model, {"tokens": tokens[rank * per:(rank + 1) * per]})
+    (total / n).backward()  # DDP all-reduces (averages) the gradients here
+    return _grads(model) if rank == 0 else {}
+
+
+def reference_grads(lc: dict) -> dict[str, np.ndarray]:
+    task = _task(lc)
+    total, n = task.loss(task.model, {"tokens": torch.tensor(lc["batch"])})
+    (total / n).backward()
+    return _grads(task.model)

@@ -1,0 +1,46 @@
+"""Shared fixtures: one real local Ray session for the whole run, small real files."""
+from __future__ import annotations
+
+import os
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+
+WORDS = ("the cat sat on a mat while dogs ran in the park and birds sang over green hills "
+         "under a bright sky people walked slowly home after work").split()
+
+
+def synthetic_docs(n: int, seed: int = 0) -> list[str]:
+    """Text from a small word list: generated here, so no third-party text is committed."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 60))) for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    from ptft_ray.cluster import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> str:
+    d = tmp_path_factory.mktemp("corpus")
+    docs = synthetic_docs(600)
+    pq.write_table(pa.table({"text": docs[:300]}), d / "part-0.parquet")
+    pq.write_table(pa.table({"text": docs[300:]}), d / "part-1.parquet")
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def debug_config() -> str:
+    return os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", "debug.yaml")

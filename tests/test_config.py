@@ -1,0 +1,57 @@
+import subprocess
+import sys
+
+import pytest
+
+from ptft_ray.config import Config, load_config
+from ptft_ray.errors import PtftError
+
+
+def test_debug_config_loads(debug_config):
+    cfg = load_config(debug_config)
+    assert cfg.model.arch == "gpt" and cfg.model.d_model == 64  # from the gpt_tiny preset
+    assert cfg.model.max_seq_len == 64                           # user key beats the preset
+    assert Config.from_dict(cfg.to_dict()) == cfg                # travels to workers as a dict
+
+
+def test_overrides_and_yaml_number_forms(debug_config):
+    cfg = load_config(debug_config, ["optim.lr=3e-4", "train.batch_size=4",
+                                     "sweep.strategies=full,lora", "scaling.use_gpu=false"])
+    assert cfg.optim.lr == pytest.approx(3e-4) and cfg.train.batch_size == 4
+    assert cfg.sweep.strategies == ["full", "lora"] and cfg.scaling.use_gpu is False
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("optim.lrr=1", "optim.lrr"),                       # unknown key
+    ("optimizer.lr=1", "optimizer"),                    # unknown section
+    ("train.batch_size=abc", "train.batch_size"),       # wrong type
+    ("train.batch_size=2.5", "train.batch_size"),       # float for an int
+    ("scaling.use_gpu=maybe", "scaling.use_gpu"),       # not a bool
+    ("optim.lr=-1", "optim.lr"),                        # negative LR
+    ("optim.lr=0", "optim.lr"),                         # zero LR
+    ("data.seq_len=1000", "data.seq_len"),              # over the model's maximum
+    ("model.arch=rnn", "model.arch"),                   # not a choice
+    ("model.n_heads=3", "model.n_heads"),               # 64 % 3 != 0
+    ("finetune.strategy=magic", "finetune.strategy"),   # unknown strategy
+    ("model.preset=huge", "model.preset"),              # unknown preset
+])
+def test_bad_config_names_the_key(debug_config, override, needle):
+    with pytest.raises(PtftError, match=needle.replace(".", r"\.")):
+        load_config(debug_config, [override])
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    with pytest.raises(PtftError, match="not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed")
+    with pytest.raises(PtftError, match="not valid YAML"):
+        load_config(str(bad))
+
+
+def test_cli_bad_config_exits_2_with_one_line(debug_config):
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "pretrain", "--config", debug_config,
+                        "--set", "optim.lr=-1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "optim.lr" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,44 @@
+import torch
+
+from ptft_ray.config import ModelConfig
+from ptft_ray.models import Classifier, build_backbone, build_lm, count_params
+
+
+def test_lm_shapes_and_tied_head():
+    m = build_lm(ModelConfig(d_model=32, n_layers=2, n_heads=2, max_seq_len=16), 50)
+    ids = torch.randint(0, 50, (3, 16))
+    assert m(ids).shape == (3, 16, 50)
+    assert m.head.weight is m.backbone.tok_emb.weight  # tied: counted once
+    assert count_params(m) == sum(p.numel() for p in set(m.parameters()))
+
+
+def test_gpt_is_causal():
+    torch.manual_seed(0)
+    m = build_lm(ModelConfig(d_model=32, n_layers=2, n_heads=2, max_seq_len=16), 50).eval()
+    ids = torch.randint(0, 50, (1, 16))
+    changed = ids.clone()
+    changed[0, 10] = (ids[0, 10] + 1) % 50
+    a, b = m(ids), m(changed)
+    assert torch.allclose(a[0, :10], b[0, :10], atol=1e-6)  # the past ignores the future
+    assert not torch.allclose(a[0, 10:], b[0, 10:])
+
+
+def test_seed_lstm_preset_shapes():
+    from ptft_ray.config import PRESETS
+
+    mc = ModelConfig(**PRESETS["seed_lstm"])
+    m = build_lm(mc, 60)
+    assert m.backbone.tok_emb.embedding_dim == 100 and m.backbone.layers[0].hidden_size == 200
+    assert m(torch.randint(0, 60, (2, 7))).shape == (2, 7, 60)
+
+
+def test_classifier_heads_and_layer_groups():
+    for mc in (ModelConfig(d_model=32, n_layers=3, n_heads=2, max_seq_len=16),
+               ModelConfig(arch="lstm", d_model=16, hidden=24, n_layers=2)):
+        bb = build_backbone(mc, 40)
+        ids = torch.randint(1, 40, (4, 12))
+        ids[:, 8:] = 0  # padding
+        assert Classifier(bb, 1, pad_id=0)(ids).shape == (4,)
+        clf = Classifier(build_backbone(mc, 40), 5, pad_id=0)
+        assert clf(ids).shape == (4, 5)
+        assert len(clf.layer_groups()) == mc.n_layers + 2  # embeddings, layers..., head
