@@ -139,6 +139,7 @@ class SweepConfig:
     strategies: list[str] = field(default_factory=lambda: ["full", "linear_probe", "lora"])
     lr_min: float = 1e-5
     lr_max: float = 3e-3
+    lrs: list[float] = field(default_factory=list)  # explicit grid instead of the log-uniform range
     weight_decays: list[float] = field(default_factory=lambda: [0.0, 0.01])
     batch_sizes: list[int] = field(default_factory=lambda: [32])
     epochs: list[float] = field(default_factory=lambda: [3.0])

@@ -167,7 +167,7 @@ def run(lc: dict, ctx) -> dict:
                                           f"training diverged")
                 elapsed = time.perf_counter() - t_window
                 state["tokens"] += int(window[1].item())
-                metrics.update(step=s, epoch=state["epoch"], train_loss=train_loss,
+                metrics.update(step=s, max_steps=max_steps, epoch=state["epoch"], train_loss=train_loss,
                                lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
                                **{f"{task.unit}_per_s": window[1].item() / max(elapsed, 1e-9)})
                 eta = (max_steps - s) * elapsed / max(steps_in_window, 1)

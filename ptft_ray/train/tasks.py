@@ -58,10 +58,8 @@ class ClsTask:
         self.n = len(self.labels)
         self.binary = self.n == 2
         self.pad_id = info["pad_id"]
-        if init_from:
-            meta = ckpt.read_meta(init_from)
-            pre = Config.from_dict(meta["config"], source=f"{init_from}/meta.json")
-            lm = build_lm(pre.model, meta["vocab_size"])
+        if init_from:  # cfg.model is the checkpoint's own model section (finetune/runner.py)
+            lm = build_lm(cfg.model, info["vocab_size"])
             ckpt.load_weights(lm, init_from)
             backbone = lm.backbone
         else:

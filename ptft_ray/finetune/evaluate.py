@@ -1,0 +1,46 @@
+"""`ptft-ray evaluate` and `ptft-ray predict` on an export, without Ray."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..api import load_finetuned
+from ..data.tasks import encode, load_task
+from ..train.tasks import classification_metrics
+from .export import logits_of
+
+
+def _probs(logits: torch.Tensor) -> torch.Tensor:
+    if logits.ndim == 1:  # binary: one logit for labels[1]
+        p1 = torch.sigmoid(logits)
+        return torch.stack([1 - p1, p1], dim=-1)
+    return torch.softmax(logits, dim=-1)
+
+
+def evaluate_export(model_dir: str, data: str, split: str = "test") -> dict:
+    model, tok, cfg, meta = load_finetuned(model_dir)
+    labels = meta["task_info"]["labels"]
+    # the export's own split settings, so "test" is the same rows it never trained on
+    ft = dataclasses.replace(cfg.finetune, data=data, max_examples=0)
+    task = load_task(ft, label_names=labels)
+    idx = task.splits[split] if split != "all" else range(len(task.texts))
+    idx = list(idx)
+    ids = encode(tok, [task.texts[i] for i in idx], ft.max_len)
+    pred = _probs(logits_of(model, ids)).argmax(-1)
+    y = torch.as_tensor(task.labels[idx])
+    n = len(labels)
+    conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()
+    return {"split": split, "n": len(idx), **classification_metrics(conf, prefix=""),
+            "labels": labels, "confusion_matrix": conf.long().tolist(), "model": str(model_dir)}
+
+
+def predict(model_dir: str, texts: list[str]) -> list[dict]:
+    model, tok, cfg, meta = load_finetuned(model_dir)
+    labels = meta["task_info"]["labels"]
+    probs = _probs(logits_of(model, encode(tok, texts, cfg.finetune.max_len)))
+    return [{"text": t, "label": labels[int(p.argmax())],
+             "probabilities": {lab: round(float(x), 6) for lab, x in zip(labels, p)}}
+            for t, p in zip(texts, probs)]
+
+

@@ -1,0 +1,72 @@
+"""One row per Tune trial: its parameters, best checkpoint and metric, and why it ended."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from ..train.errors import find_user_error
+
+COLUMNS = ["trial_id", "checkpoint", "strategy", "lr", "weight_decay", "batch_size", "epochs",
+           "unfreeze_top_k", "lora_rank", "lr_decay", "best_metric", "best_step", "steps_trained",
+           "max_steps", "evals", "wall_s", "stop_reason", "error", "best_checkpoint"]
+
+
+def error_line(e: BaseException) -> str:
+    user = find_user_error(e)
+    if user:
+        return str(user)
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def _better(a: float, b: float, mode: str) -> bool:
+    return a > b if mode == "max" else a < b
+
+
+def best_checkpoint(r, metric: str, mode: str) -> tuple[str | None, float | None, int | None]:
+    """The trial's best (not last) checkpoint by the metric, wherever it was kept."""
+    cands = []
+    for ck, m in (r.best_checkpoints or []):             # in-process trials: Tune kept it
+        cands.append((ck.path, m.get(metric), m.get("step")))
+    df = r.metrics_dataframe
+    if not cands and df is not None and "checkpoint_path" in df:  # TorchTrainer trials
+        for _, row in df.dropna(subset=["checkpoint_path"]).iterrows():
+            if Path(row["checkpoint_path"]).is_dir():
+                cands.append((row["checkpoint_path"], row.get(metric), row.get("step")))
+    best = None
+    for path, value, step in cands:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if best is None or _better(value, best[1], mode):
+            best = (path, float(value), int(step) if step is not None else None)
+    return best or (None, None, None)
+
+
+def trial_row(r, metric: str, mode: str) -> dict:
+    cfg, m = r.config or {}, r.metrics or {}
+    path, value, step = best_checkpoint(r, metric, mode)
+    if r.error is not None:
+        err = error_line(r.error)
+        reason = "diverged" if "diverged" in err else "error"
+    else:
+        err = ""
+        done = m.get("step") is not None and m.get("step") >= m.get("max_steps", float("inf"))
+        reason = "completed" if done else "stopped"
+    row = {k: cfg.get(k) for k in COLUMNS if k in cfg}
+    trial_id = m.get("trial_id") or (Path(r.path).name if r.path else "?")
+    row.update(trial_id=trial_id,
+               best_metric=value, best_step=step, steps_trained=m.get("step"),
+               max_steps=m.get("max_steps"), evals=m.get("training_iteration"),
+               wall_s=m.get("time_total_s"), stop_reason=reason, error=err, best_checkpoint=path)
+    return row
+
+
+def write_trials_csv(rows: list[dict], path: Path) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
+    tmp.replace(path)

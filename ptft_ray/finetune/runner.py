@@ -1,0 +1,94 @@
+"""What a fine-tuning run needs, shared by `ptft-ray finetune` and every sweep trial.
+
+A *source* is where the backbone comes from: a pretrained checkpoint, or `none` (random
+initialisation). `none` borrows the architecture and tokenizer of the first real
+checkpoint given beside it, so the from-scratch baseline differs only in its weights.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import tokenizer as toks
+from ..config import Config
+from ..data.tasks import TaskData, to_ray
+from ..errors import PtftError
+from ..train import checkpoint as ckpt
+
+
+@dataclass
+class Source:
+    key: str                    # "none" or the checkpoint path as given
+    path: str | None            # None = random initialisation
+    tokenizer_json: str
+    model: dict                 # the backbone's model config section
+    lineage: dict               # where it came from: path, step, config hash, corpus
+
+
+def resolve_sources(pretrained: list[str], cfg: Config) -> list[Source]:
+    given = [p for p in pretrained if p] or ([cfg.finetune.init_from] if cfg.finetune.init_from else [])
+    if not given:
+        raise PtftError("no pretrained checkpoint given (--pretrained DIR, or --pretrained none)")
+    if len(set(given)) != len(given):
+        raise PtftError(f"--pretrained lists a checkpoint twice: {given}")
+    real: list[Source] = []
+    for p in given:
+        if p.lower() == "none":
+            continue
+        meta = ckpt.read_meta(p)
+        if meta.get("task") != "lm":
+            raise PtftError(f"--pretrained {p}: not a pretrained language-model checkpoint")
+        pre = Config.from_dict(meta["config"], source=f"{p}/meta.json")
+        if cfg.finetune.max_len > pre.model.max_seq_len and pre.model.arch == "gpt":
+            raise PtftError(f"finetune.max_len={cfg.finetune.max_len} is over the max_seq_len="
+                            f"{pre.model.max_seq_len} of checkpoint {p}")
+        real.append(Source(p, str(Path(p).resolve()), toks.load(p).to_json(), meta["config"]["model"],
+                           {"path": str(Path(p).resolve()), "step": meta["state"]["step"],
+                            "config_hash": Config.from_dict(meta["config"]).hash(),
+                            "corpus": meta["config"]["data"]["path"]}))
+    out = []
+    for p in given:
+        if p.lower() != "none":
+            out.append(next(s for s in real if s.key == p))
+        elif real:
+            out.append(Source("none", None, real[0].tokenizer_json, real[0].model,
+                              {"path": None, "architecture_from": real[0].lineage["path"]}))
+        else:  # scratch alone: the config's model, a byte tokenizer (needs no training)
+            out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.to_dict()["model"],
+                              {"path": None}))
+    return out
+
+
+def datasets_for(task: TaskData, source: Source, max_len: int) -> dict:
+    tok = toks.from_json(source.tokenizer_json)
+    return {s: to_ray(task, tok, max_len, s) for s in ("train", "val")}
+
+
+def loop_config(cfg: Config, source: Source, task: TaskData, world: int = 1) -> dict:
+    """The dict that travels to the loop: config (model section = the backbone's), task info,
+    and the step arithmetic derived from the data size."""
+    tok = toks.from_json(source.tokenizer_json)
+    d = cfg.to_dict()
+    d["model"] = dict(source.model)
+    d["finetune"]["init_from"] = source.path or "none"
+    resolved = Config.from_dict(d)
+    # steps per epoch = train examples // (batch x accumulation x workers), batches drop_last
+    per_step = cfg.train.batch_size * cfg.train.grad_accum * world
+    steps_per_epoch = len(task.splits["train"]) // per_step
+    if steps_per_epoch == 0:
+        raise PtftError(f"{task.path}: {len(task.splits['train'])} training examples are fewer than "
+                        f"one step's batch ({per_step}); lower train.batch_size")
+    return {
+        "config": resolved.to_dict(), "task": "cls", "tokenizer": source.tokenizer_json,
+        "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
+        "init_from": source.path,
+        "task_info": {"labels": task.label_names, "task_type": task.task_type,
+                      "vocab_size": tok.vocab_size, "pad_id": tok.pad_id,
+                      "train_examples": int(len(task.splits["train"])),
+                      "class_balance": task.balance("train")},
+        "steps_per_epoch": steps_per_epoch,
+        "max_steps": max(1, math.ceil(cfg.finetune.epochs * steps_per_epoch)),
+        "eval_every": max(1, steps_per_epoch // cfg.finetune.evals_per_epoch),
+        "lineage": {"pretrained": source.lineage, "data": task.path},
+    }

@@ -1,0 +1,61 @@
+"""`ptft-ray finetune`: one fine-tuning run on Ray Train, its best checkpoint exported."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
+from ..config import Config
+from ..data.tasks import load_task
+from ..errors import PtftError
+from ..train.errors import raise_user_error
+from ..train.loop import train_loop_per_worker
+from .evaluate import evaluate_export
+from .export import export
+from .runner import datasets_for, loop_config, resolve_sources
+
+
+def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwrite: bool = False) -> dict:
+    t0 = time.time()
+    out_p = Path(out or "runs/finetune").resolve()
+    task = load_task(cfg.finetune)
+    (source,) = resolve_sources([pretrained] if pretrained else [], cfg)
+    if out_p.exists() and any(out_p.iterdir()):
+        if not overwrite:
+            raise PtftError(f"{out_p} exists; use another --out or --overwrite")
+        shutil.rmtree(out_p)
+    init_ray()
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    res = cluster_summary()
+    sc, metric = cfg.scaling, cfg.sweep.metric
+    per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
+    lc = loop_config(cfg, source, task, world=sc.num_workers)
+    trainer = TorchTrainer(
+        train_loop_per_worker, train_loop_config=lc,
+        scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
+                                     resources_per_worker=per_worker),
+        run_config=RunConfig(
+            name="train", storage_path=storage_path(str(out_p), res["nodes"]),
+            failure_config=FailureConfig(max_failures=cfg.run.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
+                                               checkpoint_score_order=cfg.sweep.mode)),
+        datasets=datasets_for(task, source, cfg.finetune.max_len))
+    try:
+        result = trainer.fit()
+    except Exception as e:  # noqa: BLE001
+        raise_user_error(e)
+    best_ckpt, best_metrics = result.best_checkpoints[0]
+    model_dir = out_p / "model"
+    export(best_ckpt.path, model_dir)
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test")
+    summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
+               "export_path": str(model_dir), "test_accuracy": test["accuracy"],
+               "test_macro_f1": test["macro_f1"], "test_n": test["n"],
+               "strategy": cfg.finetune.strategy, "lineage": source.lineage,
+               "class_balance": task.balance("train"), "wall_s": time.time() - t0}
+    (out_p / "result.json").write_text(json.dumps(summary, indent=2))
+    return summary

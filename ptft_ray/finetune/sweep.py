@@ -1,0 +1,255 @@
+"""`ptft-ray sweep`: Ray Tune trials over LR, strategy (+ its own parameters), weight decay,
+batch size, epochs and pretrained checkpoint; ASHA stops the weak; the best is exported.
+
+Under Train V2, `Tuner(TorchTrainer(...))` fails, so each trial is a function: it either
+fits its own TorchTrainer (several workers per trial) or, for one worker, runs the same
+loop directly in the trial actor, which skips starting a worker group per trial.
+
+Sweep directory:  DIR/tune/ (Tune's experiment, resumable)  DIR/model/ (best export)
+                  DIR/trials.csv  DIR/result.json
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+
+from ..cluster import DATA_CPUS, cluster_summary, init_ray, worker_resources
+from ..config import Config, SweepConfig
+from ..data.tasks import TaskData, load_task
+from ..errors import PtftError
+from ..train.loop import run, train_loop_per_worker
+from .evaluate import evaluate_export
+from .export import export
+from .results import trial_row, write_trials_csv
+from .runner import Source, datasets_for, loop_config, resolve_sources
+
+# strategy -> (trial parameter, sweep config list it is drawn from)
+CONDITIONAL = {"partial": ("unfreeze_top_k", "unfreeze_top_k"),
+               "lora": ("lora_rank", "lora_ranks"),
+               "discriminative_lr": ("lr_decay", "lr_decays")}
+
+
+def trial_config(base: dict, p: dict) -> Config:
+    d = copy.deepcopy(base)
+    d["optim"].update(lr=p["lr"], weight_decay=p["weight_decay"])
+    d["train"]["batch_size"] = p["batch_size"]
+    d["finetune"].update(strategy=p["strategy"], epochs=p["epochs"])
+    for param, _ in CONDITIONAL.values():
+        if p.get(param) is not None:
+            d["finetune"][param] = p[param]
+    return Config.from_dict(d)
+
+
+def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: TaskData,
+              in_process: bool, scaling: dict, storage: str) -> dict | None:
+    """One Tune trial: the fine-tune loop from the trial's pretrained checkpoint."""
+    from ray import tune
+
+    cfg = trial_config(base, params)
+    src: Source = sources[params["checkpoint"]]
+    lc = loop_config(cfg, src, task, world=scaling["num_workers"])
+    if in_process:
+        return run(lc, _tune_context(datasets[src.key], scaling["use_gpu"]))
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ..train.errors import raise_user_error
+
+    trainer = TorchTrainer(
+        train_loop_per_worker, train_loop_config=lc,
+        scaling_config=ScalingConfig(**scaling),
+        run_config=RunConfig(
+            name=f"train-{tune.get_context().get_trial_id()}", storage_path=storage,
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=base["sweep"]["metric"],
+                                               checkpoint_score_order=base["sweep"]["mode"])),
+        datasets=datasets[src.key])
+    try:
+        trainer.fit()
+    except Exception as e:  # noqa: BLE001
+        raise_user_error(e)
+    return None
+
+
+def _tune_context(ds: dict, use_gpu: bool):
+    from ..train.context import TuneContext
+
+    return TuneContext(ds, use_gpu)
+
+
+def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:
+    from ray import tune
+
+    space = {
+        "lr": tune.grid_search(sw.lrs) if sw.lrs else tune.loguniform(sw.lr_min, sw.lr_max),
+        "strategy": tune.choice(sw.strategies),
+        "checkpoint": tune.choice(checkpoints),
+        "weight_decay": tune.choice(sw.weight_decays),
+        "batch_size": tune.choice(sw.batch_sizes),
+        "epochs": tune.choice(sw.epochs),
+    }
+    for strategy, (param, values) in CONDITIONAL.items():
+        choices = getattr(sw, values)
+        # conditional: drawn only for trials of that strategy, None otherwise
+        space[param] = tune.sample_from(
+            lambda spec, s=strategy, c=choices: random.choice(c) if spec.config.strategy == s else None)
+    return space
+
+
+def optuna_search(sw: SweepConfig, checkpoints: list[str]):
+    try:
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError:
+        raise PtftError("sweep.search=optuna needs optuna: pip install 'ptft_ray[optuna]'") from None
+
+    def define_by_run(trial):
+        if sw.lrs:
+            trial.suggest_categorical("lr", sw.lrs)
+        else:
+            trial.suggest_float("lr", sw.lr_min, sw.lr_max, log=True)
+        s = trial.suggest_categorical("strategy", sw.strategies)
+        trial.suggest_categorical("checkpoint", checkpoints)
+        trial.suggest_categorical("weight_decay", sw.weight_decays)
+        trial.suggest_categorical("batch_size", sw.batch_sizes)
+        trial.suggest_categorical("epochs", sw.epochs)
+        if s in CONDITIONAL:
+            param, values = CONDITIONAL[s]
+            trial.suggest_categorical(param, getattr(sw, values))
+
+    try:
+        return OptunaSearch(space=define_by_run, metric=sw.metric, mode=sw.mode, seed=sw.seed)
+    except (ImportError, AssertionError) as e:
+        raise PtftError(f"sweep.search=optuna: {e}; pip install 'ptft_ray[optuna]'") from None
+
+
+def max_evals(cfg: Config) -> int:
+    """ASHA's max_t in evaluations: the longest trial's epochs x evals per epoch (+ the final)."""
+    return int(math.ceil(max(cfg.sweep.epochs) * cfg.finetune.evals_per_epoch)) + 1
+
+
+def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
+    """-> (in_process, Tune bundle for the trial, Train ScalingConfig kwargs, concurrency)."""
+    sw, sc = cfg.sweep, cfg.scaling
+    in_process = sw.in_process == "yes" or (sw.in_process == "auto" and sw.workers_per_trial == 1)
+    if in_process and sw.workers_per_trial != 1:
+        raise PtftError("sweep.in_process=yes needs sweep.workers_per_trial=1")
+    scaling = {"num_workers": sw.workers_per_trial, "use_gpu": sc.use_gpu}
+    if in_process:
+        cpus = sw.cpus_per_trial or 1.0
+        conc = sw.max_concurrent_trials or max(1, int(res["cpus"] // cpus))
+        if cpus * conc > res["cpus"] + 1e-9 or cpus > res["max_node_cpus"]:
+            raise PtftError(f"sweep: {conc} concurrent trial(s) x {cpus:g} CPU do not fit a cluster of "
+                            f"{res['cpus']:g} CPUs (largest node {res['max_node_cpus']:g}); lower "
+                            f"sweep.max_concurrent_trials or sweep.cpus_per_trial")
+        bundle = {"CPU": cpus}
+        if sc.use_gpu:
+            worker_resources(1, cpus, True, sc.gpus_per_worker, {**res, "cpus": res["cpus"] + DATA_CPUS},
+                             copies=conc, what="sweep")
+            bundle["GPU"] = sc.gpus_per_worker
+        return True, bundle, scaling, conc
+    conc = sw.max_concurrent_trials or max(1, int((res["cpus"] - DATA_CPUS) // sw.workers_per_trial))
+    per_worker = worker_resources(sw.workers_per_trial, sw.cpus_per_trial, sc.use_gpu,
+                                  sc.gpus_per_worker, res, copies=conc, what="sweep")
+    scaling["resources_per_worker"] = per_worker
+    # the trial function only waits on its TorchTrainer: a sliver of CPU
+    return False, {"CPU": 0.01}, scaling, conc
+
+
+def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
+          overwrite: bool = False) -> dict:
+    t0 = time.time()
+    out_p = Path(out or f"runs/{cfg.sweep.name}").resolve()
+    task = load_task(cfg.finetune)                   # data checked before Ray starts
+    sources = resolve_sources(pretrained, cfg)
+    if out_p.exists() and any(out_p.iterdir()) and not resume:
+        if not overwrite:
+            raise PtftError(f"{out_p} holds a sweep already; use --resume to continue it or "
+                            f"--overwrite to replace it")
+        shutil.rmtree(out_p)
+    if resume and not (out_p / "tune").is_dir():
+        raise PtftError(f"--resume: no sweep to resume in {out_p}")
+    out_p.mkdir(parents=True, exist_ok=True)
+
+    init_ray()
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    res = cluster_summary()
+    in_process, bundle, scaling, conc = trial_resources(cfg, res)
+    sw = cfg.sweep
+    base = cfg.to_dict()
+    if in_process and not base["train"]["threads"]:  # one torch thread per trial CPU
+        base["train"]["threads"] = max(1, int(bundle["CPU"]))
+    by_tok: dict[str, dict] = {}
+    for s in sources:  # one tokenized copy per distinct tokenizer
+        if s.tokenizer_json not in by_tok:
+            by_tok[s.tokenizer_json] = datasets_for(task, s, cfg.finetune.max_len)
+    datasets = {s.key: by_tok[s.tokenizer_json] for s in sources}
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=base, sources={s.key: s for s in sources},
+                             datasets=datasets, task=task, in_process=in_process, scaling=scaling,
+                             storage=str(out_p / "train")),
+        bundle)
+    checkpoints = [s.key for s in sources]
+    scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_evals(cfg),
+                               grace_period=sw.grace_period, reduction_factor=sw.reduction_factor)
+                 if sw.scheduler == "asha" else FIFOScheduler())
+    search = optuna_search(sw, checkpoints) if sw.search == "optuna" else BasicVariantGenerator(random_state=sw.seed)
+    if resume:
+        tuner = tune.Tuner.restore(str(out_p / "tune"), trainable=trainable, resume_errored=False)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=build_space(sw, checkpoints) if sw.search == "random" else None,
+            tune_config=tune.TuneConfig(
+                metric=sw.metric, mode=sw.mode, scheduler=scheduler, search_alg=search,
+                num_samples=sw.num_samples, max_concurrent_trials=conc,
+                time_budget_s=sw.time_budget_s or None),
+            run_config=tune.RunConfig(
+                name="tune", storage_path=str(out_p), verbose=1,
+                failure_config=tune.FailureConfig(max_failures=0),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute=sw.metric, checkpoint_score_order=sw.mode)))
+    print(f"[sweep] {sw.num_samples} sample(s), {conc} at a time, "
+          f"{'in-process' if in_process else 'TorchTrainer'} trials with {bundle}; sources: {checkpoints}",
+          flush=True)
+    grid = tuner.fit()
+    rows = [trial_row(r, sw.metric, sw.mode) for r in grid]
+    write_trials_csv(rows, out_p / "trials.csv")
+    ok = [r for r in rows if r["best_checkpoint"]]
+    if not ok:
+        reasons = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:500]
+        raise PtftError(f"sweep {out_p}: no trial produced a checkpoint ({reasons or 'none finished'})")
+    best = (max if sw.mode == "max" else min)(ok, key=lambda r: r["best_metric"])
+    model_dir = out_p / "model"
+    export(best["best_checkpoint"], model_dir, overwrite=True,
+           extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,
+                                 "best_metric": best["best_metric"]}})
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test")
+    summary = {
+        "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
+        "best_metric": best["best_metric"], "export_path": str(model_dir),
+        "best_config": {k: best[k] for k in ("checkpoint", "strategy", "lr", "weight_decay",
+                                              "batch_size", "epochs") if k in best},
+        "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_n": test["n"],
+        "trials_completed": sum(r["stop_reason"] == "completed" for r in rows),
+        "trials_stopped": sum(r["stop_reason"] == "stopped" for r in rows),
+        "trials_failed": sum(r["stop_reason"] in ("error", "diverged") for r in rows),
+        "trials": len(rows), "trial_time_s": sum(r["wall_s"] or 0 for r in rows),
+        "class_balance": task.balance("train"), "task_type": task.task_type,
+        "in_process_trials": in_process, "max_concurrent_trials": conc,
+        "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
+        "wall_s": time.time() - t0, "resumed": resume,
+    }
+    tmp = out_p / ".result.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    tmp.replace(out_p / "result.json")
+    return summary
+
