@@ -151,7 +151,7 @@ class SweepConfig:
     max_concurrent_trials: int = 0   # 0 = as many as the cluster can run
     workers_per_trial: int = 1
     cpus_per_trial: float = 0.0      # 0 = sized from the cluster
-    in_process: str = "auto"    # auto | yes | no: run a one-worker trial without a TorchTrainer
+    in_process: str = "auto"    # auto | always | never: run a one-worker trial without a TorchTrainer
     time_budget_s: float = 0.0  # 0 = no budget
     seed: int = 0
 
@@ -189,7 +189,7 @@ CHOICES = {
     "sweep.search": ("random", "optuna"),
     "sweep.scheduler": ("asha", "none"),
     "sweep.mode": ("max", "min"),
-    "sweep.in_process": ("auto", "yes", "no"),
+    "sweep.in_process": ("auto", "always", "never"),
 }
 POSITIVE = [  # (key, strictly positive?)
     ("model.d_model", True), ("model.n_layers", True), ("model.n_heads", True),

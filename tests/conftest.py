@@ -44,3 +44,42 @@ def tiny_corpus(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def debug_config() -> str:
     return os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", "debug.yaml")
+
+
+def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """A binary task whose label is carried by a few cue words (generated, not third-party)."""
+    rng = random.Random(seed)
+    common = "the a film movie story it was and of to in this".split()
+    cues = {"pos": "great wonderful superb moving brilliant".split(),
+            "neg": "dull boring awful weak tedious".split()}
+    texts, labels = [], []
+    for _ in range(n):
+        y = rng.choice(["pos", "neg"])
+        words = [rng.choice(common) for _ in range(rng.randint(4, 10))]
+        for _ in range(3):
+            words.insert(rng.randrange(len(words)), rng.choice(cues[y]))
+        texts.append(" ".join(words))
+        labels.append(y)
+    return texts, labels
+
+
+@pytest.fixture(scope="session")
+def cls_data(tmp_path_factory) -> str:
+    texts, labels = synthetic_reviews(900)
+    p = tmp_path_factory.mktemp("cls") / "reviews.parquet"
+    pq.write_table(pa.table({"text": texts, "label": labels}), p)
+    return str(p)
+
+
+@pytest.fixture(scope="session")
+def pretrained_ckpt(ray_session, tiny_corpus, debug_config, tmp_path_factory) -> str:
+    from ptft_ray.config import load_config
+    from ptft_ray.train.pretrain import pretrain
+
+    cfg = load_config(debug_config, [f"data.path={tiny_corpus}", "schedule.max_steps=30"])
+    return pretrain(cfg, str(tmp_path_factory.mktemp("pre") / "run"))["checkpoint"]
+
+
+@pytest.fixture(scope="session")
+def sweep_config() -> str:
+    return os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", "debug_sweep.yaml")

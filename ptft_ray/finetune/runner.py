@@ -23,6 +23,7 @@ class Source:
     path: str | None            # None = random initialisation
     tokenizer_json: str
     model: dict                 # the backbone's model config section
+    data: dict | None           # its data section (tokenizer, seq_len), None for scratch
     lineage: dict               # where it came from: path, step, config hash, corpus
 
 
@@ -44,6 +45,7 @@ def resolve_sources(pretrained: list[str], cfg: Config) -> list[Source]:
             raise PtftError(f"finetune.max_len={cfg.finetune.max_len} is over the max_seq_len="
                             f"{pre.model.max_seq_len} of checkpoint {p}")
         real.append(Source(p, str(Path(p).resolve()), toks.load(p).to_json(), meta["config"]["model"],
+                           meta["config"]["data"],
                            {"path": str(Path(p).resolve()), "step": meta["state"]["step"],
                             "config_hash": Config.from_dict(meta["config"]).hash(),
                             "corpus": meta["config"]["data"]["path"]}))
@@ -52,11 +54,11 @@ def resolve_sources(pretrained: list[str], cfg: Config) -> list[Source]:
         if p.lower() != "none":
             out.append(next(s for s in real if s.key == p))
         elif real:
-            out.append(Source("none", None, real[0].tokenizer_json, real[0].model,
+            out.append(Source("none", None, real[0].tokenizer_json, real[0].model, real[0].data,
                               {"path": None, "architecture_from": real[0].lineage["path"]}))
         else:  # scratch alone: the config's model, a byte tokenizer (needs no training)
             out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.to_dict()["model"],
-                              {"path": None}))
+                              None, {"path": None}))
     return out
 
 
@@ -71,6 +73,8 @@ def loop_config(cfg: Config, source: Source, task: TaskData, world: int = 1) -> 
     tok = toks.from_json(source.tokenizer_json)
     d = cfg.to_dict()
     d["model"] = dict(source.model)
+    if source.data:
+        d["data"] = dict(source.data)
     d["finetune"]["init_from"] = source.path or "none"
     resolved = Config.from_dict(d)
     # steps per epoch = train examples // (batch x accumulation x workers), batches drop_last

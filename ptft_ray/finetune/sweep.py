@@ -98,7 +98,7 @@ def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:
         choices = getattr(sw, values)
         # conditional: drawn only for trials of that strategy, None otherwise
         space[param] = tune.sample_from(
-            lambda spec, s=strategy, c=choices: random.choice(c) if spec.config.strategy == s else None)
+            lambda config, s=strategy, c=choices: random.choice(c) if config["strategy"] == s else None)
     return space
 
 
@@ -136,9 +136,9 @@ def max_evals(cfg: Config) -> int:
 def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
     """-> (in_process, Tune bundle for the trial, Train ScalingConfig kwargs, concurrency)."""
     sw, sc = cfg.sweep, cfg.scaling
-    in_process = sw.in_process == "yes" or (sw.in_process == "auto" and sw.workers_per_trial == 1)
+    in_process = sw.in_process == "always" or (sw.in_process == "auto" and sw.workers_per_trial == 1)
     if in_process and sw.workers_per_trial != 1:
-        raise PtftError("sweep.in_process=yes needs sweep.workers_per_trial=1")
+        raise PtftError("sweep.in_process=always needs sweep.workers_per_trial=1")
     scaling = {"num_workers": sw.workers_per_trial, "use_gpu": sc.use_gpu}
     if in_process:
         cpus = sw.cpus_per_trial or 1.0
@@ -201,7 +201,9 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_evals(cfg),
                                grace_period=sw.grace_period, reduction_factor=sw.reduction_factor)
                  if sw.scheduler == "asha" else FIFOScheduler())
-    search = optuna_search(sw, checkpoints) if sw.search == "optuna" else BasicVariantGenerator(random_state=sw.seed)
+    # a BasicVariantGenerator instance ignores TuneConfig.max_concurrent_trials: bound it here
+    search = (optuna_search(sw, checkpoints) if sw.search == "optuna"
+              else BasicVariantGenerator(max_concurrent=conc, random_state=sw.seed))
     if resume:
         tuner = tune.Tuner.restore(str(out_p / "tune"), trainable=trainable, resume_errored=False)
     else:
@@ -210,7 +212,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
             param_space=build_space(sw, checkpoints) if sw.search == "random" else None,
             tune_config=tune.TuneConfig(
                 metric=sw.metric, mode=sw.mode, scheduler=scheduler, search_alg=search,
-                num_samples=sw.num_samples, max_concurrent_trials=conc,
+                num_samples=sw.num_samples,
+                max_concurrent_trials=conc if sw.search == "optuna" else None,
                 time_budget_s=sw.time_budget_s or None),
             run_config=tune.RunConfig(
                 name="tune", storage_path=str(out_p), verbose=1,

@@ -1,6 +1,8 @@
 """Turn Ray's wrapped worker / trial failures back into the user's own error."""
 from __future__ import annotations
 
+import re
+
 from ..errors import PtftError
 
 
@@ -8,8 +10,6 @@ def find_user_error(e: BaseException | None, depth: int = 0) -> PtftError | None
     """Search a Ray exception (worker failures, RayTaskError causes) for a PtftError."""
     if e is None or depth > 6:
         return None
-    if isinstance(e, PtftError):
-        return PtftError(str(e).splitlines()[-1] if "\n" in str(e) else str(e))
     for inner in (getattr(e, "worker_failures", {}) or {}).values():
         found = find_user_error(inner, depth + 1)
         if found:
@@ -18,6 +18,9 @@ def find_user_error(e: BaseException | None, depth: int = 0) -> PtftError | None
         found = find_user_error(getattr(e, attr, None), depth + 1)
         if found:
             return found
+    if isinstance(e, PtftError):  # Ray's RayTaskError(PtftError) carries a traceback text
+        last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        return type(e)(re.sub(r"^[\w.]+(Error|Exception): ", "", last))
     return None
 
 

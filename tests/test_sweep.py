@@ -1,0 +1,127 @@
+"""Real Ray Tune sweeps from a pretrained checkpoint (tiny model, synthetic task)."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ptft_ray import load_finetuned
+from ptft_ray.config import load_config
+from ptft_ray.data.tasks import encode, load_task
+from ptft_ray.finetune.export import classifier_from_checkpoint, logits_of
+from ptft_ray.finetune.sweep import sweep
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def asha_sweep(ray_session, pretrained_ckpt, cls_data, sweep_config, tmp_path_factory):
+    """Six trials: two good LRs, three that barely move, one that diverges (lr=1e30)."""
+    cfg = load_config(sweep_config, [
+        f"finetune.data={cls_data}", "sweep.lrs=[3e-3, 1e-8, 1e-8, 3e-3, 1e-8, 1e30]",
+        "sweep.num_samples=1", "sweep.strategies=[full]", "sweep.max_concurrent_trials=2",
+        "finetune.epochs=2", "sweep.epochs=[2]"])
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    return sweep(cfg, [pretrained_ckpt], str(out)), out, cfg
+
+
+def test_sweep_contract_asha_stops_and_failure_is_recorded(asha_sweep):
+    result, out, _ = asha_sweep
+    saved = json.loads((out / "result.json").read_text())
+    for key in ("best_trial", "metric", "best_metric", "export_path", "trials_completed",
+                "trials_stopped", "trials_failed"):
+        assert key in saved, key
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert len(rows) == 6
+    assert saved["trials_stopped"] >= 1                      # ASHA ended a weak trial early
+    failed = [r for r in rows if r["stop_reason"] == "diverged"]
+    assert len(failed) == 1 and float(failed[0]["lr"]) == 1e30 and "diverged" in failed[0]["error"]
+    assert saved["trials_failed"] == 1                        # and the sweep went on
+    assert saved["trials_completed"] + saved["trials_stopped"] == 5
+    stopped = [r for r in rows if r["stop_reason"] == "stopped"]
+    assert all(int(r["steps_trained"]) < int(r["max_steps"]) for r in stopped)
+    # best = best checkpoint's metric over all trials (not each trial's last)
+    best = max(float(r["best_metric"]) for r in rows if r["best_metric"])
+    assert saved["best_metric"] == pytest.approx(best)
+    assert float(next(r for r in rows if r["trial_id"] == saved["best_trial"])["lr"]) == 3e-3
+    assert saved["best_metric"] > 0.7 and saved["test_accuracy"] > 0.7
+    assert saved["lineage"][next(iter(saved["lineage"]))]["step"] == 30
+
+
+def test_export_loads_without_ray_and_matches_the_trial(asha_sweep, cls_data):
+    result, out, cfg = asha_sweep
+    model, tok, ecfg, meta = load_finetuned(result["export_path"])
+    assert meta["task_info"]["labels"] == ["neg", "pos"]
+    assert meta["metrics"][cfg.sweep.metric] == pytest.approx(result["best_metric"])
+    trial_model, _ = classifier_from_checkpoint(meta["exported_from"])
+    task = load_task(ecfg.finetune)
+    ids = encode(tok, [task.texts[i] for i in task.splits["val"][:64]], ecfg.finetune.max_len)
+    torch.testing.assert_close(logits_of(model, ids), logits_of(trial_model, ids))
+
+
+def test_evaluate_and_predict_cli(asha_sweep, cls_data):
+    result, _, _ = asha_sweep
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "evaluate", "--model", result["export_path"],
+                        "--data", cls_data], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    ev = json.loads(r.stdout)
+    assert ev["n"] == 90 and ev["accuracy"] == pytest.approx(result["test_accuracy"])
+    assert sum(map(sum, ev["confusion_matrix"])) == 90 and 0 <= ev["macro_f1"] <= 1
+    model, tok, ecfg, meta = load_finetuned(result["export_path"])
+    texts = ["a great and wonderful film", "dull boring awful", "the movie was brilliant"]
+    logits = logits_of(model, encode(tok, texts, ecfg.finetune.max_len))
+    want = [meta["task_info"]["labels"][int(x > 0)] for x in logits]   # binary: one logit
+    args = [a for t in texts for a in ("--text", t)]
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "predict", "--model", result["export_path"],
+                        *args], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["label"] for x in rows] == want
+    for x, lg in zip(rows, logits):
+        assert x["probabilities"]["pos"] == pytest.approx(torch.sigmoid(lg).item(), abs=1e-5)
+        assert sum(x["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_torchtrainer_trials_lora_and_scratch(ray_session, pretrained_ckpt, cls_data, sweep_config, tmp_path):
+    """Trials that fit their own TorchTrainer; a LoRA export is merged; `none` = random init."""
+    cfg = load_config(sweep_config, [
+        f"finetune.data={cls_data}", "sweep.num_samples=2", "sweep.strategies=[lora]",
+        "sweep.in_process=never", "sweep.lrs=[3e-3]", "sweep.scheduler=none",
+        "sweep.max_concurrent_trials=1", "finetune.epochs=1", "sweep.epochs=[1]"])
+    res = sweep(cfg, [pretrained_ckpt, "none"], str(tmp_path / "s"))
+    assert res["in_process_trials"] is False and res["trials_completed"] == 2
+    rows = list(csv.DictReader(open(tmp_path / "s" / "trials.csv")))
+    assert {r["checkpoint"] for r in rows} <= {pretrained_ckpt, "none"}
+    assert all(r["lora_rank"] for r in rows) and all("/train/" in r["best_checkpoint"] for r in rows)
+    _, _, _, meta = load_finetuned(res["export_path"])
+    assert meta["lora_merged"] == 4 * 2  # qkv, proj, fc, fc_out in each of 2 blocks
+    assert res["lineage"]["none"]["path"] is None
+
+
+def test_optuna_conditional_space(sweep_config):
+    pytest.importorskip("optuna")
+    from ptft_ray.finetune.sweep import CONDITIONAL, optuna_search
+
+    cfg = load_config(sweep_config)
+    search = optuna_search(cfg.sweep, ["ck", "none"])
+    search.set_search_properties(cfg.sweep.metric, cfg.sweep.mode, config={})
+    for i in range(12):
+        p = search.suggest(f"t{i}")
+        assert cfg.sweep.lr_min <= p["lr"] <= cfg.sweep.lr_max and p["checkpoint"] in ("ck", "none")
+        for strategy, (param, _) in CONDITIONAL.items():
+            assert (param in p) == (p["strategy"] == strategy)
+
+
+def test_single_finetune_from_scratch(ray_session, cls_data, sweep_config, tmp_path):
+    from ptft_ray.finetune.single import finetune
+
+    cfg = load_config(sweep_config, [f"finetune.data={cls_data}", "finetune.epochs=1",
+                                     "finetune.strategy=full", "optim.lr=3e-3"])
+    res = finetune(cfg, "none", str(tmp_path / "ft"))
+    assert res["lineage"] == {"path": None} and 0 <= res["test_accuracy"] <= 1
+    model, tok, ecfg, meta = load_finetuned(res["export_path"])
+    assert tok.kind == "byte" and meta["init_from"] is None
+    with pytest.raises(Exception, match="exists"):
+        finetune(cfg, "none", str(tmp_path / "ft"))  # never overwritten without --overwrite
