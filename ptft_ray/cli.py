@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data", default=None, help="classification data (parquet, csv, jsonl)")
         p.add_argument("--text-column", default=None)
         p.add_argument("--label-column", default=None)
+        p.add_argument("--arch-from", default=None, metavar="CKPT",
+                       help="with --pretrained none: use this checkpoint's architecture and tokenizer")
         if name == "sweep":
             p.add_argument("--resume", action="store_true", help="resume an interrupted sweep")
 
@@ -76,12 +78,13 @@ def run(args) -> int:
     elif args.cmd == "finetune":
         from .finetune.single import finetune
 
-        print(json.dumps(finetune(_cfg(args), (args.pretrained or [None])[0], args.out, args.overwrite), indent=2))
+        print(json.dumps(finetune(_cfg(args), (args.pretrained or [None])[0], args.out, args.overwrite,
+                                  arch_from=args.arch_from), indent=2))
     elif args.cmd == "sweep":
         from .finetune.sweep import sweep
 
         print(json.dumps(sweep(_cfg(args), args.pretrained, args.out, resume=args.resume,
-                               overwrite=args.overwrite), indent=2))
+                               overwrite=args.overwrite, arch_from=args.arch_from), indent=2))
     elif args.cmd == "evaluate":
         from .finetune.evaluate import evaluate_export
 
@@ -94,13 +97,14 @@ def run(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def guarded(fn, debug: bool = False) -> int:
+    """Run fn; bad input becomes one line on stderr and exit 2 (traceback with --debug)."""
     from .errors import PtftError
 
-    args = build_parser().parse_args(argv)
-    debug = args.debug or bool(os.environ.get("PTFT_DEBUG"))
+    debug = debug or bool(os.environ.get("PTFT_DEBUG"))
     try:
-        return run(args)
+        result = fn()
+        return result if isinstance(result, int) else 0
     except PtftError as e:
         if debug:
             traceback.print_exc()
@@ -109,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ptft-ray: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return guarded(lambda: run(args), args.debug)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,17 @@ class Source:
     lineage: dict               # where it came from: path, step, config hash, corpus
 
 
-def resolve_sources(pretrained: list[str], cfg: Config) -> list[Source]:
+def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = None) -> list[Source]:
+    """arch_from: a checkpoint whose architecture and tokenizer `none` uses when no real
+    checkpoint is in the list (the from-scratch baseline of another sweep)."""
     given = [p for p in pretrained if p] or ([cfg.finetune.init_from] if cfg.finetune.init_from else [])
     if not given:
         raise PtftError("no pretrained checkpoint given (--pretrained DIR, or --pretrained none)")
     if len(set(given)) != len(given):
         raise PtftError(f"--pretrained lists a checkpoint twice: {given}")
     real: list[Source] = []
-    for p in given:
-        if p.lower() == "none":
+    for p in [*given, *([arch_from] if arch_from else [])]:
+        if p.lower() == "none" or any(s.key == p for s in real):
             continue
         meta = ckpt.read_meta(p)
         if meta.get("task") != "lm":

@@ -17,11 +17,12 @@ from .export import export
 from .runner import datasets_for, loop_config, resolve_sources
 
 
-def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwrite: bool = False) -> dict:
+def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwrite: bool = False,
+             arch_from: str | None = None) -> dict:
     t0 = time.time()
     out_p = Path(out or "runs/finetune").resolve()
     task = load_task(cfg.finetune)
-    (source,) = resolve_sources([pretrained] if pretrained else [], cfg)
+    (source,) = resolve_sources([pretrained] if pretrained else [], cfg, arch_from)
     if out_p.exists() and any(out_p.iterdir()):
         if not overwrite:
             raise PtftError(f"{out_p} exists; use another --out or --overwrite")

@@ -162,11 +162,11 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
 
 
 def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
-          overwrite: bool = False) -> dict:
+          overwrite: bool = False, arch_from: str | None = None) -> dict:
     t0 = time.time()
     out_p = Path(out or f"runs/{cfg.sweep.name}").resolve()
     task = load_task(cfg.finetune)                   # data checked before Ray starts
-    sources = resolve_sources(pretrained, cfg)
+    sources = resolve_sources(pretrained, cfg, arch_from)
     if out_p.exists() and any(out_p.iterdir()) and not resume:
         if not overwrite:
             raise PtftError(f"{out_p} holds a sweep already; use --resume to continue it or "
