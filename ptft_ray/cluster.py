@@ -18,8 +18,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
 
     The dashboard stays on: without it Train cannot free the placement groups of
     finished Tune trials (shared/notes/ray-2.60-facts.md)."""
+    # our own progress lines stay readable in `ray job logs`; Ray Data's bars do not
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     import ray
+    from ray.data import DataContext
 
+    DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")

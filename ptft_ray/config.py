@@ -83,6 +83,7 @@ class TrainConfig:
     precision: str = "auto"     # auto (bf16 on GPU) | fp32 | bf16
     seed: int = 0
     threads: int = 0            # torch threads per worker (0 = leave torch's default)
+    trace_file: str = ""        # audit: rank 0 appends each step's sample fingerprints here
 
 
 @dataclass

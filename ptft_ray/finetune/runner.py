@@ -27,6 +27,17 @@ class Source:
     lineage: dict               # where it came from: path, step, config hash, corpus
 
 
+def check_loadable(path: str, pre: Config, meta: dict) -> None:
+    """Fail on the driver, before any trial, if the checkpoint cannot be loaded."""
+    from ..models import build_lm
+
+    tok = toks.load(path)
+    if tok.vocab_size != meta["vocab_size"]:
+        raise PtftError(f"{path}: tokenizer has {tok.vocab_size} tokens but the weights were "
+                        f"trained for {meta['vocab_size']} (mismatched vocabulary)")
+    ckpt.load_weights(build_lm(pre.model, meta["vocab_size"]), path)
+
+
 def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = None) -> list[Source]:
     """arch_from: a checkpoint whose architecture and tokenizer `none` uses when no real
     checkpoint is in the list (the from-scratch baseline of another sweep)."""
@@ -43,6 +54,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
         if meta.get("task") != "lm":
             raise PtftError(f"--pretrained {p}: not a pretrained language-model checkpoint")
         pre = Config.from_dict(meta["config"], source=f"{p}/meta.json")
+        check_loadable(p, pre, meta)
         if cfg.finetune.max_len > pre.model.max_seq_len and pre.model.arch == "gpt":
             raise PtftError(f"finetune.max_len={cfg.finetune.max_len} is over the max_seq_len="
                             f"{pre.model.max_seq_len} of checkpoint {p}")

@@ -30,6 +30,8 @@ def write_dir(path: str | Path, model: nn.Module, meta: dict, tokenizer_json: st
               optimizer: torch.optim.Optimizer | None = None) -> Path:
     """Write a complete checkpoint directory at `path` (which must not exist yet)."""
     path = Path(path)
+    if path.exists():
+        raise PtftError(f"{path} exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
@@ -89,9 +91,32 @@ def load_optimizer(optimizer: torch.optim.Optimizer, d: str | Path) -> None:
     optimizer.load_state_dict(state["optimizer"])
 
 
-def latest_in(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint directory Ray Train left under a run directory, if any."""
-    cands = [p for p in Path(run_dir).glob("checkpoint_*") if (p / META).is_file()]
-    if not cands:
-        return None
-    return max(cands, key=lambda p: json.loads((p / META).read_text()).get("step", -1))
+def is_complete(d: str | Path) -> bool:
+    """Every file of the checkpoint reads back (a save cut short by a crash does not)."""
+    from safetensors import safe_open
+
+    try:
+        read_meta(d)
+        with safe_open(str(Path(d) / WEIGHTS), framework="pt") as f:
+            for k in f.keys():
+                f.get_tensor(k)
+        torch.load(Path(d) / STATE, map_location="cpu", weights_only=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: not usable
+        return False
+
+
+def newer_on_disk(run_dir: str | Path, than_step: int) -> list[Path]:
+    """Checkpoints under a local run directory newer than `than_step`, newest first.
+
+    Ray Train registers a reported checkpoint a moment after it is on disk; a worker that
+    dies in between would otherwise restart from the previous, registered one."""
+    found = []
+    for p in Path(run_dir).glob("checkpoint_*"):
+        try:
+            step = json.loads((p / META).read_text())["state"]["step"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if step > than_step:
+            found.append((step, p))
+    return [p for _, p in sorted(found, reverse=True)]

@@ -59,10 +59,20 @@ class TrainContext(_Base):
 
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
 
-    def resume_dir(self) -> str | None:
+    def resume_dir(self, run_dir: str | None = None) -> str | None:
+        """Ray's latest registered checkpoint, or a newer complete one already on disk."""
         import ray.train
 
-        return self._restore(ray.train.get_checkpoint())
+        from . import checkpoint as ckpt
+
+        registered = self._restore(ray.train.get_checkpoint())
+        if run_dir and "://" not in run_dir:
+            step = ckpt.read_meta(registered)["state"]["step"] if registered else -1
+            for d in ckpt.newer_on_disk(run_dir, step):
+                if ckpt.is_complete(d):
+                    cleanup(registered)
+                    return self._restore(ray.train.Checkpoint.from_directory(str(d)))
+        return registered
 
 
 class TuneContext(_Base):
@@ -83,7 +93,7 @@ class TuneContext(_Base):
 
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
 
-    def resume_dir(self) -> str | None:
+    def resume_dir(self, run_dir: str | None = None) -> str | None:
         from ray import tune
 
         return self._restore(tune.get_checkpoint())

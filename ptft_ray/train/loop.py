@@ -9,9 +9,13 @@ Arithmetic of one optimizer step (pretraining):
 """
 from __future__ import annotations
 
+import json
 import math
+import os
+import sys
 import tempfile
 import time
+import zlib
 from contextlib import nullcontext
 
 import torch
@@ -22,6 +26,23 @@ from ..finetune.strategies import STRATEGIES, Plan
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
 from .tasks import build_task
+
+
+def say(line: str) -> None:
+    """One progress line. Not print(): Train V2 patches print and, with Ray's redirected
+    stdout, every line would reach the driver twice."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def trace(path: str, step: int, state: dict, batch: dict) -> None:
+    """Audit line: which samples this step trained on (crc32 of each row of the batch)."""
+    key = "tokens" if "tokens" in batch else "input_ids"
+    rows = batch[key].cpu().numpy()
+    with open(path, "a") as f:
+        f.write(json.dumps({"step": step, "pid": os.getpid(), "epoch": state["epoch"],
+                            "batch_in_epoch": state["batch_in_epoch"],
+                            "samples": [zlib.crc32(r.tobytes()) for r in rows]}) + "\n")
 
 
 def train_loop_per_worker(lc: dict) -> dict:
@@ -107,7 +128,7 @@ def run(lc: dict, ctx) -> dict:
     state = {"step": 0, "tokens": 0, "epoch": 0, "batch_in_epoch": 0}
     history: list[dict] = []
     metrics: dict = {}
-    resume = ctx.resume_dir()
+    resume = ctx.resume_dir(lc.get("run_dir"))
     if resume:
         meta = ckpt.read_meta(resume)
         ckpt.load_weights(raw, resume)
@@ -135,6 +156,8 @@ def run(lc: dict, ctx) -> dict:
             g["lr"] = g["base_lr"] * mult
         for micro in range(tc.grad_accum):
             batch = next(data)
+            if tc.trace_file and ctx.rank == 0:
+                trace(tc.trace_file, step + 1, state, batch)
             # gradients are all-reduced once per optimizer step, on the last micro-batch
             sync = micro == tc.grad_accum - 1 or ctx.world == 1
             with (nullcontext() if sync else model.no_sync()), amp:
@@ -156,7 +179,8 @@ def run(lc: dict, ctx) -> dict:
         last = s == max_steps
         do_log = s % tc.log_every == 0 or last
         do_eval = (eval_every and s % eval_every == 0) or last
-        do_ckpt = s % cfg.checkpoint.every_steps == 0 or last or (do_eval and task.name == "cls")
+        # fine-tuning checkpoints exactly at evaluations: each Tune report carries the metric
+        do_ckpt = do_eval if task.name == "cls" else (s % cfg.checkpoint.every_steps == 0 or last)
         if do_log or do_eval or do_ckpt:
             window = ctx.all_reduce(torch.stack([loss_sum, items.float()]).cpu())
             loss_sum.zero_(), items.zero_()
@@ -172,13 +196,13 @@ def run(lc: dict, ctx) -> dict:
                                **{f"{task.unit}_per_s": window[1].item() / max(elapsed, 1e-9)})
                 eta = (max_steps - s) * elapsed / max(steps_in_window, 1)
                 if ctx.rank == 0:
-                    print(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} "
-                          f"{metrics[f'{task.unit}_per_s']:.0f} {task.unit}/s eta {eta:.0f}s", flush=True)
+                    say(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} "
+                        f"{metrics[f'{task.unit}_per_s']:.0f} {task.unit}/s eta {eta:.0f}s")
         if do_eval:
             metrics.update(evaluate(task, model, ctx, cfg, amp))
             if ctx.rank == 0:
-                print(f"[{task.name}] step {s} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                                                           if k.startswith("val_")), flush=True)
+                say(f"[{task.name}] step {s} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                                                         if k.startswith("val_")))
         if do_log or do_eval:
             history.append(dict(metrics))
         if do_eval or do_ckpt:

@@ -69,12 +69,6 @@ def get_tokenizer(cfg: Config, out: Path, files: list[str], fmt: str):
 def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -> dict:
     out = Path(out_dir or cfg.run.out_dir)
     files, fmt = check_corpus(cfg.data)          # before Ray starts
-    resuming = prepare_run_dir(cfg, out, overwrite)
-    tok = get_tokenizer(cfg, out, files, fmt)
-    if cfg.model.vocab_size and cfg.model.vocab_size != tok.vocab_size:
-        raise PtftError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
-                        f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
-
     init_ray()
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
@@ -83,10 +77,16 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
     res = cluster_summary()
     sc = cfg.scaling
     per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
+    resuming = prepare_run_dir(cfg, out, overwrite)  # only once the run can be scheduled
+    tok = get_tokenizer(cfg, out, files, fmt)
+    if cfg.model.vocab_size and cfg.model.vocab_size != tok.vocab_size:
+        raise PtftError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
+                        f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
     lc = {"config": cfg.to_dict(), "task": "lm", "tokenizer": tok.to_json(),
           "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
-          "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()}}
+          "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()},
+          "run_dir": storage_path(str(out), res["nodes"])}
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config=lc,
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
