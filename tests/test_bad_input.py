@@ -217,3 +217,21 @@ def test_existing_run_is_not_overwritten(tiny_corpus, debug_config, tmp_path):
     assert_refused(cli(*pre(debug_config, f"data.path={tiny_corpus}", "model.d_model=32"), "--out", str(out)),
                    "different", "--overwrite")
     assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_budget_too_small_for_one_trial(pretrained_ckpt, cls_data):
+    assert_refused(cli(*sweep_args(cls_data, "--set", "sweep.time_budget_s=1", pretrained=pretrained_ckpt)),
+                   "sweep.time_budget_s=1", "estimated")
+
+
+def test_no_secret_in_any_config():
+    """Credentials come from the environment, never from a committed config."""
+    import glob
+    import re
+
+    pattern = re.compile(r"(password|secret|token|access_key|api_key)\s*:\s*['\"]?[A-Za-z0-9/+_\-]{8,}", re.I)
+    root = os.path.join(os.path.dirname(__file__), "..")
+    files = glob.glob(os.path.join(CONFIGS, "*.yaml")) + glob.glob(os.path.join(root, "*.yaml"))
+    assert files
+    for f in files:
+        assert not pattern.search(open(f).read()), f

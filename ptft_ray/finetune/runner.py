@@ -27,6 +27,24 @@ class Source:
     lineage: dict               # where it came from: path, step, config hash, corpus
 
 
+def _throughput(meta: dict) -> float | None:
+    """Training tokens/s per worker measured during the checkpoint's own pretraining."""
+    rates = [h["tokens_per_s"] for h in meta.get("history", []) if h.get("tokens_per_s")]
+    workers = meta["config"]["scaling"]["num_workers"]
+    return sorted(rates)[len(rates) // 2] / workers if rates else None
+
+
+def estimate_trial_s(lc: dict, source: Source, startup_s: float = 5.0) -> float | None:
+    """Seconds for one trial: its tokens / the measured per-worker throughput + start-up.
+    (Fine-tuning a classifier costs about what an LM step does per token.)"""
+    rate = source.lineage.get("tokens_per_s_per_worker")
+    if not rate:
+        return None
+    c = lc["config"]
+    tokens = lc["max_steps"] * c["train"]["batch_size"] * c["train"]["grad_accum"] * c["finetune"]["max_len"]
+    return startup_s + tokens / rate
+
+
 def check_loadable(path: str, pre: Config, meta: dict) -> None:
     """Fail on the driver, before any trial, if the checkpoint cannot be loaded."""
     from ..models import build_lm
@@ -61,6 +79,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
         real.append(Source(p, str(Path(p).resolve()), toks.load(p).to_json(), meta["config"]["model"],
                            meta["config"]["data"],
                            {"path": str(Path(p).resolve()), "step": meta["state"]["step"],
+                            "tokens_per_s_per_worker": _throughput(meta),
                             "config_hash": Config.from_dict(meta["config"]).hash(),
                             "corpus": meta["config"]["data"]["path"]}))
     out = []

@@ -26,7 +26,7 @@ from ..train.loop import run, train_loop_per_worker
 from .evaluate import evaluate_export
 from .export import export
 from .results import trial_row, write_trials_csv
-from .runner import Source, datasets_for, loop_config, resolve_sources
+from .runner import Source, datasets_for, estimate_trial_s, loop_config, resolve_sources
 
 # strategy -> (trial parameter, sweep config list it is drawn from)
 CONDITIONAL = {"partial": ("unfreeze_top_k", "unfreeze_top_k"),
@@ -128,6 +128,26 @@ def optuna_search(sw: SweepConfig, checkpoints: list[str]):
         raise PtftError(f"sweep.search=optuna: {e}; pip install 'ptft_ray[optuna]'") from None
 
 
+def check_budget(cfg: Config, sources: list[Source], task: TaskData) -> None:
+    """Refuse a time budget smaller than the cheapest possible trial."""
+    budget = cfg.sweep.time_budget_s
+    if not budget:
+        return
+    cheapest = None
+    for src in sources:
+        for bs in cfg.sweep.batch_sizes:
+            for ep in cfg.sweep.epochs:
+                trial = trial_config(cfg.to_dict(), {"lr": cfg.sweep.lr_min, "weight_decay": 0.0,
+                                                     "batch_size": bs, "epochs": ep, "strategy": "full"})
+                est = estimate_trial_s(loop_config(trial, src, task), src)
+                if est is not None:
+                    cheapest = est if cheapest is None else min(cheapest, est)
+    if cheapest is not None and budget < cheapest:
+        raise PtftError(f"sweep.time_budget_s={budget:g} is below one trial's estimated {cheapest:.0f} s "
+                        f"(from the checkpoint's measured throughput); raise the budget or lower "
+                        f"finetune.max_examples / sweep.epochs")
+
+
 def max_evals(cfg: Config) -> int:
     """ASHA's max_t in evaluations: the longest trial's epochs x evals per epoch (+ the final)."""
     return int(math.ceil(max(cfg.sweep.epochs) * cfg.finetune.evals_per_epoch)) + 1
@@ -167,6 +187,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     out_p = Path(out or f"runs/{cfg.sweep.name}").resolve()
     task = load_task(cfg.finetune)                   # data checked before Ray starts
     sources = resolve_sources(pretrained, cfg, arch_from)
+    check_budget(cfg, sources, task)
     if out_p.exists() and any(out_p.iterdir()) and not resume:
         if not overwrite:
             raise PtftError(f"{out_p} holds a sweep already; use --resume to continue it or "

@@ -1,0 +1,52 @@
+"""A sweep whose driver was killed resumes with --resume; finished trials are not rerun."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _finished_trials(tune_dir: Path) -> dict[str, int]:
+    """trial dir -> number of results, for trials whose last result says done."""
+    done = {}
+    for f in tune_dir.glob("run_trial_*/result.json"):
+        rows = [json.loads(x) for x in f.read_text().splitlines() if x.strip()]
+        if rows and rows[-1].get("step") == rows[-1].get("max_steps"):
+            done[f.parent.name] = len(rows)
+    return done
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(pretrained_ckpt, cls_data, sweep_config, tmp_path):
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "ptft_ray.cli", "sweep", "--config", sweep_config, "--pretrained",
+            pretrained_ckpt, "--data", cls_data, "--out", str(out), "--set", "sweep.num_samples=3",
+            "--set", "sweep.max_concurrent_trials=1", "--set", "sweep.scheduler=none",
+            "--set", "sweep.strategies=[linear_probe]", "--set", "finetune.epochs=1", "--set", "sweep.epochs=[1]"]
+    log = open(tmp_path / "first.log", "w")
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.time()
+    while not _finished_trials(out / "tune") and time.time() - t0 < 300:
+        assert p.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+        time.sleep(0.5)
+    before = _finished_trials(out / "tune")
+    assert before, "no trial finished in time"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (out / "result.json").exists()
+
+    r = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "result.json").read_text())
+    assert res["resumed"] is True and res["trials"] == 3 and res["trials_completed"] == 3
+    after = _finished_trials(out / "tune")
+    for trial, n in before.items():
+        assert after[trial] == n        # its results were not produced again
+    rows = list(csv.DictReader(open(out / "trials.csv")))
+    assert len(rows) == 3 and all(r["stop_reason"] == "completed" for r in rows)
