@@ -44,6 +44,8 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(pretrained_ckpt,
     r = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((out / "result.json").read_text())
+    table = (out / "trials.csv").read_text()
+    assert res["trials_completed"] == 3, table
     assert res["resumed"] is True and res["trials"] == 3 and res["trials_completed"] == 3
     after = _finished_trials(out / "tune")
     for trial, n in before.items():

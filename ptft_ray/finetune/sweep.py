@@ -54,7 +54,9 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
     src: Source = sources[params["checkpoint"]]
     lc = loop_config(cfg, src, task, world=scaling["num_workers"])
     if in_process:
-        return run(lc, _tune_context(datasets[src.key], scaling["use_gpu"]))
+        # everything was reported already; a returned dict would be logged as one more result
+        run(lc, _tune_context(datasets[src.key], scaling["use_gpu"]))
+        return None
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -226,7 +228,9 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     search = (optuna_search(sw, checkpoints) if sw.search == "optuna"
               else BasicVariantGenerator(max_concurrent=conc, random_state=sw.seed))
     if resume:
-        tuner = tune.Tuner.restore(str(out_p / "tune"), trainable=trainable, resume_errored=False)
+        # the conditional sample_from functions are stored as placeholders: hand them back
+        tuner = tune.Tuner.restore(str(out_p / "tune"), trainable=trainable, resume_errored=False,
+                                   param_space=build_space(sw, checkpoints) if sw.search == "random" else None)
     else:
         tuner = tune.Tuner(
             trainable,
