@@ -2,6 +2,7 @@
 pretraining job, its artifacts checked, and only that cluster stopped."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,15 +29,28 @@ def _ray(*args, env=None, timeout=300):
                           env=env, timeout=timeout, cwd=ROOT)
 
 
-def _stop_own_cluster(temp_dir: str) -> None:
-    """Kill the processes whose command line names our temp dir (never `ray stop`, which
-    would stop every Ray on the machine)."""
+def _own_pids(marks: list[str]) -> set[int]:
+    """Processes whose command line names our temp dir or GCS address, and their children
+    (Ray renames some, e.g. ray::DashboardAgent, so the tree matters)."""
+    rows = []
+    for line in subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines():
+        pid, ppid, args = line.strip().split(None, 2) if len(line.split()) > 2 else (*line.split(), "")
+        rows.append((int(pid), int(ppid), args))
+    own = {pid for pid, _, args in rows if any(m in args for m in marks)}
+    while True:
+        more = {pid for pid, ppid, _ in rows if ppid in own and pid not in own}
+        if not more:
+            return own - {os.getpid()}
+        own |= more
+
+
+def _stop_own_cluster(marks: list[str]) -> None:
+    """Stop only the cluster this test started (never `ray stop`, which stops every Ray)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = subprocess.run(["pgrep", "-f", temp_dir], capture_output=True, text=True).stdout.split()
-        for pid in pids:
+        for pid in _own_pids(marks):
             try:
-                os.kill(int(pid), sig)
-            except (ProcessLookupError, ValueError):
+                os.kill(pid, sig)
+            except ProcessLookupError:
                 pass
         time.sleep(2)
 
@@ -45,16 +59,31 @@ def _stop_own_cluster(temp_dir: str) -> None:
 def head():
     temp_dir = tempfile.mkdtemp(prefix="/tmp/ptjob")  # short: Ray's socket paths have a length limit
     dash = _free_port()
-    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    # the head's jobs run `python` from its PATH: this venv's, as on a head where it is activated
+    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
+           "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
     env.pop("RAY_ADDRESS", None)
-    r = _ray("start", "--head", f"--port={_free_port()}", f"--dashboard-port={dash}",
+    gcs = _free_port()
+    ports = [f"--{name}={_free_port()}" for name in (
+        "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+        "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")]
+    r = _ray("start", "--head", f"--port={gcs}", f"--dashboard-port={dash}", *ports,
              "--dashboard-host=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}",
              "--disable-usage-stats", env=env)
+    marks = [temp_dir, f":{gcs}"]
+    if r.returncode != 0:
+        _stop_own_cluster(marks)
     assert r.returncode == 0, r.stderr[-2000:]
+    address = f"http://127.0.0.1:{dash}"
     try:
-        yield f"http://127.0.0.1:{dash}", env
+        t0 = time.time()  # the job agent comes up a little after `ray start` returns
+        while _ray("job", "list", "--address", address, env={**env, "RAY_AUTH_MODE": "token"},
+                   timeout=60).returncode != 0:
+            assert time.time() - t0 < 120, "the head's job API did not come up"
+            time.sleep(2)
+        yield address, env
     finally:
-        _stop_own_cluster(temp_dir)
+        _stop_own_cluster(marks)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -68,9 +97,16 @@ def test_job_submit_with_token_auth(head, tiny_corpus, tmp_path):
     no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
     refused = _ray("job", "list", "--address", address, env={**no_token, "RAY_AUTH_MODE": "disabled"}, timeout=120)
     assert refused.returncode != 0
-    r = _ray(*cmd, env={**env, "RAY_AUTH_MODE": "token"}, timeout=600)
+    for _ in range(20):  # "No available agent ... try again later" while the agent starts
+        r = _ray(*cmd, env={**env, "RAY_AUTH_MODE": "token"}, timeout=600)
+        if "No available agent" not in r.stdout + r.stderr:
+            break
+        time.sleep(3)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    assert "SUCCEEDED" in r.stdout + r.stderr
+    job_id = re.search(r"raysubmit_\w+", r.stdout + r.stderr).group(0)
+    status = _ray("job", "status", job_id, "--address", address, env={**env, "RAY_AUTH_MODE": "token"})
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
+    assert re.search(r"succeeded", plain, re.I) and not re.search(r"failed|stopped", plain, re.I), plain
     res = json.loads((out / "result.json").read_text())
     assert res["steps"] == 20 and os.path.isdir(res["checkpoint"])
     # the .venv beside the code (GBs) was not uploaded: the 100 MB cap would have refused it
