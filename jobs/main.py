@@ -14,7 +14,11 @@ if __name__ == "__main__":
     ap.add_argument("--data", default="data/rotten_tomatoes.parquet")
     ap.add_argument("--set-pretrain", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--set-sweep", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--smoke-test", action="store_true",
+                    help="tiny configs (debug.yaml, debug_sweep.yaml): minutes on 2 CPUs")
     ap.add_argument("--debug", action="store_true")
     a = ap.parse_args()
+    if a.smoke_test:
+        a.pretrain_config, a.sweep_config = "jobs/configs/debug.yaml", "jobs/configs/debug_sweep.yaml"
     sys.exit(guarded(lambda: main_job(a.out, a.pretrain_config, a.sweep_config, a.data,
                                       a.set_pretrain, a.set_sweep), a.debug))

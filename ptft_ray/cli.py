@@ -8,8 +8,13 @@ import sys
 import traceback
 
 
+SMOKE = {"pretrain": "debug.yaml", "finetune": "debug_sweep.yaml", "sweep": "debug_sweep.yaml"}
+
+
 def _add_config_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
     p.add_argument("--config", default=default_config, help="YAML config file")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="use the tiny jobs/configs/debug*.yaml config (minutes on 2 CPUs)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set optim.lr=3e-4 (repeatable)")
     p.add_argument("--out", default=None, help="run directory (default: run.out_dir / sweep dir)")
@@ -57,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _cfg(args):
     from .config import load_config
 
+    if getattr(args, "smoke_test", False) and not args.config:
+        args.config = os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", SMOKE[args.cmd])
     overrides = list(args.overrides)
     for flag, key in (("data", "finetune.data"), ("text_column", "finetune.text_column"),
                       ("label_column", "finetune.label_column")):

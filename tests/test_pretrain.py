@@ -80,3 +80,40 @@ def test_save_load_resume_matches_uninterrupted_run(ray_session, tiny_corpus, de
     b = load_file(f"{resumed['checkpoint']}/model.safetensors")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_seed_lstm_jsonl_corpus_accumulation_and_bf16(ray_session, tmp_path, debug_config):
+    """The seed design's LSTM, a JSONL corpus with another text column, 2 micro-batches per
+    step and bf16 autocast (CPU here; the same path runs on GPU)."""
+    from conftest import synthetic_docs
+
+    p = tmp_path / "c.jsonl"
+    p.write_text("\n".join(json.dumps({"body": d}) for d in synthetic_docs(300)))
+    cfg = load_config(debug_config, [f"data.path={p}", "data.text_column=body", "model.preset=seed_lstm",
+                                     "train.grad_accum=2", "train.precision=bf16",
+                                     "schedule.max_steps=12", "train.log_every=4", "train.eval_every=12"])
+    out = pretrain(cfg, str(tmp_path / "run"))
+    hist = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert out["steps"] == 12 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    assert hist[-1]["tokens"] == pytest.approx(12 * 2 * 8 * 32, rel=0.03)   # 2 micro-batches a step
+    model, _, c = load_pretrained(out["checkpoint"])
+    assert c.model.arch == "lstm" and c.model.hidden == 200
+
+
+def test_plain_text_corpus_streams(ray_session, tmp_path):
+    """A .txt corpus (one document per line) through the same Ray Data pipeline."""
+    from conftest import synthetic_docs
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.config import DataConfig
+    from ptft_ray.data.corpus import build_datasets, check_corpus
+
+    p = tmp_path / "c.txt"
+    docs = synthetic_docs(200)
+    p.write_text("\n".join(docs))
+    dc = DataConfig(path=str(p), tokenizer="byte", seq_len=31, val_fraction=0.2, max_val_blocks=10_000)
+    files, fmt = check_corpus(dc)
+    train, val, _ = build_datasets(dc, toks.ByteTokenizer(), files, fmt)
+    n_tokens = sum(int((b["tokens"] != 257).sum()) for ds in (train, val)
+                   for b in ds.iter_batches(batch_format="numpy"))
+    assert fmt == "text" and n_tokens == sum(len(d.encode()) + 1 for d in docs)

@@ -12,6 +12,9 @@ COLUMNS = ["trial_id", "checkpoint", "strategy", "lr", "weight_decay", "batch_si
            "max_steps", "evals", "wall_s", "stop_reason", "error", "best_checkpoint"]
 
 
+OOM_MARKS = ("can't allocate memory", "OutOfMemoryError", "out of memory", "CUDA out of memory")
+
+
 def error_line(e: BaseException) -> str:
     user = find_user_error(e)
     if user:
@@ -48,7 +51,8 @@ def trial_row(r, metric: str, mode: str) -> dict:
     path, value, step = best_checkpoint(r, metric, mode)
     if r.error is not None:
         err = error_line(r.error)
-        reason = "diverged" if "diverged" in err else "error"
+        reason = ("diverged" if "diverged" in err else
+                  "oom" if any(m in err for m in OOM_MARKS) else "error")
     else:
         err = ""
         done = m.get("step") is not None and m.get("step") >= m.get("max_steps", float("inf"))

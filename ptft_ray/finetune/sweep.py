@@ -96,11 +96,12 @@ def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:
         "batch_size": tune.choice(sw.batch_sizes),
         "epochs": tune.choice(sw.epochs),
     }
+    rng = random.Random(sw.seed)  # seeded: the same sweep config draws the same trials
     for strategy, (param, values) in CONDITIONAL.items():
         choices = getattr(sw, values)
         # conditional: drawn only for trials of that strategy, None otherwise
         space[param] = tune.sample_from(
-            lambda config, s=strategy, c=choices: random.choice(c) if config["strategy"] == s else None)
+            lambda config, s=strategy, c=choices: rng.choice(c) if config["strategy"] == s else None)
     return space
 
 
@@ -269,7 +270,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_n": test["n"],
         "trials_completed": sum(r["stop_reason"] == "completed" for r in rows),
         "trials_stopped": sum(r["stop_reason"] == "stopped" for r in rows),
-        "trials_failed": sum(r["stop_reason"] in ("error", "diverged") for r in rows),
+        "trials_failed": sum(r["stop_reason"] in ("error", "diverged", "oom") for r in rows),
         "trials": len(rows), "trial_time_s": sum(r["wall_s"] or 0 for r in rows),
         "class_balance": task.balance("train"), "task_type": task.task_type,
         "in_process_trials": in_process, "max_concurrent_trials": conc,

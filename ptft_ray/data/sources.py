@@ -1,0 +1,106 @@
+"""Find and check input files before any Ray work starts."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from ..errors import PtftError
+
+SUFFIX_FORMAT = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "text",
+                 ".csv": "csv"}
+
+
+def resolve_files(path: str, fmt: str = "auto", what: str = "corpus") -> tuple[list[str], str]:
+    """A file, a directory or a glob -> (sorted files, format). Refuses empty inputs."""
+    if not path:
+        raise PtftError(f"no {what} path given (data.path / --data)")
+    if "://" in path:  # remote URI: let Ray Data / pyarrow resolve it
+        return [path], (fmt if fmt != "auto" else SUFFIX_FORMAT.get(Path(path).suffix, "parquet"))
+    if os.path.isdir(path):
+        files = sorted(str(p) for p in Path(path).rglob("*") if p.suffix in SUFFIX_FORMAT and p.is_file())
+    else:
+        files = sorted(glob.glob(path))
+    if not files:
+        raise PtftError(f"{what} not found: {path}")
+    if fmt == "auto":
+        kinds = {SUFFIX_FORMAT.get(Path(f).suffix) for f in files}
+        if None in kinds or len(kinds) != 1:
+            raise PtftError(f"{what} {path}: cannot tell the format from the file names "
+                            f"(use .parquet, .jsonl, .csv or .txt, or set the format)")
+        fmt = kinds.pop()
+    empty = [f for f in files if os.path.getsize(f) == 0]
+    if empty:
+        raise PtftError(f"{what} file is empty: {empty[0]}")
+    return files, fmt
+
+
+def read_table(path: str, fmt: str, columns: list[str] | None = None) -> pa.Table:
+    """Read one small file fully (classification data, samples). Errors name the file."""
+    try:
+        if fmt == "parquet":
+            t = pq.read_table(path)
+        elif fmt == "csv":
+            t = pacsv.read_csv(path)
+        elif fmt == "jsonl":
+            t = pajson.read_json(path)
+        elif fmt == "text":
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            t = pa.table({"text": [ln for ln in lines if ln.strip()]})
+        else:
+            raise PtftError(f"{path}: unsupported format {fmt!r}")
+    except PtftError:
+        raise
+    except UnicodeDecodeError as e:
+        raise PtftError(f"{path}: not valid UTF-8 text ({e.reason} at byte {e.start})") from None
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, json.JSONDecodeError) as e:
+        raise PtftError(f"{path}: cannot read as {fmt} ({str(e).splitlines()[0][:200]})") from None
+    for c in columns or []:
+        if c not in t.column_names:
+            raise PtftError(f"{path}: missing column {c!r} (columns: {', '.join(t.column_names)})")
+    return t
+
+
+def check_text_column(files: list[str], fmt: str, column: str) -> None:
+    """Cheap schema check of the first file so a wrong column fails before Ray starts."""
+    f = files[0]
+    if "://" in f or fmt == "text":
+        return
+    if fmt == "parquet":
+        try:
+            names = pq.read_schema(f).names
+        except (pa.ArrowInvalid, OSError) as e:
+            raise PtftError(f"{f}: not a readable Parquet file ({str(e).splitlines()[0][:200]})") from None
+    else:
+        with open(f, "rb") as fh:
+            head = fh.read(1 << 16).split(b"\n")[0]
+        try:
+            names = list(json.loads(head.decode("utf-8")).keys())
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            raise PtftError(f"{f}: first line is not a JSON object") from None
+    if column not in names:
+        raise PtftError(f"{f}: missing text column {column!r} (columns: {', '.join(names)})")
+
+
+def sample_texts(files: list[str], fmt: str, column: str, n: int) -> list[str]:
+    """The first n non-empty texts of the corpus (to train the BPE tokenizer)."""
+    out: list[str] = []
+    for f in files:
+        if fmt == "parquet":
+            pf = pq.ParquetFile(f)
+            for rb in pf.iter_batches(batch_size=min(n, 4096), columns=[column]):
+                out += [t for t in rb.column(0).to_pylist() if t]
+                if len(out) >= n:
+                    return out[:n]
+        else:
+            t = read_table(f, fmt, [column] if fmt != "text" else None)
+            out += [x for x in t.column(column if fmt != "text" else "text").to_pylist() if x]
+        if len(out) >= n:
+            break
+    return out[:n]
