@@ -1,6 +1,8 @@
 """The seed design's LSTM language model backbone: Embedding -> LSTM layers."""
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -17,8 +19,12 @@ class LSTMBackbone(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.tok_emb(ids)
-        for layer in self.layers:
-            x, _ = layer(self.drop(x))
+        # oneDNN has no bf16 LSTM on CPU: there the layers run in fp32 under autocast
+        cpu_autocast = ids.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        with torch.autocast("cpu", enabled=False) if cpu_autocast else contextlib.nullcontext():
+            x = x.float() if cpu_autocast else x
+            for layer in self.layers:
+                x, _ = layer(self.drop(x))
         return x
 
     def layer_groups(self) -> list[list[nn.Module]]:
