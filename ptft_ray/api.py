@@ -4,7 +4,7 @@ from __future__ import annotations
 from . import tokenizer as toks
 from .config import Config
 from .errors import PtftError
-from .models import Classifier, build_backbone, build_lm
+from .models import build_lm
 from .train import checkpoint as ckpt
 
 
@@ -23,12 +23,7 @@ def load_finetuned(path: str):
     """-> (Classifier in eval mode, tokenizer, Config, meta) from an exported fine-tuned model.
 
     meta["task_info"]["labels"] maps output index -> label."""
-    meta = ckpt.read_meta(path)
-    if meta.get("task") != "cls":
-        raise PtftError(f"{path} is not a fine-tuned classifier export")
-    cfg = Config.from_dict(meta["config"], source=f"{path}/meta.json")
-    info = meta["task_info"]
-    n_out = 1 if len(info["labels"]) == 2 else len(info["labels"])
-    model = Classifier(build_backbone(cfg.model, info["vocab_size"]), n_out, info["pad_id"])
-    ckpt.load_weights(model, path)
-    return model.eval(), toks.load(path), cfg, meta
+    from .finetune.export import classifier_from_checkpoint
+
+    model, meta = classifier_from_checkpoint(path)
+    return model, toks.load(path), Config.from_dict(meta["config"], source=f"{path}/meta.json"), meta

@@ -27,7 +27,7 @@ def classifier_from_checkpoint(d: str) -> tuple[Classifier, dict]:
     model = Classifier(build_backbone(cfg.model, info["vocab_size"]),
                        1 if len(info["labels"]) == 2 else len(info["labels"]), info["pad_id"],
                        cfg.finetune.head_dropout)
-    if cfg.finetune.strategy == "lora":
+    if cfg.finetune.strategy == "lora" and not meta.get("lora_merged"):  # a trial's checkpoint
         apply_lora(model.backbone, cfg.finetune.lora_rank, cfg.finetune.lora_alpha)
     ckpt.load_weights(model, d)
     return model.eval(), meta
