@@ -158,3 +158,19 @@ def test_trial_out_of_memory_is_recorded_and_the_sweep_goes_on(ray_session, pret
     assert all(r["stop_reason"] == "oom" and "allocate" in r["error"] for r in lora)
     assert all(r["stop_reason"] == "completed" for r in full)
     assert res["trials_failed"] == len(lora) and res["best_trial"] in {r["trial_id"] for r in full}
+
+
+def test_export_refuses_to_overwrite_and_replaces_whole(asha_sweep, tmp_path):
+    from ptft_ray.errors import PtftError
+    from ptft_ray.finetune.export import export
+
+    result, _, _ = asha_sweep
+    src = load_finetuned(result["export_path"])[3]["exported_from"]
+    d = tmp_path / "m"
+    export(src, d, extra_meta={"tag": 1})
+    with pytest.raises(PtftError, match="exists"):
+        export(src, d, extra_meta={"tag": 2})
+    assert load_finetuned(str(d))[3]["tag"] == 1
+    export(src, d, overwrite=True, extra_meta={"tag": 2})
+    assert load_finetuned(str(d))[3]["tag"] == 2
+    assert not list(tmp_path.glob(".m.*"))  # no temporary or old copy left behind

@@ -5,6 +5,7 @@ LoRA adapters are merged into the base weights, so an export is a plain Classifi
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -36,14 +37,20 @@ def classifier_from_checkpoint(d: str) -> tuple[Classifier, dict]:
 def export(checkpoint_dir: str, out: str | Path, extra_meta: dict | None = None,
            overwrite: bool = False) -> Path:
     out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise PtftError(f"{out} exists; refusing to overwrite it without --overwrite")
-        shutil.rmtree(out)
+    if out.exists() and not overwrite:
+        raise PtftError(f"{out} exists; refusing to overwrite it without --overwrite")
     model, meta = classifier_from_checkpoint(checkpoint_dir)
     merged = merge_lora(model.backbone)
     meta = {**meta, "exported_from": str(checkpoint_dir), "lora_merged": merged, **(extra_meta or {})}
-    ckpt.write_dir(out, model, meta, Path(checkpoint_dir, ckpt.TOKENIZER).read_text())
+    tokenizer_json = Path(checkpoint_dir, ckpt.TOKENIZER).read_text()
+    if not out.exists():
+        return ckpt.write_dir(out, model, meta, tokenizer_json)
+    # replace: the new export is complete on disk before the old one is moved away
+    new = ckpt.write_dir(out.with_name(f".{out.name}.new-{os.getpid()}"), model, meta, tokenizer_json)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    os.rename(out, old)
+    os.rename(new, out)
+    shutil.rmtree(old)
     return out
 
 
