@@ -64,7 +64,10 @@ def test_worker_killed_mid_run_recovers_and_skips_consumed_data(ray_session, tin
     th = threading.Thread(target=lambda: box.update(result=pretrain(cfg, str(out))))
     th.start()
     registered = _wait_for_checkpoint(out, 20)
-    workers = [a for a in list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])]
+    import ray
+
+    workers = list_actors(address=ray.get_runtime_context().gcs_address,  # this session's Ray only
+                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     assert workers, "no live training worker found"
     os.kill(workers[0].pid, signal.SIGKILL)
     th.join(timeout=400)
@@ -78,6 +81,12 @@ def test_worker_killed_mid_run_recovers_and_skips_consumed_data(ray_session, tin
     assert resumed_from >= registered and resumed_from % 10 == 0
     assert killed_at - resumed_from <= 10            # at most one checkpoint interval lost
     assert steps[restart:] == list(range(resumed_from + 1, 61))   # finishes at exactly 60
+
+    # the loss curve continues across the restart: one entry per logged step, still falling
+    hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    logged = [h["step"] for h in hist]
+    assert logged == sorted(set(logged)) and logged[-1] == 60
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"]
 
     # the data: the last time each step ran, its samples; compared with the stream itself
     final = {r["step"]: r["samples"] for r in rows}
