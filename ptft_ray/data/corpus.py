@@ -76,13 +76,12 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
     try:
         val = split("val").limit(dc.max_val_blocks).materialize()
     except Exception as e:  # noqa: BLE001 - a read / decode failure inside Ray Data
-        from ..train.errors import find_user_error
+        from ..train.errors import error_line, find_user_error
 
         user = find_user_error(e)
         if user:
             raise user from e
-        lines = [ln for ln in str(e).splitlines() if ln.strip()]
-        raise PtftError(f"corpus {dc.path}: cannot read it ({(lines[-1] if lines else type(e).__name__)[:200]})") from e
+        raise PtftError(f"corpus {dc.path}: cannot read it ({error_line(e)[:200]})") from e
     if val.count() == 0:
         raise PtftError(f"corpus {dc.path}: the validation split is empty "
                         f"(too few documents for data.val_fraction={dc.val_fraction})")

@@ -52,6 +52,3 @@ def merge_lora(module: nn.Module) -> int:
             n += merge_lora(child)
     return n
 
-
-def has_lora(module: nn.Module) -> bool:
-    return any(isinstance(m, LoRALinear) for m in module.modules())

@@ -5,7 +5,7 @@ import csv
 import math
 from pathlib import Path
 
-from ..train.errors import find_user_error
+from ..train.errors import error_line
 
 COLUMNS = ["trial_id", "checkpoint", "strategy", "lr", "weight_decay", "batch_size", "epochs",
            "unfreeze_top_k", "lora_rank", "lr_decay", "best_metric", "best_step", "steps_trained",
@@ -13,14 +13,6 @@ COLUMNS = ["trial_id", "checkpoint", "strategy", "lr", "weight_decay", "batch_si
 
 
 OOM_MARKS = ("can't allocate memory", "OutOfMemoryError", "out of memory", "CUDA out of memory")
-
-
-def error_line(e: BaseException) -> str:
-    user = find_user_error(e)
-    if user:
-        return str(user)
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return (lines[-1] if lines else type(e).__name__)[:300]
 
 
 def _better(a: float, b: float, mode: str) -> bool:

@@ -22,6 +22,7 @@ from ..cluster import DATA_CPUS, cluster_summary, init_ray, worker_resources
 from ..config import Config, SweepConfig
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
+from ..train.context import TuneContext
 from ..train.loop import run, train_loop_per_worker
 from .evaluate import evaluate_export
 from .export import export
@@ -55,7 +56,7 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
     lc = loop_config(cfg, src, task, world=scaling["num_workers"])
     if in_process:
         # everything was reported already; a returned dict would be logged as one more result
-        run(lc, _tune_context(datasets[src.key], scaling["use_gpu"]))
+        run(lc, TuneContext(datasets[src.key], scaling["use_gpu"]))
         return None
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -77,12 +78,6 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
     except Exception as e:  # noqa: BLE001
         raise_user_error(e)
     return None
-
-
-def _tune_context(ds: dict, use_gpu: bool):
-    from ..train.context import TuneContext
-
-    return TuneContext(ds, use_gpu)
 
 
 def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:

@@ -29,3 +29,12 @@ def raise_user_error(e: BaseException):
     if found:
         raise found from e
     raise e
+
+
+def error_line(e: BaseException) -> str:
+    """One line for a failure: the user's own error if Ray wrapped one, else its last line."""
+    user = find_user_error(e)
+    if user:
+        return str(user)
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]

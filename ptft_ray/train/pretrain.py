@@ -82,17 +82,18 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
     if cfg.model.vocab_size and cfg.model.vocab_size != tok.vocab_size:
         raise PtftError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
+    storage = storage_path(str(out), res["nodes"])  # the run dir as Ray Train sees it
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
     lc = {"config": cfg.to_dict(), "task": "lm", "tokenizer": tok.to_json(),
           "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
           "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()},
-          "run_dir": storage_path(str(out), res["nodes"])}
+          "run_dir": storage}
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config=lc,
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(
-            name=out.name, storage_path=str(Path(storage_path(str(out), res["nodes"])).parent),
+            name=out.name, storage_path=str(Path(storage).parent),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
         datasets={"train": train_ds, "val": val_ds},
