@@ -1,24 +1,17 @@
-"""The README's main job, locally or with `ray job submit -- python jobs/main.py`:
-pretrain on news text, then Rotten Tomatoes sweeps from the checkpoint and from scratch."""
+"""The README's main job (kept for `ray job submit -- python jobs/main.py`): the pipeline
+with jobs/configs/pipeline_rt.yaml (pretrain -> plan -> sweeps -> evaluate -> report)."""
 import argparse
 import sys
 
 from ptft_ray.cli import guarded
-from ptft_ray.pipeline import main_job
+from ptft_ray.pipeline import run_pipeline
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="runs/main")
-    ap.add_argument("--pretrain-config", default="jobs/configs/pretrain_news.yaml")
-    ap.add_argument("--sweep-config", default="jobs/configs/sweep_rt.yaml")
-    ap.add_argument("--data", default="data/rotten_tomatoes.parquet")
-    ap.add_argument("--set-pretrain", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--set-sweep", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--smoke-test", action="store_true",
-                    help="tiny configs (debug.yaml, debug_sweep.yaml): minutes on 2 CPUs")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--smoke-test", action="store_true", help="jobs/configs/pipeline_debug.yaml")
     ap.add_argument("--debug", action="store_true")
     a = ap.parse_args()
-    if a.smoke_test:
-        a.pretrain_config, a.sweep_config = "jobs/configs/debug.yaml", "jobs/configs/debug_sweep.yaml"
-    sys.exit(guarded(lambda: main_job(a.out, a.pretrain_config, a.sweep_config, a.data,
-                                      a.set_pretrain, a.set_sweep), a.debug))
+    config = "jobs/configs/pipeline_debug.yaml" if a.smoke_test else "jobs/configs/pipeline_rt.yaml"
+    sys.exit(guarded(lambda: run_pipeline(config, a.out, a.overrides), a.debug))

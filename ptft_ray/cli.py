@@ -7,8 +7,11 @@ import os
 import sys
 import traceback
 
+from .errors import PtftError
 
-SMOKE = {"pretrain": "debug.yaml", "finetune": "debug_sweep.yaml", "sweep": "debug_sweep.yaml"}
+
+SMOKE = {"pretrain": "debug.yaml", "finetune": "debug_sweep.yaml", "sweep": "debug_sweep.yaml",
+         "plan": "debug_sweep.yaml"}
 
 
 def _add_config_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
@@ -47,11 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --pretrained none: use this checkpoint's architecture and tokenizer")
         if name == "sweep":
             p.add_argument("--resume", action="store_true", help="resume an interrupted sweep")
+            p.add_argument("--plan", choices=["auto"], default=None,
+                           help="let the planner choose the sweep for the data, checkpoints and --budget")
+            p.add_argument("--budget", default=None, help="wall-clock budget: 20m, 90s, 1.5h")
+            p.add_argument("--max-trials", type=int, default=0)
+
+    p = sub.add_parser("plan", help="choose a fine-tuning sweep by task, data size and budget")
+    _add_config_args(p)
+    p.add_argument("--data", required=True)
+    p.add_argument("--pretrained", action="append", default=[])
+    p.add_argument("--arch-from", default=None, metavar="CKPT")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--budget", required=True, help="wall-clock budget: 20m, 90s, 1.5h")
+    p.add_argument("--max-trials", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="one JSON object")
 
     p = sub.add_parser("evaluate", help="test-split metrics of an exported model")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=["test", "val", "train", "all"])
+
+    p = sub.add_parser("report", help="HTML + Markdown report with PNG plots of a run directory")
+    p.add_argument("run_dir")
 
     p = sub.add_parser("predict", help="label and probabilities for a text")
     p.add_argument("--model", required=True)
@@ -72,6 +93,17 @@ def _cfg(args):
     return load_config(args.config, overrides)
 
 
+def _planned(args, cfg):
+    """--plan auto: the planner's choices, then the user's own --set on top (they pin)."""
+    from .planner import format_plan, plan, planned_config
+
+    if not args.budget:
+        raise PtftError("--plan auto needs --budget (e.g. --budget 20m)")
+    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides)
+    print(format_plan(p), flush=True)
+    return planned_config(cfg, p, args.overrides), p
+
+
 def run(args) -> int:
     if args.cmd == "pretrain":
         from .train.pretrain import pretrain
@@ -90,12 +122,30 @@ def run(args) -> int:
     elif args.cmd == "sweep":
         from .finetune.sweep import sweep
 
-        print(json.dumps(sweep(_cfg(args), args.pretrained, args.out, resume=args.resume,
-                               overwrite=args.overwrite, arch_from=args.arch_from), indent=2))
+        cfg, plan = _cfg(args), None
+        if args.plan:
+            cfg, plan = _planned(args, cfg)
+        elif args.budget:  # a budget without a plan: Tune's time budget on the configured sweep
+            from .planner import parse_budget
+
+            args.overrides.append(f"sweep.time_budget_s={parse_budget(args.budget)}")
+            cfg = _cfg(args)
+        print(json.dumps(sweep(cfg, args.pretrained, args.out, resume=args.resume,
+                               overwrite=args.overwrite, arch_from=args.arch_from, plan=plan), indent=2))
+    elif args.cmd == "plan":
+        from .planner import format_plan, plan
+
+        p = plan(None, args.pretrained, args.budget, _cfg(args), args.max_trials, args.arch_from,
+                 args.overrides)
+        print(json.dumps(p, indent=2, default=str) if args.json else format_plan(p))
     elif args.cmd == "evaluate":
         from .finetune.evaluate import evaluate_export
 
         print(json.dumps(evaluate_export(args.model, args.data, args.split)))
+    elif args.cmd == "report":
+        from .report import report
+
+        print(report(args.run_dir))
     elif args.cmd == "predict":
         from .finetune.evaluate import predict
 
@@ -106,8 +156,6 @@ def run(args) -> int:
 
 def guarded(fn, debug: bool = False) -> int:
     """Run fn; bad input becomes one line on stderr and exit 2 (traceback with --debug)."""
-    from .errors import PtftError
-
     debug = debug or bool(os.environ.get("PTFT_DEBUG"))
     try:
         result = fn()

@@ -105,6 +105,7 @@ class RunConfig:
     name: str = "pretrain"
     out_dir: str = "runs/pretrain"   # local path or a URI pyarrow understands
     max_failures: int = 0
+    mlflow_uri: str = ""               # e.g. file:///tmp/mlruns or http://host:5000 (needs ptft_ray[mlflow])
 
 
 @dataclass
@@ -122,6 +123,7 @@ class FinetuneConfig:
     epochs: float = 3.0
     max_len: int = 128          # tokens per example
     max_examples: int = 0       # 0 = all; else a stratified subset of the training split
+    max_val_examples: int = 0   # 0 = all; else a stratified subset of the validation split (test stays whole)
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     split_seed: int = 0
@@ -141,6 +143,9 @@ class SweepConfig:
     lr_min: float = 1e-5
     lr_max: float = 3e-3
     lrs: list[float] = field(default_factory=list)  # explicit grid instead of the log-uniform range
+    # per-strategy log-uniform LR range, e.g. {linear_probe: [1e-3, 3e-2]}; others use lr_min..lr_max
+    lr_ranges: dict[str, list[float]] = field(default_factory=dict)
+    grid_points: int = 0        # > 0: exhaustive grid, every strategy x this many LRs across its range
     weight_decays: list[float] = field(default_factory=lambda: [0.0, 0.01])
     batch_sizes: list[int] = field(default_factory=lambda: [32])
     epochs: list[float] = field(default_factory=lambda: [3.0])
@@ -207,7 +212,8 @@ POSITIVE = [  # (key, strictly positive?)
     ("checkpoint.num_to_keep", True), ("run.max_failures", False),
     ("finetune.unfreeze_top_k", True), ("finetune.lora_rank", True), ("finetune.lora_alpha", True),
     ("finetune.lr_decay", True), ("finetune.unfreeze_every", False), ("finetune.epochs", True),
-    ("finetune.max_len", True), ("finetune.max_examples", False), ("finetune.evals_per_epoch", True),
+    ("finetune.max_len", True), ("finetune.max_examples", False),
+    ("finetune.max_val_examples", False), ("sweep.grid_points", False), ("finetune.evals_per_epoch", True),
     ("finetune.head_dropout", False), ("sweep.num_samples", True), ("sweep.lr_min", True),
     ("sweep.lr_max", True), ("sweep.grace_period", True), ("sweep.reduction_factor", True),
     ("sweep.max_concurrent_trials", False), ("sweep.workers_per_trial", True),
@@ -222,6 +228,11 @@ def _fail(key: str, msg: str) -> typing.NoReturn:
 def _coerce(key: str, value, tp):
     """Return value as type tp, accepting the forms YAML and `--set` produce."""
     origin = typing.get_origin(tp)
+    if origin is dict:
+        if not isinstance(value, dict):
+            _fail(key, f"expected a mapping, got {value!r}")
+        ktp, vtp = typing.get_args(tp)
+        return {_coerce(key, k, ktp): _coerce(f"{key}.{k}", v, vtp) for k, v in value.items()}
     if origin is list:
         (item_tp,) = typing.get_args(tp)
         if isinstance(value, str):  # --set sweep.strategies=full,lora
@@ -318,6 +329,13 @@ def validate(cfg: Config) -> None:
         if s not in STRATEGIES:
             _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
                   f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
+    for s, rng in cfg.sweep.lr_ranges.items():
+        if s not in STRATEGIES:
+            _fail("sweep.lr_ranges", f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
+        if len(rng) != 2 or not 0 < rng[0] <= rng[1]:
+            _fail(f"sweep.lr_ranges.{s}", f"expected [low, high] with 0 < low <= high, got {rng}")
+    if cfg.sweep.grid_points and cfg.sweep.lrs:
+        _fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
     if cfg.sweep.lr_min > cfg.sweep.lr_max:
         _fail("sweep.lr_min", f"{cfg.sweep.lr_min} is above sweep.lr_max={cfg.sweep.lr_max}")
     if cfg.sweep.reduction_factor < 2:

@@ -1,52 +1,192 @@
-"""The main job: pretrain on real text, then the same fine-tuning sweep twice on a real task,
-from the pretrained checkpoint and from random initialisation (same architecture and
-tokenizer), and a side-by-side summary. Re-running it continues where it stopped: a
-finished stage is reused, an interrupted one resumes."""
+"""The end-to-end pipeline: pretrain -> plan -> sweep -> evaluate -> report, one job.
+
+    python jobs/pipeline.py --config jobs/configs/pipeline_rt.yaml --out runs/main
+    ray job submit --working-dir . -- python jobs/pipeline.py --config ... --out ...
+
+RUN_DIR/pretrain/          the pretraining run (resumable)
+RUN_DIR/plan.json          the planner's choices and reasons (when a budget is set)
+RUN_DIR/sweep_pretrained/  the sweep from the pretrained checkpoint (+ plan.json, evaluation.json)
+RUN_DIR/sweep_scratch/     the same planned sweep from random init (baseline; optional)
+RUN_DIR/manifest.json      what ran, where it is, lineage, versions, timings
+RUN_DIR/report/index.html  the report (ptft-ray report RUN_DIR)
+
+Re-running the same command continues: a finished stage is reused, an interrupted one resumes.
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
+import platform
+import subprocess
+import time
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import load_config
-from .finetune.sweep import sweep
-from .train.pretrain import pretrain
+import yaml
+
+from .config import _coerce, apply_overrides, load_config
+from .errors import PtftError
 
 
-def _sweep_once(cfg, sources: list[str], out: Path, arch_from: str | None = None) -> dict:
-    done = out / "result.json"
-    if done.is_file():
-        print(f"[main] reusing finished sweep {out}", flush=True)
-        return json.loads(done.read_text())
-    return sweep(cfg, sources, str(out), resume=(out / "tune").is_dir(), arch_from=arch_from)
+@dataclass
+class PipelineConfig:
+    pretrain_config: str = "jobs/configs/pretrain_news.yaml"
+    pretrain_set: list[str] = field(default_factory=list)    # --set overrides of the pretraining config
+    sweep_config: str = "jobs/configs/sweep_rt.yaml"
+    sweep_set: list[str] = field(default_factory=list)
+    data: str = "data/rotten_tomatoes.parquet"               # the labelled task
+    budget: str = ""          # per sweep, e.g. 3m: the planner chooses the sweep; "" = the sweep config as written
+    max_trials: int = 0
+    scratch_baseline: bool = True   # the same sweep from random init, for the side-by-side
 
 
-def main_job(out: str = "runs/main", pretrain_config: str = "jobs/configs/pretrain_news.yaml",
-             sweep_config: str = "jobs/configs/sweep_rt.yaml", data: str = "data/rotten_tomatoes.parquet",
-             pretrain_overrides: list[str] | None = None, sweep_overrides: list[str] | None = None) -> dict:
+def load_pipeline_config(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
+    d = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise PtftError(f"pipeline config not found: {p}")
+        d = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(d, dict):
+            raise PtftError(f"{p}: expected a mapping")
+    d = {**d, **apply_overrides({"pipeline": {}}, [f"pipeline.{o}" for o in overrides or []])["pipeline"]}
+    hints = typing.get_type_hints(PipelineConfig)
+    unknown = sorted(set(d) - set(hints))
+    if unknown:
+        raise PtftError(f"pipeline config key '{unknown[0]}': unknown (known: {', '.join(hints)})")
+    return PipelineConfig(**{k: _coerce(f"pipeline.{k}", v, hints[k]) for k, v in d.items()})
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+class Manifest:
+    """RUN_DIR/manifest.json, rewritten (atomically) after every stage."""
+
+    def __init__(self, root: Path, pc: PipelineConfig):
+        import ray
+        import torch
+
+        self.path = root / "manifest.json"
+        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.d = {"run_dir": str(root.resolve()), "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+                  "updated": None, "pipeline_config": dataclasses.asdict(pc), "git_commit": _git_commit(),
+                  "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__},
+                  "stages": old.get("stages", {}), "lineage": old.get("lineage", {})}
+
+    def stage(self, name: str, path: str | None, status: str, wall_s: float, **extra) -> None:
+        self.d["stages"][name] = {"status": status, "path": path, "wall_s": round(wall_s, 1), **extra}
+        self.write()
+
+    def write(self) -> None:
+        self.d["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.d, indent=2, default=str))
+        tmp.replace(self.path)
+
+
+def _pretrain_once(cfg, out: Path) -> dict:
+    """A finished run with the same config is reused as is; anything else goes to pretrain()
+    (which resumes an interrupted run and refuses an incompatible one)."""
+    from .train.pretrain import pretrain
+
+    done, saved = out / "result.json", out / "config.yaml"
+    if done.is_file() and saved.is_file() and yaml.safe_load(saved.read_text()) == cfg.to_dict():
+        res = json.loads(done.read_text())
+        if res.get("steps") == cfg.schedule.max_steps and res.get("checkpoint") and Path(res["checkpoint"]).is_dir():
+            print(f"[pipeline] reusing finished pretraining {out}", flush=True)
+            return res
+    return pretrain(cfg, str(out))
+
+
+def _timed(fn):
+    t0 = time.time()
+    out = fn()
+    return out, time.time() - t0
+
+
+def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list[str] | None = None) -> dict:
+    from .finetune.evaluate import evaluate_export
+    from .finetune.sweep import sweep
+    from .planner import format_plan, parse_budget, plan, planned_config
+    from .report import report
+    pc = load_pipeline_config(config, overrides)
     root = Path(out)
-    pcfg = load_config(pretrain_config, pretrain_overrides)      # both configs checked up front
-    scfg = load_config(sweep_config, [f"finetune.data={data}", *(sweep_overrides or [])])
-    pre = pretrain(pcfg, str(root / "pretrain"))
+    # every config is checked before anything starts
+    pcfg = load_config(pc.pretrain_config, pc.pretrain_set)
+    scfg = load_config(pc.sweep_config, [f"finetune.data={pc.data}", *pc.sweep_set])
+    root.mkdir(parents=True, exist_ok=True)
+    man = Manifest(root, pc)
+
+    pre, t = _timed(lambda: _pretrain_once(pcfg, root / "pretrain"))
     ck = pre["checkpoint"]
-    with_pre = _sweep_once(scfg, [ck], root / "sweep_pretrained")
-    scratch = _sweep_once(scfg, ["none"], root / "sweep_scratch", arch_from=ck)
-    summary = {
-        "pretrain": {k: pre[k] for k in ("val_perplexity", "unigram_val_perplexity", "val_loss",
-                                         "tokens_per_s", "steps", "tokens", "checkpoint", "wall_s")},
-        "data": data,
-        "pretrained": {k: with_pre[k] for k in ("test_accuracy", "test_macro_f1", "best_metric",
-                                                "best_config", "export_path", "trial_time_s")},
-        "scratch": {k: scratch[k] for k in ("test_accuracy", "test_macro_f1", "best_metric",
-                                            "best_config", "export_path", "trial_time_s")},
-    }
-    (root / "summary.json").write_text(json.dumps(summary, indent=2))
-    p, s = summary["pretrained"], summary["scratch"]
-    print("\n== ptft_ray main job ==")
-    print(f"pretraining: val perplexity {pre['val_perplexity']:.1f} "
-          f"(unigram baseline {pre['unigram_val_perplexity']:.1f}), {pre['steps']} steps, "
-          f"{pre['tokens_per_s']:.0f} tokens/s")
-    print(f"{'':24}{'test acc':>10}{'macro F1':>10}{'trial s':>10}")
-    for name, r in (("from pretrained", p), ("from scratch", s)):
-        print(f"{name:24}{r['test_accuracy']:10.4f}{r['test_macro_f1']:10.4f}{r['trial_time_s']:10.0f}")
-    print(f"summary: {root / 'summary.json'}")
+    meta = json.loads((Path(ck) / "meta.json").read_text())
+    man.d["lineage"]["pretrained"] = {"path": ck, "step": meta["state"]["step"], "config_hash": pcfg.hash(),
+                                      "corpus": pcfg.data.path, "tokens": pre["tokens"]}
+    man.stage("pretrain", str(root / "pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
+              unigram_val_perplexity=pre["unigram_val_perplexity"], tokens_per_s=pre["tokens_per_s"])
+
+    the_plan = None
+    if pc.budget:
+        plan_file = root / "plan.json"
+        pins = [f"finetune.data={pc.data}", *pc.sweep_set]
+        old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+        if old and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == pins:
+            the_plan, t = old, 0.0  # the sweeps it started must resume under the same plan
+            print(f"[pipeline] reusing plan {plan_file}", flush=True)
+        else:
+            the_plan, t = _timed(lambda: plan(None, [ck], pc.budget, scfg, pc.max_trials, pins=pins))
+            plan_file.write_text(json.dumps(the_plan, indent=2, default=str))
+        print(format_plan(the_plan), flush=True)
+        scfg = planned_config(scfg, the_plan, pins)  # the pipeline's own --set lines pin over the plan
+        man.stage("plan", str(plan_file), "done", t, num_trials=the_plan["num_trials"],
+                  strategies=the_plan["strategies"], estimated_cost_s=the_plan["estimated_cost_s"])
+
+    runs = [("sweep_pretrained", [ck], None)] + ([("sweep_scratch", ["none"], ck)] if pc.scratch_baseline else [])
+    results = {}
+    for name, sources, arch_from in runs:
+        d = root / name
+        if (d / "result.json").is_file():
+            print(f"[pipeline] reusing finished sweep {d}", flush=True)
+            res, t = json.loads((d / "result.json").read_text()), 0.0
+        else:
+            res, t = _timed(lambda: sweep(scfg, sources, str(d), resume=(d / "tune").is_dir(),
+                                          arch_from=arch_from, plan=the_plan))
+        results[name] = res
+        man.stage(name, str(d), "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
+                  trials=res["trials"], trial_time_s=res["trial_time_s"])
+        ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test"))
+        (d / "evaluation.json").write_text(json.dumps(ev, indent=2))
+        man.stage(f"evaluate_{name}", str(d / "evaluation.json"), "done", t, accuracy=ev["accuracy"],
+                  macro_f1=ev["macro_f1"], n=ev["n"])
+        man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}
+        man.write()
+    page, t = _timed(lambda: report(str(root)))
+    man.stage("report", page, "done", t)
+    summary = {"pretrain": {k: pre[k] for k in ("val_perplexity", "unigram_val_perplexity", "val_loss",
+                                                "tokens_per_s", "steps", "tokens", "checkpoint", "wall_s")},
+               "data": pc.data, "plan": the_plan and {k: the_plan[k] for k in (
+                   "strategies", "num_trials", "estimated_cost_s", "budget_s")},
+               **{n.replace("sweep_", ""): {k: r[k] for k in ("test_accuracy", "test_macro_f1", "best_metric",
+                                                              "best_config", "export_path", "trial_time_s", "wall_s")}
+                  for n, r in results.items()},
+               "manifest": str(man.path), "report": page}
+    (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    _print_summary(pre, results, page)
     return summary
+
+
+def _print_summary(pre: dict, results: dict, page: str) -> None:
+    print("\n== ptft_ray pipeline ==")
+    print(f"pretraining: val perplexity {pre['val_perplexity']:.1f} (unigram baseline "
+          f"{pre['unigram_val_perplexity']:.1f}), {pre['steps']} steps, {pre['tokens_per_s']:.0f} tokens/s")
+    print(f"{'':24}{'test acc':>10}{'macro F1':>10}{'sweep s':>10}")
+    for name, r in results.items():
+        print(f"{name:24}{r['test_accuracy']:10.4f}{r['test_macro_f1']:10.4f}{r['wall_s']:10.0f}")
+    print(f"report: {page}")

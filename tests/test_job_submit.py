@@ -12,6 +12,7 @@ import tempfile
 import time
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -87,12 +88,17 @@ def head():
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def test_job_submit_with_token_auth(head, tiny_corpus, tmp_path):
+def test_job_submit_pipeline_with_token_auth(head, tiny_corpus, cls_data, debug_config, sweep_config, tmp_path):
+    """A small pipeline (pretrain -> plan -> sweep -> evaluate -> report) as a real job."""
     address, env = head
     out = tmp_path / "job_run"
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pretrain_config": debug_config, "pretrain_set": [f"data.path={tiny_corpus}", "schedule.max_steps=20"],
+        "sweep_config": sweep_config, "data": cls_data, "budget": "40s", "max_trials": 2,
+        "scratch_baseline": False}))
     cmd = ["job", "submit", "--address", address, "--runtime-env", "jobs/runtime_env.yaml", "--",
-           "python", "jobs/pretrain.py", "--config", "jobs/configs/debug.yaml",
-           "--set", f"data.path={tiny_corpus}", "--set", "schedule.max_steps=20", "--out", str(out)]
+           "python", "jobs/pipeline.py", "--config", str(cfg), "--out", str(out)]
     # without the token the head refuses the submission
     no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
     refused = _ray("job", "list", "--address", address, env={**no_token, "RAY_AUTH_MODE": "disabled"}, timeout=120)
@@ -107,7 +113,13 @@ def test_job_submit_with_token_auth(head, tiny_corpus, tmp_path):
     status = _ray("job", "status", job_id, "--address", address, env={**env, "RAY_AUTH_MODE": "token"})
     plain = re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
     assert re.search(r"succeeded", plain, re.I) and not re.search(r"failed|stopped", plain, re.I), plain
-    res = json.loads((out / "result.json").read_text())
-    assert res["steps"] == 20 and os.path.isdir(res["checkpoint"])
+    # the job's log ends with the report path; the artifacts are where it says
+    assert f"report: {out / 'report' / 'index.html'}" in r.stdout + r.stderr
+    man = json.loads((out / "manifest.json").read_text())
+    assert set(man["stages"]) >= {"pretrain", "plan", "sweep_pretrained", "report"}
+    assert (out / "report" / "index.html").is_file() and list((out / "report").glob("*.png"))
+    assert json.loads((out / "pretrain" / "result.json").read_text())["steps"] == 20
+    # the live progress lines reached the job log, one per line
+    assert "[sweep " in r.stdout + r.stderr and "[lm] step" in r.stdout + r.stderr
     # the .venv beside the code (GBs) was not uploaded: the 100 MB cap would have refused it
     assert os.path.isdir(os.path.join(ROOT, ".venv")) or os.environ.get("VIRTUAL_ENV")

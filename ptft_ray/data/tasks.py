@@ -97,6 +97,7 @@ def load_task(ft: FinetuneConfig, label_names: list[str] | None = None) -> TaskD
     y = np.array([index[v] for v in raw], dtype=np.int64)
     splits = stratified_split(y, ft.val_fraction, ft.test_fraction, ft.split_seed)
     splits["train"] = subsample(splits["train"], y, ft.max_examples, ft.split_seed)
+    splits["val"] = subsample(splits["val"], y, ft.max_val_examples, ft.split_seed)
     for name in ("train", "val"):
         if len(splits[name]) == 0:
             raise PtftError(f"{ft.data}: the {name} split is empty ({len(y)} rows is too few)")

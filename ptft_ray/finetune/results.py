@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from ..train.errors import error_line
+from .space import trial_lr
 
 COLUMNS = ["trial_id", "checkpoint", "strategy", "lr", "weight_decay", "batch_size", "epochs",
            "unfreeze_top_k", "lora_rank", "lr_decay", "best_metric", "best_step", "steps_trained",
@@ -50,6 +51,8 @@ def trial_row(r, metric: str, mode: str) -> dict:
         done = m.get("step") is not None and m.get("step") >= m.get("max_steps", float("inf"))
         reason = "completed" if done else "stopped"
     row = {k: cfg.get(k) for k in COLUMNS if k in cfg}
+    if cfg.get("strategy"):
+        row["lr"] = trial_lr(cfg)
     trial_id = m.get("trial_id") or (Path(r.path).name if r.path else "?")
     row.update(trial_id=trial_id,
                best_metric=value, best_step=step, steps_trained=m.get("step"),

@@ -10,16 +10,14 @@ Sweep directory:  DIR/tune/ (Tune's experiment, resumable)  DIR/model/ (best exp
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
-import random
 import shutil
 import time
 from pathlib import Path
 
 from ..cluster import DATA_CPUS, cluster_summary, init_ray, worker_resources
-from ..config import Config, SweepConfig
+from ..config import Config
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
 from ..train.context import TuneContext
@@ -28,23 +26,8 @@ from .evaluate import evaluate_export
 from .export import export
 from .results import trial_row, write_trials_csv
 from .runner import Source, datasets_for, estimate_trial_s, loop_config, resolve_sources
-
-# strategy -> (trial parameter, sweep config list it is drawn from)
-CONDITIONAL = {"partial": ("unfreeze_top_k", "unfreeze_top_k"),
-               "lora": ("lora_rank", "lora_ranks"),
-               "discriminative_lr": ("lr_decay", "lr_decays")}
-
-
-def trial_config(base: dict, p: dict) -> Config:
-    d = copy.deepcopy(base)
-    d["optim"].update(lr=p["lr"], weight_decay=p["weight_decay"])
-    d["train"]["batch_size"] = p["batch_size"]
-    d["finetune"].update(strategy=p["strategy"], epochs=p["epochs"])
-    for param, _ in CONDITIONAL.values():
-        if p.get(param) is not None:
-            d["finetune"][param] = p[param]
-    return Config.from_dict(d)
-
+from .progress import SweepProgress, mlflow_callback
+from .space import build_space, n_trials, optuna_search, trial_config
 
 def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: TaskData,
               in_process: bool, scaling: dict, storage: str) -> dict | None:
@@ -78,52 +61,6 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
     except Exception as e:  # noqa: BLE001
         raise_user_error(e)
     return None
-
-
-def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:
-    from ray import tune
-
-    space = {
-        "lr": tune.grid_search(sw.lrs) if sw.lrs else tune.loguniform(sw.lr_min, sw.lr_max),
-        "strategy": tune.choice(sw.strategies),
-        "checkpoint": tune.choice(checkpoints),
-        "weight_decay": tune.choice(sw.weight_decays),
-        "batch_size": tune.choice(sw.batch_sizes),
-        "epochs": tune.choice(sw.epochs),
-    }
-    rng = random.Random(sw.seed)  # seeded: the same sweep config draws the same trials
-    for strategy, (param, values) in CONDITIONAL.items():
-        choices = getattr(sw, values)
-        # conditional: drawn only for trials of that strategy, None otherwise
-        space[param] = tune.sample_from(
-            lambda config, s=strategy, c=choices: rng.choice(c) if config["strategy"] == s else None)
-    return space
-
-
-def optuna_search(sw: SweepConfig, checkpoints: list[str]):
-    try:
-        from ray.tune.search.optuna import OptunaSearch
-    except ImportError:
-        raise PtftError("sweep.search=optuna needs optuna: pip install 'ptft_ray[optuna]'") from None
-
-    def define_by_run(trial):
-        if sw.lrs:
-            trial.suggest_categorical("lr", sw.lrs)
-        else:
-            trial.suggest_float("lr", sw.lr_min, sw.lr_max, log=True)
-        s = trial.suggest_categorical("strategy", sw.strategies)
-        trial.suggest_categorical("checkpoint", checkpoints)
-        trial.suggest_categorical("weight_decay", sw.weight_decays)
-        trial.suggest_categorical("batch_size", sw.batch_sizes)
-        trial.suggest_categorical("epochs", sw.epochs)
-        if s in CONDITIONAL:
-            param, values = CONDITIONAL[s]
-            trial.suggest_categorical(param, getattr(sw, values))
-
-    try:
-        return OptunaSearch(space=define_by_run, metric=sw.metric, mode=sw.mode, seed=sw.seed)
-    except (ImportError, AssertionError) as e:
-        raise PtftError(f"sweep.search=optuna: {e}; pip install 'ptft_ray[optuna]'") from None
 
 
 def check_budget(cfg: Config, sources: list[Source], task: TaskData) -> None:
@@ -180,7 +117,7 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
 
 
 def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
-          overwrite: bool = False, arch_from: str | None = None) -> dict:
+          overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None) -> dict:
     t0 = time.time()
     out_p = Path(out or f"runs/{cfg.sweep.name}").resolve()
     task = load_task(cfg.finetune)                   # data checked before Ray starts
@@ -194,6 +131,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     if resume and not (out_p / "tune").is_dir():
         raise PtftError(f"--resume: no sweep to resume in {out_p}")
     out_p.mkdir(parents=True, exist_ok=True)
+    if plan is not None:
+        (out_p / "plan.json").write_text(json.dumps(plan, indent=2, default=str))
 
     init_ray()
     from ray import tune
@@ -237,7 +176,9 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
                 max_concurrent_trials=conc if sw.search == "optuna" else None,
                 time_budget_s=sw.time_budget_s or None),
             run_config=tune.RunConfig(
-                name="tune", storage_path=str(out_p), verbose=1,
+                name="tune", storage_path=str(out_p), verbose=0,
+                callbacks=[SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
+                           *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{out_p.name}")],
                 failure_config=tune.FailureConfig(max_failures=0),
                 checkpoint_config=tune.CheckpointConfig(
                     num_to_keep=1, checkpoint_score_attribute=sw.metric, checkpoint_score_order=sw.mode)))

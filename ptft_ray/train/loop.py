@@ -26,6 +26,7 @@ from ..finetune.strategies import STRATEGIES, Plan
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
 from .tasks import build_task
+from .tblog import log_scalars, tensorboard_writer
 
 
 def say(line: str) -> None:
@@ -147,7 +148,8 @@ def run(lc: dict, ctx) -> dict:
     data = _stream(ctx, state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed)
     loss_sum = torch.zeros((), device=ctx.device)
     items = torch.zeros((), device=ctx.device)
-    steps_in_window, t_window = 0, time.perf_counter()
+    steps_in_window, t_window, data_wait = 0, time.perf_counter(), 0.0
+    tb = tensorboard_writer(lc.get("run_dir"), ctx.rank)
 
     while state["step"] < max_steps:
         step = state["step"]
@@ -155,7 +157,9 @@ def run(lc: dict, ctx) -> dict:
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * mult
         for micro in range(tc.grad_accum):
+            t_data = time.perf_counter()
             batch = next(data)
+            data_wait += time.perf_counter() - t_data  # time the step waited for its batch
             if tc.trace_file and ctx.rank == 0:
                 trace(tc.trace_file, step + 1, state, batch)
             # gradients are all-reduced once per optimizer step, on the last micro-batch
@@ -193,7 +197,8 @@ def run(lc: dict, ctx) -> dict:
                 state["tokens"] += int(window[1].item())
                 metrics.update(step=s, max_steps=max_steps, epoch=state["epoch"], train_loss=train_loss,
                                lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
-                               **{f"{task.unit}_per_s": window[1].item() / max(elapsed, 1e-9)})
+                               **{f"{task.unit}_per_s": window[1].item() / max(elapsed, 1e-9)},
+                               data_wait_frac=data_wait / max(elapsed, 1e-9))
                 eta = (max_steps - s) * elapsed / max(steps_in_window, 1)
                 if ctx.rank == 0:
                     say(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} "
@@ -205,6 +210,8 @@ def run(lc: dict, ctx) -> dict:
                                                          if k.startswith("val_")))
         if do_log or do_eval:
             history.append(dict(metrics))
+            if tb:
+                log_scalars(tb, metrics, s)
         if do_eval or do_ckpt:
             d = None
             if ctx.rank == 0:
@@ -217,5 +224,7 @@ def run(lc: dict, ctx) -> dict:
             ctx.report(dict(metrics), d)
             cleanup(d)
         if do_log or do_eval or do_ckpt:
-            steps_in_window, t_window = 0, time.perf_counter()
+            steps_in_window, t_window, data_wait = 0, time.perf_counter(), 0.0
+    if tb:
+        tb.close()
     return {**metrics, "history": history}

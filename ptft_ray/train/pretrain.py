@@ -24,6 +24,7 @@ from ..config import Config
 from ..data import sources
 from ..data.corpus import build_datasets, check_corpus, unigram_perplexity
 from ..errors import PtftError
+from ..mlflow_log import log_pretrain
 from .errors import raise_user_error
 from .loop import train_loop_per_worker
 
@@ -120,6 +121,7 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "vocab_size": tok.vocab_size, "num_workers": sc.num_workers, "wall_s": time.time() - t0,
         "resumed": resuming,
     }
+    summary["mlflow_run_id"] = log_pretrain(cfg.run.mlflow_uri, cfg.run.name, cfg.to_dict(), history, summary)
     tmp = out / ".result.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out / "result.json")

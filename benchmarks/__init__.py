@@ -1,0 +1,1 @@
+"""ptft_ray benchmarks: `python -m benchmarks` (see __main__.py)."""

@@ -1,0 +1,42 @@
+"""`make bench` / `python -m benchmarks`: every benchmark in one process tree, each in its own
+child process (its own local Ray), then BENCHMARKS.md from benchmarks/results/*.json.
+
+    python -m benchmarks                 # all
+    python -m benchmarks throughput      # some: throughput data_pipeline calibrate sweeps
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from .common import ROOT
+
+ORDER = ["throughput", "data_pipeline", "calibrate", "sweeps"]
+
+
+def main(argv: list[str]) -> int:
+    names = argv or ORDER
+    for name in names:
+        if name not in ORDER:
+            print(f"unknown benchmark {name!r} (known: {', '.join(ORDER)})", file=sys.stderr)
+            return 2
+    for name in names:
+        t0 = time.time()
+        print(f"== benchmarks.{name}", flush=True)
+        r = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT)
+        if r.returncode:
+            print(f"benchmarks.{name} failed (exit {r.returncode})", file=sys.stderr)
+            return r.returncode
+        if name == "calibrate":  # the planner's rules follow the table
+            subprocess.run([sys.executable, "benchmarks/derive_rules.py"], cwd=ROOT, check=True,
+                           stdout=subprocess.DEVNULL)
+        print(f"== benchmarks.{name}: {time.time() - t0:.0f} s", flush=True)
+    from .summary import write
+
+    print(write())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

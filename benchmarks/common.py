@@ -1,0 +1,58 @@
+"""Shared by the benchmarks: where results go, the machine and versions, timing helpers."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict:
+    import ray
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"date": time.strftime("%Y-%m-%d %H:%M"), "host": platform.node(), "cpu": cpu,
+            "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "ray": ray.__version__}
+
+
+def save(name: str, result: dict) -> dict:
+    result = {"machine": machine(), "command": f"python -m benchmarks.{name}", **result}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("machine", "runs")}, indent=1, default=str))
+    return result
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else float("nan")
+
+
+def matmul_flops(threads: int, n: int = 512, seconds: float = 3.0) -> float:
+    """The machine's fp32 matmul FLOPs/s on `threads` threads (n x n @ n x n, 2 n^3 each)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(5):
+        a @ b
+    k, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        k += 1
+    rate = 2 * n ** 3 * k / (time.perf_counter() - t0)
+    torch.set_num_threads(old)
+    return rate

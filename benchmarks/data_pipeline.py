@@ -1,0 +1,118 @@
+"""Item 3 of the benchmark issue: the Ray Data pipeline.
+  - read + tokenize + pack tokens/s of the real pretraining pipeline (BPE 4096, news),
+    consumed on the driver as fast as it can go; the trainer's own tokens/s and data-wait
+    fraction come from benchmarks/results/throughput.json (same run of `make bench`);
+  - memory while streaming corpora of 1x and 4x the object store (100 MB) through the
+    same pipeline (byte tokenizer: tokens are 4-byte ints, so 25 MB of text fills the
+    store once): the peak proportional set size (PSS) of the driver and all its Ray
+    processes must stay flat, not grow with the corpus.
+
+    .venv/bin/python -m benchmarks.data_pipeline
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .common import RESULTS, save
+
+STORE = 100 * 1024 ** 2
+
+
+def tree_pss() -> int:
+    import psutil
+
+    me = psutil.Process()
+    total = 0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def stream(path: str, tokenizer: str, vocab: int = 4096, sample_s: float = 0.5) -> dict:
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.config import load_config
+    from ptft_ray.data import sources
+    from ptft_ray.data.corpus import build_datasets
+
+    dc = load_config(None, [f"data.path={path}", f"data.tokenizer={tokenizer}", f"data.vocab_size={vocab}",
+                            "data.seq_len=128", "data.max_val_blocks=16", "data.docs_per_batch=256"]).data
+    files, fmt = sources.resolve_files(path)
+    tok = toks.build(tokenizer, sources.sample_texts(files, fmt, "text", 500), vocab)
+    train, _, _ = build_datasets(dc, tok, files, fmt)
+    peak, stop = [0], threading.Event()
+
+    def sampler():
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_pss())
+            time.sleep(sample_s)
+    th = threading.Thread(target=sampler, daemon=True)
+    base = tree_pss()
+    th.start()
+    t0, tokens = time.perf_counter(), 0
+    for b in train.iter_batches(batch_size=64, batch_format="numpy"):
+        tokens += int((b["tokens"] != tok.pad_id).sum())
+    wall = time.perf_counter() - t0
+    stop.set(), th.join()
+    return {"tokens": tokens, "tokenized_bytes": tokens * 4, "wall_s": wall, "tokens_per_s": tokens / wall,
+            "pss_before_mb": base / 2 ** 20, "peak_pss_mb": peak[0] / 2 ** 20}
+
+
+def synthetic_corpus(src: str, text_bytes: int, out: Path) -> str:
+    """Real news documents repeated until the corpus holds text_bytes (not committed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ptft_ray.data import sources
+
+    files, fmt = sources.resolve_files(src)
+    docs = [t for f in files for t in sources.read_table(f, fmt, ["text"])["text"].to_pylist()]
+    out.mkdir(parents=True, exist_ok=True)
+    size, part, i = 0, [], 0
+    while size < text_bytes:
+        d = f"{i} " + docs[i % len(docs)]
+        part.append(d)
+        size += len(d.encode())
+        i += 1
+        if len(part) == 2000:
+            pq.write_table(pa.table({"text": part}), out / f"part-{i:07d}.parquet")
+            part = []
+    if part:
+        pq.write_table(pa.table({"text": part}), out / f"part-{i:07d}.parquet")
+    return str(out)
+
+
+def main() -> None:
+    import ray
+
+    ray.init(num_cpus=2, object_store_memory=STORE, include_dashboard=False, log_to_driver=False)
+    os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
+    real = stream("data/news", "bpe")
+    tmp = Path(tempfile.mkdtemp(prefix="ptft-data-"))
+    mem = {}
+    for mult, text_mb in (("1x", 25), ("4x", 100)):
+        path = synthetic_corpus("data/news", text_mb * 2 ** 20, tmp / mult)
+        mem[mult] = stream(path, "byte")
+    tp = json.loads((RESULTS / "throughput.json").read_text()) if (RESULTS / "throughput.json").is_file() else None
+    trainer = tp and tp["runs"]["gpt_small"].get("ptft_2w_tokens_per_s")
+    growth = mem["4x"]["peak_pss_mb"] / mem["1x"]["peak_pss_mb"]
+    save("data_pipeline", {
+        "object_store_mb": STORE / 2 ** 20, "pipeline_bpe_news": real, "memory": mem,
+        "pipeline_over_trainer_tokens_per_s": real["tokens_per_s"] / trainer if trainer else None,
+        "trainer_tokens_per_s_2w": trainer,
+        "trainer_data_wait_frac": tp and {s: {k: v for k, v in r.items() if k.startswith("data_wait")}
+                                          for s, r in tp["runs"].items()},
+        "peak_pss_growth_4x_over_1x": growth,
+        "corpus_over_store": {m: r["tokenized_bytes"] / STORE for m, r in mem.items()},
+        "goals": {"data_wait_frac": 0.05, "peak_pss_growth_4x_over_1x": "flat (~1.0)"}})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Derive the planner's rules from the calibration table.
+
+    .venv/bin/python benchmarks/derive_rules.py   # reads benchmarks/results/calibration.json
+writes ptft_ray/planner/calibrated.json (read by ptft_ray/planner/rules.py) and
+benchmarks/results/calibration.md (the table, per cell: every strategy's best val accuracy).
+
+Rules, per calibrated data size (pooling both tasks):
+- ranking: strategies by their mean gap to the cell's best validation accuracy;
+- within_1pt: those whose mean gap is within 1 point;
+- lr_ranges: the winning grid LR(s) of each strategy, widened by half a grid step each side;
+- levels: 'long' is offered only where the long budget beat the short one by > 1 point;
+- cost_model: least squares of trial wall time on train and eval tokens / measured rate.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def rate_of(ckpt: str) -> float:
+    from ptft_ray.finetune.runner import _throughput
+    from ptft_ray.train.checkpoint import read_meta
+
+    return _throughput(read_meta(ckpt))
+
+
+def best_by_strategy(trials: list[dict]) -> dict[str, tuple[float, float]]:
+    out: dict[str, tuple[float, float]] = {}
+    for t in trials:
+        if t["val"] is not None and (t["strategy"] not in out or t["val"] > out[t["strategy"]][0]):
+            out[t["strategy"]] = (t["val"], t["lr"])
+    return out
+
+
+def nonneg_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares with coefficients >= 0 (no strategy costs negative time): refit without
+    the most negative coefficient until none is negative."""
+    free = list(range(a.shape[1]))
+    while True:
+        coef = np.zeros(a.shape[1])
+        coef[free] = np.linalg.lstsq(a[:, free], y, rcond=None)[0]
+        if coef.min() >= 0:
+            return coef
+        free.remove(int(np.argmin(coef)))
+
+
+def fit_cost(cells: dict, rate: float) -> dict:
+    rows, ys, strategies = [], [], sorted({t["strategy"] for c in cells.values() for t in c["exhaustive"]["trials"]})
+    for c in cells.values():
+        sh, n_val = c["shape"], min(c["scan"]["examples"]["val"], c["shape"]["finetune.max_val_examples"])
+        ml, bs = sh["finetune.max_len"], sh["sweep.batch_sizes"][0]
+        for t in c["exhaustive"]["trials"] + c["scratch"]["trials"]:
+            if t["stop_reason"] != "completed":
+                continue
+            evals = math.ceil(sh["sweep.epochs"][0] * sh["finetune.evals_per_epoch"]) + 1
+            x = [1.0] + [t["steps"] * bs * ml / rate if t["strategy"] == s else 0.0 for s in strategies]
+            rows.append(x + [evals * n_val * ml / rate])
+            ys.append(t["wall_s"])
+    coef = nonneg_lstsq(np.array(rows), np.array(ys))
+    pred = np.array(rows) @ coef
+    err = float(np.median(np.abs(pred - ys) / np.array(ys)))
+    return {"startup_s": round(float(coef[0]), 2),
+            "train": {s: round(float(v), 3) for s, v in zip(strategies, coef[1:-1])},
+            "eval": round(float(coef[-1]), 3), "median_relative_error": round(err, 3), "trials": len(ys)}
+
+
+def main() -> None:
+    cal = json.loads(Path("benchmarks/results/calibration.json").read_text())
+    cells, spacing = cal["cells"], None
+    rate = rate_of(cal["pretrained"])
+    buckets: dict[str, dict] = {}
+    by_size = defaultdict(list)
+    for c in cells.values():
+        by_size[str(int(c["cell"].split(":")[1]))].append(c)
+    md = ["| cell | n_train | " + " | ".join(["full", "linear_probe", "lora", "partial", "discriminative_lr",
+                                               "gradual_unfreeze"]) + " | best test | scratch test |",
+          "|" + "---|" * 10]
+    for size, cs in sorted(by_size.items(), key=lambda kv: int(kv[0])):
+        gaps, wins = defaultdict(list), defaultdict(list)
+        for c in cs:
+            best = best_by_strategy(c["exhaustive"]["trials"])
+            top = max(v for v, _ in best.values())
+            for s, (v, lr) in best.items():
+                if c["level"] == "short":
+                    gaps[s].append(v - top)
+                wins[s].append(lr)
+            md.append(f"| {c['cell']} | {c['n_train']} | " + " | ".join(
+                f"{best[s][0]:.3f} @ {best[s][1]:.0e}" if s in best else "-" for s in
+                ["full", "linear_probe", "lora", "partial", "discriminative_lr", "gradual_unfreeze"])
+                + f" | {c['exhaustive']['test_accuracy']:.3f} | {c['scratch']['test_accuracy']:.3f} |")
+        ranking = sorted(gaps, key=lambda s: -float(np.mean(gaps[s])))
+        lr_ranges = {}
+        for s, lrs in wins.items():
+            lo_g, hi_g = cal["lr_ranges"][s]
+            spacing = math.sqrt(hi_g / lo_g)          # 3 log-spaced points: the step between two
+            half = math.sqrt(spacing)
+            lr_ranges[s] = [float(f"{min(lrs) / half:.2e}"), float(f"{max(lrs) * half:.2e}")]
+        levels = ["short"]
+        for t in {c["task"] for c in cs}:
+            sh = [c for c in cs if c["task"] == t and c["level"] == "short"]
+            lg = [c for c in cs if c["task"] == t and c["level"] == "long"]
+            if sh and lg and lg[0]["exhaustive"]["best_val"] > sh[0]["exhaustive"]["best_val"] + 0.01:
+                levels = ["short", "long"]
+        buckets[size] = {"ranking": ranking, "mean_gap": {s: round(float(np.mean(g)), 4) for s, g in gaps.items()},
+                         "within_1pt": [s for s in ranking if np.mean(gaps[s]) >= -0.01],
+                         "lr_ranges": lr_ranges, "levels": levels,
+                         "tasks": sorted({c["task"] for c in cs})}
+    out = {"source": "benchmarks/results/calibration.json", "date": cal["date"],
+           "command": "python benchmarks/calibrate.py && python benchmarks/derive_rules.py",
+           "reference_rate": rate, "buckets": buckets, "cost_model": fit_cost(cells, rate)}
+    Path("ptft_ray/planner/calibrated.json").write_text(json.dumps(out, indent=1) + "\n")
+    Path("benchmarks/results/calibration.md").write_text(
+        "# Calibration: best validation accuracy per strategy (at its best grid LR)\n\n"
+        f"{cal['date']}, `{out['command']}`; pretrained checkpoint {cal['pretrained']}\n\n"
+        + "\n".join(md) + "\n\nDerived rules: ptft_ray/planner/calibrated.json\n")
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""BENCHMARKS.md from benchmarks/results/*.json: one table per item, goal and met / missed."""
+from __future__ import annotations
+
+import json
+
+from .common import RESULTS, ROOT
+
+
+def _load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _met(value, goal, higher=True) -> str:
+    if value is None:
+        return "not measured"
+    ok = value >= goal if higher else value <= goal
+    return "**met**" if ok else "**missed**"
+
+
+def write() -> str:
+    tp, dp, sw, cal = _load("throughput"), _load("data_pipeline"), _load("sweeps"), _load("calibration")
+    m = (tp or dp or sw or {}).get("machine", {})
+    L = ["# Benchmarks", "",
+         f"Measured {m.get('date', '?')} on {m.get('cpu', '?')} ({m.get('cpus', '?')} CPUs), Python "
+         f"{m.get('python', '?')}, torch {m.get('torch', '?')}, Ray {m.get('ray', '?')}. No GPU was lent to "
+         f"this session, so item 7 (GPU) is not measured.", "",
+         "Command: `make bench` (= `python -m benchmarks`); each item also runs alone, e.g. "
+         "`python -m benchmarks throughput`. Raw numbers: `benchmarks/results/*.json`.", "",
+         "| # | figure | measured | goal | |", "|---|---|---|---|---|"]
+    if tp:
+        for size, r in tp["runs"].items():
+            L.append(f"| 1 | Ray Train overhead, {size}: ptft_ray 1 worker / plain PyTorch tokens/s "
+                     f"({r['ptft_1w_tokens_per_s']:.0f} / {r['plain_tokens_per_s']:.0f}) | "
+                     f"{r['ray_train_overhead_ratio']:.3f} | >= 0.95 | {_met(r['ray_train_overhead_ratio'], 0.95)} |")
+        for size, r in tp["runs"].items():
+            L.append(f"| 2 | model FLOPs/s / measured 1-thread matmul FLOPs/s, {size} "
+                     f"({r['model_flops_per_s'] / 1e9:.2f} / {tp['matmul_flops_per_s_1_thread'] / 1e9:.1f} GFLOP/s) | "
+                     f"{r['mfu_vs_measured_matmul']:.3f} (plain loop {r['plain_mfu']:.3f}) | >= 0.5 | "
+                     f"{_met(r['mfu_vs_measured_matmul'], 0.5)} |")
+        for size, r in tp["runs"].items():
+            for k in ("data_wait_frac_1w", "data_wait_frac_2w"):
+                if k in r:
+                    L.append(f"| 3 | trainer waits for data, {size}, {k[-2:]} (fraction of step time) | "
+                             f"{r[k]:.3f} | < 0.05 | {_met(r[k], 0.05, higher=False)} |")
+        r = tp["runs"]["gpt_small"]
+        L.append(f"| 4 | DDP scaling, gpt_small: 2 workers x 1 thread / 1 x 1 "
+                 f"({r['ptft_2w_tokens_per_s']:.0f} / {r['ptft_1w_tokens_per_s']:.0f} tokens/s) | "
+                 f"{r['ddp_scaling_2w_over_1w']:.3f} | >= 1.7 | {_met(r['ddp_scaling_2w_over_1w'], 1.7)} |")
+    if dp:
+        ratio = dp.get("pipeline_over_trainer_tokens_per_s")
+        L.append(f"| 3 | Ray Data read+tokenize+pack (BPE, news) / trainer tokens/s (2 workers) "
+                 f"({dp['pipeline_bpe_news']['tokens_per_s']:.0f} / {dp.get('trainer_tokens_per_s_2w') or 0:.0f}) | "
+                 f"{ratio if ratio is None else round(ratio, 2)} | > 1 | {_met(ratio, 1.0)} |")
+        mem = dp["memory"]
+        L.append(f"| 3 | peak PSS streaming {dp['corpus_over_store']['4x']:.1f}x vs {dp['corpus_over_store']['1x']:.1f}x "
+                 f"the object store ({mem['4x']['peak_pss_mb']:.0f} / {mem['1x']['peak_pss_mb']:.0f} MB) | "
+                 f"{dp['peak_pss_growth_4x_over_1x']:.3f} | flat (<= 1.1) | "
+                 f"{_met(dp['peak_pss_growth_4x_over_1x'], 1.1, higher=False)} |")
+    if sw:
+        e = sw["sweep_efficiency"]
+        frac = e["asha"]["trial_steps"] / e["full"]["trial_steps"]
+        gap = 100 * (e["asha"]["best_val"] - e["full"]["best_val"])
+        L.append(f"| 5 | ASHA vs the same {e['trials']}-trial grid run to completion ({e['cell']}): best val "
+                 f"{e['asha']['best_val']:.4f} vs {e['full']['best_val']:.4f}, trial-steps {e['asha']['trial_steps']} "
+                 f"vs {e['full']['trial_steps']} | {gap:+.1f} points at {frac:.0%} of the steps | within 1 point at "
+                 f"<= 35 % | {'**met**' if gap >= -1 and frac <= 0.35 else '**missed**'} |")
+        st = sw["per_trial_startup_s"]
+        L.append(f"| 5 | per-trial start-up (cost-model intercept; in-process trial of 1 epoch on 600 examples) | "
+                 f"{st['cost_model_intercept']:.1f} s; {st['trial_overhead_json']:.1f} s | - | |")
+    L += ["", "## 6. Pretraining pays?", "",
+          "Fine-tuned from the pretrained checkpoint (best of an 18-trial grid: 6 strategies x 3 LRs) vs "
+          "from scratch (full fine-tuning x the same 3 LRs, same architecture and tokenizer); test accuracy on "
+          "the whole test split. Steps: first evaluation at which any pretrained trial reached the scratch "
+          "model's best validation accuracy, vs the step at which the scratch model reached it.", "",
+          "| cell | n train | pretrained test | scratch test | gain (points) | pretrained steps to scratch's best val | "
+          "scratch steps |", "|---|---|---|---|---|---|---|"]
+    for r in (sw or {}).get("pretraining_pays", []):
+        L.append(f"| {r['cell']} | {r['n_train']} | {r['pretrained_test']:.4f} | {r['scratch_test']:.4f} | "
+                 f"{r['gain_points']:+.1f} | {r['pretrained_steps_to_scratch_final'] or 'never'} | "
+                 f"{r['scratch_steps_to_best']} |")
+    if sw:
+        L += ["", f"![learning curves]({sw['learning_curves_png']})", "",
+              "## Planner vs exhaustive sweep (issue 4)", "",
+              "The planned sweep gets a budget of a third of the exhaustive sweep's trial time (2 slots).", "",
+              "| cell | budget s | plan | planned test | exhaustive test | gap (points) | trial time ratio |",
+              "|---|---|---|---|---|---|---|"]
+        for r in sw["planner_vs_exhaustive"]:
+            L.append(f"| {r['cell']} | {r['budget_s']} | {r['plan']['num_trials']} trials of "
+                     f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
+                     f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
+    if cal:
+        L += ["", "Calibration table (every strategy's best validation accuracy per cell): "
+              "[benchmarks/results/calibration.md](benchmarks/results/calibration.md)."]
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(L) + "\n")
+    return str(ROOT / "BENCHMARKS.md")

@@ -1,0 +1,158 @@
+"""Items 5 and 6 of the benchmark issue, and the planner's acceptance figures, all from
+real sweeps on the two real tasks (the calibration's exhaustive sweeps are the reference):
+  5. sweep efficiency: ASHA over the same grid as a calibration cell run to completion:
+     best val accuracy, total trial-steps and trial time; per-trial start-up seconds;
+  6. pretraining pays: per task x size, test accuracy fine-tuned from the pretrained
+     checkpoint vs from scratch (best of each sweep), and the steps the pretrained trials
+     needed to reach the scratch model's final validation accuracy; learning-curve PNG;
+  planner: `plan()` with a budget of a third of the exhaustive sweep's trial time, run,
+     best test accuracy vs the exhaustive sweep's (issue 4: within 1 point).
+
+    .venv/bin/python -m benchmarks.sweeps        (needs benchmarks/results/calibration.json)
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .common import RESULTS, ROOT, save
+
+ASHA_CELL = "rt:1000:short"
+PLANNER_CELLS = ["rt:100:short", "tweets:100:short", "rt:1000:short", "tweets:1000:short",
+                 "rt:10000:short", "tweets:10000:short"]
+
+
+def _cfg(cell: dict, extra: dict):
+    from benchmarks.calibrate import FIXED, LR_RANGES, TASKS, overrides
+    from ptft_ray.config import load_config
+
+    base = {**FIXED, "finetune.data": TASKS[cell["task"]], "finetune.max_examples": cell["n_train"],
+            **cell["shape"], "sweep.lr_ranges": LR_RANGES, **extra}
+    return load_config(None, overrides(base))
+
+
+def asha_vs_full(cal: dict, root: Path) -> dict:
+    from benchmarks.calibrate import STRATEGIES
+    from ptft_ray.finetune.sweep import sweep
+
+    cell = cal["cells"][ASHA_CELL]
+    d = root / "asha"
+    if not (d / "result.json").is_file():
+        sweep(_cfg(cell, {"sweep.strategies": STRATEGIES, "sweep.scheduler": "asha", "sweep.grace_period": 1,
+                          "sweep.reduction_factor": 3}), [cal["pretrained"]], str(d), overwrite=True)
+    res = json.loads((d / "result.json").read_text())
+    import csv
+
+    rows = list(csv.DictReader(open(d / "trials.csv")))
+    ex = cell["exhaustive"]
+    return {"cell": ASHA_CELL, "trials": len(rows),
+            "asha": {"best_val": res["best_metric"], "test_accuracy": res["test_accuracy"],
+                     "trial_steps": sum(int(float(r["steps_trained"] or 0)) for r in rows),
+                     "trial_time_s": res["trial_time_s"]},
+            "full": {"best_val": ex["best_val"], "test_accuracy": ex["test_accuracy"],
+                     "trial_steps": sum(t["steps"] for t in ex["trials"]), "trial_time_s": ex["trial_time_s"]}}
+
+
+def first_step_reaching(curves: list[list], target: float) -> int | None:
+    hits = [s for c in curves for s, v in c if v >= target]
+    return min(hits) if hits else None
+
+
+def pretraining_pays(cal: dict) -> list[dict]:
+    rows = []
+    for name, c in sorted(cal["cells"].items()):
+        if c["level"] != "short":
+            continue
+        ex, sc = c["exhaustive"], c["scratch"]
+        scratch_final = max(t["val"] for t in sc["trials"] if t["val"] is not None)
+        best_sc = max(sc["trials"], key=lambda t: t["val"] or -1)
+        rows.append({"cell": name, "task": c["task"], "n_train": c["n_train"],
+                     "pretrained_test": ex["test_accuracy"], "scratch_test": sc["test_accuracy"],
+                     "gain_points": 100 * (ex["test_accuracy"] - sc["test_accuracy"]),
+                     "scratch_best_val": scratch_final,
+                     "scratch_steps_to_best": first_step_reaching([best_sc["curve"]], scratch_final),
+                     "pretrained_steps_to_scratch_final": first_step_reaching(
+                         [t["curve"] for t in ex["trials"]], scratch_final),
+                     "max_steps": max(t["steps"] for t in ex["trials"])})
+    return rows
+
+
+def curves_png(cal: dict, path: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c for _, c in sorted(cal["cells"].items()) if c["level"] == "short"]
+    cols = 3
+    fig, axes = plt.subplots(math.ceil(len(cells) / cols), cols, figsize=(12, 3.2 * math.ceil(len(cells) / cols)),
+                             squeeze=False)
+    for ax, c in zip(axes.flat, cells):
+        for kind, color in (("exhaustive", "tab:blue"), ("scratch", "tab:red")):
+            best = max(c[kind]["trials"], key=lambda t: t["val"] or -1)
+            if best["curve"]:
+                ax.plot(*zip(*best["curve"]), "o-", color=color, ms=3,
+                        label=f"{'pretrained' if kind == 'exhaustive' else 'scratch'} ({best['strategy']})")
+        ax.set_title(c["cell"]), ax.set_xlabel("step"), ax.set_ylabel("val accuracy"), ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(cells):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return str(path.relative_to(ROOT))
+
+
+def planner_vs_exhaustive(cal: dict, root: Path) -> list[dict]:
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.sweep import sweep
+    from ptft_ray.planner import plan, planned_config
+    from benchmarks.calibrate import FIXED, TASKS, overrides
+
+    rows = []
+    for name in PLANNER_CELLS:
+        if name not in cal["cells"]:
+            continue
+        c = cal["cells"][name]
+        ex = c["exhaustive"]
+        # a third of the exhaustive sweep's trial time, spread over the 2 concurrent slots
+        budget = 15.0 + ex["trial_time_s"] / 3 / 2
+        d = root / f"planned_{name.replace(':', '_')}"
+        cfg = load_config(None, overrides({k: v for k, v in FIXED.items() if k.startswith("finetune.")}
+                                          | {"finetune.data": TASKS[c["task"]], "finetune.max_examples": c["n_train"]}))
+        if (d / "result.json").is_file():
+            res = json.loads((d / "result.json").read_text())
+            p = json.loads((d / "plan.json").read_text())
+        else:
+            p = plan(None, [cal["pretrained"]], budget, cfg)
+            res = sweep(planned_config(cfg, p), [cal["pretrained"]], str(d), overwrite=True, plan=p)
+        rows.append({"cell": name, "budget_s": round(budget, 1), "plan": {k: p[k] for k in (
+                         "strategies", "num_trials", "estimated_cost_s", "scheduler")},
+                     "planned_test": res["test_accuracy"], "exhaustive_test": ex["test_accuracy"],
+                     "gap_points": 100 * (res["test_accuracy"] - ex["test_accuracy"]),
+                     "planned_trial_time_s": res["trial_time_s"], "exhaustive_trial_time_s": ex["trial_time_s"],
+                     "time_ratio": res["trial_time_s"] / ex["trial_time_s"], "planned_wall_s": res["wall_s"]})
+    return rows
+
+
+def main() -> None:
+    from ptft_ray.cluster import init_ray
+
+    cal = json.loads((RESULTS / "calibration.json").read_text())
+    root = ROOT / "runs" / "bench_sweeps"
+    init_ray()
+    cm = json.loads((ROOT / "ptft_ray" / "planner" / "calibrated.json").read_text())["cost_model"]
+    save("sweeps", {
+        "sweep_efficiency": asha_vs_full(cal, root),
+        "per_trial_startup_s": {"cost_model_intercept": cm["startup_s"],
+                                "trial_overhead_json": json.loads((RESULTS / "trial_overhead.json").read_text())
+                                .get("mean_trial_s_in_process")},
+        "pretraining_pays": pretraining_pays(cal),
+        "learning_curves_png": curves_png(cal, RESULTS / "learning_curves.png"),
+        "planner_vs_exhaustive": planner_vs_exhaustive(cal, root),
+        "goals": {"asha_within_points": 1, "asha_compute_fraction": 0.35,
+                  "planner_within_points": 1, "planner_time_fraction": 1 / 3}})
+
+
+if __name__ == "__main__":
+    main()

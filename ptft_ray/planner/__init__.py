@@ -1,0 +1,120 @@
+"""`ptft-ray plan`: choose the fine-tuning sweep by task, data size and compute budget.
+
+    plan = ptft_ray.plan("data/rotten_tomatoes.parquet", ["runs/main/pretrain/checkpoint_..."], "20m")
+
+Inputs are measured, not assumed: the task by a Ray Data scan (examples, classes, balance,
+token lengths under the checkpoint's tokenizer), the checkpoints by their metadata
+(architecture, parameters, the throughput their pretraining measured), the cluster by
+Ray's live resources. The rules (rules.py) return each choice with its reason, and the plan
+is checked against the live cluster before anything runs (exit 2 with what to change).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from ..config import Config, load_config
+from ..errors import PtftError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_budget(text: str | float) -> float:
+    """'20m', '90s', '1.5h' or plain seconds."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text))
+        if not m:
+            raise PtftError(f"--budget {text!r}: expected a duration such as 20m, 90s or 1.5h")
+        seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if seconds <= 0:
+        raise PtftError(f"--budget {text!r}: must be positive")
+    return seconds
+
+
+def overrides(p: dict) -> list[str]:
+    """The plan as `--set` overrides of the sweep config."""
+    from .rules import CALIBRATED
+
+    # every calibrated range goes along, so a strategy the user pins on top keeps its range
+    ranges = {**{s: r for b in CALIBRATED["buckets"].values() for s, r in b["lr_ranges"].items()
+                 if s not in p["lr_ranges"]}, **p["lr_ranges"]}
+    d = {"sweep.strategies": p["strategies"], "sweep.lr_ranges": ranges,
+         "sweep.num_samples": p["num_trials"], "sweep.max_concurrent_trials": p["max_concurrent_trials"],
+         "sweep.cpus_per_trial": p["resources_per_trial"]["CPU"],
+         "scaling.use_gpu": "GPU" in p["resources_per_trial"],
+         "sweep.workers_per_trial": p["workers_per_trial"],
+         "sweep.scheduler": p["scheduler"]["type"], "sweep.grace_period": p["scheduler"]["grace_period"],
+         "sweep.reduction_factor": p["scheduler"]["reduction_factor"],
+         "sweep.time_budget_s": p["time_budget_s"], "sweep.search": "random", "sweep.grid_points": 0,
+         "sweep.lrs": [], **p["shape"]}
+    return [f"{k}={json.dumps(v)}" for k, v in d.items()]
+
+
+def preflight(cfg: Config, res: dict) -> None:
+    """Refuse, with what to change, a plan the live cluster cannot schedule."""
+    from ..finetune.sweep import trial_resources
+
+    trial_resources(cfg, res)  # raises PtftError naming the key to change
+
+
+def planned_config(cfg: Config, p: dict, pins: list[str] | None = None) -> Config:
+    """The sweep config the plan runs: the plan's overrides, then the user's own `--set`
+    lines on top (a user pins what they know better)."""
+    from ..config import apply_overrides
+
+    return Config.from_dict(apply_overrides(apply_overrides(cfg.to_dict(), overrides(p)), pins or []), "plan")
+
+
+def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Config | None = None,
+         max_trials: int = 0, arch_from: str | None = None, pins: list[str] | None = None) -> dict:
+    from ..cluster import cluster_summary, init_ray
+    from ..data.tasks import load_task
+    from ..finetune.runner import resolve_sources
+    from .rules import STARTUP_S, choose
+    from .scan import scan_task
+
+    budget_s = parse_budget(budget)
+    cfg = cfg or load_config(None)
+    if data:
+        d = cfg.to_dict()
+        d["finetune"]["data"] = data
+        cfg = Config.from_dict(d)
+    task = load_task(cfg.finetune)
+    sources = resolve_sources(pretrained, cfg, arch_from)
+    init_ray()
+    res = cluster_summary()
+    scan = scan_task(task, sources[0].tokenizer_json)
+    info = [{"key": s.key, "max_seq_len": s.model.get("max_seq_len", 10 ** 6) if s.model.get("arch") == "gpt" else 10 ** 6,
+             "tokens_per_s_per_worker": s.lineage.get("tokens_per_s_per_worker")} for s in sources]
+    p = choose(scan, info, budget_s, res, max_trials or 0)
+    p["checkpoints"] = [s.key for s in sources]
+    p["reasons"].insert(0, f"task: {scan['task_type']}, {scan['num_classes']} classes (largest "
+                           f"{scan['majority_fraction']:.0%}), {scan['examples']['train']} training examples, "
+                           f"{scan['train_tokens']} tokens (Ray Data scan)")
+    p["reasons"].append(f"checkpoints: {', '.join(p['checkpoints'])} (as given; each trial draws one)")
+    p["budget_s"] = budget_s
+    # Tune stops trials at time_budget_s; start-up, export and the test evaluation come after
+    p["time_budget_s"] = max(1.0, budget_s - STARTUP_S)
+    p["scan"], p["cluster"] = scan, res
+    p["pins"] = list(pins or [])
+    preflight(planned_config(cfg, p, pins), res)
+    p["preflight"] = "ok: schedulable on the live cluster"
+    return p
+
+
+def format_plan(p: dict) -> str:
+    """The human form: the choices in a few lines, then one reason per line."""
+    lines = [f"plan for {p['scan']['data']} ({p['scan']['examples']['train']} training examples), "
+             f"budget {p['budget_s']:.0f} s",
+             f"  strategies    {', '.join(p['strategies'])}",
+             f"  checkpoints   {', '.join(p['checkpoints'])}",
+             f"  trials        {p['num_trials']} ({p['max_concurrent_trials']} at a time), "
+             f"{p['resources_per_trial']} each",
+             f"  scheduler     {p['scheduler']['type']} (grace {p['scheduler']['grace_period']}, "
+             f"max_t {p['scheduler']['max_t']}, reduction {p['scheduler']['reduction_factor']})",
+             f"  trial shape   batch {p['batch_size']}, {p['epochs']:g} epoch(s), max_len {p['max_len']}",
+             f"  estimated     {p['estimated_cost_s']:.0f} s",
+             "why:"]
+    return "\n".join(lines + [f"  - {r}" for r in p["reasons"]])

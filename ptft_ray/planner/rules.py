@@ -1,0 +1,177 @@
+"""The planner's decisions: pure functions of (data scan, checkpoints, budget, cluster).
+
+Every choice returns its reason. The strategy ranking, LR ranges and cost coefficients
+come from `calibrated.json`, which benchmarks/derive_rules.py writes from the measured
+calibration table (benchmarks/results/calibration.json); nothing here is a guess that a
+measurement could replace.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..errors import PtftError
+from . import sizing
+
+CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
+STARTUP_S = 15.0        # Ray start, data encode, final export and test evaluation (measured, see cost_model)
+
+
+def bucket(n_train: int) -> str:
+    """The calibrated data size nearest in log scale (100, 1000, 10000)."""
+    sizes = sorted(int(s) for s in CALIBRATED["buckets"])
+    return str(min(sizes, key=lambda s: abs(math.log(s) - math.log(max(n_train, 1)))))
+
+
+def asha_fraction(n: int, grace: int, max_t: int, eta: int) -> float:
+    """Expected share of full-length work ASHA spends: at rung r_k = grace * eta^k a trial
+    continues only if it is in the top 1/eta of its rung, so n/eta^k trials reach r_k.
+    work = sum_k (n / eta^k) * (r_k - r_{k-1}), ending at max_t; fraction = work / (n * max_t)."""
+    if n <= 1 or grace >= max_t:
+        return 1.0
+    work, prev, k = 0.0, 0, 0
+    while True:
+        r = min(grace * eta ** k, max_t)
+        work += max(n / eta ** k, 1.0) * (r - prev)
+        if r >= max_t:
+            break
+        prev, k = r, k + 1
+    return min(1.0, work / (n * max_t))
+
+
+def trial_seconds(strategy: str, shape: dict, n_train: int, n_val: int, rate: float) -> float:
+    """One trial, fitted on the calibration trials (cost_model in calibrated.json):
+    t = a + b_strategy * train_tokens / rate + c * eval_tokens / rate, where rate is the
+    checkpoint's measured pretraining tokens/s per worker (its own hardware)."""
+    cm = CALIBRATED["cost_model"]
+    bs, ep, ml = shape["sweep.batch_sizes"][0], shape["sweep.epochs"][0], shape["finetune.max_len"]
+    steps = math.ceil(ep * (n_train // bs))
+    train_tokens = steps * bs * ml
+    evals = math.ceil(ep * shape["finetune.evals_per_epoch"]) + 1
+    eval_tokens = evals * n_val * ml
+    return (cm["startup_s"] + cm["train"].get(strategy, max(cm["train"].values())) * train_tokens / rate
+            + cm["eval"] * eval_tokens / rate)
+
+
+def choose_resources(res: dict, n_train_tokens: int) -> tuple[dict, int, int, list[str]]:
+    """-> (resources per trial, concurrency, workers per trial, reasons)."""
+    reasons = []
+    if res.get("gpus", 0) >= 1:
+        conc = int(res["gpus"])
+        cpus = max(1.0, min(4.0, (res["cpus"] - 1) // conc))
+        reasons.append(f"resources: the cluster has {res['gpus']:g} GPU(s): one trial per GPU "
+                       f"({conc} at a time), {cpus:g} CPU each for its data")
+        return {"CPU": cpus, "GPU": 1.0}, conc, 1, reasons
+    conc = max(1, int(res["cpus"]))
+    reasons.append(f"resources: CPU only ({res['cpus']:g} CPUs): {conc} one-CPU trials at a time, each "
+                   f"in-process (one worker); measured 6.5 s vs 20.3 s per trial for a TorchTrainer "
+                   f"per trial (benchmarks/results/trial_overhead.json)")
+    return {"CPU": 1.0}, conc, 1, reasons
+
+
+def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trials: int = 0,
+           strategies_allowed: list[str] | None = None) -> dict:
+    n_train, n_val = scan["examples"]["train"], scan["examples"]["val"]
+    model_max = min(s["max_seq_len"] for s in sources)
+    reasons: list[str] = []
+    b = bucket(n_train)
+    cal = CALIBRATED["buckets"][b]
+    resources, conc, workers, why = choose_resources(res, scan["train_tokens"])
+    reasons += why
+    rate = min(s["tokens_per_s_per_worker"] or CALIBRATED["reference_rate"] for s in sources)
+    if any(not s["tokens_per_s_per_worker"] for s in sources):
+        reasons.append(f"cost: a checkpoint has no measured throughput; using the calibration "
+                       f"machine's {CALIBRATED['reference_rate']:.0f} tokens/s per worker")
+
+    # budget level: the long shape (3x the optimizer steps) if the budget runs every ranked
+    # strategy twice at it, else the short one
+    ranked = [s for s in cal["ranking"] if not strategies_allowed or s in strategies_allowed]
+    if not ranked:
+        raise PtftError(f"plan: none of the allowed strategies {strategies_allowed} was calibrated")
+    p95 = scan["length"]["p95"]
+    shapes = {lv: sizing.shape_overrides(n_train, p95, model_max, lv) for lv in ("short", "long")}
+    n_val_eval = min(n_val, shapes["short"]["finetune.max_val_examples"])
+    cost = {lv: {s: trial_seconds(s, shapes[lv], n_train, n_val_eval, rate) for s in ranked}
+            for lv in shapes}
+    level = "long" if ("long" in cal.get("levels", ["short"]) and
+                       sum(cost["long"][s] for s in ranked[:3]) * 2 / conc <= budget_s * 0.6) else "short"
+    shape = shapes[level]
+    reasons.append(f"shape: {n_train} training examples -> batch {shape['sweep.batch_sizes'][0]}, "
+                   f"{shape['sweep.epochs'][0]:g} epoch(s) (>= {sizing.MIN_STEPS[level]} optimizer steps, "
+                   f"'{level}' level{' since the budget affords it' if level == 'long' else ''}), "
+                   f"max_len {shape['finetune.max_len']} (95% of examples have <= {p95:.0f} tokens), "
+                   f"{shape['finetune.max_val_examples']} validation examples per evaluation")
+
+    # strategies: the calibrated ranking for this data size, trimmed to what the budget runs
+    # at least twice each (a strategy tried once is decided by its one LR draw)
+    keep = [s for s in ranked if s in cal["within_1pt"]] or ranked[:1]
+    reasons.append(f"strategies: at ~{b} examples the calibration ranks {', '.join(ranked)}; "
+                   f"{', '.join(keep)} came within 1 point of the best there")
+    max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
+    cheapest = min(cost[level][s] for s in keep)
+    if budget_s < cheapest + STARTUP_S:
+        raise PtftError(f"budget {budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
+                        f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
+                        f"{math.ceil(cheapest + STARTUP_S)} s or lower finetune.max_examples")
+    while True:
+        mean_full = sum(cost[level][s] for s in keep) / len(keep)
+        eta = 3 if max_trials == 0 or max_trials >= 9 else 2
+        grace = max(1, max_t // 4)
+        n = _fit_trials(budget_s - STARTUP_S, conc, mean_full, grace, max_t, eta)
+        if max_trials:
+            n = min(n, max_trials)
+        if n >= 2 * len(keep) or len(keep) == 1:
+            break
+        # the kept strategies are tied within a point: give up the costliest, so the budget
+        # buys more trials of the cheaper ones
+        dropped = max(keep, key=lambda s: cost[level][s])
+        keep.remove(dropped)
+        reasons.append(f"strategies: dropped {dropped} (the costliest, ~{cost[level][dropped]:.0f} s a "
+                       f"trial): the budget runs {n} trial(s), fewer than two per strategy")
+    if n > 4 * len(keep):
+        reasons.append(f"trials: capped at {4 * len(keep)} (four LR draws per strategy); the budget "
+                       f"allowed {n}")
+        n = 4 * len(keep)
+    scheduler = {"type": "asha" if n >= 4 else "none", "grace_period": grace, "max_t": max_t,
+                 "reduction_factor": eta}
+    frac = asha_fraction(n, grace, max_t, eta) if scheduler["type"] == "asha" else 1.0
+    if scheduler["type"] == "asha":
+        reasons.append(f"scheduler: ASHA over {max_t} evaluations per trial, grace {grace} "
+                       f"(a quarter of a trial), reduction factor {eta}: expected {frac:.0%} of the "
+                       f"full-length work of {n} trials")
+    else:
+        reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
+    # fewer trials than slots still take one trial's time
+    est = STARTUP_S + max(mean_full, n * mean_full * frac / conc)
+    reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
+                   f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
+    lr_ranges = {s: cal["lr_ranges"][s] for s in keep}
+    reasons.append("learning rates: " + "; ".join(f"{s} {lo:.1e}..{hi:.1e}" for s, (lo, hi) in lr_ranges.items())
+                   + " (around the calibration's winning LRs)")
+    return {
+        "strategies": keep, "lr_ranges": lr_ranges, "num_trials": n, "max_concurrent_trials": conc,
+        "resources_per_trial": resources, "workers_per_trial": workers, "scheduler": scheduler,
+        "epochs": shape["sweep.epochs"][0], "batch_size": shape["sweep.batch_sizes"][0],
+        "max_len": shape["finetune.max_len"], "level": level, "calibration_bucket": b,
+        "estimated_cost_s": round(est, 1),
+        "cost_model": {"per_trial_s": {s: round(cost[level][s], 1) for s in keep},
+                       "asha_fraction": round(frac, 3), "startup_s": STARTUP_S, "rate_tokens_per_s": rate,
+                       "how": "trials x mean full-length trial s x ASHA fraction / concurrency + start-up; "
+                              "trial s = a + b_strategy * train tokens / rate + c * eval tokens / rate, "
+                              "fitted on the calibration trials"},
+        "shape": shape, "reasons": reasons,
+    }
+
+
+def _fit_trials(budget: float, conc: int, trial_s: float, grace: int, max_t: int, eta: int) -> int:
+    """The most trials whose ASHA-discounted work fits the budget across `conc` slots."""
+    n = 1
+    while n < 200:
+        nxt = n + 1
+        frac = asha_fraction(nxt, grace, max_t, eta) if nxt >= 4 else 1.0
+        waves = nxt * trial_s * frac / conc if nxt >= conc else trial_s
+        if waves > budget:
+            break
+        n = nxt
+    return n

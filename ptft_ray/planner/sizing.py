@@ -1,0 +1,50 @@
+"""Trial shape from the data alone: batch size, epochs, evaluations, sequence length.
+
+These rules are arithmetic, not tuned: a trial needs enough optimizer steps to move
+(MIN_STEPS), enough evaluations for ASHA to compare trials (EVALS_PER_TRIAL), and a
+sequence length that holds nearly every example without padding the rest to the model's
+maximum. The calibration (benchmarks/calibrate.py) runs with exactly these shapes.
+"""
+from __future__ import annotations
+
+import math
+
+MIN_STEPS = {"short": 100, "long": 300}  # optimizer steps per trial at each budget level
+EVALS_PER_TRIAL = 6                       # validation passes per trial (ASHA's rungs live on these)
+VAL_CAP = (250, 1000)                     # validation examples per evaluation: n_train within these
+
+
+def batch_size_for(n_train: int) -> int:
+    # small data: small batches, or 100 examples would be 3 steps an epoch
+    return 32 if n_train >= 2000 else 16 if n_train >= 300 else 8
+
+
+def epochs_for(n_train: int, batch: int, level: str = "short", max_epochs: int = 20) -> int:
+    # epochs = ceil(min_steps / steps_per_epoch): 100 examples / 8 = 12 steps -> 9 epochs;
+    # 10,000 / 32 = 312 steps -> 1 epoch
+    steps_per_epoch = max(1, n_train // batch)
+    return int(min(max_epochs, max(1, math.ceil(MIN_STEPS[level] / steps_per_epoch))))
+
+
+def evals_per_epoch_for(epochs: float) -> int:
+    return max(1, math.ceil(EVALS_PER_TRIAL / epochs))
+
+
+def max_len_for(p95: float, model_max: int) -> int:
+    # round the 95th percentile up to a multiple of 8 (>= 16), never over the model's positions
+    return int(min(model_max, max(16, 8 * math.ceil(p95 / 8))))
+
+
+def shape_overrides(n_train: int, p95: float, model_max: int, level: str = "short") -> dict:
+    bs = batch_size_for(n_train)
+    ep = epochs_for(n_train, bs, level)
+    return {"sweep.batch_sizes": [bs], "sweep.epochs": [float(ep)],
+            "finetune.evals_per_epoch": evals_per_epoch_for(ep),
+            "finetune.max_len": max_len_for(p95, model_max),
+            "finetune.max_val_examples": val_examples_for(n_train)}
+
+
+def val_examples_for(n_train: int) -> int:
+    # measured: with 100 training examples, 9 passes over 1,000 validation examples cost 10x the
+    # training itself; a validation set larger than the training set buys little (test stays whole)
+    return int(min(VAL_CAP[1], max(VAL_CAP[0], n_train)))

@@ -1,0 +1,105 @@
+"""`ptft-ray report RUN_DIR`: RUN_DIR/report/index.html + report.md + PNG plots.
+
+The page explains a finished run without a notebook: pretraining loss, perplexity and
+tokens/s; each sweep's plan and reasons, trial curves, best metric by strategy, LR vs
+metric, the best model's test metrics and confusion matrix; the manifest's lineage.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from .collect import collect
+from .plots import pretrain_curves, sweep_plots
+
+# after load, the page states how many of its images decoded: a browser check reads it
+RENDER_CHECK = """<div id="render-check">pending</div>
+<script>window.addEventListener('load', function () {
+  var imgs = Array.from(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.getElementById('render-check').textContent = 'images-ok ' + ok + '/' + imgs.length;
+});</script>"""
+
+
+def _table(rows: list[dict], cols: list[str]) -> tuple[str, str]:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        try:
+            f = float(v)
+            return f"{f:.4g}" if "." in str(v) or "e" in str(v) else str(v)
+        except (TypeError, ValueError):
+            return "" if v is None else str(v)
+    h = "<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
+    h += "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+    md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    md += "".join("| " + " | ".join(fmt(r.get(c)) for c in cols) + " |\n" for r in rows)
+    return h + "</table>", md
+
+
+def _img(name: str) -> tuple[str, str]:
+    return f'<img src="{name}" alt="{name}">', f"![{name}]({name})\n"
+
+
+def report(run_dir: str) -> str:
+    data = collect(run_dir)
+    out = Path(data["root"]) / "report"
+    out.mkdir(exist_ok=True)
+    H, M = [], []
+
+    def add(h: str, m: str = "") -> None:
+        H.append(h), M.append(m)
+
+    add(f"<h1>ptft_ray run report</h1><p><code>{html.escape(data['root'])}</code></p>",
+        f"# ptft_ray run report\n\n`{data['root']}`\n")
+    man = data["manifest"]
+    if man:
+        rows = [{"stage": k, **{x: v.get(x) for x in ("status", "wall_s", "path")}} for k, v in man["stages"].items()]
+        h, m = _table(rows, ["stage", "status", "wall_s", "path"])
+        lin = json.dumps(man.get("lineage", {}), indent=1)
+        add(f"<h2>Pipeline</h2>{h}<h3>Lineage</h3><pre>{html.escape(lin)}</pre>",
+            f"## Pipeline\n\n{m}\n### Lineage\n\n```\n{lin}\n```\n")
+    for pre in data["pretrain"]:
+        name = Path(pre["dir"]).name
+        r = pre["result"] or {}
+        h, m = _table([r], ["val_perplexity", "unigram_val_perplexity", "val_loss", "tokens_per_s", "steps",
+                            "tokens", "num_workers", "wall_s"])
+        img_h, img_m = _img(pretrain_curves(pre["history"], out, name)[0]) if pre["history"] else ("", "")
+        add(f"<h2>Pretraining: {html.escape(name)}</h2>{h}{img_h}", f"## Pretraining: {name}\n\n{m}\n{img_m}")
+    if len(data["sweeps"]) > 1:
+        rows = [{"sweep": s["name"], **{k: s["result"].get(k) for k in ("test_accuracy", "test_macro_f1",
+                                                                         "best_metric", "trial_time_s")},
+                 "best": f"{s['result'].get('best_config', {}).get('strategy')} "
+                         f"lr {s['result'].get('best_config', {}).get('lr', 0):.1e}"} for s in data["sweeps"]]
+        h, m = _table(rows, ["sweep", "test_accuracy", "test_macro_f1", "best_metric", "trial_time_s", "best"])
+        add(f"<h2>Sweeps side by side</h2>{h}", f"## Sweeps side by side\n\n{m}")
+    for sw in data["sweeps"]:
+        add(f"<h2>Sweep: {html.escape(sw['name'])}</h2>", f"## Sweep: {sw['name']}\n")
+        plan = sw["plan"] or (data["plan"] if sw["name"].endswith("pretrained") else None)
+        if plan:
+            reasons = "".join(f"<li>{html.escape(r)}</li>" for r in plan["reasons"])
+            add(f"<h3>Plan (estimated {plan['estimated_cost_s']:.0f} s, budget {plan.get('budget_s', 0):.0f} s)"
+                f"</h3><ul>{reasons}</ul>",
+                "### Plan\n\n" + "".join(f"- {r}\n" for r in plan["reasons"]))
+        r = sw["result"]
+        if r:
+            row = {**{k: r.get(k) for k in ("test_accuracy", "test_macro_f1", "best_metric", "trials",
+                                            "trials_completed", "trials_stopped", "trials_failed",
+                                            "trial_time_s", "wall_s")},
+                   **{k: v for k, v in r.get("best_config", {}).items() if k != "checkpoint"}}
+            h, m = _table([row], list(row))
+            add(f"<h3>Best model</h3>{h}", f"### Best model\n\n{m}")
+        for f in sweep_plots(sw, out):
+            add(*_img(f))
+        h, m = _table(sw["trials"], ["trial_id", "strategy", "lr", "batch_size", "epochs", "best_metric",
+                                     "steps_trained", "max_steps", "wall_s", "stop_reason"])
+        add(f"<h3>Trials</h3>{h}", f"### Trials\n\n{m}")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
+             "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;"
+             "padding:2px 6px}img{max-width:100%;display:block;margin:.5em 0}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>ptft_ray report</title>"
+            f"<style>{style}</style></head><body>{''.join(H)}{RENDER_CHECK}</body></html>")
+    (out / "index.html").write_text(page)
+    (out / "report.md").write_text("\n".join(M))
+    return str(out / "index.html")

@@ -1,0 +1,164 @@
+"""The planner: a table of scenarios with the expected choices (pure rules), the pre-flight
+refusal of the 2-CPU two-worker hang, and a real sweep that keeps to its --budget."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ptft_ray.errors import PtftError
+from ptft_ray.planner import parse_budget
+from ptft_ray.planner.rules import CALIBRATED, asha_fraction, choose
+
+CPU2 = {"cpus": 2.0, "gpus": 0.0, "max_node_cpus": 2.0, "max_node_gpus": 0.0, "nodes": 1}
+GPU4 = {"cpus": 32.0, "gpus": 4.0, "max_node_cpus": 32.0, "max_node_gpus": 4.0, "nodes": 1}
+CKPT = [{"key": "ckpt", "max_seq_len": 256, "tokens_per_s_per_worker": 4700.0}]
+
+
+def scan(n_train: int, classes: int = 2, p95: float = 40.0) -> dict:
+    return {"examples": {"train": n_train, "val": max(n_train // 8, 50), "test": max(n_train // 8, 50)},
+            "train_tokens": n_train * 30, "length": {"p95": p95, "p50": 25.0, "mean": 27.0, "max": 90},
+            "num_classes": classes, "task_type": "binary" if classes == 2 else "multiclass",
+            "majority_fraction": 0.55, "data": "x.parquet"}
+
+
+def test_parse_budget():
+    assert parse_budget("20m") == 1200 and parse_budget("90s") == 90 and parse_budget("1.5h") == 5400
+    assert parse_budget("45") == 45
+    for bad in ("soon", "-5m", "0"):
+        with pytest.raises(PtftError):
+            parse_budget(bad)
+
+
+def test_asha_fraction_arithmetic():
+    # 9 trials, rungs 1, 3, 9 of 9: 9*1 + 3*2 + 1*6 = 21 of 81 evaluations
+    assert asha_fraction(9, 1, 9, 3) == pytest.approx(21 / 81)
+    assert asha_fraction(1, 1, 9, 3) == 1.0
+    assert asha_fraction(4, 9, 9, 2) == 1.0
+
+
+def cheapest(strategies, p):
+    return min(strategies, key=lambda s: p["cost_model"]["per_trial_s"].get(s, 1e9))
+
+
+SCENARIOS = [
+    # (name, n_train, budget_s, cluster, expectation)
+    ("tiny data, small budget", 100, 45, CPU2, "few_short"),
+    ("tiny data, large budget", 100, 3600, CPU2, "many"),
+    ("large data, large budget", 10000, 3 * 3600, CPU2, "full_included"),
+    ("large data, small budget", 10000, 300, CPU2, "trimmed"),
+    ("GPU cluster", 10000, 3600, GPU4, "gpu"),
+]
+
+
+@pytest.mark.parametrize("name,n,budget,res,expect", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_plan_scenarios(name, n, budget, res, expect):
+    p = choose(scan(n), CKPT, budget, res)
+    assert p["reasons"] and all(isinstance(r, str) and r for r in p["reasons"])
+    # the plan keeps to its budget by its own estimate
+    assert p["estimated_cost_s"] <= budget + 1e-6, p["cost_model"]
+    assert set(p["strategies"]) <= set(CALIBRATED["buckets"][p["calibration_bucket"]]["ranking"])
+    assert all(p["lr_ranges"][s][0] < p["lr_ranges"][s][1] for s in p["strategies"])
+    if expect == "few_short":
+        assert p["num_trials"] <= 6 and p["level"] == "short"
+        assert len(p["strategies"]) <= 3
+        # what survives a tight budget is the cheap end of the tied strategies
+        tied = CALIBRATED["buckets"]["100"]["within_1pt"]
+        assert cheapest(tied, choose(scan(n), CKPT, 3600, res)) in p["strategies"]
+    elif expect == "many":
+        few = choose(scan(n), CKPT, 45, res)
+        assert p["num_trials"] > few["num_trials"] and len(p["strategies"]) >= len(few["strategies"])
+    elif expect == "full_included":
+        assert "full" in p["strategies"] and p["scheduler"]["type"] == "asha"
+        assert p["num_trials"] >= 2 * len(p["strategies"])
+    elif expect == "trimmed":
+        big = choose(scan(n), CKPT, 3 * 3600, res)
+        assert p["num_trials"] < big["num_trials"]
+    elif expect == "gpu":
+        assert p["resources_per_trial"]["GPU"] == 1.0 and p["max_concurrent_trials"] == 4
+    if p["scheduler"]["type"] == "asha":
+        s = p["scheduler"]
+        assert 1 <= s["grace_period"] < s["max_t"] and s["reduction_factor"] >= 2
+
+
+def test_budget_below_one_trial_is_refused_with_what_to_change():
+    with pytest.raises(PtftError, match="raise --budget to at least"):
+        choose(scan(10000), CKPT, 20, CPU2)
+
+
+def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_data):
+    base = [sys.executable, "-m", "ptft_ray.cli", "plan", "--data", cls_data, "--pretrained", pretrained_ckpt,
+            "--budget", "2m"]
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    r = subprocess.run([*base, "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    p = json.loads(r.stdout)
+    for key in ("strategies", "checkpoints", "num_trials", "max_concurrent_trials", "resources_per_trial",
+                "scheduler", "estimated_cost_s", "reasons"):
+        assert key in p, key
+    assert p["checkpoints"] == [pretrained_ckpt] and isinstance(p["reasons"], list)
+    assert p["scan"]["examples"]["train"] == 720  # 900 rows, 10 % val, 10 % test
+    # the 2-CPU hang: two 1-CPU workers per trial leave Ray Data nothing -> exit 2, what to change
+    r = subprocess.run([*base, "--set", "sweep.workers_per_trial=2", "--set", "sweep.in_process=never",
+                        "--set", "sweep.cpus_per_trial=1"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Ray Data needs 1 CPU free" in r.stderr and "cpus_per_worker" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_data, sweep_config, tmp_path):
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.sweep import sweep
+    from ptft_ray.planner import plan, planned_config
+
+    budget, slack = 60.0, 20.0  # stated slack: Tune stops at the budget; export + test eval follow
+    t0 = time.time()
+    cfg = load_config(sweep_config, [f"finetune.data={cls_data}"])
+    # force more trials than fit, so it is the budget that ends the sweep
+    p = plan(None, [pretrained_ckpt], budget, cfg, pins=["sweep.num_samples=40"])
+    res = sweep(planned_config(cfg, p, ["sweep.num_samples=40"]), [pretrained_ckpt], str(tmp_path / "sw"), plan=p)
+    wall = time.time() - t0
+    assert wall <= budget + slack, f"{wall:.1f} s for a {budget:.0f} s budget"
+    assert res["trials"] < 40 and res["test_accuracy"] is not None
+    assert os.path.isfile(os.path.join(res["export_path"], "model.safetensors"))
+    assert json.loads((tmp_path / "sw" / "plan.json").read_text())["num_trials"] == p["num_trials"]
+
+
+def test_grid_space_and_per_strategy_lr_ranges():
+    from ray import tune
+
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.space import build_space, grid_lr, lr_range, n_trials
+
+    cfg = load_config(None, ["sweep.strategies=[full,linear_probe]", "sweep.grid_points=3", "sweep.num_samples=1",
+                             "sweep.lr_ranges={linear_probe: [1.0e-3, 1.0e-1]}", "sweep.lr_min=1e-5",
+                             "sweep.lr_max=1e-3"])
+    sw = cfg.sweep
+    assert lr_range(sw, "linear_probe") == (1e-3, 1e-1) and lr_range(sw, "full") == (1e-5, 1e-3)
+    assert [round(grid_lr(sw, "linear_probe", i), 6) for i in range(3)] == [0.001, 0.01, 0.1]
+    assert n_trials(sw) == 6
+    space = build_space(sw, ["ck"])
+    assert isinstance(space["strategy"], dict) and space["strategy"]["grid_search"] == ["full", "linear_probe"]
+    # the sampled LR follows the trial's strategy range
+    rnd = load_config(None, ["sweep.strategies=[linear_probe]", "sweep.lr_ranges={linear_probe: [1.0e-3, 1.0e-2]}"])
+    fn = build_space(rnd.sweep, ["ck"])["lr"]
+    assert isinstance(fn, tune.search.sample.Function)
+    for _ in range(20):
+        assert 1e-3 <= fn.func({"strategy": "linear_probe"}) <= 1e-2
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ("sweep.lr_ranges={full: [1.0e-3]}", "low, high"),
+    ("sweep.lr_ranges={nope: [1.0e-4, 1.0e-3]}", "unknown strategy"),
+    ("sweep.lr_ranges={full: [1.0e-2, 1.0e-3]}", "low <= high"),
+    ("sweep.lr_ranges=full", "expected a mapping"),
+])
+def test_bad_lr_ranges_fail_at_load(bad, msg):
+    from ptft_ray.config import load_config
+
+    with pytest.raises(PtftError, match=msg):
+        load_config(None, [bad])
