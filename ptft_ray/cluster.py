@@ -48,6 +48,9 @@ def cluster_summary() -> dict:
 def worker_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool,
                      gpus_per_worker: float, res: dict, copies: int = 1,
                      what: str = "scaling") -> dict:
+    # the config keys a user changes: scaling.* for a run, sweep.*_per_trial for sweep trials
+    n_key, c_key = ((f"{what}.num_workers", f"{what}.cpus_per_worker") if what == "scaling"
+                    else (f"{what}.workers_per_trial", f"{what}.cpus_per_trial"))
     """Resources per worker for `copies` concurrent groups of `num_workers`; refuse the
     impossible with a message that says what to change."""
     free_for_workers = res["cpus"] - DATA_CPUS
@@ -59,19 +62,19 @@ def worker_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool,
         raise PtftError(
             f"cannot schedule {copies} x {num_workers} worker(s) x {cpus_per_worker:g} CPU on a cluster "
             f"of {res['cpus']:g} CPUs: Ray Data needs {DATA_CPUS:g} CPU free or training hangs. "
-            f"Lower {what}.num_workers (or the concurrency), or set {what}.cpus_per_worker "
+            f"Lower {n_key} (or the concurrency), or set {c_key} "
             f"<= {max(free_for_workers, 0) / (num_workers * copies):.2f}")
     if cpus_per_worker > res["max_node_cpus"]:
-        raise PtftError(f"{what}: {cpus_per_worker:g} CPUs per worker but the largest node has "
+        raise PtftError(f"{c_key}: {cpus_per_worker:g} CPUs per worker but the largest node has "
                         f"{res['max_node_cpus']:g}")
     out = {"CPU": cpus_per_worker}
     if use_gpu:
         if res["gpus"] < num_workers * copies * gpus_per_worker:
-            raise PtftError(f"{what}.use_gpu: {num_workers * copies} worker(s) x {gpus_per_worker:g} GPU "
-                            f"requested but the cluster has {res['gpus']:g} GPUs; lower num_workers "
-                            f"or set use_gpu=false")
+            raise PtftError(f"scaling.use_gpu: {num_workers * copies} worker(s) x {gpus_per_worker:g} GPU "
+                            f"requested but the cluster has {res['gpus']:g} GPUs; lower {n_key} "
+                            f"(or the concurrency) or set scaling.use_gpu=false")
         if gpus_per_worker > res["max_node_gpus"]:
-            raise PtftError(f"{what}.gpus_per_worker={gpus_per_worker:g} but no node has more than "
+            raise PtftError(f"scaling.gpus_per_worker={gpus_per_worker:g} but no node has more than "
                             f"{res['max_node_gpus']:g} GPUs")
         out["GPU"] = gpus_per_worker
     return out

@@ -22,12 +22,16 @@ def log_pretrain(uri: str, name: str, config: dict, history: list[dict], summary
         import mlflow
     except ImportError:
         raise PtftError("run.mlflow_uri is set but mlflow is not installed: pip install 'ptft_ray[mlflow]'") from None
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(name)
-    with mlflow.start_run(run_name=name) as run:
-        mlflow.log_params(_flat(config))
-        for row in history:
-            mlflow.log_metrics({k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and k != "step"},
-                               step=int(row["step"]))
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float)) and v is not None})
-        return run.info.run_id
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(name)
+        with mlflow.start_run(run_name=name) as run:
+            mlflow.log_params(_flat(config))
+            for row in history:
+                mlflow.log_metrics({k: float(v) for k, v in row.items()
+                                    if isinstance(v, (int, float)) and k != "step"}, step=int(row["step"]))
+            mlflow.log_metrics({k: float(v) for k, v in summary.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            return run.info.run_id
+    except mlflow.exceptions.MlflowException as e:
+        raise PtftError(f"run.mlflow_uri={uri}: MLflow refused the run ({str(e).splitlines()[0][:300]})") from None

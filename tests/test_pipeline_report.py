@@ -41,6 +41,8 @@ def pipeline_run(ray_session, tiny_corpus, cls_data, debug_config, sweep_config,
     with open(cfg, "w") as f:
         yaml.safe_dump(d, f)
     out = tmp / "run"
+    # mlflow 3 refuses a ./mlruns file store unless asked; a server or a database is the norm
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
     t0 = time.time()
     summary = run_pipeline(cfg, str(out))
     return summary, out, cfg, mlruns, time.time() - t0

@@ -82,7 +82,11 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
         d["finetune"]["data"] = data
         cfg = Config.from_dict(d)
     task = load_task(cfg.finetune)
-    sources = resolve_sources(pretrained, cfg, arch_from)
+    # the plan chooses max_len itself (never over a checkpoint's positions): do not let the
+    # config's current value refuse a checkpoint here
+    d = cfg.to_dict()
+    d["finetune"]["max_len"] = 1
+    sources = resolve_sources(pretrained, Config.from_dict(d), arch_from)
     init_ray()
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)

@@ -121,8 +121,9 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "vocab_size": tok.vocab_size, "num_workers": sc.num_workers, "wall_s": time.time() - t0,
         "resumed": resuming,
     }
-    summary["mlflow_run_id"] = log_pretrain(cfg.run.mlflow_uri, cfg.run.name, cfg.to_dict(), history, summary)
     tmp = out / ".result.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out / "result.json")
+    # after result.json: a tracking server that refuses the run loses no training
+    summary["mlflow_run_id"] = log_pretrain(cfg.run.mlflow_uri, cfg.run.name, cfg.to_dict(), history, summary)
     return summary
