@@ -5,8 +5,9 @@ writes ptft_ray/planner/calibrated.json (read by ptft_ray/planner/rules.py) and
 benchmarks/results/calibration.md (the table, per cell: every strategy's best val accuracy).
 
 Rules, per calibrated data size (pooling both tasks):
+- per task type (binary / multi-class) and pooled:
 - ranking: strategies by their mean gap to the cell's best validation accuracy;
-- within_1pt: those whose mean gap is within 1 point;
+- within_1pt: every strategy within 1 point of the best in at least one cell;
 - lr_ranges: the winning grid LR(s) of each strategy, widened by half a grid step each side;
 - levels: 'long' is offered only where the long budget beat the short one by > 1 point;
 - cost_model: least squares of trial wall time on train and eval tokens / measured rate.
@@ -71,9 +72,39 @@ def fit_cost(cells: dict, rate: float) -> dict:
             "eval": round(float(coef[-1]), 3), "median_relative_error": round(err, 3), "trials": len(ys)}
 
 
+def rules_for(cs: list[dict], grid_ranges: dict) -> dict:
+    """ranking by mean gap to each cell's best (short level); within_1pt: every strategy within
+    1 point of the best in at least one cell; LR ranges around the winning grid LRs; 'long'
+    offered where the long level beat the short one by > 1 point."""
+    gaps, wins, near = defaultdict(list), defaultdict(list), set()
+    for c in cs:
+        best = best_by_strategy(c["exhaustive"]["trials"])
+        top = max(v for v, _ in best.values())
+        for s, (v, lr) in best.items():
+            if c["level"] == "short":
+                gaps[s].append(v - top)
+                if v >= top - 0.01:
+                    near.add(s)
+            wins[s].append(lr)
+    ranking = sorted(gaps, key=lambda s: -float(np.mean(gaps[s])))
+    lr_ranges = {}
+    for s, lrs in wins.items():
+        lo_g, hi_g = grid_ranges[s]
+        half = math.sqrt(math.sqrt(hi_g / lo_g))  # 3 log-spaced points: half the step between two
+        lr_ranges[s] = [float(f"{min(lrs) / half:.2e}"), float(f"{max(lrs) * half:.2e}")]
+    levels = ["short"]
+    for t in {c["task"] for c in cs}:
+        sh = [c for c in cs if c["task"] == t and c["level"] == "short"]
+        lg = [c for c in cs if c["task"] == t and c["level"] == "long"]
+        if sh and lg and lg[0]["exhaustive"]["best_val"] > sh[0]["exhaustive"]["best_val"] + 0.01:
+            levels = ["short", "long"]
+    return {"ranking": ranking, "mean_gap": {s: round(float(np.mean(g)), 4) for s, g in gaps.items()},
+            "within_1pt": [s for s in ranking if s in near], "lr_ranges": lr_ranges, "levels": levels}
+
+
 def main() -> None:
     cal = json.loads(Path("benchmarks/results/calibration.json").read_text())
-    cells, spacing = cal["cells"], None
+    cells = cal["cells"]
     rate = rate_of(cal["pretrained"])
     buckets: dict[str, dict] = {}
     by_size = defaultdict(list)
@@ -83,35 +114,17 @@ def main() -> None:
                                                "gradual_unfreeze"]) + " | best test | scratch test |",
           "|" + "---|" * 10]
     for size, cs in sorted(by_size.items(), key=lambda kv: int(kv[0])):
-        gaps, wins = defaultdict(list), defaultdict(list)
         for c in cs:
             best = best_by_strategy(c["exhaustive"]["trials"])
-            top = max(v for v, _ in best.values())
-            for s, (v, lr) in best.items():
-                if c["level"] == "short":
-                    gaps[s].append(v - top)
-                wins[s].append(lr)
             md.append(f"| {c['cell']} | {c['n_train']} | " + " | ".join(
                 f"{best[s][0]:.3f} @ {best[s][1]:.0e}" if s in best else "-" for s in
                 ["full", "linear_probe", "lora", "partial", "discriminative_lr", "gradual_unfreeze"])
                 + f" | {c['exhaustive']['test_accuracy']:.3f} | {c['scratch']['test_accuracy']:.3f} |")
-        ranking = sorted(gaps, key=lambda s: -float(np.mean(gaps[s])))
-        lr_ranges = {}
-        for s, lrs in wins.items():
-            lo_g, hi_g = cal["lr_ranges"][s]
-            spacing = math.sqrt(hi_g / lo_g)          # 3 log-spaced points: the step between two
-            half = math.sqrt(spacing)
-            lr_ranges[s] = [float(f"{min(lrs) / half:.2e}"), float(f"{max(lrs) * half:.2e}")]
-        levels = ["short"]
-        for t in {c["task"] for c in cs}:
-            sh = [c for c in cs if c["task"] == t and c["level"] == "short"]
-            lg = [c for c in cs if c["task"] == t and c["level"] == "long"]
-            if sh and lg and lg[0]["exhaustive"]["best_val"] > sh[0]["exhaustive"]["best_val"] + 0.01:
-                levels = ["short", "long"]
-        buckets[size] = {"ranking": ranking, "mean_gap": {s: round(float(np.mean(g)), 4) for s, g in gaps.items()},
-                         "within_1pt": [s for s in ranking if np.mean(gaps[s]) >= -0.01],
-                         "lr_ranges": lr_ranges, "levels": levels,
-                         "tasks": sorted({c["task"] for c in cs})}
+        types = {}
+        for ttype in sorted({c["scan"]["task_type"] for c in cs}):
+            types[ttype] = rules_for([c for c in cs if c["scan"]["task_type"] == ttype], cal["lr_ranges"])
+        pooled = rules_for(cs, cal["lr_ranges"])
+        buckets[size] = {**pooled, "by_task_type": types, "tasks": sorted({c["task"] for c in cs})}
     out = {"source": "benchmarks/results/calibration.json", "date": cal["date"],
            "command": "python benchmarks/calibrate.py && python benchmarks/derive_rules.py",
            "reference_rate": rate, "buckets": buckets, "cost_model": fit_cost(cells, rate)}

@@ -110,6 +110,8 @@ def test_tensorboard_and_mlflow_records(pipeline_run):
     _, out, _, mlruns, _ = pipeline_run
     events = glob.glob(str(out / "pretrain" / "tensorboard" / "events.out.tfevents.*"))
     assert events and os.path.getsize(events[0]) > 200
+    # sweeps: Ray Tune's own TBX logger, one event file per trial
+    assert glob.glob(str(out / "sweep_pretrained" / "tune" / "*" / "events.out.tfevents.*"))
     # MLflow: the pretraining run (params + per-step metrics) and one run per sweep trial
     import mlflow
 

@@ -54,7 +54,7 @@ def trial_seconds(strategy: str, shape: dict, n_train: int, n_val: int, rate: fl
             + cm["eval"] * eval_tokens / rate)
 
 
-def choose_resources(res: dict, n_train_tokens: int) -> tuple[dict, int, int, list[str]]:
+def choose_resources(res: dict) -> tuple[dict, int, int, list[str]]:
     """-> (resources per trial, concurrency, workers per trial, reasons)."""
     reasons = []
     if res.get("gpus", 0) >= 1:
@@ -76,8 +76,11 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     model_max = min(s["max_seq_len"] for s in sources)
     reasons: list[str] = []
     b = bucket(n_train)
-    cal = CALIBRATED["buckets"][b]
-    resources, conc, workers, why = choose_resources(res, scan["train_tokens"])
+    # the calibration of the same task type (binary / multi-class) at this size, else pooled
+    ttype = scan.get("task_type")
+    cal = CALIBRATED["buckets"][b].get("by_task_type", {}).get(ttype) or CALIBRATED["buckets"][b]
+    which = f"{ttype} tasks" if cal is not CALIBRATED["buckets"][b] else "all calibrated tasks"
+    resources, conc, workers, why = choose_resources(res)
     reasons += why
     rate = min(s["tokens_per_s_per_worker"] or CALIBRATED["reference_rate"] for s in sources)
     if any(not s["tokens_per_s_per_worker"] for s in sources):
@@ -106,7 +109,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     # strategies: the calibrated ranking for this data size, trimmed to what the budget runs
     # at least twice each (a strategy tried once is decided by its one LR draw)
     keep = [s for s in ranked if s in cal["within_1pt"]] or ranked[:1]
-    reasons.append(f"strategies: at ~{b} examples the calibration ranks {', '.join(ranked)}; "
+    reasons.append(f"strategies: at ~{b} examples the calibration on {which} ranks {', '.join(ranked)}; "
                    f"{', '.join(keep)} came within 1 point of the best there")
     max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
     cheapest = min(cost[level][s] for s in keep)
@@ -114,21 +117,35 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         raise PtftError(f"budget {budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
                         f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
                         f"{math.ceil(cheapest + STARTUP_S)} s or lower finetune.max_examples")
-    while True:
-        mean_full = sum(cost[level][s] for s in keep) / len(keep)
-        eta = 3 if max_trials == 0 or max_trials >= 9 else 2
-        grace = max(1, max_t // 4)
-        n = _fit_trials(budget_s - STARTUP_S, conc, mean_full, grace, max_t, eta)
-        if max_trials:
-            n = min(n, max_trials)
-        if n >= 2 * len(keep) or len(keep) == 1:
-            break
+    grace = max(1, max_t // 4)
+
+    def fit(strategies: list[str]) -> tuple[int, int, float]:
+        mean = sum(cost[level][s] for s in strategies) / len(strategies)
+        for eta in (3, 2):  # reduction factor 3 when there are trials enough for its rungs
+            n = _fit_trials(budget_s - STARTUP_S, conc, mean, grace, max_t, eta)
+            n = min(n, max_trials) if max_trials else n
+            if n >= 9:
+                break
+        return n, eta, mean
+
+    n, eta, mean_full = fit(keep)
+    while n < 2 * len(keep) and len(keep) > 1:
         # the kept strategies are tied within a point: give up the costliest, so the budget
         # buys more trials of the cheaper ones
         dropped = max(keep, key=lambda s: cost[level][s])
         keep.remove(dropped)
         reasons.append(f"strategies: dropped {dropped} (the costliest, ~{cost[level][dropped]:.0f} s a "
                        f"trial): the budget runs {n} trial(s), fewer than two per strategy")
+        n, eta, mean_full = fit(keep)
+    # a budget beyond four LR draws per strategy buys breadth: the next strategies in the ranking
+    for s in ranked:
+        if n <= 4 * len(keep):
+            break
+        if s not in keep:
+            keep.append(s)
+            n, eta, mean_full = fit(keep)
+            reasons.append(f"strategies: added {s} (next in the ranking): the budget runs {n} trials, "
+                           f"more than four LR draws per strategy")
     if n > 4 * len(keep):
         reasons.append(f"trials: capped at {4 * len(keep)} (four LR draws per strategy); the budget "
                        f"allowed {n}")
