@@ -114,21 +114,26 @@ def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_d
 
 
 def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_data, sweep_config, tmp_path):
-    from ptft_ray.config import load_config
-    from ptft_ray.finetune.sweep import sweep
-    from ptft_ray.planner import plan, planned_config
-
-    budget, slack = 60.0, 20.0  # stated slack: Tune stops at the budget; export + test eval follow
+    """`ptft-ray sweep --plan auto --budget 60s`, with more trials pinned than fit: the budget
+    ends the sweep, within a stated slack, and the best model so far is exported."""
+    budget, slack = 60.0, 20.0  # slack: process start, and the export + test evaluation after Tune stops
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    out = tmp_path / "sw"
     t0 = time.time()
-    cfg = load_config(sweep_config, [f"finetune.data={cls_data}"])
-    # force more trials than fit, so it is the budget that ends the sweep
-    p = plan(None, [pretrained_ckpt], budget, cfg, pins=["sweep.num_samples=40"])
-    res = sweep(planned_config(cfg, p, ["sweep.num_samples=40"]), [pretrained_ckpt], str(tmp_path / "sw"), plan=p)
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "sweep", "--config", sweep_config, "--data", cls_data,
+                        "--pretrained", pretrained_ckpt, "--plan", "auto", "--budget", "60s",
+                        "--set", "sweep.num_samples=40", "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
     wall = time.time() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
     assert wall <= budget + slack, f"{wall:.1f} s for a {budget:.0f} s budget"
+    res = json.loads((out / "result.json").read_text())
     assert res["trials"] < 40 and res["test_accuracy"] is not None
     assert os.path.isfile(os.path.join(res["export_path"], "model.safetensors"))
-    assert json.loads((tmp_path / "sw" / "plan.json").read_text())["num_trials"] == p["num_trials"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["pins"] == ["sweep.num_samples=40"] and plan["time_budget_s"] == budget - 15
+    # the human form of the plan was printed before the sweep, then the live progress lines
+    assert "why:" in r.stdout and "[sweep " in r.stdout
 
 
 def test_grid_space_and_per_strategy_lr_ranges():
