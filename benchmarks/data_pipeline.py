@@ -2,7 +2,7 @@
   - read + tokenize + pack tokens/s of the real pretraining pipeline (BPE 4096, news),
     consumed on the driver as fast as it can go; the trainer's own tokens/s and data-wait
     fraction come from benchmarks/results/throughput.json (same run of `make bench`);
-  - memory while streaming corpora of 1x and 4x the object store (100 MB) through the
+  - memory while streaming corpora of 1x, 4x and 8x the object store (100 MB) through the
     same pipeline (byte tokenizer: tokens are 4-byte ints, so 25 MB of text fills the
     store once): the peak proportional set size (PSS) of the driver and all its Ray
     processes must stay flat, not grow with the corpus.
@@ -97,12 +97,14 @@ def main() -> None:
     real = stream("data/news", "bpe")
     tmp = Path(tempfile.mkdtemp(prefix="ptft-data-"))
     mem = {}
-    for mult, text_mb in (("1x", 25), ("4x", 100)):
+    for mult, text_mb in (("1x", 25), ("4x", 100), ("8x", 200)):
         path = synthetic_corpus("data/news", text_mb * 2 ** 20, tmp / mult)
         mem[mult] = stream(path, "byte")
     tp = json.loads((RESULTS / "throughput.json").read_text()) if (RESULTS / "throughput.json").is_file() else None
     trainer = tp and tp["runs"]["gpt_small"].get("ptft_2w_tokens_per_s")
     growth = mem["4x"]["peak_pss_mb"] / mem["1x"]["peak_pss_mb"]
+    for r in mem.values():  # what streaming added above the processes' memory before it began
+        r["added_pss_mb"] = r["peak_pss_mb"] - r["pss_before_mb"]
     save("data_pipeline", {
         "object_store_mb": STORE / 2 ** 20, "pipeline_bpe_news": real, "memory": mem,
         "pipeline_over_trainer_tokens_per_s": real["tokens_per_s"] / trainer if trainer else None,
@@ -110,6 +112,7 @@ def main() -> None:
         "trainer_data_wait_frac": tp and {s: {k: v for k, v in r.items() if k.startswith("data_wait")}
                                           for s, r in tp["runs"].items()},
         "peak_pss_growth_4x_over_1x": growth,
+        "peak_pss_growth_8x_over_4x": mem["8x"]["peak_pss_mb"] / mem["4x"]["peak_pss_mb"],
         "corpus_over_store": {m: r["tokenized_bytes"] / STORE for m, r in mem.items()},
         "goals": {"data_wait_frac": 0.05, "peak_pss_growth_4x_over_1x": "flat (~1.0)"}})
 

@@ -62,12 +62,10 @@ def first_step_reaching(curves: list[list], target: float) -> int | None:
 def pretraining_pays(cal: dict) -> list[dict]:
     rows = []
     for name, c in sorted(cal["cells"].items()):
-        if c["level"] != "short":
-            continue
         ex, sc = c["exhaustive"], c["scratch"]
         scratch_final = max(t["val"] for t in sc["trials"] if t["val"] is not None)
         best_sc = max(sc["trials"], key=lambda t: t["val"] or -1)
-        rows.append({"cell": name, "task": c["task"], "n_train": c["n_train"],
+        rows.append({"cell": name, "task": c["task"], "n_train": c["n_train"], "level": c["level"],
                      "pretrained_test": ex["test_accuracy"], "scratch_test": sc["test_accuracy"],
                      "gain_points": 100 * (ex["test_accuracy"] - sc["test_accuracy"]),
                      "scratch_best_val": scratch_final,

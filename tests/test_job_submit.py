@@ -1,5 +1,6 @@
 """A real `ray job submit`: our own head (own ports, own temp dir), token auth on, a small
-pretraining job, its artifacts checked, and only that cluster stopped."""
+pipeline job (pretrain -> plan -> sweep -> evaluate -> report), its artifacts checked, and
+only that cluster stopped."""
 import json
 import os
 import re
