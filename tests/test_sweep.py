@@ -102,14 +102,16 @@ def test_torchtrainer_trials_lora_and_scratch(ray_session, pretrained_ckpt, cls_
 
 def test_optuna_conditional_space(sweep_config):
     pytest.importorskip("optuna")
-    from ptft_ray.finetune.sweep import CONDITIONAL, optuna_search
+    from ptft_ray.finetune.space import CONDITIONAL, lr_range, optuna_search, trial_lr
 
-    cfg = load_config(sweep_config)
+    cfg = load_config(sweep_config, ["sweep.lr_ranges={linear_probe: [1.0e-3, 3.0e-2]}"])
     search = optuna_search(cfg.sweep, ["ck", "none"])
     search.set_search_properties(cfg.sweep.metric, cfg.sweep.mode, config={})
     for i in range(12):
         p = search.suggest(f"t{i}")
-        assert cfg.sweep.lr_min <= p["lr"] <= cfg.sweep.lr_max and p["checkpoint"] in ("ck", "none")
+        # one LR parameter per strategy, inside that strategy's own range
+        lo, hi = lr_range(cfg.sweep, p["strategy"])
+        assert lo <= trial_lr(p) <= hi and p["checkpoint"] in ("ck", "none")
         for strategy, (param, _) in CONDITIONAL.items():
             assert (param in p) == (p["strategy"] == strategy)
 
