@@ -48,17 +48,6 @@ def default_checkpoint() -> str:
     return json.loads(p.read_text())["checkpoint"]
 
 
-def curves(sweep_dir: Path) -> dict[str, list]:
-    """trial_id -> [(step, val metric)] from Tune's per-trial result.json lines."""
-    out = {}
-    for f in sweep_dir.glob("tune/*/result.json"):
-        pts = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-        pts = [p for p in pts if p.get("val_accuracy") is not None]
-        if pts:
-            out[pts[0]["trial_id"]] = [(p["step"], p["val_accuracy"]) for p in pts]
-    return out
-
-
 def run_cell(cell: str, ckpt: str, root: Path) -> dict:
     from ptft_ray.config import load_config
     from ptft_ray.data.tasks import load_task
@@ -66,6 +55,7 @@ def run_cell(cell: str, ckpt: str, root: Path) -> dict:
     from ptft_ray.finetune.sweep import sweep
     from ptft_ray.planner.scan import scan_task
     from ptft_ray.planner.sizing import shape_overrides
+    from ptft_ray.report.collect import trial_curves
 
     task_name, n, level = cell.split(":")
     base = {**FIXED, "finetune.data": TASKS[task_name], "finetune.max_examples": int(n)}
@@ -83,7 +73,7 @@ def run_cell(cell: str, ckpt: str, root: Path) -> dict:
             res = json.loads((d / "result.json").read_text())
         else:
             res = sweep(cfg, [source], str(d), overwrite=True, arch_from=ckpt if source == "none" else None)
-        cur = curves(d)
+        cur = trial_curves(d, "val_accuracy")
         trials = []
         for r in csv.DictReader(open(d / "trials.csv")):
             trials.append({"strategy": r["strategy"], "lr": float(r["lr"]),
