@@ -10,6 +10,7 @@ is checked against the live cluster before anything runs (exit 2 with what to ch
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -84,9 +85,8 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     task = load_task(cfg.finetune)
     # the plan chooses max_len itself (never over a checkpoint's positions): do not let the
     # config's current value refuse a checkpoint here
-    d = cfg.to_dict()
-    d["finetune"]["max_len"] = 1
-    sources = resolve_sources(pretrained, Config.from_dict(d), arch_from)
+    sources = resolve_sources(pretrained, dataclasses.replace(
+        cfg, finetune=dataclasses.replace(cfg.finetune, max_len=1)), arch_from)
     init_ray()
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
