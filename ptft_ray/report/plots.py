@@ -89,7 +89,8 @@ def sweep_plots(sw: dict, out: Path) -> list[str]:
 def confusion(ev: dict, path: Path) -> str:
     labels, m = ev["labels"], ev["confusion_matrix"]
     k = len(labels)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * k, 9), min(1.6 + 0.45 * k, 8.5)))
+    # at least wide enough for the title, at most a page wide for 16 classes
+    fig, ax = plt.subplots(figsize=(max(4.2, min(2 + 0.45 * k, 9)), max(3.4, min(1.6 + 0.45 * k, 8.5))))
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(k), labels, rotation=60 if k > 4 else 0, fontsize=7 if k > 8 else 9)
     ax.set_yticks(range(k), labels, fontsize=7 if k > 8 else 9)
