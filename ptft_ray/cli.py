@@ -126,10 +126,11 @@ def run(args) -> int:
         if args.plan:
             cfg, plan = _planned(args, cfg)
         elif args.budget:  # a budget without a plan: Tune's time budget on the configured sweep
+            import dataclasses
+
             from .planner import parse_budget
 
-            args.overrides.append(f"sweep.time_budget_s={parse_budget(args.budget)}")
-            cfg = _cfg(args)
+            cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, time_budget_s=parse_budget(args.budget)))
         print(json.dumps(sweep(cfg, args.pretrained, args.out, resume=args.resume,
                                overwrite=args.overwrite, arch_from=args.arch_from, plan=plan), indent=2))
     elif args.cmd == "plan":

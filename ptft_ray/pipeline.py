@@ -27,6 +27,7 @@ import yaml
 
 from .config import _coerce, apply_overrides, load_config
 from .errors import PtftError
+from .train.checkpoint import write_json
 
 
 @dataclass
@@ -86,9 +87,7 @@ class Manifest:
 
     def write(self) -> None:
         self.d["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.d, indent=2, default=str))
-        tmp.replace(self.path)
+        write_json(self.path, self.d)
 
 
 def _pretrain_once(cfg, out: Path) -> dict:
@@ -161,8 +160,11 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
         results[name] = res
         man.stage(name, str(d), "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
                   trials=res["trials"], trial_time_s=res["trial_time_s"])
-        ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test"))
-        (d / "evaluation.json").write_text(json.dumps(ev, indent=2))
+        if (d / "evaluation.json").is_file():  # the sweep evaluated its export on the test split
+            ev, t = json.loads((d / "evaluation.json").read_text()), 0.0
+        else:  # a sweep finished by an older ptft_ray
+            ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test"))
+            write_json(d / "evaluation.json", ev)
         man.stage(f"evaluate_{name}", str(d / "evaluation.json"), "done", t, accuracy=ev["accuracy"],
                   macro_f1=ev["macro_f1"], n=ev["n"])
         man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}

@@ -20,6 +20,7 @@ from ..cluster import DATA_CPUS, cluster_summary, init_ray, worker_resources
 from ..config import Config
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
+from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
 from ..train.loop import run, train_loop_per_worker
 from .evaluate import evaluate_export
@@ -213,8 +214,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
         "wall_s": time.time() - t0, "resumed": resume,
     }
-    tmp = out_p / ".result.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    tmp.replace(out_p / "result.json")
+    ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
+    ckpt.write_json(out_p / "result.json", summary)
     return summary
 

@@ -26,6 +26,14 @@ from ..errors import PtftError
 WEIGHTS, STATE, META, TOKENIZER = "model.safetensors", "train_state.pt", "meta.json", "tokenizer.json"
 
 
+def write_json(path: str | Path, obj) -> None:
+    """A JSON file written under a temporary name and renamed: a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
 def write_dir(path: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
               optimizer: torch.optim.Optimizer | None = None) -> Path:
     """Write a complete checkpoint directory at `path` (which must not exist yet)."""
