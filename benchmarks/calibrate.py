@@ -1,7 +1,7 @@
 """Calibration for the planner: which strategies and LRs win at which data size and budget.
 
 For each real task (Rotten Tomatoes, health-news tweets) x training size (100, 1,000,
-10,000 labelled examples) x budget level (short = >= 100 optimizer steps per trial, long
+and all / 10,000 labelled examples) x budget level (short = >= 100 optimizer steps per trial, long
 = >= 300; long only for 100 and 1,000), two sweeps run to completion (no early stopping):
   - exhaustive: every strategy x 3 log-spaced LRs across its range, from the pretrained
     checkpoint (18 trials);
@@ -25,8 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.parquet"}
-CELLS = [f"{t}:{n}:{lv}" for lv, sizes in (("short", (100, 1000)), ("long", (100,)),
-                                           ("short", (10000,)), ("long", (1000,))) for n in sizes for t in TASKS]
+# size "all" = the whole training split (Rotten Tomatoes: ~10k); the tweets' whole split
+# (~50k) would take ~2 h a cell on 2 CPUs, so its large cell is 10,000
+CELLS = [f"{t}:{n}:{lv}" for lv, sizes in (("short", (100, 1000)), ("long", (100,))) for n in sizes for t in TASKS] \
+    + ["rt:all:short", "tweets:10000:short", "rt:1000:long", "tweets:1000:long"]
 STRATEGIES = ["full", "linear_probe", "lora", "partial", "discriminative_lr", "gradual_unfreeze"]
 # the calibrated space: wide per-strategy ranges (a linear probe needs a larger LR)
 LR_RANGES = {"full": [5e-5, 3e-3], "linear_probe": [1e-3, 3e-2], "lora": [3e-4, 1e-2],
@@ -58,7 +60,7 @@ def run_cell(cell: str, ckpt: str, root: Path) -> dict:
     from ptft_ray.report.collect import trial_curves
 
     task_name, n, level = cell.split(":")
-    base = {**FIXED, "finetune.data": TASKS[task_name], "finetune.max_examples": int(n)}
+    base = {**FIXED, "finetune.data": TASKS[task_name], "finetune.max_examples": 0 if n == "all" else int(n)}
     cfg0 = load_config(None, overrides(base))
     (src,) = resolve_sources([ckpt], cfg0)
     scan = scan_task(load_task(cfg0.finetune), src.tokenizer_json)

@@ -56,3 +56,20 @@ def matmul_flops(threads: int, n: int = 512, seconds: float = 3.0) -> float:
     rate = 2 * n ** 3 * k / (time.perf_counter() - t0)
     torch.set_num_threads(old)
     return rate
+
+
+def process_kind(p) -> str:
+    """What a process on this machine is, from its command line (Ray sets worker titles)."""
+    try:
+        cmd = " ".join(p.cmdline())
+    except Exception:
+        return "gone"
+    for key, name in (("ray::RayTrainWorker", "train workers"), ("ray::ReadText", "ray data tasks"),
+                      ("ray::ReadFiles", "ray data tasks"), ("ray::Map", "ray data tasks"),
+                      ("ray::ListFiles", "ray data tasks"), ("ray::", "other ray tasks and actors"),
+                      ("default_worker", "idle ray workers"), ("gcs_server", "ray daemons"),
+                      ("raylet", "ray daemons"), ("dashboard", "ray daemons"), ("log_monitor", "ray daemons"),
+                      ("monitor.py", "ray daemons"), ("runtime_env", "ray daemons")):
+        if key in cmd:
+            return name
+    return "other"

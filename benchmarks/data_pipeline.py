@@ -4,8 +4,8 @@
     fraction come from benchmarks/results/throughput.json (same run of `make bench`);
   - memory while streaming corpora of 1x, 4x and 8x the object store (100 MB) through the
     same pipeline (byte tokenizer: tokens are 4-byte ints, so 25 MB of text fills the
-    store once): the peak proportional set size (PSS) of the driver and all its Ray
-    processes must stay flat, not grow with the corpus.
+    store once), each in a fresh process with its own Ray: the peak proportional set size
+    (PSS) of the driver and all its Ray processes must stay flat, not grow with the corpus.
 
     .venv/bin/python -m benchmarks.data_pipeline
 """
@@ -23,17 +23,24 @@ from .common import RESULTS, save
 STORE = 100 * 1024 ** 2
 
 
-def tree_pss() -> int:
+def tree_pss() -> tuple[int, dict]:
+    """PSS of the driver and every process under it, in total and by kind of process."""
     import psutil
 
+    from .common import process_kind
+
     me = psutil.Process()
-    total = 0
+    total, kinds = 0, {}
     for p in [me, *me.children(recursive=True)]:
         try:
-            total += p.memory_full_info().pss
+            pss = p.memory_full_info().pss
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total
+            continue
+        total += pss
+        k = "driver" if p.pid == me.pid else process_kind(p)
+        n, mb = kinds.get(k, (0, 0.0))
+        kinds[k] = (n + 1, mb + pss / 2 ** 20)
+    return total, {k: {"processes": n, "pss_mb": round(mb)} for k, (n, mb) in kinds.items()}
 
 
 def stream(path: str, tokenizer: str, vocab: int = 4096, sample_s: float = 0.5) -> dict:
@@ -47,22 +54,26 @@ def stream(path: str, tokenizer: str, vocab: int = 4096, sample_s: float = 0.5) 
     files, fmt = sources.resolve_files(path)
     tok = toks.build(tokenizer, sources.sample_texts(files, fmt, "text", 500), vocab)
     train, _, _ = build_datasets(dc, tok, files, fmt)
-    peak, stop = [0], threading.Event()
+    peak, stop, series = [0, {}], threading.Event(), []
 
     def sampler():
         while not stop.is_set():
-            peak[0] = max(peak[0], tree_pss())
+            total, kinds = tree_pss()
+            series.append((round(time.perf_counter() - t0, 1), round(total / 2 ** 20)))
+            if total > peak[0]:
+                peak[:] = [total, kinds]
             time.sleep(sample_s)
     th = threading.Thread(target=sampler, daemon=True)
-    base = tree_pss()
-    th.start()
+    base, base_kinds = tree_pss()
     t0, tokens = time.perf_counter(), 0
+    th.start()
     for b in train.iter_batches(batch_size=64, batch_format="numpy"):
         tokens += int((b["tokens"] != tok.pad_id).sum())
     wall = time.perf_counter() - t0
     stop.set(), th.join()
     return {"tokens": tokens, "tokenized_bytes": tokens * 4, "wall_s": wall, "tokens_per_s": tokens / wall,
-            "pss_before_mb": base / 2 ** 20, "peak_pss_mb": peak[0] / 2 ** 20}
+            "pss_before_mb": base / 2 ** 20, "peak_pss_mb": peak[0] / 2 ** 20,
+            "before_by_kind": base_kinds, "peak_by_kind": peak[1], "pss_mb_over_time": series}
 
 
 def synthetic_corpus(src: str, text_bytes: int, out: Path) -> str:
@@ -89,17 +100,39 @@ def synthetic_corpus(src: str, text_bytes: int, out: Path) -> str:
     return str(out)
 
 
-def main() -> None:
+def _child(path: str, tokenizer: str, q) -> None:
     import ray
 
-    ray.init(num_cpus=2, object_store_memory=STORE, include_dashboard=False, log_to_driver=False)
     os.environ["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
-    real = stream("data/news", "bpe")
+    ray.init(num_cpus=2, object_store_memory=STORE, include_dashboard=False, log_to_driver=False)
+    q.put(stream(path, tokenizer))
+    ray.shutdown()
+
+
+def fresh(path: str, tokenizer: str) -> dict:
+    """stream() in a new process with its own Ray: each corpus is measured from a cold start,
+    not on top of the worker processes (and their heaps) a previous stream left alive."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(path, tokenizer, q))
+    p.start()
+    r = q.get()
+    p.join()
+    return r
+
+
+def main() -> None:
+    real = fresh("data/news", "bpe")
     tmp = Path(tempfile.mkdtemp(prefix="ptft-data-"))
     mem = {}
     for mult, text_mb in (("1x", 25), ("4x", 100), ("8x", 200)):
         path = synthetic_corpus("data/news", text_mb * 2 ** 20, tmp / mult)
-        mem[mult] = stream(path, "byte")
+        mem[mult] = fresh(path, "byte")
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
     tp = json.loads((RESULTS / "throughput.json").read_text()) if (RESULTS / "throughput.json").is_file() else None
     trainer = tp and tp["runs"]["gpt_small"].get("ptft_2w_tokens_per_s")
     growth = mem["4x"]["peak_pss_mb"] / mem["1x"]["peak_pss_mb"]

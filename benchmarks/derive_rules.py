@@ -10,7 +10,9 @@ Rules, per calibrated data size (pooling both tasks):
 - within_1pt: every strategy within 1 point of the best in at least one cell;
 - lr_ranges: the winning grid LR(s) of each strategy, widened by half a grid step each side;
 - levels: 'long' is offered only where the long budget beat the short one by > 1 point;
-- cost_model: least squares of trial wall time on train and eval tokens / measured rate.
+- cost_model: least squares of trial wall time on train and eval tokens / measured rate;
+- asha: grace period (share of a trial) and reduction factor, by replaying successive halving
+  on the exhaustive trials' curves: the cheapest setting within 1 point in every cell.
 """
 from __future__ import annotations
 
@@ -72,6 +74,49 @@ def fit_cost(cells: dict, rate: float) -> dict:
             "eval": round(float(coef[-1]), 3), "median_relative_error": round(err, 3), "trials": len(ys)}
 
 
+def replay_sha(trials: list[dict], grace: int, eta: int) -> tuple[float, float]:
+    """Successive halving replayed on completed trials' validation curves: every trial runs
+    to `grace` evaluations, the top 1/eta by validation accuracy there go on to grace*eta, ...
+    -> (best validation accuracy any trial reached while it ran, share of the evaluations run)."""
+    curves = [[v for _, v in t["curve"]] for t in trials if t["curve"]]
+    T = max(len(c) for c in curves)
+    alive, ran, r = list(range(len(curves))), [0] * len(curves), grace
+    while True:
+        r = min(r, T)
+        for i in alive:
+            ran[i] = min(r, len(curves[i]))
+        if r >= T:
+            break
+        alive = sorted(alive, key=lambda i: -curves[i][ran[i] - 1])[:math.ceil(len(alive) / eta)]
+        r *= eta
+    best = max(max(c[:k]) for c, k in zip(curves, ran) if k)
+    return best, sum(ran) / (len(curves) * T)
+
+
+GRACE_FRACTIONS = (0.125, 0.25, 0.375, 0.5)
+
+
+def asha_rule(cells: dict) -> dict:
+    """The cheapest (grace as a fraction of a trial, reduction factor) whose replay on every
+    calibration cell's exhaustive trials lost at most 1 point of best validation accuracy."""
+    table = []
+    for eta in (2, 3):
+        for f in GRACE_FRACTIONS:
+            regrets, fracs = {}, []
+            for name, c in sorted(cells.items()):
+                tr = c["exhaustive"]["trials"]
+                T = max(len(t["curve"]) for t in tr)
+                best, frac = replay_sha(tr, max(1, round(f * T)), eta)
+                regrets[name] = round(100 * (max(max(v for _, v in t["curve"]) for t in tr if t["curve"]) - best), 2)
+                fracs.append(frac)
+            table.append({"grace_fraction": f, "reduction_factor": eta, "max_regret_points": max(regrets.values()),
+                          "mean_compute": round(float(np.mean(fracs)), 3), "regret_points": regrets})
+    ok = [r for r in table if r["max_regret_points"] <= 1.0] or table
+    pick = min(ok, key=lambda r: (r["mean_compute"], r["max_regret_points"]))
+    return {"grace_fraction": pick["grace_fraction"], "reduction_factor": pick["reduction_factor"],
+            "replay": table}
+
+
 def rules_for(cs: list[dict], grid_ranges: dict) -> dict:
     """ranking by mean gap to each cell's best (short level); within_1pt: every strategy within
     1 point of the best in at least one cell; LR ranges around the winning grid LRs; 'long'
@@ -109,7 +154,7 @@ def main() -> None:
     buckets: dict[str, dict] = {}
     by_size = defaultdict(list)
     for c in cells.values():
-        by_size[str(int(c["cell"].split(":")[1]))].append(c)
+        by_size[str(10 ** round(math.log10(c["n_train"])))].append(c)  # 'all' (~10k) joins 10000
     md = ["| cell | n_train | " + " | ".join(["full", "linear_probe", "lora", "partial", "discriminative_lr",
                                                "gradual_unfreeze"]) + " | best test | scratch test |",
           "|" + "---|" * 10]
@@ -127,7 +172,8 @@ def main() -> None:
         buckets[size] = {**pooled, "by_task_type": types, "tasks": sorted({c["task"] for c in cs})}
     out = {"source": "benchmarks/results/calibration.json", "date": cal["date"],
            "command": "python benchmarks/calibrate.py && python benchmarks/derive_rules.py",
-           "reference_rate": rate, "buckets": buckets, "cost_model": fit_cost(cells, rate)}
+           "reference_rate": rate, "buckets": buckets, "cost_model": fit_cost(cells, rate),
+           "asha": asha_rule(cells)}
     Path("ptft_ray/planner/calibrated.json").write_text(json.dumps(out, indent=1) + "\n")
     Path("benchmarks/results/calibration.md").write_text(
         "# Calibration: best validation accuracy per strategy (at its best grid LR)\n\n"

@@ -20,7 +20,7 @@ from .common import RESULTS, ROOT, save
 
 ASHA_CELL = "rt:1000:short"
 PLANNER_CELLS = ["rt:100:short", "tweets:100:short", "rt:1000:short", "tweets:1000:short",
-                 "rt:10000:short", "tweets:10000:short"]
+                 "rt:all:short", "tweets:10000:short"]
 
 
 def _cfg(cell: dict, extra: dict):
@@ -32,24 +32,33 @@ def _cfg(cell: dict, extra: dict):
     return load_config(None, overrides(base))
 
 
-def asha_vs_full(cal: dict, root: Path) -> dict:
+def _asha_run(cell: dict, ckpt: str, d: Path, grace: int, eta: int) -> dict:
+    import csv
+
     from benchmarks.calibrate import STRATEGIES
     from ptft_ray.finetune.sweep import sweep
 
-    cell = cal["cells"][ASHA_CELL]
-    d = root / "asha"
     if not (d / "result.json").is_file():
-        sweep(_cfg(cell, {"sweep.strategies": STRATEGIES, "sweep.scheduler": "asha", "sweep.grace_period": 1,
-                          "sweep.reduction_factor": 3}), [cal["pretrained"]], str(d), overwrite=True)
+        sweep(_cfg(cell, {"sweep.strategies": STRATEGIES, "sweep.scheduler": "asha", "sweep.grace_period": grace,
+                          "sweep.reduction_factor": eta}), [ckpt], str(d), overwrite=True)
     res = json.loads((d / "result.json").read_text())
-    import csv
-
     rows = list(csv.DictReader(open(d / "trials.csv")))
+    return {"grace_period": grace, "reduction_factor": eta, "trials": len(rows), "best_val": res["best_metric"],
+            "test_accuracy": res["test_accuracy"],
+            "trial_steps": sum(int(float(r["steps_trained"] or 0)) for r in rows), "trial_time_s": res["trial_time_s"]}
+
+
+def asha_vs_full(cal: dict, root: Path) -> dict:
+    """ASHA before (grace 1 of 7 evaluations, the planner's old quarter-of-a-trial rule) and
+    after (the calibrated rule: derive_rules.asha_rule) vs the same grid run to completion."""
+    cell = cal["cells"][ASHA_CELL]
+    rule = json.loads((ROOT / "ptft_ray" / "planner" / "calibrated.json").read_text())["asha"]
+    max_t = max(len(t["curve"]) for t in cell["exhaustive"]["trials"])
     ex = cell["exhaustive"]
-    return {"cell": ASHA_CELL, "trials": len(rows),
-            "asha": {"best_val": res["best_metric"], "test_accuracy": res["test_accuracy"],
-                     "trial_steps": sum(int(float(r["steps_trained"] or 0)) for r in rows),
-                     "trial_time_s": res["trial_time_s"]},
+    return {"cell": ASHA_CELL, "trials": len(ex["trials"]),
+            "asha": _asha_run(cell, cal["pretrained"], root / "asha", 1, 3),
+            "asha_calibrated": _asha_run(cell, cal["pretrained"], root / "asha_calibrated",
+                                         max(1, round(rule["grace_fraction"] * max_t)), rule["reduction_factor"]),
             "full": {"best_val": ex["best_val"], "test_accuracy": ex["test_accuracy"],
                      "trial_steps": sum(t["steps"] for t in ex["trials"]), "trial_time_s": ex["trial_time_s"]}}
 
@@ -140,7 +149,11 @@ def main() -> None:
     root = ROOT / "runs" / "bench_sweeps"
     init_ray()
     cm = json.loads((ROOT / "ptft_ray" / "planner" / "calibrated.json").read_text())["cost_model"]
+    # the previous planner's figures stay beside the new ones (before / after its rule changes)
+    prev = json.loads((RESULTS / "sweeps.json").read_text()) if (RESULTS / "sweeps.json").is_file() else {}
+    before = prev.get("planner_vs_exhaustive_before") or prev.get("planner_vs_exhaustive")
     save("sweeps", {
+        "planner_vs_exhaustive_before": before,
         "sweep_efficiency": asha_vs_full(cal, root),
         "per_trial_startup_s": {"cost_model_intercept": cm["startup_s"],
                                 "trial_overhead_json": json.loads((RESULTS / "trial_overhead.json").read_text())

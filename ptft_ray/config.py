@@ -52,6 +52,7 @@ class DataConfig:
     val_fraction: float = 0.05  # documents held out by a stable hash of their text
     max_val_blocks: int = 256
     docs_per_batch: int = 256   # documents per map_batches call (tokenize + pack)
+    block_mb: int = 16          # Ray Data's target block size: bounds each read / tokenize task's memory
     shuffle_buffer: int = 0     # local shuffle buffer in rows (0 = stream order)
 
 
@@ -83,6 +84,7 @@ class TrainConfig:
     precision: str = "auto"     # auto (bf16 on GPU) | fp32 | bf16
     seed: int = 0
     threads: int = 0            # torch threads per worker (0 = leave torch's default)
+    compile: bool = False       # torch.compile the training loss (model + loss fused; compiles once, ~30 s)
     trace_file: str = ""        # audit: rank 0 appends each step's sample fingerprints here
 
 
@@ -202,7 +204,7 @@ POSITIVE = [  # (key, strictly positive?)
     ("model.hidden", True), ("model.max_seq_len", True), ("model.d_ff", False),
     ("model.vocab_size", False), ("data.vocab_size", True), ("data.seq_len", True),
     ("data.tokenizer_sample_docs", True), ("data.max_val_blocks", True),
-    ("data.docs_per_batch", True), ("data.shuffle_buffer", False),
+    ("data.docs_per_batch", True), ("data.block_mb", True), ("data.shuffle_buffer", False),
     ("optim.lr", True), ("optim.weight_decay", False), ("optim.eps", True),
     ("optim.grad_clip", False), ("schedule.warmup_steps", False), ("schedule.max_steps", False),
     ("schedule.min_lr_ratio", False), ("train.batch_size", True), ("train.grad_accum", True),

@@ -19,7 +19,8 @@ def _cfg(debug_config, corpus, *extra):
 
 
 def test_two_worker_ddp_pretraining_loss_falls(ray_session, tiny_corpus, debug_config, tmp_path):
-    cfg = _cfg(debug_config, tiny_corpus, "scaling.num_workers=2", "schedule.max_steps=40")
+    # compiled: the DDP-wrapped model called inside the torch.compile'd loss, as on a cluster
+    cfg = _cfg(debug_config, tiny_corpus, "scaling.num_workers=2", "schedule.max_steps=40", "train.compile=true")
     out = pretrain(cfg, str(tmp_path / "run"))
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     for key in ("train_loss", "val_loss", "val_perplexity", "tokens_per_s", "steps", "checkpoint"):

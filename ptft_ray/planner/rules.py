@@ -18,6 +18,9 @@ CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text(
 # reserved from the budget for the sweep's own start (Ray, data encoding), the export and the
 # test evaluation; tests/test_planner.py measures a 60 s budget ending within 60 + 20 s
 STARTUP_S = 15.0
+# LR draws per strategy before the budget is spent on more strategies (8 draws spread evenly
+# over a 30x calibrated range are 30^(1/7) = 1.6x apart)
+PER_STRATEGY = 8
 
 
 def bucket(n_train: int) -> str:
@@ -119,16 +122,15 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         raise PtftError(f"budget {budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
                         f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
                         f"{math.ceil(cheapest + STARTUP_S)} s or lower finetune.max_examples")
-    grace = max(1, max_t // 4)
+    # ASHA's grace and reduction factor: the cheapest setting that, replayed on the calibration's
+    # completed trials, lost <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
+    asha = CALIBRATED["asha"]
+    grace, eta = max(1, round(asha["grace_fraction"] * max_t)), asha["reduction_factor"]
 
     def fit(strategies: list[str]) -> tuple[int, int, float]:
         mean = sum(cost[level][s] for s in strategies) / len(strategies)
-        for eta in (3, 2):  # reduction factor 3 when there are trials enough for its rungs
-            n = _fit_trials(budget_s - STARTUP_S, conc, mean, grace, max_t, eta)
-            n = min(n, max_trials) if max_trials else n
-            if n >= 9:
-                break
-        return n, eta, mean
+        n = _fit_trials(budget_s - STARTUP_S, conc, mean, grace, max_t, eta)
+        return (min(n, max_trials) if max_trials else n), eta, mean
 
     n, eta, mean_full = fit(keep)
     while n < 2 * len(keep) and len(keep) > 1:
@@ -139,26 +141,28 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         reasons.append(f"strategies: dropped {dropped} (the costliest, ~{cost[level][dropped]:.0f} s a "
                        f"trial): the budget runs {n} trial(s), fewer than two per strategy")
         n, eta, mean_full = fit(keep)
-    # a budget beyond four LR draws per strategy buys breadth: the next strategies in the ranking
+    # a budget beyond PER_STRATEGY LR draws of each calibrated winner buys breadth: the next
+    # strategies in the ranking (winners first: the others lost by > 1 point in calibration)
     for s in ranked:
-        if n <= 4 * len(keep):
+        if n <= PER_STRATEGY * len(keep):
             break
         if s not in keep:
             keep.append(s)
             n, eta, mean_full = fit(keep)
             reasons.append(f"strategies: added {s} (next in the ranking): the budget runs {n} trials, "
-                           f"more than four LR draws per strategy")
-    if n > 4 * len(keep):
-        reasons.append(f"trials: capped at {4 * len(keep)} (four LR draws per strategy); the budget "
-                       f"allowed {n}")
-        n = 4 * len(keep)
-    scheduler = {"type": "asha" if n >= 4 else "none", "grace_period": grace, "max_t": max_t,
+                           f"more than {PER_STRATEGY} LR draws per strategy")
+    if n > PER_STRATEGY * len(keep):
+        reasons.append(f"trials: capped at {PER_STRATEGY * len(keep)} ({PER_STRATEGY} LR draws per "
+                       f"strategy); the budget allowed {n}")
+        n = PER_STRATEGY * len(keep)
+    scheduler = {"type": "asha" if n > eta else "none", "grace_period": grace, "max_t": max_t,
                  "reduction_factor": eta}
     frac = asha_fraction(n, grace, max_t, eta) if scheduler["type"] == "asha" else 1.0
     if scheduler["type"] == "asha":
         reasons.append(f"scheduler: ASHA over {max_t} evaluations per trial, grace {grace} "
-                       f"(a quarter of a trial), reduction factor {eta}: expected {frac:.0%} of the "
-                       f"full-length work of {n} trials")
+                       f"({asha['grace_fraction']:.0%} of a trial), reduction factor {eta} (the cheapest "
+                       f"setting within 1 point when replayed on the calibration's trials): expected "
+                       f"{frac:.0%} of the full-length work of {n} trials")
     else:
         reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
     # fewer trials than slots still take one trial's time
@@ -188,7 +192,7 @@ def _fit_trials(budget: float, conc: int, trial_s: float, grace: int, max_t: int
     n = 1
     while n < 200:
         nxt = n + 1
-        frac = asha_fraction(nxt, grace, max_t, eta) if nxt >= 4 else 1.0
+        frac = asha_fraction(nxt, grace, max_t, eta) if nxt > eta else 1.0
         waves = nxt * trial_s * frac / conc if nxt >= conc else trial_s
         if waves > budget:
             break

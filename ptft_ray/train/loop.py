@@ -145,6 +145,9 @@ def run(lc: dict, ctx) -> dict:
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ctx.device.type == "cuda")
     amp = torch.autocast(ctx.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    # compiling fuses the memory-bound ops (GELU, LayerNorm, log-softmax of the V-wide output)
+    # that dominate small models on CPU; evaluation stays eager (no second compile)
+    loss_fn = torch.compile(task.loss) if tc.compile else task.loss
     data = _stream(ctx, state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed)
     loss_sum = torch.zeros((), device=ctx.device)
     items = torch.zeros((), device=ctx.device)
@@ -165,7 +168,7 @@ def run(lc: dict, ctx) -> dict:
             # gradients are all-reduced once per optimizer step, on the last micro-batch
             sync = micro == tc.grad_accum - 1 or ctx.world == 1
             with (nullcontext() if sync else model.no_sync()), amp:
-                total, n = task.loss(model, batch)
+                total, n = loss_fn(model, batch)
                 (total / n.clamp_min(1) / tc.grad_accum).backward()
             loss_sum += total.detach().float()
             items += n
