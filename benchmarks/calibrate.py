@@ -50,7 +50,9 @@ def default_checkpoint() -> str:
     return json.loads(p.read_text())["checkpoint"]
 
 
-def run_cell(cell: str, ckpt: str, root: Path) -> dict:
+def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None) -> dict:
+    """spaces: {"exhaustive"|"scratch": (strategies, lr_ranges, grid points)}; default the
+    calibrated space (6 strategies x 3 LRs) and scratch full fine-tuning x 3 LRs."""
     from ptft_ray.config import load_config
     from ptft_ray.data.tasks import load_task
     from ptft_ray.finetune.runner import resolve_sources
@@ -67,10 +69,12 @@ def run_cell(cell: str, ckpt: str, root: Path) -> dict:
     shape = shape_overrides(scan["examples"]["train"], scan["length"]["p95"], src.model["max_seq_len"], level)
     out = {"cell": cell, "task": task_name, "n_train": scan["examples"]["train"], "level": level,
            "shape": shape, "scan": scan}
-    for kind, strategies, source in (("exhaustive", STRATEGIES, ckpt), ("scratch", ["full"], "none")):
+    spaces = spaces or {"exhaustive": (STRATEGIES, LR_RANGES, 3), "scratch": (["full"], LR_RANGES, 3)}
+    for kind, source in (("exhaustive", ckpt), ("scratch", "none")):
+        strategies, ranges, points = spaces[kind]
         d = root / cell.replace(":", "_") / kind
         cfg = load_config(None, overrides({**base, **shape, "sweep.strategies": strategies,
-                                           "sweep.lr_ranges": LR_RANGES}))
+                                           "sweep.lr_ranges": ranges, "sweep.grid_points": points}))
         if (d / "result.json").is_file():
             res = json.loads((d / "result.json").read_text())
         else:

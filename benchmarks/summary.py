@@ -18,6 +18,50 @@ def _met(value, goal, higher=True) -> str:
     return "**met**" if ok else "**missed**"
 
 
+def profiles() -> list[str]:
+    """The misses, profiled: tables from the profile JSONs, then benchmarks/analysis.md."""
+    po, pd, dp, cal = _load("profile_ops"), _load("profile_ddp"), _load("data_pipeline"), _load("calibration")
+    L = ["## Profiles of the misses, and the fixes (before / after)", ""]
+    if po:
+        e, c = po["eager"], po["compiled"]
+        L += ["**Item 2, compute efficiency** (`python -m benchmarks.profile_ops`, torch profiler over the "
+              "pretraining step, gpt_small, 1 thread): share of CPU time by kind of op, eager -> compiled:", "",
+              "| op group | eager | compiled |", "|---|---|---|"]
+        for g in e["share_by_group"]:
+            L.append(f"| {g} | {e['share_by_group'][g]:.1%} | {c['share_by_group'].get(g, 0):.1%} |")
+        L += ["", f"Step {e['step_ms']} ms eager, {c['step_ms']} ms compiled ({po['summary']['speedup']:.2f}x).", ""]
+    if pd:
+        sm = pd["summary"]
+        L += [f"**Item 4, DDP scaling** (`python -m benchmarks.profile_ddp`): plain PyTorch, no Ray: two independent "
+              f"processes {sm['ceiling_2_independent_over_1']:.3f}x one (the ceiling of two cores); two under DDP "
+              f"(gloo) {sm['plain_ddp_2_over_1']:.3f}x; ptft_ray 2 workers / 1 {sm['ptft_2w_over_1w']:.3f}x. The "
+              f"all-reduce of the gradients takes {sm['allreduce_ms']} ms of a {sm['ddp_step_ms']} ms step. CPU "
+              f"seconds by process during the 2-worker run ({pd['ptft_2w']['wall_s']:.0f} s): "
+              + ", ".join(f"{k} {v}" for k, v in pd["ptft_2w"]["cpu_s_by_kind"].items()) + ".", ""]
+    if dp:
+        L += ["**Item 3, memory while streaming** (`python -m benchmarks.data_pipeline`): peak PSS by process kind:", "",
+              "| corpus | " + " | ".join(dp["memory"]) + " |", "|---|" + "---|" * len(dp["memory"])]
+        kinds = sorted({k for r in dp["memory"].values() for k in r.get("peak_by_kind", {})})
+        for k in kinds:
+            L.append(f"| {k} | " + " | ".join(
+                f"{r['peak_by_kind'][k]['pss_mb']} MB ({r['peak_by_kind'][k]['processes']})" if k in r.get("peak_by_kind", {})
+                else "-" for r in dp["memory"].values()) + " |")
+        L.append("")
+    asha = json.loads((ROOT / "ptft_ray" / "planner" / "calibrated.json").read_text()).get("asha")
+    if asha:
+        L += ["**Item 5, ASHA**: successive halving replayed on every calibration cell's completed trials "
+              "(`benchmarks/derive_rules.py`, `asha_rule`): worst loss of best val accuracy over the cells, and "
+              "the mean share of evaluations run:", "",
+              "| reduction factor | grace (share of a trial) | worst loss (points) | mean compute |", "|---|---|---|---|"]
+        for r in asha["replay"]:
+            L.append(f"| {r['reduction_factor']} | {r['grace_fraction']:.3f} | {r['max_regret_points']:.1f} | "
+                     f"{r['mean_compute']:.0%} |")
+        L += ["", f"The planner now uses grace {asha['grace_fraction']:.3f} of a trial, reduction factor "
+              f"{asha['reduction_factor']} (the cheapest setting within 1 point in every cell).", ""]
+    notes = ROOT / "benchmarks" / "analysis.md"
+    return L + (notes.read_text().splitlines() if notes.is_file() else [])
+
+
 def write() -> str:
     tp, dp, sw, cal = _load("throughput"), _load("data_pipeline"), _load("sweeps"), _load("calibration")
     m = (tp or dp or sw or {}).get("machine", {})
@@ -38,14 +82,20 @@ def write() -> str:
                      f"({r['model_flops_per_s'] / 1e9:.2f} / {tp['matmul_flops_per_s_1_thread'] / 1e9:.1f} GFLOP/s) | "
                      f"{r['mfu_vs_measured_matmul']:.3f} (plain loop {r['plain_mfu']:.3f}) | >= 0.5 | "
                      f"{_met(r['mfu_vs_measured_matmul'], 0.5)} |")
+            if "mfu_compiled" in r:
+                L.append(f"| 2 | the same with `train.compile=true`, {size} ({r['ptft_1w_compiled_tokens_per_s']:.0f} "
+                         f"vs {r['ptft_1w_tokens_per_s']:.0f} tokens/s eager) | {r['mfu_compiled']:.3f} | >= 0.5 | "
+                         f"{_met(r['mfu_compiled'], 0.5)} |")
         for size, r in tp["runs"].items():
             for k in ("data_wait_frac_1w", "data_wait_frac_2w"):
                 if k in r:
                     L.append(f"| 3 | trainer waits for data, {size}, {k[-2:]} (fraction of step time) | "
                              f"{r[k]:.3f} | < 0.05 | {_met(r[k], 0.05, higher=False)} |")
         r = tp["runs"]["gpt_small"]
+        reps = ", ".join(f"{x:.3f}" for x in r.get("ddp_scaling_repeats", []))
         L.append(f"| 4 | DDP scaling, gpt_small: 2 workers x 1 thread / 1 x 1 "
-                 f"({r['ptft_2w_tokens_per_s']:.0f} / {r['ptft_1w_tokens_per_s']:.0f} tokens/s) | "
+                 f"({r['ptft_2w_tokens_per_s']:.0f} / {r['ptft_1w_tokens_per_s']:.0f} tokens/s)"
+                 + (f"; median of three alternating pairs: {reps}" if reps else "") + " | "
                  f"{r['ddp_scaling_2w_over_1w']:.3f} | >= 1.7 | {_met(r['ddp_scaling_2w_over_1w'], 1.7)} |")
     if dp:
         ratio = dp.get("pipeline_over_trainer_tokens_per_s")
@@ -59,18 +109,24 @@ def write() -> str:
                            for k in sizes)
         ratios = " / ".join(f"{dp['corpus_over_store'][k]:.1f}x" for k in sizes)
         g = dp["peak_pss_growth_4x_over_1x"]
-        L.append(f"| 3 | peak PSS of the driver + Ray processes streaming {ratios} the object store: {peaks} MB "
+        L.append(f"| 3 | peak PSS of the driver + Ray processes streaming {ratios} the object store, each in a "
+                 f"fresh Ray: {peaks} MB "
                  f"(added while streaming: {added} MB) | 4x/1x {g:.3f}"
                  + (f", 8x/4x {dp['peak_pss_growth_8x_over_4x']:.3f}" if "peak_pss_growth_8x_over_4x" in dp else "")
                  + f" | flat (<= 1.1) | {_met(g, 1.1, higher=False)} |")
     if sw:
         e = sw["sweep_efficiency"]
-        frac = e["asha"]["trial_steps"] / e["full"]["trial_steps"]
-        gap = 100 * (e["asha"]["best_val"] - e["full"]["best_val"])
-        L.append(f"| 5 | ASHA vs the same {e['trials']}-trial grid run to completion ({e['cell']}): best val "
-                 f"{e['asha']['best_val']:.4f} vs {e['full']['best_val']:.4f}, trial-steps {e['asha']['trial_steps']} "
-                 f"vs {e['full']['trial_steps']} | {gap:+.1f} points at {frac:.0%} of the steps | within 1 point at "
-                 f"<= 35 % | {'**met**' if gap >= -1 and frac <= 0.35 else '**missed**'} |")
+        for key, what in (("asha", "grace 1"), ("asha_calibrated", "calibrated grace")):
+            if key not in e:
+                continue
+            a = e[key]
+            frac = a["trial_steps"] / e["full"]["trial_steps"]
+            gap = 100 * (a["best_val"] - e["full"]["best_val"])
+            L.append(f"| 5 | ASHA ({what}: {a.get('grace_period', 1)} of 7 evaluations, reduction factor {a.get('reduction_factor', 3)}) "
+                     f"vs the same {e['trials']}-trial grid run to completion ({e['cell']}): best val "
+                     f"{a['best_val']:.4f} vs {e['full']['best_val']:.4f}, trial-steps {a['trial_steps']} "
+                     f"vs {e['full']['trial_steps']} | {gap:+.1f} points at {frac:.0%} of the steps | within 1 point at "
+                     f"<= 35 % | {'**met**' if gap >= -1 and frac <= 0.35 else '**missed**'} |")
         st = sw["per_trial_startup_s"]
         L.append(f"| 5 | per-trial start-up (cost-model intercept; in-process trial of 1 epoch on 600 examples) | "
                  f"{st['cost_model_intercept']:.1f} s; {st['trial_overhead_json']:.1f} s | - | |")
@@ -91,38 +147,14 @@ def write() -> str:
               "The planned sweep gets a budget of a third of the exhaustive sweep's trial time (2 slots).", "",
               "| cell | budget s | plan | planned test | exhaustive test | gap (points) | trial time ratio |",
               "|---|---|---|---|---|---|---|"]
-        for r in sw["planner_vs_exhaustive"]:
-            L.append(f"| {r['cell']} | {r['budget_s']} | {r['plan']['num_trials']} trials of "
-                     f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
-                     f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
-    L += ["", "## What missed, and what is known about why", "",
-          "Nothing below was profiled in this session (no py-spy / torch profiler run yet), so these are "
-          "readings of the measured numbers, not diagnoses:", "",
-          "- **MFU, gpt_small (0.496 vs 0.5)**: the plain PyTorch loop on the same model reaches 0.487, so "
-          "the gap is the model's size (d_model 128: small matmuls, relatively more time in LayerNorm, "
-          "softmax and the optimizer), not ptft_ray; at d_model 256 both clear 0.5 (0.69 / 0.67).",
-          "- **DDP scaling (1.63 vs 1.7)**: the data pipeline is not the cause (the trainer waits for data "
-          "0.2 % of step time and Ray Data tokenizes ~65x faster than the trainer consumes). Two workers "
-          "on two cores share them with Ray's own daemons (raylet, GCS, dashboard) and pay a gloo "
-          "all-reduce of ~1.3M floats per step; the 1-worker run has a core to spare for those. Not "
-          "yet measured separately.",
-          "- **Memory while streaming (4x/1x 1.31)**: what streaming added above the processes' "
-          "baseline rose from 198 MB (1x the object store) to 578 MB (4x) and then only to 637 MB "
-          "(8x): bounded, with a warm-up between 1x and 4x (more map tasks alive, the object store "
-          "filling), not growth with the corpus. The goal (flat from 1x) is missed as stated.",
-          "- **ASHA (-1.7 points at 39 % of the steps)**: grace 1 of 7 evaluations with reduction "
-          "factor 3 stopped the slow-starting full fine-tuning trials that won the complete grid "
-          "(full, LR 3e-3); a larger grace period costs compute. One grid, one seed: the gap is "
-          "within the noise of a 1,000-example validation set (+-1.5 points).",
-          "- **Planner on Rotten Tomatoes (-3.3 and -1.2 points)**: at 100 examples every sweep sits at "
-          "the majority class (0.578) and the test differences are noise; at 1,000 the planner "
-          "spread 24 trials over all six strategies (its 'a large budget buys breadth' rule) where "
-          "the calibration had only `full` within a point. On the 16-class tweets task it was "
-          "within a point at both sizes (-0.1, +0.8) at 20-26 % of the trial time.",
-          "- **Calibration scope**: 100 and 1,000 labels on both tasks, two budget levels at 100 "
-          "labels; the 10,000-label and all-label cells (about 20 minutes each on 2 CPUs) were not "
-          "run, and the planner and the exhaustive reference share the same cells (in-sample).",
-          ]
+        for title, rows in (("now", sw["planner_vs_exhaustive"]),
+                            ("before (grace a quarter of a trial, 4 LR draws per strategy)",
+                             sw.get("planner_vs_exhaustive_before") or [])):
+            for r in rows:
+                L.append(f"| {r['cell']} ({title.split(' ')[0]}) | {r['budget_s']} | {r['plan']['num_trials']} trials of "
+                         f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
+                         f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
+    L += ["", *profiles()]
     if cal:
         L += ["", "Calibration table (every strategy's best validation accuracy per cell): "
               "[benchmarks/results/calibration.md](benchmarks/results/calibration.md)."]

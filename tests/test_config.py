@@ -34,6 +34,8 @@ def test_overrides_and_yaml_number_forms(debug_config):
     ("model.n_heads=3", "model.n_heads"),               # 64 % 3 != 0
     ("finetune.strategy=magic", "finetune.strategy"),   # unknown strategy
     ("model.preset=huge", "model.preset"),              # unknown preset
+    ("data.block_mb=0", "data.block_mb"),               # Ray Data blocks need a size
+    ("train.compile=sometimes", "train.compile"),       # not a bool
 ])
 def test_bad_config_names_the_key(debug_config, override, needle):
     with pytest.raises(PtftError, match=needle.replace(".", r"\.")):

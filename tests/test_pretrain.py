@@ -112,9 +112,12 @@ def test_plain_text_corpus_streams(ray_session, tmp_path):
     p = tmp_path / "c.txt"
     docs = synthetic_docs(200)
     p.write_text("\n".join(docs))
-    dc = DataConfig(path=str(p), tokenizer="byte", seq_len=31, val_fraction=0.2, max_val_blocks=10_000)
+    dc = DataConfig(path=str(p), tokenizer="byte", seq_len=31, val_fraction=0.2, max_val_blocks=10_000, block_mb=1)
     files, fmt = check_corpus(dc)
     train, val, _ = build_datasets(dc, toks.ByteTokenizer(), files, fmt)
+    from ray.data import DataContext
+
+    assert DataContext.get_current().target_max_block_size == 2 ** 20  # data.block_mb bounds task memory
     n_tokens = sum(int((b["tokens"] != 257).sum()) for ds in (train, val)
                    for b in ds.iter_batches(batch_format="numpy"))
     assert fmt == "text" and n_tokens == sum(len(d.encode()) + 1 for d in docs)
