@@ -58,3 +58,15 @@ def test_csv_and_jsonl_with_integer_labels(tmp_path):
     (tmp_path / "t.jsonl").write_text("\n".join(json.dumps({"text": t_, "label": y % 2}) for t_, y in rows))
     t2 = load_task(FinetuneConfig(data=str(tmp_path / "t.jsonl")))
     assert t2.task_type == "binary" and sum(t2.balance().values()) == len(t2.splits["train"])
+
+
+def test_training_rows_are_shuffled_when_the_file_is_grouped_by_label(tmp_path):
+    """A file sorted by label (as the health tweets are) must not train one class at a time."""
+    labels = [f"c{i // 100}" for i in range(800)]            # 8 classes, 100 rows each, in blocks
+    path = _write(tmp_path, text=[f"t{i}" for i in range(800)], label=labels)
+    t = load_task(FinetuneConfig(data=path))
+    y = t.labels[t.splits["train"]]
+    changes = int((y[1:] != y[:-1]).sum())
+    assert changes > len(y) // 2                              # sorted order would give 7
+    assert (load_task(FinetuneConfig(data=path)).splits["train"] == t.splits["train"]).all()  # seeded
+    assert sorted(t.splits["train"].tolist()) == sorted(set(t.splits["train"].tolist()))      # no repeats

@@ -98,6 +98,10 @@ def load_task(ft: FinetuneConfig, label_names: list[str] | None = None) -> TaskD
     splits = stratified_split(y, ft.val_fraction, ft.test_fraction, ft.split_seed)
     splits["train"] = subsample(splits["train"], y, ft.max_examples, ft.split_seed)
     splits["val"] = subsample(splits["val"], y, ft.max_val_examples, ft.split_seed)
+    # training rows in a seeded random order: files are often grouped by label (the health
+    # tweets come one source after another), and a stream in file order trains on one class
+    # at a time; the order is fixed by the seed, so a resumed run skips the same batches
+    splits["train"] = np.random.default_rng(ft.split_seed + 2).permutation(splits["train"])
     for name in ("train", "val"):
         if len(splits[name]) == 0:
             raise PtftError(f"{ft.data}: the {name} split is empty ({len(y)} rows is too few)")
