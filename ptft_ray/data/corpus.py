@@ -64,9 +64,9 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
 
     # a stable block order: the same validation blocks and the same training order every run
     DataContext.get_current().execution_options.preserve_order = True
-    # Ray's default 128 MB blocks let one task hold ~0.8 GB (input text + Python token lists +
-    # packed output) once the corpus fills a block; 16 MB blocks kept it to ~0.45 GB, flat in
-    # corpus size (benchmarks/results/data_pipeline.json)
+    # Ray's default 128 MB blocks let one task hold 0.8-1.1 GB (input text + Python token lists
+    # + packed output) once the corpus fills a block; 16 MB blocks kept it to 0.43-0.52 GB at
+    # 4x and 8x the object store (BENCHMARKS.md, item 3). Process-wide, like preserve_order.
     DataContext.get_current().target_max_block_size = dc.block_mb * 2 ** 20
     column = "text" if fmt == "text" else dc.text_column
     kw = dict(column=column, tok_json=tok.to_json(), val_fraction=dc.val_fraction,
