@@ -73,3 +73,24 @@ def process_kind(p) -> str:
         if key in cmd:
             return name
     return "other"
+
+
+def plain_step(model, lr: float, compiled: bool = False):
+    """The plain PyTorch reference step every benchmark compares against: next-token cross
+    entropy (targets of -100 ignored), backward (DDP all-reduces here), clip 1.0, AdamW
+    (betas 0.9 / 0.95, weight decay 0.1), as the loop does. -> step(inp, tgt)."""
+    import torch
+    import torch.nn.functional as F
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+
+    def loss_fn(m, inp, tgt):
+        return F.cross_entropy(m(inp).flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)
+    fn = torch.compile(loss_fn) if compiled else loss_fn
+
+    def step(inp, tgt) -> None:
+        fn(model, inp, tgt).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step

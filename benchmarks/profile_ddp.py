@@ -15,7 +15,7 @@ import os
 import threading
 import time
 
-from .common import ROOT, process_kind, save
+from .common import ROOT, plain_step, process_kind, save
 
 STEPS, WARM, BS, T = 40, 8, 16, 128
 KINDS = ["train workers", "ray data tasks", "other ray tasks and actors", "idle ray workers", "ray daemons",
@@ -24,7 +24,6 @@ KINDS = ["train workers", "ray data tasks", "other ray tasks and actors", "idle 
 
 def _proc(rank: int, world: int, ddp: bool, q) -> None:
     import torch
-    import torch.nn.functional as F
 
     from ptft_ray.config import load_config
     from ptft_ray.models import build_lm
@@ -38,16 +37,12 @@ def _proc(rank: int, world: int, ddp: bool, q) -> None:
     model = build_lm(cfg.model, 4096)
     if ddp:
         model = torch.nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    train_step = plain_step(model, 1e-3)  # under DDP the all-reduce overlaps its backward
     x = torch.randint(0, 4096, (BS, T + 1), generator=torch.Generator().manual_seed(rank))
     times, comm = [], []
     for step in range(STEPS):
         t0 = time.perf_counter()
-        loss = F.cross_entropy(model(x[:, :-1]).flatten(0, 1), x[:, 1:].flatten())
-        loss.backward()  # under DDP the gradient all-reduce runs here, overlapped with backward
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(x[:, :-1], x[:, 1:])
         times.append(time.perf_counter() - t0)
     if ddp:  # the all-reduce alone, on a gradient-sized buffer
         buf = torch.zeros(sum(p.numel() for p in model.parameters()))

@@ -6,9 +6,10 @@
 """
 from __future__ import annotations
 
+import functools
 import time
 
-from .common import save
+from .common import plain_step, save
 
 GROUPS = {  # op name fragment -> group (first match wins)
     "mm": "matmul", "addmm": "matmul", "bmm": "matmul", "linear": "matmul",
@@ -23,7 +24,6 @@ BS, T, V, STEPS = 16, 128, 4096, 10
 
 def profile(compiled: bool) -> dict:
     import torch
-    import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile as tprofile
 
     from ptft_ray.config import load_config
@@ -33,18 +33,8 @@ def profile(compiled: bool) -> dict:
     cfg = load_config(None, ["model.preset=gpt_small", f"data.seq_len={T}"])
     torch.manual_seed(0)
     model = build_lm(cfg.model, V)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     x = torch.randint(0, V, (BS, T + 1))
-
-    def loss_fn(m, inp, tgt):
-        return F.cross_entropy(m(inp).flatten(0, 1).float(), tgt.flatten())
-    fn = torch.compile(loss_fn) if compiled else loss_fn
-
-    def step():
-        fn(model, x[:, :-1], x[:, 1:]).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    step = functools.partial(plain_step(model, 1e-3, compiled), x[:, :-1], x[:, 1:])
     for _ in range(5):
         step()
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from .common import ROOT, matmul_flops, median, save
+from .common import ROOT, matmul_flops, median, plain_step, save
 
 SIZES = {
     "gpt_small": ["model.preset=gpt_small", "data.seq_len=128", "train.batch_size=16"],
@@ -45,7 +45,6 @@ def ptft(size: str, workers: int, steps: int, out, compile: bool = False) -> dic
 def plain(cfg, tokenizer_dir: str, steps: int) -> dict:
     """The reference: a plain PyTorch loop, no Ray, same model / loss / optimizer / data."""
     import torch
-    import torch.nn.functional as F
 
     from ptft_ray import tokenizer as toks
     from ptft_ray.data import sources
@@ -60,18 +59,14 @@ def plain(cfg, tokenizer_dir: str, steps: int) -> dict:
     bs = cfg.train.batch_size
     torch.manual_seed(0)
     model = build_lm(cfg.model, tok.vocab_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    train_step = plain_step(model, cfg.optim.lr)
     times = []
     for step in range(steps):
         t0 = time.perf_counter()
         x = blocks[(step * bs) % (len(blocks) - bs):][:bs].long()
         inp, tgt = x[:, :-1], x[:, 1:].clone()
         tgt[tgt == tok.pad_id] = -100
-        loss = F.cross_entropy(model(inp).flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(inp, tgt)
         times.append(time.perf_counter() - t0)
     tokens = bs * cfg.data.seq_len
     steady = times[5:]
