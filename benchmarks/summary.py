@@ -62,6 +62,39 @@ def profiles() -> list[str]:
     return L + (notes.read_text().splitlines() if notes.is_file() else [])
 
 
+def planner_section(pa: dict | None, history: dict) -> list[str]:
+    L = ["## Planner vs exhaustive sweep (issue 4)", "",
+         "`python -m benchmarks.planner_accept`. The planned sweep gets a third of the exhaustive sweep's trial "
+         "time as its budget (2 slots) and runs once per seed; both sides choose their best trial the same way "
+         "(top 3 by the sweep's validation subset re-scored on the whole validation split). Test accuracy on "
+         "the whole test split.", ""]
+    if pa:
+        L += ["| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only "
+              "selection) | gap of the mean (points) | per seed | trial time ratio | met |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in pa["cells"]:
+            p0, ex = r["planned"][0]["plan"], r["exhaustive"]
+            tests = " / ".join(f"{x['test']:.4f}" for x in r["planned"])
+            gaps = " / ".join(f"{g:+.1f}" for g in r["gap_points_by_seed"])
+            L.append(f"| {r['cell']} | {r['budget_s']} | {p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
+                     f"re-score {p0['rescore']['val_examples'] or 'off'} | "
+                     f"{tests} | {r['planned_test_mean']:.4f} | "
+                     f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f}) | {r['gap_points']:+.1f} | "
+                     f"{gaps} | {r['time_ratio']:.2f} | "
+                     f"{'**met**' if r['met'] else '**missed**'} |")
+    for title, rows in history.items():
+        if not rows:
+            continue
+        L += ["", f"Earlier, one seed each, subset-only selection on both sides: {title}", "",
+              "| cell | budget s | plan | planned test | exhaustive test | gap | trial time ratio |",
+              "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            L.append(f"| {r['cell']} | {r['budget_s']} | {r['plan']['num_trials']} trials of "
+                     f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
+                     f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
+    return L
+
+
 def write() -> str:
     tp, dp, sw, cal = _load("throughput"), _load("data_pipeline"), _load("sweeps"), _load("calibration")
     m = (tp or dp or sw or {}).get("machine", {})
@@ -142,18 +175,8 @@ def write() -> str:
                  f"{r['gain_points']:+.1f} | {r['pretrained_steps_to_scratch_final'] or 'never'} | "
                  f"{r['scratch_steps_to_best']} |")
     if sw:
-        L += ["", f"![learning curves]({sw['learning_curves_png']})", "",
-              "## Planner vs exhaustive sweep (issue 4)", "",
-              "The planned sweep gets a budget of a third of the exhaustive sweep's trial time (2 slots).", "",
-              "| cell | budget s | plan | planned test | exhaustive test | gap (points) | trial time ratio |",
-              "|---|---|---|---|---|---|---|"]
-        for title, rows in (("now", sw["planner_vs_exhaustive"]),
-                            ("before (grace a quarter of a trial, 4 LR draws per strategy)",
-                             sw.get("planner_vs_exhaustive_before") or [])):
-            for r in rows:
-                L.append(f"| {r['cell']} ({title.split(' ')[0]}) | {r['budget_s']} | {r['plan']['num_trials']} trials of "
-                         f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
-                         f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
+        L += ["", f"![learning curves]({sw['learning_curves_png']})", ""]
+    L += planner_section(_load("planner_acceptance"), (sw or {}).get("planner_history") or {})
     L += ["", *profiles()]
     if cal:
         L += ["", "Calibration table (every strategy's best validation accuracy per cell): "

@@ -162,6 +162,11 @@ class SweepConfig:
     in_process: str = "auto"    # auto | always | never: run a one-worker trial without a TorchTrainer
     time_budget_s: float = 0.0  # 0 = no budget
     seed: int = 0
+    # choosing the best trial: where trials were evaluated on a subset of the validation split
+    # (finetune.max_val_examples), the top k by that metric are re-scored on a larger one
+    # (rescore_val_examples; 0 = the whole split) and the best re-scored wins (1 = off)
+    rescore_top_k: int = 3
+    rescore_val_examples: int = 0
 
 
 @dataclass
@@ -219,7 +224,8 @@ POSITIVE = [  # (key, strictly positive?)
     ("finetune.head_dropout", False), ("sweep.num_samples", True), ("sweep.lr_min", True),
     ("sweep.lr_max", True), ("sweep.grace_period", True), ("sweep.reduction_factor", True),
     ("sweep.max_concurrent_trials", False), ("sweep.workers_per_trial", True),
-    ("sweep.cpus_per_trial", False), ("sweep.time_budget_s", False),
+    ("sweep.cpus_per_trial", False), ("sweep.time_budget_s", False), ("sweep.rescore_top_k", True),
+    ("sweep.rescore_val_examples", False),
 ]
 
 

@@ -87,6 +87,24 @@ def test_plan_scenarios(name, n, budget, res, expect):
         assert 1 <= s["grace_period"] < s["max_t"] and s["reduction_factor"] >= 2
 
 
+def test_rescoring_fits_its_share_of_the_budget_and_is_off_where_it_adds_nothing():
+    from ptft_ray.planner.rules import RESCORE_SHARE
+
+    sc = {**scan(1000), "val_split": 6000}
+    p = choose(sc, CKPT, 600, CPU2)
+    r = p["rescore"]
+    # more validation examples than the sweep evaluates on, never more than the split has
+    assert p["shape"]["finetune.max_val_examples"] < r["val_examples"] <= 6000 and r["top_k"] == 3
+    assert 0 < r["estimated_s"] <= RESCORE_SHARE * 600 + 1e-6
+    assert any(x.startswith("selection: the top 3") for x in p["reasons"])
+    # a larger budget affords the whole split; the trials' share shrinks by what re-scoring costs
+    assert choose(sc, CKPT, 3600, CPU2)["rescore"]["val_examples"] == 6000
+    # a validation split no larger than what the sweep evaluates on: nothing to gain, off
+    off = choose({**scan(1000), "val_split": 250}, CKPT, 600, CPU2)
+    assert off["rescore"] == {"top_k": 1, "val_examples": 0, "estimated_s": 0.0}
+    assert any(x.startswith("selection: the best trial by") for x in off["reasons"])
+
+
 def test_budget_below_one_trial_is_refused_with_what_to_change():
     with pytest.raises(PtftError, match="raise --budget to at least"):
         choose(scan(10000), CKPT, 20, CPU2)
@@ -131,7 +149,9 @@ def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_dat
     assert res["trials"] < 40 and res["test_accuracy"] is not None
     assert os.path.isfile(os.path.join(res["export_path"], "model.safetensors"))
     plan = json.loads((out / "plan.json").read_text())
-    assert plan["pins"] == ["sweep.num_samples=40"] and plan["time_budget_s"] == budget - 15
+    assert plan["pins"] == ["sweep.num_samples=40"] and plan["time_budget_s"] == pytest.approx(
+        budget - 15 - plan["rescore"]["estimated_s"])
+    assert "selection" in res
     # the human form of the plan was printed before the sweep, then the live progress lines
     assert "why:" in r.stdout and "[sweep " in r.stdout
 

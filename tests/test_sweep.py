@@ -61,6 +61,29 @@ def test_export_loads_without_ray_and_matches_the_trial(asha_sweep, cls_data):
     torch.testing.assert_close(logits_of(model, ids), logits_of(trial_model, ids))
 
 
+def test_best_trial_is_rescored_on_the_larger_validation_set(asha_sweep, cls_data):
+    """As if the sweep had evaluated on 10 validation examples: the top 3 by that metric are
+    evaluated again on the whole split (90 rows) and the best of those is chosen."""
+    from ptft_ray.finetune.evaluate import evaluate_export
+    from ptft_ray.finetune.select import select_best
+
+    result, out, cfg = asha_sweep
+    assert result["selection"]["rescored"] == []  # the sweep itself evaluated on the whole split
+    rows = [{**r, "best_metric": float(r["best_metric"])} for r in csv.DictReader(open(out / "trials.csv"))
+            if r["best_checkpoint"]]
+    best, how = select_best(rows, "val_accuracy", "max", cls_data, 3, 10, 90, 0)
+    top = sorted(rows, key=lambda r: r["best_metric"], reverse=True)[:3]
+    assert [x["trial_id"] for x in how["rescored"]] == [r["trial_id"] for r in top]
+    for x, r in zip(how["rescored"], top):
+        assert x["n"] == 90
+        assert x["rescored"] == pytest.approx(evaluate_export(r["best_checkpoint"], cls_data, "val", 0)["accuracy"])
+    assert best["trial_id"] == max(how["rescored"], key=lambda x: x["rescored"])["trial_id"]
+    assert float(best["lr"]) == 3e-3
+    # a cap no larger than the sweep's own evaluations: nothing re-scored, the sweep's best
+    best2, how2 = select_best(rows, "val_accuracy", "max", cls_data, 3, 10, 90, 10)
+    assert how2["rescored"] == [] and best2["trial_id"] == top[0]["trial_id"]
+
+
 def test_evaluate_and_predict_cli(asha_sweep, cls_data):
     result, _, _ = asha_sweep
     r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "evaluate", "--model", result["export_path"],

@@ -25,6 +25,7 @@ class TaskData:
     labels: np.ndarray          # int64 index into label_names
     label_names: list[str]
     splits: dict[str, np.ndarray]  # "train" / "val" / "test" -> row indices
+    val_split_size: int = 0        # the whole validation split (splits["val"] may be a subset)
 
     @property
     def task_type(self) -> str:
@@ -96,6 +97,7 @@ def load_task(ft: FinetuneConfig, label_names: list[str] | None = None) -> TaskD
                         f"seen in training (known: {label_names})")
     y = np.array([index[v] for v in raw], dtype=np.int64)
     splits = stratified_split(y, ft.val_fraction, ft.test_fraction, ft.split_seed)
+    n_val_split = len(splits["val"])
     splits["train"] = subsample(splits["train"], y, ft.max_examples, ft.split_seed)
     splits["val"] = subsample(splits["val"], y, ft.max_val_examples, ft.split_seed)
     # training rows in a seeded random order: files are often grouped by label (the health
@@ -105,7 +107,7 @@ def load_task(ft: FinetuneConfig, label_names: list[str] | None = None) -> TaskD
     for name in ("train", "val"):
         if len(splits[name]) == 0:
             raise PtftError(f"{ft.data}: the {name} split is empty ({len(y)} rows is too few)")
-    return TaskData(ft.data, texts, y, label_names, splits)
+    return TaskData(ft.data, texts, y, label_names, splits, n_val_split)
 
 
 def encode(tok, texts: list[str], max_len: int) -> np.ndarray:

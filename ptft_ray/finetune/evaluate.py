@@ -18,11 +18,15 @@ def _probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)
 
 
-def evaluate_export(model_dir: str, data: str, split: str = "test") -> dict:
+def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_examples: int | None = None) -> dict:
+    """Metrics of an export (or a trial's checkpoint) on a split of `data`. max_val_examples:
+    the validation subset to use (0 = the whole split); default the model's own setting."""
     model, tok, cfg, meta = load_finetuned(model_dir)
     labels = meta["task_info"]["labels"]
     # the export's own split settings, so "test" is the same rows it never trained on
     ft = dataclasses.replace(cfg.finetune, data=data, max_examples=0)
+    if max_val_examples is not None:
+        ft = dataclasses.replace(ft, max_val_examples=max_val_examples)
     task = load_task(ft, label_names=labels)
     idx = task.splits[split] if split != "all" else range(len(task.texts))
     idx = list(idx)

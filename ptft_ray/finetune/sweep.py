@@ -26,6 +26,7 @@ from ..train.loop import run, train_loop_per_worker
 from .evaluate import evaluate_export
 from .export import export
 from .results import trial_row, write_trials_csv
+from .select import select_best
 from .runner import Source, datasets_for, estimate_trial_s, loop_config, resolve_sources
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
@@ -193,7 +194,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     if not ok:
         reasons = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:500]
         raise PtftError(f"sweep {out_p}: no trial produced a checkpoint ({reasons or 'none finished'})")
-    best = (max if sw.mode == "max" else min)(ok, key=lambda r: r["best_metric"])
+    best, selection = select_best(ok, sw.metric, sw.mode, cfg.finetune.data, sw.rescore_top_k,
+                                  len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples)
     model_dir = out_p / "model"
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,
@@ -201,7 +203,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test")
     summary = {
         "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
-        "best_metric": best["best_metric"], "export_path": str(model_dir),
+        "best_metric": best["best_metric"], "export_path": str(model_dir), "selection": selection,
         "best_config": {k: best[k] for k in ("checkpoint", "strategy", "lr", "weight_decay",
                                               "batch_size", "epochs") if k in best},
         "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_n": test["n"],

@@ -49,7 +49,8 @@ def overrides(p: dict) -> list[str]:
          "sweep.scheduler": p["scheduler"]["type"], "sweep.grace_period": p["scheduler"]["grace_period"],
          "sweep.reduction_factor": p["scheduler"]["reduction_factor"],
          "sweep.time_budget_s": p["time_budget_s"], "sweep.search": "random", "sweep.grid_points": 0,
-         "sweep.lrs": [], **p["shape"]}
+         "sweep.lrs": [], "sweep.rescore_top_k": p["rescore"]["top_k"],
+         "sweep.rescore_val_examples": p["rescore"]["val_examples"], **p["shape"]}
     return [f"{k}={json.dumps(v)}" for k, v in d.items()]
 
 
@@ -99,8 +100,9 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
                            f"{scan['train_tokens']} tokens (Ray Data scan)")
     p["reasons"].append(f"checkpoints: {', '.join(p['checkpoints'])} (as given; each trial draws one)")
     p["budget_s"] = budget_s
-    # Tune stops trials at time_budget_s; start-up, export and the test evaluation come after
-    p["time_budget_s"] = max(1.0, budget_s - STARTUP_S)
+    # Tune stops trials at time_budget_s; start-up, re-scoring, export and the test evaluation
+    # come after
+    p["time_budget_s"] = max(1.0, budget_s - STARTUP_S - p["rescore"]["estimated_s"])
     p["scan"], p["cluster"] = scan, res
     p["pins"] = list(pins or [])
     preflight(planned_config(cfg, p, pins), res)

@@ -18,6 +18,9 @@ CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text(
 # reserved from the budget for the sweep's own start (Ray, data encoding), the export and the
 # test evaluation; tests/test_planner.py measures a 60 s budget ending within 60 + 20 s
 STARTUP_S = 15.0
+# the share of the budget kept for re-scoring the top trials on a larger validation set
+# (finetune/select.py), and how many trials are re-scored
+RESCORE_SHARE, RESCORE_TOP_K = 0.15, 3
 # LR draws per strategy before the budget is spent on more strategies (8 draws spread evenly
 # over a 30x calibrated range are 30^(1/7) = 1.6x apart)
 PER_STRATEGY = 8
@@ -118,6 +121,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                    f"{', '.join(keep)} came within 1 point of the best there")
     max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
     cheapest = min(cost[level][s] for s in keep)
+    rescore_n, rescore_s = choose_rescore(scan, shape, budget_s, rate, reasons)
     if budget_s < cheapest + STARTUP_S:
         raise PtftError(f"budget {budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
                         f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
@@ -129,7 +133,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
 
     def fit(strategies: list[str]) -> tuple[int, int, float]:
         mean = sum(cost[level][s] for s in strategies) / len(strategies)
-        n = _fit_trials(budget_s - STARTUP_S, conc, mean, grace, max_t, eta)
+        n = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, mean, grace, max_t, eta)
         return (min(n, max_trials) if max_trials else n), eta, mean
 
     n, eta, mean_full = fit(keep)
@@ -166,7 +170,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     else:
         reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
     # fewer trials than slots still take one trial's time
-    est = STARTUP_S + max(mean_full, n * mean_full * frac / conc)
+    est = STARTUP_S + rescore_s + max(mean_full, n * mean_full * frac / conc)
     reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
                    f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
     lr_ranges = {s: cal["lr_ranges"][s] for s in keep}
@@ -178,13 +182,36 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         "epochs": shape["sweep.epochs"][0], "batch_size": shape["sweep.batch_sizes"][0],
         "max_len": shape["finetune.max_len"], "level": level, "calibration_bucket": b,
         "estimated_cost_s": round(est, 1),
+        "rescore": {"top_k": RESCORE_TOP_K if rescore_n else 1, "val_examples": rescore_n,
+                    "estimated_s": round(rescore_s, 1)},
         "cost_model": {"per_trial_s": {s: round(cost[level][s], 1) for s in keep},
                        "asha_fraction": round(frac, 3), "startup_s": STARTUP_S, "rate_tokens_per_s": rate,
-                       "how": "trials x mean full-length trial s x ASHA fraction / concurrency + start-up; "
+                       "rescore_s": round(rescore_s, 1),
+                       "how": "trials x mean full-length trial s x ASHA fraction / concurrency + start-up "
+                              "+ re-scoring; "
                               "trial s = a + b_strategy * train tokens / rate + c * eval tokens / rate, "
                               "fitted on the calibration trials"},
         "shape": shape, "reasons": reasons,
     }
+
+
+def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reasons: list[str]) -> tuple[int, float]:
+    """-> (validation examples to re-score the top trials on, 0 = off; its estimated seconds).
+    As many as RESCORE_SHARE of the budget evaluates RESCORE_TOP_K times (the calibrated
+    evaluation cost per token), up to the whole validation split; off where that is not more
+    than the sweep's own evaluations use."""
+    n_sweep = min(scan["examples"]["val"], shape["finetune.max_val_examples"] or scan["examples"]["val"])
+    n_split = scan.get("val_split", scan["examples"]["val"])
+    per_example = CALIBRATED["cost_model"]["eval"] * shape["finetune.max_len"] / rate
+    n = min(n_split, int(RESCORE_SHARE * budget_s / (RESCORE_TOP_K * per_example)))
+    if n <= n_sweep:
+        reasons.append(f"selection: the best trial by its {n_sweep} validation examples (re-scoring on more "
+                       f"does not fit {RESCORE_SHARE:.0%} of the budget)")
+        return 0, 0.0
+    reasons.append(f"selection: the top {RESCORE_TOP_K} trials are re-scored on {n} validation examples "
+                   f"(the sweep evaluates on {n_sweep}, and the best of many noisy readings flatters "
+                   f"its trial), ~{RESCORE_TOP_K * n * per_example:.0f} s of the budget")
+    return n, RESCORE_TOP_K * n * per_example
 
 
 def _fit_trials(budget: float, conc: int, trial_s: float, grace: int, max_t: int, eta: int) -> int:

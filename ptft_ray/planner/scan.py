@@ -30,6 +30,7 @@ def scan_task(task: TaskData, tokenizer_json: str) -> dict:
         "class_balance": balance, "imbalance": counts[-1] / max(counts[0], 1),
         "majority_fraction": counts[-1] / max(sum(counts), 1),
         "examples": {s: int(len(v)) for s, v in task.splits.items()},
+        "val_split": int(task.val_split_size or len(task.splits["val"])),
         "train_tokens": int(lens.sum()),
         "length": {"mean": float(lens.mean()), "p50": float(np.percentile(lens, 50)),
                    "p90": float(np.percentile(lens, 90)), "p95": float(np.percentile(lens, 95)),

@@ -1,0 +1,40 @@
+"""Which trial the sweep exports: the best by the metric, re-scored where that metric was noisy.
+
+A trial's `best_metric` is the best of its several evaluations on the validation subset the
+sweep evaluates on (finetune.max_val_examples keeps evaluations cheap). Taking the best over
+trials x evaluations favours a lucky evaluation: with 1,000 validation examples one accuracy
+reading has a standard error of sqrt(0.6 * 0.4 / 1000) = 1.5 points, and the largest of ~100
+such readings sits ~2.5 standard errors above its model's accuracy. So the top k trials'
+best checkpoints are evaluated again on a larger validation set (sweep.rescore_val_examples,
+0 = the whole split) and the best of those wins; the test split is never looked at.
+"""
+from __future__ import annotations
+
+from .evaluate import evaluate_export
+
+RESCORABLE = ("val_accuracy", "val_macro_f1")  # what classification_metrics computes
+
+
+def rescore_size(n_sweep_val: int, n_val_split: int, cap: int) -> int:
+    """Examples a re-score would use; 0 where it would not be larger than the sweep's own."""
+    n = n_val_split if cap <= 0 else min(cap, n_val_split)
+    return n if n > n_sweep_val else 0
+
+
+def select_best(ok: list[dict], metric: str, mode: str, data: str, top_k: int, n_sweep_val: int,
+                n_val_split: int, cap: int) -> tuple[dict, dict]:
+    """-> (the chosen row, how it was chosen). ok: trials.csv rows with a checkpoint."""
+    ranked = sorted(ok, key=lambda r: r["best_metric"], reverse=mode == "max")
+    n = rescore_size(n_sweep_val, n_val_split, cap)
+    how = {"by": metric, "n_val": n_sweep_val, "rescored": []}
+    if top_k < 2 or len(ranked) < 2 or metric not in RESCORABLE or mode != "max" or not n:
+        return ranked[0], how
+    key = metric.removeprefix("val_")
+    for r in ranked[:top_k]:
+        ev = evaluate_export(r["best_checkpoint"], data, "val", max_val_examples=0 if n == n_val_split else n)
+        how["rescored"].append({"trial_id": r["trial_id"], "strategy": r.get("strategy"), "lr": r.get("lr"),
+                                "sweep_metric": r["best_metric"], "rescored": ev[key], "n": ev["n"]})
+    # ties keep the sweep's order (max returns the first)
+    i = max(range(len(how["rescored"])), key=lambda j: how["rescored"][j]["rescored"])
+    how.update(by=f"{metric} re-scored on {n} validation examples (top {len(how['rescored'])})", n_rescore=n)
+    return ranked[i], how
