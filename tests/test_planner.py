@@ -67,9 +67,10 @@ def test_plan_scenarios(name, n, budget, res, expect):
     if expect == "few_short":
         # few trials' worth of work: most are stopped early by ASHA at its first rung
         assert p["num_trials"] * p["cost_model"]["asha_fraction"] <= 6 and p["level"] == "short"
-        assert len(p["strategies"]) <= 3
+        # trimmed to what the budget tries at least twice each, fewer than the tied strategies
+        tied = CALIBRATED["buckets"]["100"]["by_task_type"]["binary"]["within_1pt"]
+        assert 2 * len(p["strategies"]) <= p["num_trials"] and len(p["strategies"]) < len(tied)
         # what survives a tight budget is the cheap end of the tied strategies
-        tied = CALIBRATED["buckets"]["100"]["within_1pt"]
         assert cheapest(tied, choose(scan(n), CKPT, 3600, res)) in p["strategies"]
     elif expect == "many":
         few = choose(scan(n), CKPT, 45, res)
