@@ -28,13 +28,14 @@ CELLS = ["rt:100:short", "tweets:100:short", "rt:1000:short", "tweets:1000:short
 SEEDS = (0, 1, 2)
 
 
-def exhaustive_reference(name: str, cell: dict) -> dict:
-    """Re-select the calibration grid's best trial with the sweeps' selection rule (cached)."""
+def reselect(name: str, cell: dict, kind: str = "exhaustive", root: Path | None = None) -> dict:
+    """Re-select a calibration grid's best trial with the sweeps' selection rule (cached in
+    the grid's directory as selection.json). kind: exhaustive | scratch."""
     from benchmarks.calibrate import TASKS
     from ptft_ray.finetune.evaluate import evaluate_export
     from ptft_ray.finetune.select import select_best
 
-    d = ROOT / "runs" / "calibration" / name.replace(":", "_") / "exhaustive"
+    d = (root or ROOT / "runs" / "calibration") / name.replace(":", "_") / kind
     cache = d / "selection.json"
     if cache.is_file():
         return json.loads(cache.read_text())
@@ -48,9 +49,9 @@ def exhaustive_reference(name: str, cell: dict) -> dict:
     for x in how["rescored"]:
         x["test"] = evaluate_export(by_id[x["trial_id"]]["best_checkpoint"], data, "test")["accuracy"]
     out = {"test": evaluate_export(best["best_checkpoint"], data, "test")["accuracy"],
-           "test_subset_selection": cell["exhaustive"]["test_accuracy"], "best": {
+           "test_subset_selection": cell[kind]["test_accuracy"], "best": {
                k: best[k] for k in ("trial_id", "strategy", "lr", "best_metric")}, "selection": how,
-           "trial_time_s": cell["exhaustive"]["trial_time_s"]}
+           "trial_time_s": cell[kind]["trial_time_s"]}
     cache.write_text(json.dumps(out, indent=1))
     return out
 
@@ -88,7 +89,7 @@ def main() -> None:
         if name not in cal["cells"]:
             continue
         c = cal["cells"][name]
-        ex = exhaustive_reference(name, c)
+        ex = reselect(name, c)
         # a third of the exhaustive sweep's trial time, spread over the 2 concurrent slots
         budget = 15.0 + ex["trial_time_s"] / 3 / 2
         runs = [planned(name, c, s, budget) for s in SEEDS]

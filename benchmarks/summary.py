@@ -167,13 +167,16 @@ def write() -> str:
           "Fine-tuned from the pretrained checkpoint (best of an 18-trial grid: 6 strategies x 3 LRs) vs "
           "from scratch (full fine-tuning x the same 3 LRs, same architecture and tokenizer); test accuracy on "
           "the whole test split. Steps: first evaluation at which any pretrained trial reached the scratch "
-          "model's best validation accuracy, vs the step at which the scratch model reached it.", "",
+          "model's best validation accuracy, vs the step at which the scratch model reached it. Each side's best "
+          "trial is chosen as every sweep now chooses (top 3 by the validation subset, re-scored on the whole "
+          "validation split); in brackets, the gain with the best by the subset alone, as first measured.", "",
           "| cell | n train | pretrained test | scratch test | gain (points) | pretrained steps to scratch's best val | "
           "scratch steps |", "|---|---|---|---|---|---|---|"]
     for r in (sw or {}).get("pretraining_pays", []):
+        first = r.get("subset_selection", {}).get("gain_points")
         L.append(f"| {r['cell']} | {r['n_train']} | {r['pretrained_test']:.4f} | {r['scratch_test']:.4f} | "
-                 f"{r['gain_points']:+.1f} | {r['pretrained_steps_to_scratch_final'] or 'never'} | "
-                 f"{r['scratch_steps_to_best']} |")
+                 f"{r['gain_points']:+.1f}" + (f" ({first:+.1f})" if first is not None else "") +
+                 f" | {r['pretrained_steps_to_scratch_final'] or 'never'} | {r['scratch_steps_to_best']} |")
     if sw:
         L += ["", f"![learning curves]({sw['learning_curves_png']})", ""]
     L += planner_section(_load("planner_acceptance"), (sw or {}).get("planner_history") or {})
