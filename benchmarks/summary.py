@@ -149,10 +149,8 @@ def write() -> str:
                  + f" | flat (<= 1.1) | {_met(g, 1.1, higher=False)} |")
     if sw:
         e = sw["sweep_efficiency"]
-        for key, what in (("asha", "grace 1"), ("asha_calibrated", "calibrated grace")):
-            if key not in e:
-                continue
-            a = e[key]
+        runs = e.get("runs") or {k: e[k] for k in ("asha", "asha_calibrated") if k in e}
+        for what, a in runs.items():
             frac = a["trial_steps"] / e["full"]["trial_steps"]
             gap = 100 * (a["best_val"] - e["full"]["best_val"])
             L.append(f"| 5 | ASHA ({what}: {a.get('grace_period', 1)} of 7 evaluations, reduction factor {a.get('reduction_factor', 3)}) "
