@@ -82,6 +82,13 @@ def planner_section(pa: dict | None, history: dict) -> list[str]:
                      f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f}) | {r['gap_points']:+.1f} | "
                      f"{gaps} | {r['time_ratio']:.2f} | "
                      f"{'**met**' if r['met'] else '**missed**'} |")
+    for r in (pa or {}).get("before_single_strategy_rule", []):
+        L.append(f"| {r['cell']} (before: ASHA over one strategy) | {r['budget_s']} | "
+                 f"{r['planned'][0]['plan']['num_trials']} trials of full, ASHA | "
+                 f"{' / '.join(format(x['test'], '.4f') for x in r['planned'])} | {r['planned_test_mean']:.4f} | "
+                 f"{r['exhaustive']['test']:.4f} | {r['gap_points']:+.1f} | "
+                 f"{' / '.join(format(g, '+.1f') for g in r['gap_points_by_seed'])} | {r['time_ratio']:.2f} | "
+                 f"{'**met**' if r['met'] else '**missed**'} |")
     for title, rows in history.items():
         if not rows:
             continue

@@ -106,6 +106,23 @@ def test_rescoring_fits_its_share_of_the_budget_and_is_off_where_it_adds_nothing
     assert any(x.startswith("selection: the best trial by") for x in off["reasons"])
 
 
+def test_one_strategy_runs_complete_trials_without_early_stopping():
+    """16 classes at ~1,000 labels: the calibration keeps full fine-tuning alone; its trials
+    differ only by LR inside the winner's range, so none is stopped on a noisy early rung."""
+    assert CALIBRATED["buckets"]["1000"]["by_task_type"]["multiclass"]["within_1pt"] == ["full"]
+    p = choose(scan(1000, classes=16), CKPT, 60, CPU2)
+    assert p["strategies"] == ["full"] and p["scheduler"]["type"] == "none"
+    assert p["cost_model"]["asha_fraction"] == 1.0
+    per = p["cost_model"]["per_trial_s"]["full"]
+    # as many complete trials as the budget (less start-up and re-scoring) runs on 2 slots
+    room = 60 - p["cost_model"]["startup_s"] - p["cost_model"]["rescore_s"]
+    assert p["num_trials"] >= 2 and p["num_trials"] * per / 2 <= room < (p["num_trials"] + 1) * per / 2
+    assert any("one strategy (full)" in r for r in p["reasons"])
+    # with a budget that buys breadth, strategies are added and ASHA is back
+    big = choose(scan(1000, classes=16), CKPT, 3600, CPU2)
+    assert len(big["strategies"]) > 1 and big["scheduler"]["type"] == "asha"
+
+
 def test_budget_below_one_trial_is_refused_with_what_to_change():
     with pytest.raises(PtftError, match="raise --budget to at least"):
         choose(scan(10000), CKPT, 20, CPU2)

@@ -159,7 +159,14 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         reasons.append(f"trials: capped at {PER_STRATEGY * len(keep)} ({PER_STRATEGY} LR draws per "
                        f"strategy); the budget allowed {n}")
         n = PER_STRATEGY * len(keep)
-    scheduler = {"type": "asha" if n > eta else "none", "grace_period": grace, "max_t": max_t,
+    # one strategy left: its trials differ only by LR within the calibrated winner's range, and
+    # their early evaluations differ by noise, not by setting (the planned tweets sweeps: ASHA
+    # stopped a trial on the grid winner's own path); the budget buys complete trials instead
+    single = len(keep) == 1 and n > 1
+    if single:
+        n_done = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, mean_full, max_t, max_t, eta)
+        n = min(n_done, n, max_trials or n)
+    scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
                  "reduction_factor": eta}
     frac = asha_fraction(n, grace, max_t, eta) if scheduler["type"] == "asha" else 1.0
     if scheduler["type"] == "asha":
@@ -167,6 +174,9 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                        f"({asha['grace_fraction']:.0%} of a trial), reduction factor {eta} (the cheapest "
                        f"setting within 1 point when replayed on the calibration's trials): expected "
                        f"{frac:.0%} of the full-length work of {n} trials")
+    elif single:
+        reasons.append(f"scheduler: none: one strategy ({keep[0]}) at LRs within its calibrated range, whose "
+                       f"early evaluations differ by noise; the budget runs {n} complete trial(s)")
     else:
         reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
     # fewer trials than slots still take one trial's time
