@@ -103,7 +103,10 @@ def main() -> None:
         print(f"[accept] {name}: planned {mean:.4f} ({seeds}) vs "
               f"exhaustive {ex['test']:.4f}: {rows[-1]['gap_points']:+.1f} points at {time_ratio:.2f} of the "
               f"trial time", flush=True)
-    save("planner_acceptance", {"seeds": list(SEEDS), "cells": rows,
+    # the tweets rows measured under the previous rule (ASHA over a one-strategy plan) stay as history
+    prev = RESULTS / "planner_acceptance.json"
+    before = json.loads(prev.read_text()).get("before_single_strategy_rule", []) if prev.is_file() else []
+    save("planner_acceptance", {"seeds": list(SEEDS), "cells": rows, "before_single_strategy_rule": before,
                                 "goal": "mean planned test within 1 point of the exhaustive, <= 1/3 of its trial time"})
 
 
