@@ -62,6 +62,13 @@ def profiles() -> list[str]:
     return L + (notes.read_text().splitlines() if notes.is_file() else [])
 
 
+def _accept_row(r: dict, cell: str, plan: str, exhaustive: str) -> str:
+    tests = " / ".join(f"{x['test']:.4f}" for x in r["planned"])
+    gaps = " / ".join(f"{g:+.1f}" for g in r["gap_points_by_seed"])
+    return (f"| {cell} | {r['budget_s']} | {plan} | {tests} | {r['planned_test_mean']:.4f} | {exhaustive} | "
+            f"{r['gap_points']:+.1f} | {gaps} | {r['time_ratio']:.2f} | {'**met**' if r['met'] else '**missed**'} |")
+
+
 def planner_section(pa: dict | None, history: dict) -> list[str]:
     L = ["## Planner vs exhaustive sweep (issue 4)", "",
          "`python -m benchmarks.planner_accept`. The planned sweep gets a third of the exhaustive sweep's trial "
@@ -74,21 +81,13 @@ def planner_section(pa: dict | None, history: dict) -> list[str]:
               "|---|---|---|---|---|---|---|---|---|---|"]
         for r in pa["cells"]:
             p0, ex = r["planned"][0]["plan"], r["exhaustive"]
-            tests = " / ".join(f"{x['test']:.4f}" for x in r["planned"])
-            gaps = " / ".join(f"{g:+.1f}" for g in r["gap_points_by_seed"])
-            L.append(f"| {r['cell']} | {r['budget_s']} | {p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
-                     f"re-score {p0['rescore']['val_examples'] or 'off'} | "
-                     f"{tests} | {r['planned_test_mean']:.4f} | "
-                     f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f}) | {r['gap_points']:+.1f} | "
-                     f"{gaps} | {r['time_ratio']:.2f} | "
-                     f"{'**met**' if r['met'] else '**missed**'} |")
+            L.append(_accept_row(r, r["cell"], f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
+                                 f"re-score {p0['rescore']['val_examples'] or 'off'}",
+                                 f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})"))
     for r in (pa or {}).get("before_single_strategy_rule", []):
-        L.append(f"| {r['cell']} (before: ASHA over one strategy) | {r['budget_s']} | "
-                 f"{r['planned'][0]['plan']['num_trials']} trials of full, ASHA | "
-                 f"{' / '.join(format(x['test'], '.4f') for x in r['planned'])} | {r['planned_test_mean']:.4f} | "
-                 f"{r['exhaustive']['test']:.4f} | {r['gap_points']:+.1f} | "
-                 f"{' / '.join(format(g, '+.1f') for g in r['gap_points_by_seed'])} | {r['time_ratio']:.2f} | "
-                 f"{'**met**' if r['met'] else '**missed**'} |")
+        L.append(_accept_row(r, f"{r['cell']} (before: ASHA over one strategy)",
+                             f"{r['planned'][0]['plan']['num_trials']} trials of full, ASHA",
+                             f"{r['exhaustive']['test']:.4f}"))
     for title, rows in history.items():
         if not rows:
             continue

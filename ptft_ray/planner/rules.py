@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from ..errors import PtftError
+from ..finetune.select import rescore_size
 from . import sizing
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
@@ -213,8 +214,10 @@ def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reason
     n_sweep = min(scan["examples"]["val"], shape["finetune.max_val_examples"] or scan["examples"]["val"])
     n_split = scan.get("val_split", scan["examples"]["val"])
     per_example = CALIBRATED["cost_model"]["eval"] * shape["finetune.max_len"] / rate
-    n = min(n_split, int(RESCORE_SHARE * budget_s / (RESCORE_TOP_K * per_example)))
-    if n <= n_sweep:
+    # the sweep's own rule (finetune/select.py): the split capped at what the share pays for,
+    # 0 where that is no more than the sweep evaluates on
+    n = rescore_size(n_sweep, n_split, max(1, int(RESCORE_SHARE * budget_s / (RESCORE_TOP_K * per_example))))
+    if not n:
         reasons.append(f"selection: the best trial by its {n_sweep} validation examples (re-scoring on more "
                        f"does not fit {RESCORE_SHARE:.0%} of the budget)")
         return 0, 0.0
