@@ -50,9 +50,11 @@ def default_checkpoint() -> str:
     return json.loads(p.read_text())["checkpoint"]
 
 
-def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None) -> dict:
+def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
+             kinds: tuple[str, ...] = ("exhaustive", "scratch")) -> dict:
     """spaces: {"exhaustive"|"scratch": (strategies, lr_ranges, grid points)}; default the
-    calibrated space (6 strategies x 3 LRs) and scratch full fine-tuning x 3 LRs."""
+    calibrated space (6 strategies x 3 LRs) and scratch full fine-tuning x 3 LRs.
+    kinds: which of the two sweeps to run (a held-out cell needs only the exhaustive one)."""
     from ptft_ray.config import load_config
     from ptft_ray.data.tasks import load_task
     from ptft_ray.finetune.runner import resolve_sources
@@ -71,6 +73,8 @@ def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None) -> di
            "shape": shape, "scan": scan}
     spaces = spaces or {"exhaustive": (STRATEGIES, LR_RANGES, 3), "scratch": (["full"], LR_RANGES, 3)}
     for kind, source in (("exhaustive", ckpt), ("scratch", "none")):
+        if kind not in kinds:
+            continue
         strategies, ranges, points = spaces[kind]
         d = root / cell.replace(":", "_") / kind
         cfg = load_config(None, overrides({**base, **shape, "sweep.strategies": strategies,
@@ -98,6 +102,8 @@ def main() -> None:
     ap.add_argument("--cells", default=",".join(CELLS))
     ap.add_argument("--root", default="runs/calibration")
     ap.add_argument("--out", default="benchmarks/results/calibration.json")
+    ap.add_argument("--no-scratch", action="store_true",
+                    help="run only the exhaustive sweep (held-out cells for benchmarks/planner_accept.py)")
     a = ap.parse_args()
     from ptft_ray.cluster import init_ray
 
@@ -107,11 +113,13 @@ def main() -> None:
     done = json.loads(outp.read_text())["cells"] if outp.is_file() else {}
     for cell in a.cells.split(","):
         t0 = time.time()
-        done[cell] = run_cell(cell, ckpt, Path(a.root))
-        ex, sc = done[cell]["exhaustive"], done[cell]["scratch"]
+        done[cell] = run_cell(cell, ckpt, Path(a.root), kinds=("exhaustive",) if a.no_scratch else
+                              ("exhaustive", "scratch"))
+        ex, sc = done[cell]["exhaustive"], done[cell].get("scratch")
         print(f"[calibrate] {cell}: best {ex['best_config']['strategy']} lr {ex['best_config']['lr']:.2e} "
-              f"val {ex['best_val']:.4f} test {ex['test_accuracy']:.4f} | scratch test {sc['test_accuracy']:.4f} "
-              f"({time.time() - t0:.0f} s)", flush=True)
+              f"val {ex['best_val']:.4f} test {ex['test_accuracy']:.4f}"
+              + (f" | scratch test {sc['test_accuracy']:.4f}" if sc else "")
+              + f" ({time.time() - t0:.0f} s)", flush=True)
         import ray
         result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.node()}",
                   "versions": {"ray": ray.__version__, "torch": __import__("torch").__version__},

@@ -8,7 +8,9 @@ Rules, per calibrated data size (pooling both tasks):
 - per task type (binary / multi-class) and pooled:
 - ranking: strategies by their mean gap to the cell's best validation accuracy;
 - within_1pt: every strategy within 1 point of the best in at least one cell;
-- lr_ranges: the winning grid LR(s) of each strategy, widened by half a grid step each side;
+- lr_ranges: the winning grid LR(s) of each strategy, widened by half a grid step each side
+  but never past the grid's own edges (nothing was measured there: the planned tweets sweeps'
+  draws above the grid's top LR, 3e-3, did worse than those below it);
 - levels: 'long' is offered only where the long budget beat the short one by > 1 point;
 - cost_model: least squares of trial wall time on train and eval tokens / measured rate;
 - asha: grace period (share of a trial) and reduction factor, by replaying successive halving
@@ -136,7 +138,7 @@ def rules_for(cs: list[dict], grid_ranges: dict) -> dict:
     for s, lrs in wins.items():
         lo_g, hi_g = grid_ranges[s]
         half = math.sqrt(math.sqrt(hi_g / lo_g))  # 3 log-spaced points: half the step between two
-        lr_ranges[s] = [float(f"{min(lrs) / half:.2e}"), float(f"{max(lrs) * half:.2e}")]
+        lr_ranges[s] = [float(f"{max(lo_g, min(lrs) / half):.2e}"), float(f"{min(hi_g, max(lrs) * half):.2e}")]
     levels = ["short"]
     for t in {c["task"] for c in cs}:
         sh = [c for c in cs if c["task"] == t and c["level"] == "short"]

@@ -65,8 +65,10 @@ def profiles() -> list[str]:
 def _accept_row(r: dict, cell: str, plan: str, exhaustive: str) -> str:
     tests = " / ".join(f"{x['test']:.4f}" for x in r["planned"])
     gaps = " / ".join(f"{g:+.1f}" for g in r["gap_points_by_seed"])
+    cost = " / ".join(f"{x['cost_model_ratio']:.2f}" if x.get("cost_model_ratio") else "-" for x in r["planned"])
     return (f"| {cell} | {r['budget_s']} | {plan} | {tests} | {r['planned_test_mean']:.4f} | {exhaustive} | "
-            f"{r['gap_points']:+.1f} | {gaps} | {r['time_ratio']:.2f} | {'**met**' if r['met'] else '**missed**'} |")
+            f"{r['gap_points']:+.1f} | {gaps} | {r['time_ratio']:.2f} | {cost} | "
+            f"{'**met**' if r['met'] else '**missed**'} |")
 
 
 def planner_section(pa: dict | None, history: dict) -> list[str]:
@@ -74,20 +76,24 @@ def planner_section(pa: dict | None, history: dict) -> list[str]:
          "`python -m benchmarks.planner_accept`. The planned sweep gets a third of the exhaustive sweep's trial "
          "time as its budget (2 slots) and runs once per seed; both sides choose their best trial the same way "
          "(top 3 by the sweep's validation subset re-scored on the whole validation split). Test accuracy on "
-         "the whole test split.", ""]
+         "the whole test split. Held-out cells (3,000 examples) were not used to derive the planner's rules.", ""]
     if pa:
         L += ["| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only "
-              "selection) | gap of the mean (points) | per seed | trial time ratio | met |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in pa["cells"]:
+              "selection) | gap of the mean (points) | per seed | trial time ratio | trial s measured / cost model "
+              "(median per seed) | met |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r, held in [(r, False) for r in pa["cells"]] + [(r, True) for r in pa.get("held_out", [])]:
             p0, ex = r["planned"][0]["plan"], r["exhaustive"]
-            L.append(_accept_row(r, r["cell"], f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
-                                 f"re-score {p0['rescore']['val_examples'] or 'off'}",
+            L.append(_accept_row(r, r["cell"] + (" (held out)" if held else ""),
+                                 f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
+                                 f"{p0['scheduler']['type']}, re-score {p0['rescore']['val_examples'] or 'off'}",
                                  f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})"))
-    for r in (pa or {}).get("before_single_strategy_rule", []):
-        L.append(_accept_row(r, f"{r['cell']} (before: ASHA over one strategy)",
-                             f"{r['planned'][0]['plan']['num_trials']} trials of full, ASHA",
-                             f"{r['exhaustive']['test']:.4f}"))
+    for rule, rows in (pa or {}).get("history", {}).items():
+        for r in rows:
+            p0 = r["planned"][0]["plan"]
+            L.append(_accept_row(r, f"{r['cell']} (before, {rule})",
+                                 f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
+                                 f"{p0['scheduler']['type']}", f"{r['exhaustive']['test']:.4f}"))
     for title, rows in history.items():
         if not rows:
             continue
