@@ -56,6 +56,20 @@ SCENARIOS = [
 ]
 
 
+def test_calibrated_lr_ranges_stay_inside_the_measured_grid():
+    """derive_rules widens each winning LR by half a grid step, but never past the grid's
+    edges: no plan draws an LR where the calibration measured nothing (the planned tweets
+    sweeps' draws above the grid's top, 3e-3, lost 3 points)."""
+    from pathlib import Path
+
+    grid = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" /
+                       "calibration.json").read_text())["lr_ranges"]
+    for size, b in CALIBRATED["buckets"].items():
+        for rules in [b, *b["by_task_type"].values()]:
+            for s, (lo, hi) in rules["lr_ranges"].items():
+                assert grid[s][0] <= lo < hi <= grid[s][1], (size, s, lo, hi, grid[s])
+
+
 @pytest.mark.parametrize("name,n,budget,res,expect", SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_plan_scenarios(name, n, budget, res, expect):
     p = choose(scan(n), CKPT, budget, res)
