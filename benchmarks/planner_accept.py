@@ -84,7 +84,8 @@ def planned(name: str, cell: dict, seed: int, budget: float, ckpt: str) -> dict:
                                              "sweep.seed": seed, "train.seed": seed}))
         p = plan(None, [ckpt], budget, cfg)
         res = sweep(planned_config(cfg, p), [ckpt], str(d), overwrite=True, plan=p)
-    return {"seed": seed, "test": res["test_accuracy"], "cost_model_ratio": cost_model_ratio(d, p), "best_val": res["best_metric"],
+    return {"seed": seed, "test": res["test_accuracy"], "cost_model_ratio": cost_model_ratio(d, p),
+            "best_val": res["best_metric"],
             "best": res["best_config"], "selection": res.get("selection"), "trial_time_s": res["trial_time_s"],
             "wall_s": res["wall_s"], "plan": {k: p[k] for k in ("strategies", "num_trials", "estimated_cost_s",
                                                                  "scheduler", "rescore")}}

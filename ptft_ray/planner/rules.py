@@ -186,7 +186,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                    f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
     lr_ranges = {s: cal["lr_ranges"][s] for s in keep}
     reasons.append("learning rates: " + "; ".join(f"{s} {lo:.1e}..{hi:.1e}" for s, (lo, hi) in lr_ranges.items())
-                   + " (around the calibration's winning LRs)")
+                   + " (the calibration's winning LRs, widened by half a grid step but not past the LRs it measured)")
     return {
         "strategies": keep, "lr_ranges": lr_ranges, "num_trials": n, "max_concurrent_trials": conc,
         "resources_per_trial": resources, "workers_per_trial": workers, "scheduler": scheduler,
