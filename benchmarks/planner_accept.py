@@ -152,12 +152,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.only != "held-out":
         out["cells"] = accept([n for n in CELLS if n in cal["cells"]], cal["cells"], cal["pretrained"])
         # rows measured under earlier rules stay as history, named by the rule they measured
-        history = prev.get("history", {})
-        if "before_single_strategy_rule" in prev:
-            history["ASHA over a one-strategy plan"] = prev["before_single_strategy_rule"]
-        if prev.get("cells") and prev.get("rule", "LR ranges widened past the grid") != RULE:
-            history[prev.get("rule", "LR ranges widened past the grid")] = prev["cells"]
-        out["history"] = history
+        out["history"] = prev.get("history", {})
+        if prev.get("cells") and prev.get("rule") != RULE:
+            out["history"][prev.get("rule", "an earlier rule")] = prev["cells"]
     if a.only != "calibrated":
         out["held_out"] = accept(HELD_OUT, heldout_cells(HELD_OUT, cal["pretrained"]), cal["pretrained"],
                                  root=ROOT / "runs" / "calibration_heldout")
