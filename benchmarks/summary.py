@@ -62,7 +62,9 @@ def profiles() -> list[str]:
     return L + (notes.read_text().splitlines() if notes.is_file() else [])
 
 
-def _accept_row(r: dict, cell: str, plan: str, exhaustive: str) -> str:
+def _accept_row(r: dict, cell: str, plan_extra: str, exhaustive: str) -> str:
+    p0 = r["planned"][0]["plan"]
+    plan = f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, {p0['scheduler']['type']}" + plan_extra
     tests = " / ".join(f"{x['test']:.4f}" for x in r["planned"])
     gaps = " / ".join(f"{g:+.1f}" for g in r["gap_points_by_seed"])
     cost = " / ".join(f"{x['cost_model_ratio']:.2f}" if x.get("cost_model_ratio") else "-" for x in r["planned"])
@@ -83,17 +85,13 @@ def planner_section(pa: dict | None, history: dict) -> list[str]:
               "(median per seed) | met |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r, held in [(r, False) for r in pa["cells"]] + [(r, True) for r in pa.get("held_out", [])]:
-            p0, ex = r["planned"][0]["plan"], r["exhaustive"]
+            ex = r["exhaustive"]
             L.append(_accept_row(r, r["cell"] + (" (held out)" if held else ""),
-                                 f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
-                                 f"{p0['scheduler']['type']}, re-score {p0['rescore']['val_examples'] or 'off'}",
+                                 f", re-score {r['planned'][0]['plan']['rescore']['val_examples'] or 'off'}",
                                  f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})"))
     for rule, rows in (pa or {}).get("history", {}).items():
         for r in rows:
-            p0 = r["planned"][0]["plan"]
-            L.append(_accept_row(r, f"{r['cell']} (before, {rule})",
-                                 f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, "
-                                 f"{p0['scheduler']['type']}", f"{r['exhaustive']['test']:.4f}"))
+            L.append(_accept_row(r, f"{r['cell']} (before, {rule})", "", f"{r['exhaustive']['test']:.4f}"))
     for title, rows in history.items():
         if not rows:
             continue
@@ -161,8 +159,7 @@ def write() -> str:
                  + f" | flat (<= 1.1) | {_met(g, 1.1, higher=False)} |")
     if sw:
         e = sw["sweep_efficiency"]
-        runs = e.get("runs") or {k: e[k] for k in ("asha", "asha_calibrated") if k in e}
-        for what, a in runs.items():
+        for what, a in e["runs"].items():
             frac = a["trial_steps"] / e["full"]["trial_steps"]
             gap = 100 * (a["best_val"] - e["full"]["best_val"])
             L.append(f"| 5 | ASHA ({what}: {a.get('grace_period', 1)} of 7 evaluations, reduction factor {a.get('reduction_factor', 3)}) "

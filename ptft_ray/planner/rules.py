@@ -166,7 +166,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     single = len(keep) == 1 and n > 1
     if single:
         n_done = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, mean_full, max_t, max_t, eta)
-        n = min(n_done, n, max_trials or n)
+        n = min(n_done, n)  # n is already within max_trials (fit)
     scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
                  "reduction_factor": eta}
     frac = asha_fraction(n, grace, max_t, eta) if scheduler["type"] == "asha" else 1.0
