@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 data: setup
-	$(BIN)/ptft-ray data prepare news rotten_tomatoes health_tweets --out data
+	$(BIN)/ptft-ray data prepare news rotten_tomatoes health_tweets minilm --out data
 
 # The main job: pretrain on real news text, then fine-tuning sweeps on Rotten Tomatoes
 # (planned within a budget, from the pretrained checkpoint and from random initialisation),

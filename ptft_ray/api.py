@@ -14,8 +14,13 @@ def load_pretrained(path: str):
     if meta.get("task") != "lm":
         raise PtftError(f"{path} is a {meta.get('task')!r} checkpoint, not a pretrained language model")
     cfg = Config.from_dict(meta["config"], source=f"{path}/meta.json")
-    model = build_lm(cfg.model, meta["vocab_size"])
-    ckpt.load_weights(model, path)
+    if cfg.model.hf:  # the checkpoint is a Hugging Face directory itself
+        from .models.hf import HFLM
+
+        model = HFLM.load(path)
+    else:
+        model = build_lm(cfg.model, meta["vocab_size"])
+        ckpt.load_weights(model, path)
     return model.eval(), toks.load(path), cfg
 
 

@@ -30,6 +30,9 @@ class ModelConfig:
     max_seq_len: int = 256    # positions the model can attend over
     dropout: float = 0.0
     vocab_size: int = 0       # 0 -> taken from the tokenizer
+    # a Hugging Face model (local directory with config.json + safetensors + tokenizer, or a hub
+    # id where the network allows): its own architecture and tokenizer replace the keys above
+    hf: str = ""
 
 
 PRESETS = {
@@ -120,6 +123,7 @@ class FinetuneConfig:
     unfreeze_top_k: int = 1     # partial
     lora_rank: int = 8          # lora
     lora_alpha: float = 16.0
+    lora_dora: bool = False     # lora: weight-decomposed adapters (DoRA, through peft)
     lr_decay: float = 0.8       # discriminative_lr: each lower group gets lr * decay
     unfreeze_every: int = 0     # gradual_unfreeze: steps per newly unfrozen group (0 = 1 epoch)
     epochs: float = 3.0
@@ -193,10 +197,17 @@ class Config:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+# the registered fine-tuning strategies (finetune/strategies.py; a test keeps the two equal):
+# named here so a config validates without importing torch
+STRATEGIES = ("full", "linear_probe", "partial", "lora", "discriminative_lr", "gradual_unfreeze")
+# model keys that describe our own architectures: with model.hf the Hugging Face model's own
+# configuration decides them, so a value set here would be ignored and is refused
+_OWN_ARCH = ("arch", "d_model", "n_layers", "n_heads", "d_ff", "hidden", "max_seq_len", "dropout", "vocab_size")
+
 CHOICES = {
     "model.arch": ("gpt", "lstm"),
     "data.format": ("auto", "parquet", "jsonl", "text"),
-    "data.tokenizer": ("byte", "bpe"),
+    "data.tokenizer": ("byte", "bpe", "hf"),
     "schedule.decay": ("cosine", "linear", "constant"),
     "train.precision": ("auto", "fp32", "bf16"),
     "sweep.search": ("random", "optuna"),
@@ -304,6 +315,8 @@ def _build(d: dict, source: str) -> Config:
             vals[k] = _coerce(f"{sec}.{k}", v, fhints[k])
         kwargs[sec] = cls(**vals)
     cfg = Config(**kwargs)
+    if cfg.model.hf and cfg.data.tokenizer == "bpe":  # the default: the model's own tokenizer
+        cfg.data.tokenizer = "hf"
     validate(cfg)
     return cfg
 
@@ -318,9 +331,22 @@ def validate(cfg: Config) -> None:
         if v < 0 or (strict and v == 0):
             _fail(key, f"must be {'> 0' if strict else '>= 0'}, got {v!r}")
     m, dt = cfg.model, cfg.data
+    if m.hf:
+        if m.preset:
+            _fail("model.preset", f"{m.preset!r} and model.hf={m.hf!r} both name a model; keep one")
+        own = ModelConfig()
+        for k in _OWN_ARCH:
+            if getattr(m, k) != getattr(own, k):
+                _fail(f"model.{k}", f"is set to {getattr(m, k)!r}, but model.hf={m.hf!r} brings its own "
+                                    f"architecture, which would ignore it; remove the key")
+        if dt.tokenizer == "byte":
+            _fail("data.tokenizer", f"'byte' with model.hf={m.hf!r}: a Hugging Face model uses its own "
+                                    f"tokenizer (data.tokenizer: hf)")
+    elif dt.tokenizer == "hf":
+        _fail("data.tokenizer", "'hf' needs model.hf (the tokenizer comes with the Hugging Face model)")
     if m.arch == "gpt" and m.d_model % m.n_heads:
         _fail("model.n_heads", f"d_model={m.d_model} is not divisible by n_heads={m.n_heads}")
-    if dt.seq_len > m.max_seq_len:
+    if not m.hf and dt.seq_len > m.max_seq_len:
         _fail("data.seq_len", f"{dt.seq_len} is over the model's maximum (model.max_seq_len={m.max_seq_len})")
     if not 0 < dt.val_fraction < 1:
         _fail("data.val_fraction", f"must be between 0 and 1, got {dt.val_fraction}")
@@ -331,8 +357,6 @@ def validate(cfg: Config) -> None:
         _fail("finetune.val_fraction", "val_fraction and test_fraction must be in (0, 1) and sum below 1")
     if ft.lr_decay > 1:
         _fail("finetune.lr_decay", f"must be <= 1, got {ft.lr_decay}")
-    from .finetune.strategies import STRATEGIES  # late: strategies import models
-
     for s in [ft.strategy, *cfg.sweep.strategies]:
         if s not in STRATEGIES:
             _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",

@@ -1,6 +1,9 @@
-"""Tokenizers: byte-level (no training) and BPE (trained with the `tokenizers` library).
+"""Tokenizers: byte-level (no training), BPE (trained with the `tokenizers` library), and a
+Hugging Face model's own fast tokenizer (`transformers`).
 
-Both expose the same small interface and save to one `tokenizer.json` in a checkpoint.
+All expose the same small interface. Ours save to one `tokenizer.json`; a Hugging Face
+tokenizer saves its own files (tokenizer.json + tokenizer_config.json + ...), so a
+checkpoint directory loads with `AutoTokenizer.from_pretrained` as it is.
 Special tokens: <|endoftext|> separates documents when packing; <|pad|> fills the tail of
 a partial block and short classification examples (its targets are masked out).
 """
@@ -25,6 +28,9 @@ class ByteTokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [list(t.encode("utf-8", errors="replace")) for t in texts]
+
+    def encode_examples(self, texts: list[str], max_len: int) -> list[list[int]]:
+        return [ids[:max_len] for ids in self.encode_batch(texts)]
 
     def decode(self, ids) -> str:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
@@ -59,6 +65,9 @@ class BPETokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.tok.encode_batch(texts, add_special_tokens=False)]
 
+    def encode_examples(self, texts: list[str], max_len: int) -> list[list[int]]:
+        return [ids[:max_len] for ids in self.encode_batch(texts)]
+
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids if int(i) != self.pad_id], skip_special_tokens=False)
 
@@ -66,7 +75,64 @@ class BPETokenizer:
         return self.tok.to_str()
 
 
-Tokenizer = ByteTokenizer | BPETokenizer
+# the files of a Hugging Face fast tokenizer that travel with it (tokenizer.json is required)
+HF_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+class HFTokenizer:
+    """A Hugging Face model's own fast tokenizer. Packing (pretraining) encodes without
+    special tokens and joins documents with EOS (decoders) or SEP (encoders); classification
+    examples get the model's own special tokens ([CLS] ... [SEP], BOS) and are truncated."""
+
+    kind = "hf"
+
+    def __init__(self, tok, files: dict[str, str]):
+        self.tok, self.files = tok, files
+        self.vocab_size = len(tok)
+        self.eot_id = tok.eos_token_id if tok.eos_token_id is not None else tok.sep_token_id
+        if self.eot_id is None:
+            raise PtftError("the Hugging Face tokenizer has neither an EOS nor a SEP token to join documents with")
+        # decoders such as GPT-2 have no pad token: pad with EOS (lengths, not ids, mark padding)
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eot_id
+        self.mask_id = tok.mask_token_id
+        self.special_ids = sorted(set(tok.all_special_ids))
+
+    @classmethod
+    def from_files(cls, files: dict[str, str]) -> "HFTokenizer":
+        import tempfile
+
+        from transformers import AutoTokenizer
+
+        with tempfile.TemporaryDirectory(prefix="ptft-tok-") as d:
+            for name, text in files.items():
+                Path(d, name).write_text(text)
+            try:
+                tok = AutoTokenizer.from_pretrained(d)
+            except Exception as e:  # noqa: BLE001 - transformers raises many kinds
+                raise PtftError(f"cannot load the Hugging Face tokenizer: {str(e).splitlines()[0][:200]}") from None
+        return cls(tok, files)
+
+    @classmethod
+    def from_dir(cls, directory: str | Path) -> "HFTokenizer":
+        d = Path(directory)
+        if not (d / "tokenizer.json").is_file():
+            raise PtftError(f"{d}: no tokenizer.json (a fast Hugging Face tokenizer is needed)")
+        return cls.from_files({n: (d / n).read_text() for n in HF_FILES if (d / n).is_file()})
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return self.tok(list(texts), add_special_tokens=False)["input_ids"]
+
+    def encode_examples(self, texts: list[str], max_len: int) -> list[list[int]]:
+        return self.tok(list(texts), add_special_tokens=True, truncation=True, max_length=max_len)["input_ids"]
+
+    def decode(self, ids) -> str:
+        return self.tok.decode([int(i) for i in ids])
+
+    def to_json(self) -> str:
+        return json.dumps({"ptft_tokenizer": "hf", "files": self.files})
+
+
+Tokenizer = ByteTokenizer | BPETokenizer | HFTokenizer
 _CACHE: dict[str, Tokenizer] = {}
 
 
@@ -79,6 +145,8 @@ def from_json(s: str) -> Tokenizer:
             raise PtftError(f"tokenizer JSON is corrupt: {e}") from None
         if d.get("ptft_tokenizer") == "byte":
             _CACHE[s] = ByteTokenizer()
+        elif d.get("ptft_tokenizer") == "hf":
+            _CACHE[s] = HFTokenizer.from_files(d["files"])
         else:
             from tokenizers import Tokenizer as HFTokenizer
 
@@ -90,6 +158,10 @@ def from_json(s: str) -> Tokenizer:
 
 
 def save(tok: Tokenizer, directory: str | Path) -> None:
+    if isinstance(tok, HFTokenizer):  # its own files: AutoTokenizer loads the directory
+        for name, text in tok.files.items():
+            Path(directory, name).write_text(text)
+        return
     Path(directory, "tokenizer.json").write_text(tok.to_json())
 
 
@@ -97,6 +169,8 @@ def load(directory: str | Path) -> Tokenizer:
     p = Path(directory, "tokenizer.json")
     if not p.is_file():
         raise PtftError(f"no tokenizer.json in {directory}")
+    if Path(directory, "tokenizer_config.json").is_file():
+        return from_json(HFTokenizer.from_dir(directory).to_json())  # cached by content
     return from_json(p.read_text())
 
 

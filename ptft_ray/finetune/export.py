@@ -1,7 +1,10 @@
 """Export a fine-tuned checkpoint as a self-contained model directory.
 
-LoRA adapters are merged into the base weights, so an export is a plain Classifier:
-    model.safetensors, meta.json (config, label map, lineage, metrics), tokenizer.json
+LoRA / DoRA adapters are merged into the base weights, so an export is a plain model:
+    Hugging Face backbones: config.json (id2label) + model.safetensors + the tokenizer's own
+        files, loadable by AutoModelForSequenceClassification / pipeline("text-classification")
+        with no ptft_ray import; meta.json beside them (config, label map, lineage, metrics)
+    our own backbones: model.safetensors, meta.json, tokenizer.json
 """
 from __future__ import annotations
 
@@ -12,24 +15,31 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..data.tasks import encode
 from ..errors import PtftError
-from ..models import Classifier, build_backbone
+from ..models import build_classifier
 from ..train import checkpoint as ckpt
+from ..train.tasks import trim
 from .lora import apply_lora, merge_lora
 
 
-def classifier_from_checkpoint(d: str) -> tuple[Classifier, dict]:
+def classifier_from_checkpoint(d: str) -> tuple[torch.nn.Module, dict]:
     """Rebuild the trial's model (with LoRA adapters if it trained them) and load it."""
     meta = ckpt.read_meta(d)
     if meta.get("task") != "cls":
         raise PtftError(f"{d} is not a fine-tuning checkpoint")
     cfg = Config.from_dict(meta["config"], source=f"{d}/meta.json")
     info = meta["task_info"]
-    model = Classifier(build_backbone(cfg.model, info["vocab_size"]),
-                       1 if len(info["labels"]) == 2 else len(info["labels"]), info["pad_id"],
-                       cfg.finetune.head_dropout)
-    if cfg.finetune.strategy == "lora" and not meta.get("lora_merged"):  # a trial's checkpoint
-        apply_lora(model.backbone, cfg.finetune.lora_rank, cfg.finetune.lora_alpha)
+    adapters = cfg.finetune.strategy == "lora" and not meta.get("lora_merged")  # a trial's checkpoint
+    if cfg.model.hf:
+        from ..models.hf import HFClassifier
+
+        model = HFClassifier.from_dir(d, lora=(lambda m: apply_lora(m.backbone, cfg.finetune)) if adapters else None)
+        return model.eval(), meta
+    model = build_classifier(cfg.model, info["labels"], info["vocab_size"], info["pad_id"],
+                             cfg.finetune.head_dropout, None)
+    if adapters:
+        apply_lora(model.backbone, cfg.finetune)
     ckpt.load_weights(model, d)
     return model.eval(), meta
 
@@ -42,7 +52,7 @@ def export(checkpoint_dir: str, out: str | Path, extra_meta: dict | None = None,
     model, meta = classifier_from_checkpoint(checkpoint_dir)
     merged = merge_lora(model.backbone)
     meta = {**meta, "exported_from": str(checkpoint_dir), "lora_merged": merged, **(extra_meta or {})}
-    tokenizer_json = Path(checkpoint_dir, ckpt.TOKENIZER).read_text()
+    tokenizer_json = _tokenizer_json(checkpoint_dir)
     if not out.exists():
         return ckpt.write_dir(out, model, meta, tokenizer_json)
     # replace: the new export is complete on disk before the old one is moved away
@@ -54,7 +64,19 @@ def export(checkpoint_dir: str, out: str | Path, extra_meta: dict | None = None,
     return out
 
 
+def _tokenizer_json(d: str) -> str:
+    from .. import tokenizer as toks
+
+    return toks.load(d).to_json()
+
+
 @torch.no_grad()
-def logits_of(model: Classifier, ids, batch_size: int = 256) -> torch.Tensor:
-    ids = torch.as_tensor(ids).long()
-    return torch.cat([model(ids[i:i + batch_size]) for i in range(0, len(ids), batch_size)])
+def logits_of(model, ids, lengths, batch_size: int = 256) -> torch.Tensor:
+    """Logits of right-padded rows, each batch cut to its longest example."""
+    ids, lengths = torch.as_tensor(ids).long(), torch.as_tensor(lengths)
+    return torch.cat([model(*trim(ids[i:i + batch_size], lengths[i:i + batch_size]))
+                      for i in range(0, len(ids), batch_size)])
+
+
+def logits_of_texts(model, tok, texts: list[str], max_len: int) -> torch.Tensor:
+    return logits_of(model, *encode(tok, texts, max_len))

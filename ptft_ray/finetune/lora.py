@@ -1,54 +1,48 @@
-"""Low-rank adapters on nn.Linear layers: y = W x + (alpha / r) * B A x, merged on export."""
+"""LoRA / DoRA adapters through `peft`, for our own backbones and Hugging Face ones alike.
+
+Adapters go on every linear layer of the backbone (y = W x + (alpha / r) * B A x; DoRA
+also learns each output's magnitude), the base weights frozen. On export they are merged
+into the base weights, so an exported model is a plain model of its own architecture.
+"""
 from __future__ import annotations
 
-import math
-
-import torch
 from torch import nn
 
-
-class LoRALinear(nn.Module):
-    def __init__(self, base: nn.Linear, rank: int, alpha: float):
-        super().__init__()
-        self.base, self.scale = base, alpha / rank
-        for p in base.parameters():
-            p.requires_grad_(False)
-        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))  # starts as a no-op
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scale
-
-    def merged(self) -> nn.Linear:
-        out = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
-        with torch.no_grad():
-            out.weight.copy_(self.base.weight + self.scale * (self.lora_B @ self.lora_A))
-            if self.base.bias is not None:
-                out.bias.copy_(self.base.bias)
-        return out
+from ..config import FinetuneConfig
 
 
-def apply_lora(module: nn.Module, rank: int, alpha: float) -> int:
-    """Wrap every nn.Linear below `module` in place; returns how many were wrapped."""
-    n = 0
-    for name, child in list(module.named_children()):
-        if isinstance(child, nn.Linear):
-            setattr(module, name, LoRALinear(child, rank, alpha))
-            n += 1
-        elif not isinstance(child, LoRALinear):
-            n += apply_lora(child, rank, alpha)
-    return n
+def _linear_names(backbone: nn.Module) -> list[str]:
+    from transformers.pytorch_utils import Conv1D  # GPT-2's transposed linear layer
+
+    return [n for n, m in backbone.named_modules()
+            if isinstance(m, (nn.Linear, Conv1D)) and "pooler" not in n.split(".")]
+
+
+def apply_lora(backbone: nn.Module, ft: FinetuneConfig) -> int:
+    """Inject adapters into every linear layer of `backbone` in place; returns how many."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    names = _linear_names(backbone)
+    if not names:
+        return 0
+    # names are exact paths below `backbone`; peft matches a target as the whole name or a
+    # '.'-separated suffix, so anchor each at the start with a regular expression
+    pattern = "^(" + "|".join(n.replace(".", r"\.") for n in names) + ")$"
+    inject_adapter_in_model(LoraConfig(r=ft.lora_rank, lora_alpha=ft.lora_alpha, lora_dropout=0.0,
+                                       target_modules=pattern, use_dora=ft.lora_dora), backbone)
+    return len(names)
 
 
 def merge_lora(module: nn.Module) -> int:
-    """Replace every LoRALinear below `module` by its merged nn.Linear; returns the count."""
+    """Merge every adapter below `module` into its base layer and put the base layer back."""
+    from peft.tuners.lora import LoraLayer
+
     n = 0
     for name, child in list(module.named_children()):
-        if isinstance(child, LoRALinear):
-            setattr(module, name, child.merged())
+        if isinstance(child, LoraLayer):
+            child.merge()
+            setattr(module, name, child.get_base_layer())
             n += 1
         else:
             n += merge_lora(child)
     return n
-

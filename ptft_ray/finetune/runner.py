@@ -1,8 +1,9 @@
 """What a fine-tuning run needs, shared by `ptft-ray finetune` and every sweep trial.
 
-A *source* is where the backbone comes from: a pretrained checkpoint, or `none` (random
-initialisation). `none` borrows the architecture and tokenizer of the first real
-checkpoint given beside it, so the from-scratch baseline differs only in its weights.
+A *source* is where the backbone comes from: a pretrained checkpoint of ours, a Hugging
+Face model directory (config.json + safetensors + tokenizer.json: fine-tuned as it is), or
+`none` (random initialisation). `none` borrows the architecture and tokenizer of the first
+real source given beside it, so the from-scratch baseline differs only in its weights.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Source:
     model: dict                 # the backbone's model config section
     data: dict | None           # its data section (tokenizer, seq_len), None for scratch
     lineage: dict               # where it came from: path, step, config hash, corpus
+    max_positions: int = 10 ** 6  # the longest sequence the backbone takes
 
 
 def _throughput(meta: dict) -> float | None:
@@ -49,6 +51,12 @@ def check_loadable(path: str, pre: Config, meta: dict) -> None:
     """Fail on the driver, before any trial, if the checkpoint cannot be loaded."""
     from ..models import build_lm
 
+    if pre.model.hf:  # a Hugging Face directory: its config and tokenizer must read
+        from ..models.hf import hf_config
+
+        hf_config(path)
+        toks.load(path)
+        return
     tok = toks.load(path)
     if tok.vocab_size != meta["vocab_size"]:
         raise PtftError(f"{path}: tokenizer has {tok.vocab_size} tokens but the weights were "
@@ -68,20 +76,31 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
     for p in [*given, *([arch_from] if arch_from else [])]:
         if p.lower() == "none" or any(s.key == p for s in real):
             continue
+        if not Path(p, ckpt.META).is_file() and is_hf_dir(p):
+            real.append(hf_source(p))
+            continue
         meta = ckpt.read_meta(p)
         if meta.get("task") != "lm":
             raise PtftError(f"--pretrained {p}: not a pretrained language-model checkpoint")
         pre = Config.from_dict(meta["config"], source=f"{p}/meta.json")
         check_loadable(p, pre, meta)
-        if cfg.finetune.max_len > pre.model.max_seq_len and pre.model.arch == "gpt":
-            raise PtftError(f"finetune.max_len={cfg.finetune.max_len} is over the max_seq_len="
-                            f"{pre.model.max_seq_len} of checkpoint {p}")
+        if pre.model.hf:
+            from ..models.hf import hf_config, max_positions
+
+            limit = max_positions(hf_config(p))
+        else:
+            limit = pre.model.max_seq_len if pre.model.arch == "gpt" else 10 ** 6
         real.append(Source(p, str(Path(p).resolve()), toks.load(p).to_json(), meta["config"]["model"],
                            meta["config"]["data"],
                            {"path": str(Path(p).resolve()), "step": meta["state"]["step"],
                             "tokens_per_s_per_worker": _throughput(meta),
                             "config_hash": Config.from_dict(meta["config"]).hash(),
-                            "corpus": meta["config"]["data"]["path"]}))
+                            "corpus": meta["config"]["data"]["path"],
+                            **({"hf": pre.model.hf} if pre.model.hf else {})}, limit))
+    for s in real:
+        if cfg.finetune.max_len > s.max_positions:
+            raise PtftError(f"finetune.max_len={cfg.finetune.max_len} is over the {s.max_positions} "
+                            f"positions of checkpoint {s.key}")
     out = []
     for p in given:
         if p.lower() != "none":
@@ -93,6 +112,23 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
             out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.to_dict()["model"],
                               None, {"path": None}))
     return out
+
+
+def is_hf_dir(p: str) -> bool:
+    from ..models.hf import is_hf_dir as _is
+
+    return _is(p)
+
+
+def hf_source(p: str) -> Source:
+    """A Hugging Face model directory, fine-tuned as it is (no continued pretraining)."""
+    from ..models.hf import hf_config, hf_kind, max_positions
+
+    conf = hf_config(p)
+    path = str(Path(p).resolve())
+    return Source(p, path, toks.HFTokenizer.from_dir(p).to_json(), {"hf": path}, None,
+                  {"path": path, "hf": path, "model_type": conf.model_type, "kind": hf_kind(conf),
+                   "tokens_per_s_per_worker": None}, max_positions(conf))
 
 
 def datasets_for(task: TaskData, source: Source, max_len: int) -> dict:

@@ -1,9 +1,10 @@
 """Fine-tuning strategies: one registered function each.
 
-A strategy gets the classifier (backbone + head), the fine-tune config, the base LR and
-the number of optimizer steps per epoch, sets `requires_grad`, and returns a Plan:
-parameter groups with their own LR, and (gradual unfreezing) the step from which each
-frozen group starts to train. Layer groups run bottom (embeddings) to top (head).
+A strategy gets the classifier (our own or a Hugging Face one: both give `layer_groups()`,
+parameter lists from the embeddings at the bottom to the head at the top, and `backbone`),
+the fine-tune config, the base LR and the number of optimizer steps per epoch, sets
+`requires_grad`, and returns a Plan: parameter groups with their own LR, and (gradual
+unfreezing) the step from which each frozen group starts to train.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Callable
 
 from torch import nn
 
+from ..config import STRATEGIES as NAMES
 from ..config import FinetuneConfig
 from ..errors import PtftError
 from .lora import apply_lora
@@ -33,13 +35,10 @@ def register(name: str):
     return deco
 
 
-def params_of(modules: list[nn.Module]) -> list[nn.Parameter]:
-    return [p for m in modules for p in m.parameters()]
-
-
-def _freeze(modules: list[nn.Module]) -> None:
-    for p in params_of(modules):
-        p.requires_grad_(False)
+def _freeze(groups: list[list[nn.Parameter]]) -> None:
+    for g in groups:
+        for p in g:
+            p.requires_grad_(False)
 
 
 @register("full")
@@ -49,26 +48,30 @@ def full(model, ft: FinetuneConfig, lr: float, steps_per_epoch: int) -> Plan:
 
 @register("linear_probe")
 def linear_probe(model, ft, lr, steps_per_epoch) -> Plan:
-    _freeze([model.backbone])
-    return Plan([(list(model.head.parameters()), lr)])
+    groups = model.layer_groups()            # [..backbone groups.., head]
+    _freeze(groups[:-1])
+    return Plan([(groups[-1], lr)])
 
 
 @register("partial")
 def partial(model, ft, lr, steps_per_epoch) -> Plan:
-    groups = model.layer_groups()            # [..backbone groups.., [head]]
+    groups = model.layer_groups()
     k = min(ft.unfreeze_top_k, len(groups) - 1)
-    _freeze([m for g in groups[:len(groups) - 1 - k] for m in g])
-    return Plan([(params_of([m for g in groups[len(groups) - 1 - k:] for m in g]), lr)])
+    _freeze(groups[:len(groups) - 1 - k])
+    return Plan([([p for g in groups[len(groups) - 1 - k:] for p in g], lr)])
 
 
 @register("lora")
 def lora(model, ft, lr, steps_per_epoch) -> Plan:
-    _freeze([model.backbone])
-    if apply_lora(model.backbone, ft.lora_rank, ft.lora_alpha) == 0:
+    groups = model.layer_groups()
+    _freeze(groups[:-1])
+    if apply_lora(model.backbone, ft) == 0:
         raise PtftError(f"strategy 'lora' needs linear layers in the backbone; "
                         f"{type(model.backbone).__name__} has none (use full, partial or linear_probe)")
+    for p in groups[-1]:  # peft froze everything in the backbone but adapters (BERT's pooler is head)
+        p.requires_grad_(True)
     adapters = [p for n, p in model.backbone.named_parameters() if "lora_" in n]
-    return Plan([(adapters + list(model.head.parameters()), lr)])
+    return Plan([(adapters + groups[-1], lr)])
 
 
 @register("discriminative_lr")
@@ -76,7 +79,7 @@ def discriminative_lr(model, ft, lr, steps_per_epoch) -> Plan:
     groups = model.layer_groups()
     top = len(groups) - 1
     # head gets lr, the group below lr * decay, then lr * decay^2, ... (ULMFiT uses 1/2.6)
-    return Plan([(params_of(g), lr * ft.lr_decay ** (top - i)) for i, g in enumerate(groups)])
+    return Plan([(g, lr * ft.lr_decay ** (top - i)) for i, g in enumerate(groups)])
 
 
 @register("gradual_unfreeze")
@@ -85,5 +88,8 @@ def gradual_unfreeze(model, ft, lr, steps_per_epoch) -> Plan:
     every = ft.unfreeze_every or steps_per_epoch
     top = len(groups) - 1
     # the head trains from step 0, the top backbone group from `every`, the next from 2*every...
-    frozen = [((top - i) * every, params_of(g)) for i, g in enumerate(groups) if i < top]
+    frozen = [((top - i) * every, g) for i, g in enumerate(groups) if i < top]
     return Plan([(list(model.parameters()), lr)], frozen_until=frozen)
+
+
+assert tuple(STRATEGIES) == NAMES, "config.STRATEGIES must list the registered strategies in order"

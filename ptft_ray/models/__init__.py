@@ -1,4 +1,8 @@
-"""Models know nothing of distribution: plain nn.Modules, split into backbone + head."""
+"""Models know nothing of distribution: plain nn.Modules, split into backbone + head.
+
+Our own backbones (GPT, the seed LSTM) and Hugging Face backbones (models/hf.py) offer the
+same interface: forward(ids, mask) -> logits, layer_groups() -> parameter lists from the
+embeddings (bottom) to the head (top), and a backbone module."""
 from __future__ import annotations
 
 import torch
@@ -19,8 +23,8 @@ class LanguageModel(nn.Module):
         if tie:
             self.head.weight = backbone.tok_emb.weight
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(ids))
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.backbone(ids))  # causal / recurrent: trailing padding changes nothing before it
 
 
 class Classifier(nn.Module):
@@ -32,16 +36,18 @@ class Classifier(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(backbone.out_dim, n_out)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.backbone(ids)                                   # [B, T, D]
-        mask = (ids != self.pad_id).unsqueeze(-1).to(h.dtype)    # [B, T, 1]
+        if mask is None:
+            mask = ids != self.pad_id
+        mask = mask.unsqueeze(-1).to(h.dtype)                    # [B, T, 1]
         pooled = (h * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # [B, D]
         out = self.head(self.drop(pooled))
         return out.squeeze(-1) if out.shape[-1] == 1 else out
 
-    def layer_groups(self) -> list[list[nn.Module]]:
+    def layer_groups(self) -> list[list[nn.Parameter]]:
         """Bottom (embeddings) to top (head): what partial / discriminative / gradual act on."""
-        return [*self.backbone.layer_groups(), [self.head]]
+        return [[p for m in g for p in m.parameters()] for g in [*self.backbone.layer_groups(), [self.head]]]
 
 
 def build_backbone(m: ModelConfig, vocab_size: int) -> nn.Module:
@@ -51,8 +57,32 @@ def build_backbone(m: ModelConfig, vocab_size: int) -> nn.Module:
     return LSTMBackbone(vocab_size, m.d_model, m.hidden, m.n_layers, m.dropout)
 
 
-def build_lm(m: ModelConfig, vocab_size: int) -> LanguageModel:
+def build_lm(m: ModelConfig, vocab_size: int) -> nn.Module:
+    if m.hf:
+        from .hf import HFLM
+
+        return HFLM.load(m.hf)
     return LanguageModel(build_backbone(m, vocab_size), vocab_size, tie=m.arch == "gpt")
+
+
+def build_classifier(m: ModelConfig, labels: list[str], vocab_size: int, pad_id: int, dropout: float,
+                     init_from: str | None) -> nn.Module:
+    """A classifier from a pretrained source (`init_from`: our checkpoint or a Hugging Face
+    directory), or randomly initialised with the same architecture (init_from None)."""
+    if m.hf:
+        from .hf import HFClassifier
+
+        return HFClassifier.build(init_from or m.hf, labels, pad_id, dropout, pretrained=bool(init_from))
+    if init_from:
+        from ..train import checkpoint as ckpt
+
+        lm = build_lm(m, vocab_size)
+        ckpt.load_weights(lm, init_from)
+        backbone = lm.backbone
+    else:
+        backbone = build_backbone(m, vocab_size)
+    n_out = 1 if len(labels) == 2 else len(labels)  # binary: one logit (BCE), as in the seed design
+    return Classifier(backbone, n_out, pad_id, dropout)
 
 
 def count_params(model: nn.Module) -> int:

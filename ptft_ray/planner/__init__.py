@@ -91,7 +91,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     init_ray()
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
-    info = [{"key": s.key, "max_seq_len": s.model.get("max_seq_len", 10 ** 6) if s.model.get("arch") == "gpt" else 10 ** 6,
+    info = [{"key": s.key, "max_seq_len": s.max_positions,
              "tokens_per_s_per_worker": s.lineage.get("tokens_per_s_per_worker")} for s in sources]
     p = choose(scan, info, budget_s, res, max_trials or 0)
     p["checkpoints"] = [s.key for s in sources]

@@ -5,6 +5,10 @@
     meta.json           step, tokens seen, data position, history, resolved config, task info
     tokenizer.json      the tokenizer
 
+A Hugging Face model's checkpoint is also a Hugging Face directory: `save_pretrained` writes
+config.json + model.safetensors and the tokenizer its own files, so transformers loads it
+as it is (AutoModelForMaskedLM / AutoModelForCausalLM / AutoModelForSequenceClassification).
+
 Directories are written under a temporary name and renamed into place, so a crash during a
 save leaves the previous checkpoint as it was.
 """
@@ -53,12 +57,17 @@ def write_dir(path: str | Path, model: nn.Module, meta: dict, tokenizer_json: st
 
 def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
              optimizer: torch.optim.Optimizer | None = None) -> None:
+    from .. import tokenizer as toks
+
     d = Path(d)
-    save_model(model, str(d / WEIGHTS))  # handles tied (shared) tensors
+    if hasattr(model, "save_dir"):  # Hugging Face: save_pretrained
+        model.save_dir(d)
+    else:
+        save_model(model, str(d / WEIGHTS))  # handles tied (shared) tensors
     if optimizer is not None:
         torch.save({"optimizer": optimizer.state_dict()}, d / STATE)
     (d / META).write_text(json.dumps(meta, indent=1))
-    (d / TOKENIZER).write_text(tokenizer_json)
+    toks.save(toks.from_json(tokenizer_json), d)
 
 
 def read_meta(d: str | Path) -> dict:
@@ -76,6 +85,9 @@ def read_meta(d: str | Path) -> dict:
 
 def load_weights(model: nn.Module, d: str | Path, strict: bool = True) -> None:
     """Load safetensors weights; a shape or key mismatch names what differs."""
+    if hasattr(model, "load_dir"):  # Hugging Face: in place, tied weights re-tied
+        model.load_dir(d)
+        return
     f = Path(d) / WEIGHTS
     try:
         missing, unexpected = load_model(model, str(f), strict=False)

@@ -167,6 +167,8 @@ def run(lc: dict, ctx) -> dict:
                 trace(tc.trace_file, step + 1, state, batch)
             # gradients are all-reduced once per optimizer step, on the last micro-batch
             sync = micro == tc.grad_accum - 1 or ctx.world == 1
+            if hasattr(task, "reseed"):  # masked LM: this micro-batch's masks, the same after a resume
+                task.reseed(tc.seed, ctx.rank, step, micro)
             with (nullcontext() if sync else model.no_sync()), amp:
                 total, n = loss_fn(model, batch)
                 (total / n.clamp_min(1) / tc.grad_accum).backward()
@@ -222,7 +224,7 @@ def run(lc: dict, ctx) -> dict:
                 meta = {"format": 1, "task": task.name, "state": dict(state), "history": history,
                         "metrics": dict(metrics), "config": cfg.to_dict(),
                         **{k: lc.get(k) for k in ("vocab_size", "pad_id", "eot_id", "task_info",
-                                                  "init_from", "lineage")}}
+                                                  "init_from", "lineage", "objective")}}
                 ckpt.fill_dir(d, raw, meta, lc["tokenizer"], optimizer)
             ctx.report(dict(metrics), d)
             cleanup(d)

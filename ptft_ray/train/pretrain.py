@@ -10,6 +10,7 @@ Run directory layout (`--out DIR`, default run.out_dir):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -59,6 +60,10 @@ def get_tokenizer(cfg: Config, out: Path, files: list[str], fmt: str):
     saved = out / "tokenizer.json"
     if saved.is_file():
         return toks.load(out)
+    if cfg.model.hf:  # the model's own tokenizer, unchanged
+        tok = toks.HFTokenizer.from_dir(cfg.model.hf)
+        toks.save(tok, out)
+        return tok
     column = "text" if fmt == "text" else cfg.data.text_column
     sample = sources.sample_texts(files, fmt, column, cfg.data.tokenizer_sample_docs) \
         if cfg.data.tokenizer == "bpe" else []
@@ -67,8 +72,31 @@ def get_tokenizer(cfg: Config, out: Path, files: list[str], fmt: str):
     return tok
 
 
+def check_hf(cfg: Config) -> tuple[Config, str]:
+    """Continued pretraining of a Hugging Face model: its path made absolute (workers load it),
+    its objective from its kind (encoder: masked LM, decoder: causal LM), blocks that fit."""
+    from ..models.hf import hf_config, hf_kind, max_positions
+
+    path = cfg.model.hf
+    if Path(path).is_dir():
+        path = str(Path(path).resolve())
+    elif "://" not in path and (path.startswith((".", "/")) or path.count("/") != 1):
+        raise PtftError(f"model.hf={path}: no such directory (a local Hugging Face model directory, "
+                        f"or a hub id such as org/name where the network allows)")
+    conf = hf_config(path)
+    kind = hf_kind(conf)
+    if cfg.data.seq_len + 1 > max_positions(conf):
+        raise PtftError(f"data.seq_len={cfg.data.seq_len}: blocks of seq_len + 1 tokens are over the "
+                        f"{max_positions(conf)} positions of model.hf={cfg.model.hf}")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hf=path))
+    return cfg, "mlm" if kind == "encoder" else "clm"
+
+
 def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -> dict:
     out = Path(out_dir or cfg.run.out_dir)
+    objective = "clm"
+    if cfg.model.hf:
+        cfg, objective = check_hf(cfg)
     files, fmt = check_corpus(cfg.data)          # before Ray starts
     init_ray()
     from ray.data import ExecutionOptions
@@ -85,8 +113,9 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
     storage = storage_path(str(out), res["nodes"])  # the run dir as Ray Train sees it
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
-    lc = {"config": cfg.to_dict(), "task": "lm", "tokenizer": tok.to_json(),
+    lc = {"config": cfg.to_dict(), "task": "lm", "objective": objective, "tokenizer": tok.to_json(),
           "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
+          "mask_id": getattr(tok, "mask_id", None), "special_ids": getattr(tok, "special_ids", []),
           "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()},
           "run_dir": storage}
     trainer = TorchTrainer(
@@ -119,6 +148,7 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "checkpoint": result.checkpoint.path if result.checkpoint else None,
         "unigram_val_perplexity": unigram_perplexity(val_counts),
         "vocab_size": tok.vocab_size, "num_workers": sc.num_workers, "wall_s": time.time() - t0,
+        "objective": objective, **({"hf": cfg.model.hf} if cfg.model.hf else {}),
         "resumed": resuming,
     }
     ckpt.write_json(out / "result.json", summary)

@@ -1,6 +1,10 @@
 """What differs between pretraining and fine-tuning: the model, the loss and the metrics.
 
-The loop (loop.py) is the same for both. A task gives it:
+    LMTask    causal LM: our GPT / LSTM, or a Hugging Face decoder (packed blocks)
+    MLMTask   masked LM: a Hugging Face encoder (packed blocks, 15 % of tokens masked)
+    ClsTask   classification: any backbone, each batch padded to its longest example
+
+The loop (loop.py) is the same for all. A task gives it:
     model                       an nn.Module (not yet wrapped for DDP)
     loss(model, batch)          -> (sum of per-item losses, number of items)
     eval_stats(model, batch)    -> a 1-D float tensor that is summed over batches and workers
@@ -9,14 +13,14 @@ The loop (loop.py) is the same for both. A task gives it:
 from __future__ import annotations
 
 import math
+import zlib
 
 import torch
 import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import PtftError
-from ..models import Classifier, LanguageModel, build_backbone, build_lm
-from . import checkpoint as ckpt
+from ..models import build_classifier, build_lm
 
 IGNORE = -100
 
@@ -27,7 +31,7 @@ class LMTask:
 
     def __init__(self, cfg: Config, vocab_size: int, pad_id: int):
         self.pad_id = pad_id
-        self.model: LanguageModel = build_lm(cfg.model, vocab_size)
+        self.model = build_lm(cfg.model, vocab_size)
 
     def loss(self, model, batch):
         x = batch["tokens"].long()
@@ -47,8 +51,58 @@ class LMTask:
         return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 50.0))}
 
 
+class MLMTask(LMTask):
+    """Masked LM (BERT): 15 % of the non-special tokens are chosen; of those 80 % become
+    [MASK], 10 % a random token, 10 % stay; the loss is on the chosen ones only.
+
+    Training masks come from a generator seeded by (seed, rank, step, micro-batch), set by
+    the loop before each micro-batch, so a resumed run draws exactly the masks the
+    uninterrupted one would have. Validation masks are seeded by the block's own content:
+    every evaluation scores the same masked positions."""
+
+    def __init__(self, cfg: Config, vocab_size: int, pad_id: int, mask_id: int, special_ids: list[int]):
+        super().__init__(cfg, vocab_size, pad_id)
+        if mask_id is None:
+            raise PtftError(f"model.hf={cfg.model.hf}: its tokenizer has no mask token, needed for masked-LM pretraining")
+        self.vocab_size, self.mask_id = vocab_size, mask_id
+        self.special = torch.tensor(sorted(set(special_ids) | {pad_id}))
+        self.gen = torch.Generator().manual_seed(cfg.train.seed)
+
+    def reseed(self, seed: int, rank: int, step: int, micro: int) -> None:
+        self.gen.manual_seed(((seed * 1_000_003 + rank) * 1_000_003 + step) * 1_000 + micro)
+
+    def mask(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (input ids with masks applied, labels: the original id where chosen, else IGNORE)."""
+        xc = x.cpu()
+        chosen = (torch.rand(xc.shape, generator=gen) < 0.15) & ~torch.isin(xc, self.special)
+        labels = torch.where(chosen, xc, torch.full_like(xc, IGNORE))
+        roll = torch.rand(xc.shape, generator=gen)
+        random_ids = torch.randint(0, self.vocab_size, xc.shape, generator=gen)
+        inp = torch.where(chosen & (roll < 0.8), torch.full_like(xc, self.mask_id), xc)
+        inp = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, inp)
+        return inp.to(x.device), labels.to(x.device)
+
+    def loss(self, model, batch, gen: torch.Generator | None = None):
+        x = batch["tokens"].long()
+        if "mlm_labels" in batch:  # masks drawn by the caller (the DDP reference check)
+            inp, labels = x, batch["mlm_labels"].long()
+        else:
+            inp, labels = self.mask(x, gen or self.gen)
+        logits = model(inp, x != self.pad_id)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
+                               reduction="sum")
+        return loss, (labels != IGNORE).sum()
+
+    def eval_stats(self, model, batch) -> torch.Tensor:
+        seed = zlib.crc32(batch["tokens"].cpu().numpy().tobytes())
+        loss, n = self.loss(model, batch, torch.Generator().manual_seed(seed))
+        return torch.stack([loss.detach().float(), n.float()])
+
+
 class ClsTask:
-    """Binary (one logit, BCE-with-logits, as in the seed design) or multi-class (CE)."""
+    """Our own models: binary is one logit with BCE-with-logits (the seed design), more
+    classes cross-entropy. Hugging Face models: always one logit per class (cross-entropy),
+    as their sequence-classification head and `pipeline` expect."""
 
     name = "cls"
     unit = "examples"
@@ -56,19 +110,15 @@ class ClsTask:
     def __init__(self, cfg: Config, info: dict, init_from: str | None):
         self.labels = info["labels"]
         self.n = len(self.labels)
-        self.binary = self.n == 2
+        self.binary = self.n == 2 and not cfg.model.hf
         self.pad_id = info["pad_id"]
-        if init_from:  # cfg.model is the checkpoint's own model section (finetune/runner.py)
-            lm = build_lm(cfg.model, info["vocab_size"])
-            ckpt.load_weights(lm, init_from)
-            backbone = lm.backbone
-        else:
-            backbone = build_backbone(cfg.model, info["vocab_size"])
-        self.model = Classifier(backbone, 1 if self.binary else self.n, self.pad_id,
-                                cfg.finetune.head_dropout)
+        # cfg.model is the source's own model section (finetune/runner.py)
+        self.model = build_classifier(cfg.model, self.labels, info["vocab_size"], self.pad_id,
+                                      cfg.finetune.head_dropout, init_from)
 
     def _forward(self, model, batch):
-        logits = model(batch["input_ids"].long())
+        ids, mask = trim(batch["input_ids"].long(), batch["length"])
+        logits = model(ids, mask)
         y = batch["label"].long()
         if self.binary:
             loss = F.binary_cross_entropy_with_logits(logits.float(), y.float(), reduction="sum")
@@ -100,7 +150,20 @@ def classification_metrics(conf: torch.Tensor, prefix: str = "val_") -> dict:
             f"{prefix}macro_f1": f1.mean().item()}
 
 
+def trim(ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic padding: rows are stored right-padded to max_len; cut the batch to its longest
+    example and mark the real tokens. (RT snippets average ~28 tokens: a max_len of 64 would
+    compute over twice the tokens.)"""
+    lengths = lengths.to(ids.device).long()
+    longest = int(lengths.max().clamp_min(1))
+    ids = ids[:, :longest]
+    mask = torch.arange(longest, device=ids.device)[None, :] < lengths[:, None]
+    return ids, mask
+
+
 def build_task(cfg: Config, lc: dict):
+    if lc["task"] == "lm" and lc.get("objective") == "mlm":
+        return MLMTask(cfg, lc["vocab_size"], lc["pad_id"], lc["mask_id"], lc["special_ids"])
     if lc["task"] == "lm":
         return LMTask(cfg, lc["vocab_size"], lc["pad_id"])
     if lc["task"] == "cls":
