@@ -120,9 +120,13 @@ class HFTokenizer:
         return cls.from_files({n: (d / n).read_text() for n in HF_FILES if (d / n).is_file()})
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        if not len(texts):  # a batch with no document of this split
+            return []
         return self.tok(list(texts), add_special_tokens=False)["input_ids"]
 
     def encode_examples(self, texts: list[str], max_len: int) -> list[list[int]]:
+        if not len(texts):
+            return []
         return self.tok(list(texts), add_special_tokens=True, truncation=True, max_length=max_len)["input_ids"]
 
     def decode(self, ids) -> str:
@@ -148,10 +152,10 @@ def from_json(s: str) -> Tokenizer:
         elif d.get("ptft_tokenizer") == "hf":
             _CACHE[s] = HFTokenizer.from_files(d["files"])
         else:
-            from tokenizers import Tokenizer as HFTokenizer
+            from tokenizers import Tokenizer as RawTokenizer
 
             try:
-                _CACHE[s] = BPETokenizer(HFTokenizer.from_str(s))
+                _CACHE[s] = BPETokenizer(RawTokenizer.from_str(s))
             except Exception as e:  # tokenizers raises plain Exception subclasses
                 raise PtftError(f"tokenizer JSON is not a valid tokenizer: {e}") from None
     return _CACHE[s]

@@ -10,7 +10,7 @@ import torch
 from ptft_ray import load_finetuned
 from ptft_ray.config import load_config
 from ptft_ray.data.tasks import encode, load_task
-from ptft_ray.finetune.export import classifier_from_checkpoint, logits_of
+from ptft_ray.finetune.export import classifier_from_checkpoint, logits_of, logits_of_texts
 from ptft_ray.finetune.sweep import sweep
 
 pytestmark = pytest.mark.slow
@@ -57,8 +57,8 @@ def test_export_loads_without_ray_and_matches_the_trial(asha_sweep, cls_data):
     assert meta["metrics"][cfg.sweep.metric] == pytest.approx(result["best_metric"])
     trial_model, _ = classifier_from_checkpoint(meta["exported_from"])
     task = load_task(ecfg.finetune)
-    ids = encode(tok, [task.texts[i] for i in task.splits["val"][:64]], ecfg.finetune.max_len)
-    torch.testing.assert_close(logits_of(model, ids), logits_of(trial_model, ids))
+    ids, lengths = encode(tok, [task.texts[i] for i in task.splits["val"][:64]], ecfg.finetune.max_len)
+    torch.testing.assert_close(logits_of(model, ids, lengths), logits_of(trial_model, ids, lengths))
 
 
 def test_best_trial_is_rescored_on_the_larger_validation_set(asha_sweep, cls_data):
@@ -94,7 +94,7 @@ def test_evaluate_and_predict_cli(asha_sweep, cls_data):
     assert sum(map(sum, ev["confusion_matrix"])) == 90 and 0 <= ev["macro_f1"] <= 1
     model, tok, ecfg, meta = load_finetuned(result["export_path"])
     texts = ["a great and wonderful film", "dull boring awful", "the movie was brilliant"]
-    logits = logits_of(model, encode(tok, texts, ecfg.finetune.max_len))
+    logits = logits_of_texts(model, tok, texts, ecfg.finetune.max_len)
     want = [meta["task_info"]["labels"][int(x > 0)] for x in logits]   # binary: one logit
     args = [a for t in texts for a in ("--text", t)]
     r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "predict", "--model", result["export_path"],

@@ -150,7 +150,8 @@ def run(lc: dict, ctx) -> dict:
     loss_fn = torch.compile(task.loss) if tc.compile else task.loss
     data = _stream(ctx, state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed)
     loss_sum = torch.zeros((), device=ctx.device)
-    items = torch.zeros((), device=ctx.device)
+    items = torch.zeros((), device=ctx.device)   # what the loss averages over (masked tokens for MLM)
+    seen = torch.zeros((), device=ctx.device)    # what throughput counts (every input token / example)
     steps_in_window, t_window, data_wait = 0, time.perf_counter(), 0.0
     tb = tensorboard_writer(lc.get("run_dir"), ctx.rank)
 
@@ -174,6 +175,7 @@ def run(lc: dict, ctx) -> dict:
                 (total / n.clamp_min(1) / tc.grad_accum).backward()
             loss_sum += total.detach().float()
             items += n
+            seen += task.seen(batch) if hasattr(task, "seen") else n
         for until, params in plan.frozen_until:  # gradual unfreezing: frozen groups drop grads
             if step < until:
                 for p in params:
@@ -191,18 +193,18 @@ def run(lc: dict, ctx) -> dict:
         # fine-tuning checkpoints exactly at evaluations: each Tune report carries the metric
         do_ckpt = do_eval if task.name == "cls" else (s % cfg.checkpoint.every_steps == 0 or last)
         if do_log or do_eval or do_ckpt:
-            window = ctx.all_reduce(torch.stack([loss_sum, items.float()]).cpu())
-            loss_sum.zero_(), items.zero_()
+            window = ctx.all_reduce(torch.stack([loss_sum, items.float(), seen.float()]).cpu())
+            loss_sum.zero_(), items.zero_(), seen.zero_()
             if window[1] > 0:
                 train_loss = (window[0] / window[1]).item()
                 if not math.isfinite(train_loss):
                     raise DivergenceError(f"loss is {train_loss} at step {s} (optim.lr={cfg.optim.lr}): "
                                           f"training diverged")
                 elapsed = time.perf_counter() - t_window
-                state["tokens"] += int(window[1].item())
+                state["tokens"] += int(window[2].item())
                 metrics.update(step=s, max_steps=max_steps, epoch=state["epoch"], train_loss=train_loss,
                                lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
-                               **{f"{task.unit}_per_s": window[1].item() / max(elapsed, 1e-9)},
+                               **{f"{task.unit}_per_s": window[2].item() / max(elapsed, 1e-9)},
                                data_wait_frac=data_wait / max(elapsed, 1e-9))
                 eta = (max_steps - s) * elapsed / max(steps_in_window, 1)
                 if ctx.rank == 0:

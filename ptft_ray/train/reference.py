@@ -4,6 +4,9 @@
 global batch, runs forward/backward through the DDP-wrapped model, and rank 0 returns the
 all-reduced gradients. `reference_grads` computes the same on the whole batch in one
 process. With equal tokens per rank, mean-of-rank-means == global mean, so they must match.
+A masked-LM batch carries its masks (`mlm_labels`): drawn once for the whole batch, so
+every rank's slice is masked as the single process's batch is, and each row holds the
+same number of masked tokens (`lc["mlm_per_row"]`) to keep the means equal.
 """
 from __future__ import annotations
 
@@ -11,12 +14,19 @@ import numpy as np
 import torch
 
 from ..config import Config
-from .tasks import LMTask
+from .tasks import LMTask, build_task
 
 
 def _task(lc: dict) -> LMTask:
     torch.manual_seed(lc["seed"])
-    return LMTask(Config.from_dict(lc["config"]), lc["vocab_size"], lc["pad_id"])
+    return build_task(Config.from_dict(lc["config"]), {"task": "lm", **lc})
+
+
+def _batch(lc: dict, rows: slice) -> dict:
+    b = {"tokens": torch.tensor(lc["batch"])[rows]}
+    if "mlm_labels" in lc:
+        b["mlm_labels"] = torch.tensor(lc["mlm_labels"])[rows]
+    return b
 
 
 def _grads(model) -> dict[str, np.ndarray]:
@@ -32,15 +42,14 @@ def ddp_grad_loop(lc: dict) -> dict:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     task = _task(lc)
     model = ray.train.torch.prepare_model(task.model)
-    tokens = torch.tensor(lc["batch"])
-    per = tokens.shape[0] // world
-    total, n = task.loss(model, {"tokens": tokens[rank * per:(rank + 1) * per]})
+    per = len(lc["batch"]) // world
+    total, n = task.loss(model, _batch(lc, slice(rank * per, (rank + 1) * per)))
     (total / n).backward()  # DDP all-reduces (averages) the gradients here
     return _grads(model) if rank == 0 else {}
 
 
 def reference_grads(lc: dict) -> dict[str, np.ndarray]:
     task = _task(lc)
-    total, n = task.loss(task.model, {"tokens": torch.tensor(lc["batch"])})
+    total, n = task.loss(task.model, _batch(lc, slice(None)))
     (total / n).backward()
     return _grads(task.model)

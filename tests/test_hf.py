@@ -1,0 +1,166 @@
+"""Hugging Face backbones end to end on real Ray (CPU), with tiny random models saved by
+save_pretrained: continued pretraining (masked LM for BERT, causal LM for GPT-2 / Llama) on
+2 DDP workers, DDP gradients vs one process, save -> resume, sweeps over every strategy,
+and the export loaded by transformers alone."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ptft_ray.config import load_config
+from ptft_ray.train.pretrain import pretrain
+
+from hf_models import tiny_hf_model
+
+pytestmark = pytest.mark.slow
+HF_DEBUG = "jobs/configs/debug_hf.yaml"
+
+
+@pytest.fixture(scope="module")
+def hf_dirs(tmp_path_factory):
+    return {k: tiny_hf_model(k, tmp_path_factory.mktemp(k)) for k in ("bert", "gpt2", "llama")}
+
+
+def _cfg(corpus, model_dir, *extra):
+    return load_config(HF_DEBUG, [f"data.path={corpus}", f"model.hf={model_dir}", *extra])
+
+
+@pytest.fixture(scope="module")
+def bert_pretrained(ray_session, tiny_corpus, hf_dirs, tmp_path_factory):
+    cfg = _cfg(tiny_corpus, hf_dirs["bert"], "scaling.num_workers=2", "schedule.max_steps=30")
+    return pretrain(cfg, str(tmp_path_factory.mktemp("pre") / "bert"))
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_continued_pretraining_on_two_workers_loss_falls_and_loads_in_transformers(
+        kind, ray_session, tiny_corpus, hf_dirs, bert_pretrained, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+
+    if kind == "bert":
+        out = bert_pretrained
+        run_dir = out["checkpoint"].rsplit("/", 1)[0]
+    else:
+        out = pretrain(_cfg(tiny_corpus, hf_dirs[kind], "scaling.num_workers=2", "schedule.max_steps=30"),
+                       str(tmp_path / "run"))
+        run_dir = str(tmp_path / "run")
+    assert out["objective"] == ("mlm" if kind == "bert" else "clm") and out["num_workers"] == 2
+    hist = [json.loads(x) for x in open(f"{run_dir}/metrics.jsonl").read().splitlines()]
+    assert hist[-1]["train_loss"] < 0.9 * hist[0]["train_loss"]
+    assert out["val_loss"] < hist[0]["train_loss"]
+    auto = AutoModelForMaskedLM if kind == "bert" else AutoModelForCausalLM
+    model = auto.from_pretrained(out["checkpoint"])  # the checkpoint directory as it is
+    tok = AutoTokenizer.from_pretrained(out["checkpoint"])
+    ids = tok(["the cat sat on the mat"], return_tensors="pt")
+    assert torch.isfinite(model(**ids).logits).all()
+
+
+@pytest.mark.parametrize("kind", ["bert", "llama"])
+def test_hf_ddp_gradients_equal_single_process_reference(kind, ray_session, hf_dirs):
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.train.reference import ddp_grad_loop, reference_grads
+
+    cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}"])
+    tok = toks.HFTokenizer.from_dir(hf_dirs[kind])
+    rng = np.random.default_rng(0)
+    batch = rng.integers(5, tok.vocab_size, size=(8, 33))
+    lc = {"config": cfg.to_dict(), "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "seed": 3,
+          "batch": batch.tolist()}
+    if kind == "bert":  # masks drawn once for the whole batch, 5 per row
+        labels = np.full_like(batch, -100)
+        for r in range(len(batch)):
+            cols = rng.choice(33, size=5, replace=False)
+            labels[r, cols] = batch[r, cols]
+            batch[r, cols] = tok.mask_id
+        lc.update(batch=batch.tolist(), mlm_labels=labels.tolist(), objective="mlm", mask_id=tok.mask_id,
+                  special_ids=tok.special_ids)
+    result = TorchTrainer(ddp_grad_loop, train_loop_config=lc,
+                          scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
+                          run_config=RunConfig(name=f"gradcheck-{kind}", storage_path="/tmp/ptft-gradcheck")).fit()
+    ddp, ref = result.return_value, reference_grads(lc)
+    assert ddp.keys() == ref.keys() and len(ref) > 10
+    for name in ref:
+        np.testing.assert_allclose(ddp[name], ref[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_mlm_save_resume_matches_uninterrupted_run(ray_session, tiny_corpus, hf_dirs, tmp_path):
+    """0->12 in one go equals 0->6 then a resumed 6->12: same weights, so the masks drawn
+    after the resume are the ones the uninterrupted run drew."""
+    from safetensors.torch import load_file
+
+    common = ["schedule.warmup_steps=0", "schedule.decay=constant", "checkpoint.every_steps=6",
+              "train.eval_every=6", "data.docs_per_batch=16"]
+    full = pretrain(_cfg(tiny_corpus, hf_dirs["bert"], "schedule.max_steps=12", *common), str(tmp_path / "a"))
+    half = pretrain(_cfg(tiny_corpus, hf_dirs["bert"], "schedule.max_steps=6", *common), str(tmp_path / "b"))
+    resumed = pretrain(_cfg(tiny_corpus, hf_dirs["bert"], "schedule.max_steps=12", *common), str(tmp_path / "b"))
+    assert half["steps"] == 6 and resumed["resumed"] and resumed["steps"] == 12
+    a = load_file(f"{full['checkpoint']}/model.safetensors")
+    b = load_file(f"{resumed['checkpoint']}/model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+@pytest.fixture(scope="module")
+def hf_sweeps(ray_session, hf_dirs, bert_pretrained, cls_data, sweep_config, tmp_path_factory):
+    """Every strategy once on each backbone: the BERT after continued pretraining (our
+    checkpoint) and the GPT-2 directory as it is (no continued pretraining)."""
+    from ptft_ray.finetune.sweep import sweep
+
+    out = {}
+    for name, src in (("bert", bert_pretrained["checkpoint"]), ("gpt2", hf_dirs["gpt2"])):
+        cfg = load_config(sweep_config, [
+            f"finetune.data={cls_data}", "sweep.grid_points=1", "sweep.num_samples=1", "sweep.scheduler=none",
+            "sweep.lr_min=3e-3", "sweep.lr_max=3e-3", "finetune.epochs=1", "sweep.epochs=[1]",
+            "finetune.max_examples=256", "finetune.max_len=32"])
+        d = tmp_path_factory.mktemp("hfsweep") / name
+        out[name] = (sweep(cfg, [src], str(d)), d)
+    return out
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_every_strategy_trains_on_hf_encoder_and_decoder(hf_sweeps, name):
+    import csv
+
+    result, d = hf_sweeps[name]
+    rows = list(csv.DictReader(open(d / "trials.csv")))
+    assert sorted(r["strategy"] for r in rows) == sorted(
+        ["full", "linear_probe", "partial", "lora", "discriminative_lr", "gradual_unfreeze"])
+    assert all(r["stop_reason"] == "completed" and r["best_checkpoint"] for r in rows), rows
+    assert result["trials_failed"] == 0
+    assert result["test_accuracy"] > 0.6  # the cue words are learnable in one epoch
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_export_loads_in_transformers_alone_with_the_same_predictions(hf_sweeps, name, tmp_path):
+    """AutoModelForSequenceClassification + pipeline('text-classification') in a fresh
+    interpreter that never imports ptft_ray give the labels and probabilities of predict."""
+    import subprocess
+    import sys
+
+    from ptft_ray.finetune.evaluate import predict
+
+    result, _ = hf_sweeps[name]
+    model_dir = result["export_path"]
+    texts = ["a great and moving film", "dull boring awful story", "the movie was it"]
+    ours = predict(model_dir, texts)
+    code = f"""
+import json, sys
+from transformers import AutoModelForSequenceClassification, pipeline
+m = AutoModelForSequenceClassification.from_pretrained({model_dir!r})
+pipe = pipeline("text-classification", model={model_dir!r}, top_k=None)
+out = pipe({texts!r})
+assert "ptft_ray" not in sys.modules
+print(json.dumps({{"id2label": m.config.id2label, "out": out}}))
+"""
+    got = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                    cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert sorted(got["id2label"].values()) == ["neg", "pos"]
+    for row, theirs in zip(ours, got["out"]):
+        probs = {d["label"]: d["score"] for d in theirs}
+        assert max(probs, key=probs.get) == row["label"]
+        for label, p in row["probabilities"].items():
+            assert probs[label] == pytest.approx(p, abs=1e-5)
