@@ -135,12 +135,12 @@ def run(lc: dict, ctx) -> dict:
         ckpt.load_weights(raw, resume)
         state.update(meta["state"])
         history, metrics = meta.get("history", []), dict(meta.get("metrics", {}))
+    raw.train()  # from_pretrained hands back a model in eval mode (dropout off)
     model = ctx.prepare(raw)
     optimizer = make_optimizer(plan, cfg, ctx.device)
     if resume:
         ckpt.load_optimizer(optimizer, resume)
         cleanup(resume)
-    torch.manual_seed(tc.seed * 1000 + ctx.rank + state["step"])  # dropout differs per rank
 
     bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ctx.device.type == "cuda")
     amp = torch.autocast(ctx.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
@@ -157,6 +157,9 @@ def run(lc: dict, ctx) -> dict:
 
     while state["step"] < max_steps:
         step = state["step"]
+        # dropout's random stream is a function of (seed, rank, step): it differs per rank, and a
+        # resumed run draws what the uninterrupted one would have at the same step
+        torch.manual_seed((tc.seed * 1_000_003 + ctx.rank) * 1_000_003 + step)
         mult = lr_factor(step, sc.warmup_steps, max_steps, sc.min_lr_ratio, sc.decay)
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * mult
