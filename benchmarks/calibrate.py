@@ -11,6 +11,13 @@ the calibration and the planner use the same trials. A finished cell is reused.
 
     .venv/bin/python benchmarks/calibrate.py [--pretrained CKPT] [--cells rt:100:short,...]
 writes benchmarks/results/calibration.json (every trial, its curve, the winners).
+
+    .venv/bin/python benchmarks/calibrate.py --family hf_encoder --pretrained data/models/minilm \
+        --cells rt:100:short,rt:1000:short --no-scratch
+calibrates a pretrained Hugging Face encoder (MiniLM) in its own LR space (pretrained
+Transformers fine-tune at 1e-5..1e-4, two orders below our small GPT) and writes
+benchmarks/results/calibration_hf_encoder.json, which derive_rules.py --family hf_encoder
+turns into the planner's rules for that family.
 """
 from __future__ import annotations
 
@@ -33,6 +40,13 @@ STRATEGIES = ["full", "linear_probe", "lora", "partial", "discriminative_lr", "g
 # the calibrated space: wide per-strategy ranges (a linear probe needs a larger LR)
 LR_RANGES = {"full": [5e-5, 3e-3], "linear_probe": [1e-3, 3e-2], "lora": [3e-4, 1e-2],
              "partial": [1e-4, 3e-3], "discriminative_lr": [1e-4, 3e-3], "gradual_unfreeze": [1e-4, 3e-3]}
+# pretrained Hugging Face encoders (BERT-like): the usual fine-tuning LRs (BERT paper: 2e-5..5e-5)
+# and up, adapters and a probe higher
+FAMILY_LR_RANGES = {
+    "gpt": LR_RANGES,
+    "hf_encoder": {"full": [1e-5, 1e-4], "linear_probe": [1e-3, 3e-2], "lora": [1e-4, 3e-3],
+                   "partial": [2e-5, 2e-4], "discriminative_lr": [3e-5, 3e-4], "gradual_unfreeze": [1e-5, 1e-4]},
+}
 FIXED = {"sweep.weight_decays": [0.01], "sweep.lr_decays": [0.7], "sweep.lora_ranks": [8],
          "sweep.unfreeze_top_k": [2], "sweep.scheduler": "none", "sweep.num_samples": 1,
          "sweep.grid_points": 3, "sweep.max_concurrent_trials": 2, "finetune.text_column": "text",
@@ -51,7 +65,7 @@ def default_checkpoint() -> str:
 
 
 def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
-             kinds: tuple[str, ...] = ("exhaustive", "scratch")) -> dict:
+             kinds: tuple[str, ...] = ("exhaustive", "scratch"), lr_ranges: dict | None = None) -> dict:
     """spaces: {"exhaustive"|"scratch": (strategies, lr_ranges, grid points)}; default the
     calibrated space (6 strategies x 3 LRs) and scratch full fine-tuning x 3 LRs.
     kinds: which of the two sweeps to run (a held-out cell needs only the exhaustive one)."""
@@ -68,10 +82,11 @@ def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
     cfg0 = load_config(None, overrides(base))
     (src,) = resolve_sources([ckpt], cfg0)
     scan = scan_task(load_task(cfg0.finetune), src.tokenizer_json)
-    shape = shape_overrides(scan["examples"]["train"], scan["length"]["p95"], src.model["max_seq_len"], level)
+    shape = shape_overrides(scan["examples"]["train"], scan["length"]["p95"], src.max_positions, level)
     out = {"cell": cell, "task": task_name, "n_train": scan["examples"]["train"], "level": level,
            "shape": shape, "scan": scan}
-    spaces = spaces or {"exhaustive": (STRATEGIES, LR_RANGES, 3), "scratch": (["full"], LR_RANGES, 3)}
+    ranges = lr_ranges or LR_RANGES
+    spaces = spaces or {"exhaustive": (STRATEGIES, ranges, 3), "scratch": (["full"], ranges, 3)}
     for kind, source in (("exhaustive", ckpt), ("scratch", "none")):
         if kind not in kinds:
             continue
@@ -100,21 +115,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pretrained", default=None)
     ap.add_argument("--cells", default=",".join(CELLS))
-    ap.add_argument("--root", default="runs/calibration")
-    ap.add_argument("--out", default="benchmarks/results/calibration.json")
+    ap.add_argument("--family", default="gpt", choices=sorted(FAMILY_LR_RANGES))
+    ap.add_argument("--root", default=None, help="default runs/calibration[_FAMILY]")
+    ap.add_argument("--out", default=None, help="default benchmarks/results/calibration[_FAMILY].json")
     ap.add_argument("--no-scratch", action="store_true",
                     help="run only the exhaustive sweep (held-out cells for benchmarks/planner_accept.py)")
     a = ap.parse_args()
     from ptft_ray.cluster import init_ray
 
     ckpt = a.pretrained or default_checkpoint()
+    suffix = "" if a.family == "gpt" else f"_{a.family}"
+    root = Path(a.root or f"runs/calibration{suffix}")
+    ranges = FAMILY_LR_RANGES[a.family]
     init_ray()
-    outp = Path(a.out)
+    rate = None
+    if a.family != "gpt":  # no pretraining history: the planner's own live measurement
+        from ptft_ray.finetune.runner import resolve_sources
+        from ptft_ray.config import load_config
+        from ptft_ray.planner.throughput import measure_rate
+
+        rate = measure_rate(resolve_sources([ckpt], load_config(None))[0])
+    outp = Path(a.out or f"benchmarks/results/calibration{suffix}.json")
     done = json.loads(outp.read_text())["cells"] if outp.is_file() else {}
     for cell in a.cells.split(","):
         t0 = time.time()
-        done[cell] = run_cell(cell, ckpt, Path(a.root), kinds=("exhaustive",) if a.no_scratch else
-                              ("exhaustive", "scratch"))
+        done[cell] = run_cell(cell, ckpt, root, kinds=("exhaustive",) if a.no_scratch else
+                              ("exhaustive", "scratch"), lr_ranges=ranges)
         ex, sc = done[cell]["exhaustive"], done[cell].get("scratch")
         print(f"[calibrate] {cell}: best {ex['best_config']['strategy']} lr {ex['best_config']['lr']:.2e} "
               f"val {ex['best_val']:.4f} test {ex['test_accuracy']:.4f}"
@@ -123,8 +149,9 @@ def main() -> None:
         import ray
         result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.node()}",
                   "versions": {"ray": ray.__version__, "torch": __import__("torch").__version__},
-                  "command": "python benchmarks/calibrate.py", "pretrained": ckpt,
-                  "lr_ranges": LR_RANGES, "cells": done}
+                  "command": "python benchmarks/calibrate.py" + (f" --family {a.family}" if suffix else ""),
+                  "pretrained": ckpt, "family": a.family, "rate_tokens_per_s": rate,
+                  "lr_ranges": ranges, "cells": done}
         outp.parent.mkdir(parents=True, exist_ok=True)
         outp.write_text(json.dumps(result, indent=1))
 

@@ -4,6 +4,12 @@
 writes ptft_ray/planner/calibrated.json (read by ptft_ray/planner/rules.py) and
 benchmarks/results/calibration.md (the table, per cell: every strategy's best val accuracy).
 
+    .venv/bin/python benchmarks/derive_rules.py --family hf_encoder
+reads benchmarks/results/calibration_hf_encoder.json and writes the same rules under
+calibrated.json's families.hf_encoder (the rest of the file is kept), with the table in
+benchmarks/results/calibration_hf_encoder.md. Its throughput is the one the planner measures
+live for a model without pretraining history (planner/throughput.py), recorded at calibration.
+
 Rules, per calibrated data size (pooling both tasks):
 - per task type (binary / multi-class) and pooled:
 - ranking: strategies by their mean gap to the cell's best validation accuracy;
@@ -61,7 +67,7 @@ def fit_cost(cells: dict, rate: float) -> dict:
     for c in cells.values():
         sh, n_val = c["shape"], min(c["scan"]["examples"]["val"], c["shape"]["finetune.max_val_examples"])
         ml, bs = sh["finetune.max_len"], sh["sweep.batch_sizes"][0]
-        for t in c["exhaustive"]["trials"] + c["scratch"]["trials"]:
+        for t in c["exhaustive"]["trials"] + c.get("scratch", {}).get("trials", []):
             if t["stop_reason"] != "completed":
                 continue
             evals = math.ceil(sh["sweep.epochs"][0] * sh["finetune.evals_per_epoch"]) + 1
@@ -150,9 +156,16 @@ def rules_for(cs: list[dict], grid_ranges: dict) -> dict:
 
 
 def main() -> None:
-    cal = json.loads(Path("benchmarks/results/calibration.json").read_text())
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--family", default="gpt")
+    family = ap.parse_args().family
+    suffix = "" if family == "gpt" else f"_{family}"
+    src = f"benchmarks/results/calibration{suffix}.json"
+    cal = json.loads(Path(src).read_text())
     cells = cal["cells"]
-    rate = rate_of(cal["pretrained"])
+    rate = rate_of(cal["pretrained"]) if family == "gpt" else cal["rate_tokens_per_s"]
     buckets: dict[str, dict] = {}
     by_size = defaultdict(list)
     for c in cells.values():
@@ -166,20 +179,30 @@ def main() -> None:
             md.append(f"| {c['cell']} | {c['n_train']} | " + " | ".join(
                 f"{best[s][0]:.3f} @ {best[s][1]:.0e}" if s in best else "-" for s in
                 ["full", "linear_probe", "lora", "partial", "discriminative_lr", "gradual_unfreeze"])
-                + f" | {c['exhaustive']['test_accuracy']:.3f} | {c['scratch']['test_accuracy']:.3f} |")
+                + f" | {c['exhaustive']['test_accuracy']:.3f} | "
+                + (f"{c['scratch']['test_accuracy']:.3f} |" if "scratch" in c else "- |"))
         types = {}
         for ttype in sorted({c["scan"]["task_type"] for c in cs}):
             types[ttype] = rules_for([c for c in cs if c["scan"]["task_type"] == ttype], cal["lr_ranges"])
         pooled = rules_for(cs, cal["lr_ranges"])
         buckets[size] = {**pooled, "by_task_type": types, "tasks": sorted({c["task"] for c in cs})}
-    out = {"source": "benchmarks/results/calibration.json", "date": cal["date"],
-           "command": "python benchmarks/calibrate.py && python benchmarks/derive_rules.py",
+    flag = f" --family {family}" if suffix else ""
+    out = {"source": src, "date": cal["date"], "pretrained": cal["pretrained"],
+           "command": f"python benchmarks/calibrate.py{flag} && python benchmarks/derive_rules.py{flag}",
            "reference_rate": rate, "buckets": buckets, "cost_model": fit_cost(cells, rate),
            "asha": asha_rule(cells)}
-    Path("ptft_ray/planner/calibrated.json").write_text(json.dumps(out, indent=1) + "\n")
-    Path("benchmarks/results/calibration.md").write_text(
+    target = Path("ptft_ray/planner/calibrated.json")
+    if family != "gpt":  # kept beside our GPT's rules
+        whole = json.loads(target.read_text())
+        whole.setdefault("families", {})[family] = out
+        out = whole
+    else:  # the other families' rules stay
+        out["families"] = json.loads(target.read_text()).get("families", {}) if target.is_file() else {}
+    target.write_text(json.dumps(out, indent=1) + "\n")
+    Path(f"benchmarks/results/calibration{suffix}.md").write_text(
         "# Calibration: best validation accuracy per strategy (at its best grid LR)\n\n"
-        f"{cal['date']}, `{out['command']}`; pretrained checkpoint {cal['pretrained']}\n\n"
+        f"{cal['date']}, `python benchmarks/calibrate.py{flag} && python benchmarks/derive_rules.py{flag}`; "
+        f"pretrained checkpoint {cal['pretrained']}\n\n"
         + "\n".join(md) + "\n\nDerived rules: ptft_ray/planner/calibrated.json\n")
     print(json.dumps(out, indent=1))
 

@@ -114,7 +114,7 @@ def hf_sweeps(ray_session, hf_dirs, bert_pretrained, cls_data, sweep_config, tmp
     for name, src in (("bert", bert_pretrained["checkpoint"]), ("gpt2", hf_dirs["gpt2"])):
         cfg = load_config(sweep_config, [
             f"finetune.data={cls_data}", "sweep.grid_points=1", "sweep.num_samples=1", "sweep.scheduler=none",
-            "sweep.lr_min=3e-3", "sweep.lr_max=3e-3", "finetune.epochs=1", "sweep.epochs=[1]",
+            "sweep.lr_min=3e-3", "sweep.lr_max=3e-3", "finetune.epochs=2", "sweep.epochs=[2]",
             "finetune.max_examples=256", "finetune.max_len=32"])
         d = tmp_path_factory.mktemp("hfsweep") / name
         out[name] = (sweep(cfg, [src], str(d)), d)
@@ -131,7 +131,7 @@ def test_every_strategy_trains_on_hf_encoder_and_decoder(hf_sweeps, name):
         ["full", "linear_probe", "partial", "lora", "discriminative_lr", "gradual_unfreeze"])
     assert all(r["stop_reason"] == "completed" and r["best_checkpoint"] for r in rows), rows
     assert result["trials_failed"] == 0
-    assert result["test_accuracy"] > 0.6  # the cue words are learnable in one epoch
+    assert result["test_accuracy"] > 0.6  # the cue words are learnable in two epochs
 
 
 @pytest.mark.parametrize("name", ["bert", "gpt2"])

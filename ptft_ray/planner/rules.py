@@ -16,6 +16,29 @@ from ..finetune.select import rescore_size
 from . import sizing
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
+# what each family's calibration was measured on (a plan names the one it used)
+FAMILY_NAMES = {"gpt": "our GPT (gpt_small pretrained on news)", "hf_encoder": "a pretrained Hugging Face encoder (MiniLM-L6)"}
+
+
+def calibration(family: str) -> dict:
+    """The calibrated rules of a model family: the top level of calibrated.json is our own GPT;
+    other families (benchmarks/derive_rules.py --family F) sit under 'families'."""
+    return CALIBRATED if family == "gpt" else CALIBRATED["families"][family]
+
+
+def family_of(sources: list[dict]) -> tuple[str, str]:
+    """-> (calibrated family to use, why). Hugging Face decoders have no calibration of their
+    own: a pretrained Transformer fine-tunes in the encoder's LR range, so theirs is nearest."""
+    kinds = {s.get("family", "gpt") for s in sources}
+    fams = CALIBRATED.get("families", {})
+    if kinds == {"gpt"} or not fams:
+        return "gpt", f"calibration: {FAMILY_NAMES['gpt']} (the checkpoints are ours)" if kinds == {"gpt"} else \
+            "calibration: only our GPT is calibrated; the checkpoints are not of that family"
+    if kinds <= set(fams):
+        (k,) = kinds if len(kinds) == 1 else ("hf_encoder",)
+        return k, f"calibration: {FAMILY_NAMES.get(k, k)}, the family of the given checkpoints"
+    return "hf_encoder", (f"calibration: {FAMILY_NAMES['hf_encoder']}: the nearest calibrated family to "
+                          f"{', '.join(sorted(kinds))} (no calibration of their own)")
 # reserved from the budget for the sweep's own start (Ray, data encoding), the export and the
 # test evaluation; tests/test_planner.py measures a 60 s budget ending within 60 + 20 s
 STARTUP_S = 15.0
@@ -27,9 +50,9 @@ RESCORE_SHARE, RESCORE_TOP_K = 0.15, 3
 PER_STRATEGY = 8
 
 
-def bucket(n_train: int) -> str:
+def bucket(n_train: int, cal: dict = CALIBRATED) -> str:
     """The calibrated data size nearest in log scale (100, 1000, 10000)."""
-    sizes = sorted(int(s) for s in CALIBRATED["buckets"])
+    sizes = sorted(int(s) for s in cal["buckets"])
     return str(min(sizes, key=lambda s: abs(math.log(s) - math.log(max(n_train, 1)))))
 
 
@@ -49,11 +72,11 @@ def asha_fraction(n: int, grace: int, max_t: int, eta: int) -> float:
     return min(1.0, work / (n * max_t))
 
 
-def trial_seconds(strategy: str, shape: dict, n_train: int, n_val: int, rate: float) -> float:
+def trial_seconds(strategy: str, shape: dict, n_train: int, n_val: int, rate: float,
+                  cm: dict = CALIBRATED["cost_model"]) -> float:
     """One trial, fitted on the calibration trials (cost_model in calibrated.json):
     t = a + b_strategy * train_tokens / rate + c * eval_tokens / rate, where rate is the
-    checkpoint's measured pretraining tokens/s per worker (its own hardware)."""
-    cm = CALIBRATED["cost_model"]
+    checkpoint's measured tokens/s per worker (its own hardware)."""
     bs, ep, ml = shape["sweep.batch_sizes"][0], shape["sweep.epochs"][0], shape["finetune.max_len"]
     steps = math.ceil(ep * (n_train // bs))
     train_tokens = steps * bs * ml
@@ -84,17 +107,23 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     n_train, n_val = scan["examples"]["train"], scan["examples"]["val"]
     model_max = min(s["max_seq_len"] for s in sources)
     reasons: list[str] = []
-    b = bucket(n_train)
+    family, why_family = family_of(sources)
+    fam = calibration(family)
+    b = bucket(n_train, fam)
+    reasons.append(why_family + f"; data size bucket {b} (calibrated: {', '.join(sorted(fam['buckets'], key=int))})")
     # the calibration of the same task type (binary / multi-class) at this size, else pooled
     ttype = scan.get("task_type")
-    cal = CALIBRATED["buckets"][b].get("by_task_type", {}).get(ttype) or CALIBRATED["buckets"][b]
-    which = f"{ttype} tasks" if cal is not CALIBRATED["buckets"][b] else "all calibrated tasks"
+    cal = fam["buckets"][b].get("by_task_type", {}).get(ttype) or fam["buckets"][b]
+    which = f"{ttype} tasks" if cal is not fam["buckets"][b] else "all calibrated tasks"
     resources, conc, workers, why = choose_resources(res)
     reasons += why
-    rate = min(s["tokens_per_s_per_worker"] or CALIBRATED["reference_rate"] for s in sources)
+    rate = min(s["tokens_per_s_per_worker"] or fam["reference_rate"] for s in sources)
     if any(not s["tokens_per_s_per_worker"] for s in sources):
         reasons.append(f"cost: a checkpoint has no measured throughput; using the calibration "
-                       f"machine's {CALIBRATED['reference_rate']:.0f} tokens/s per worker")
+                       f"machine's {fam['reference_rate']:.0f} tokens/s per worker")
+    for s in sources:
+        if s.get("rate_how"):
+            reasons.append(f"cost: {s['key']}: {s['tokens_per_s_per_worker']:.0f} tokens/s per worker, {s['rate_how']}")
 
     # budget level: the long shape (3x the optimizer steps) if the budget runs every ranked
     # strategy twice at it, else the short one
@@ -104,7 +133,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     p95 = scan["length"]["p95"]
     shapes = {lv: sizing.shape_overrides(n_train, p95, model_max, lv) for lv in ("short", "long")}
     n_val_eval = min(n_val, shapes["short"]["finetune.max_val_examples"])
-    cost = {lv: {s: trial_seconds(s, shapes[lv], n_train, n_val_eval, rate) for s in ranked}
+    cost = {lv: {s: trial_seconds(s, shapes[lv], n_train, n_val_eval, rate, fam["cost_model"]) for s in ranked}
             for lv in shapes}
     level = "long" if ("long" in cal.get("levels", ["short"]) and
                        sum(cost["long"][s] for s in ranked[:3]) * 2 / conc <= budget_s * 0.6) else "short"
@@ -122,14 +151,14 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                    f"{', '.join(keep)} came within 1 point of the best there")
     max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
     cheapest = min(cost[level][s] for s in keep)
-    rescore_n, rescore_s = choose_rescore(scan, shape, budget_s, rate, reasons)
+    rescore_n, rescore_s = choose_rescore(scan, shape, budget_s, rate, reasons, fam["cost_model"])
     if budget_s < cheapest + STARTUP_S:
         raise PtftError(f"budget {budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
                         f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
                         f"{math.ceil(cheapest + STARTUP_S)} s or lower finetune.max_examples")
     # ASHA's grace and reduction factor: the cheapest setting that, replayed on the calibration's
     # completed trials, lost <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
-    asha = CALIBRATED["asha"]
+    asha = fam["asha"]
     grace, eta = max(1, round(asha["grace_fraction"] * max_t)), asha["reduction_factor"]
 
     def fit(strategies: list[str]) -> tuple[int, int, float]:
@@ -192,6 +221,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         "resources_per_trial": resources, "workers_per_trial": workers, "scheduler": scheduler,
         "epochs": shape["sweep.epochs"][0], "batch_size": shape["sweep.batch_sizes"][0],
         "max_len": shape["finetune.max_len"], "level": level, "calibration_bucket": b,
+        "calibration": family,
         "estimated_cost_s": round(est, 1),
         "rescore": {"top_k": RESCORE_TOP_K if rescore_n else 1, "val_examples": rescore_n,
                     "estimated_s": round(rescore_s, 1)},
@@ -206,14 +236,15 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     }
 
 
-def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reasons: list[str]) -> tuple[int, float]:
+def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reasons: list[str],
+                   cm: dict = CALIBRATED["cost_model"]) -> tuple[int, float]:
     """-> (validation examples to re-score the top trials on, 0 = off; its estimated seconds).
     As many as RESCORE_SHARE of the budget evaluates RESCORE_TOP_K times (the calibrated
     evaluation cost per token), up to the whole validation split; off where that is not more
     than the sweep's own evaluations use."""
     n_sweep = min(scan["examples"]["val"], shape["finetune.max_val_examples"] or scan["examples"]["val"])
     n_split = scan.get("val_split", scan["examples"]["val"])
-    per_example = CALIBRATED["cost_model"]["eval"] * shape["finetune.max_len"] / rate
+    per_example = cm["eval"] * shape["finetune.max_len"] / rate
     # the sweep's own rule (finetune/select.py): the split capped at what the share pays for,
     # 0 where that is no more than the sweep evaluates on
     n = rescore_size(n_sweep, n_split, max(1, int(RESCORE_SHARE * budget_s / (RESCORE_TOP_K * per_example))))
