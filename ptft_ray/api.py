@@ -25,10 +25,9 @@ def load_pretrained(path: str):
 
 
 def load_finetuned(path: str):
-    """-> (Classifier in eval mode, tokenizer, Config, meta) from an exported fine-tuned model.
+    """-> (classifier in eval mode, tokenizer, Config, meta) from an exported fine-tuned model.
 
     meta["task_info"]["labels"] maps output index -> label."""
-    from .finetune.export import classifier_from_checkpoint
+    from .finetune.export import load_finetuned as load
 
-    model, meta = classifier_from_checkpoint(path)
-    return model, toks.load(path), Config.from_dict(meta["config"], source=f"{path}/meta.json"), meta
+    return load(path)

@@ -80,7 +80,7 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
     try:
         val = split("val").limit(dc.max_val_blocks).materialize()
     except Exception as e:  # noqa: BLE001 - a read / decode failure inside Ray Data
-        from ..train.errors import error_line, find_user_error
+        from ..errors import error_line, find_user_error
 
         user = find_user_error(e)
         if user:

@@ -5,10 +5,9 @@ import dataclasses
 
 import torch
 
-from ..api import load_finetuned
 from ..data.tasks import load_task
-from ..train.tasks import classification_metrics
-from .export import logits_of_texts
+from .task import classification_metrics
+from .export import load_finetuned, logits_of_texts
 
 
 def _probs(logits: torch.Tensor) -> torch.Tensor:

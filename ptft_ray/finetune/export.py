@@ -19,7 +19,7 @@ from ..data.tasks import encode
 from ..errors import PtftError
 from ..models import build_classifier
 from ..train import checkpoint as ckpt
-from ..train.tasks import trim
+from .task import trim
 from .lora import apply_lora, merge_lora
 
 
@@ -62,6 +62,14 @@ def export(checkpoint_dir: str, out: str | Path, extra_meta: dict | None = None,
     os.rename(new, out)
     shutil.rmtree(old)
     return out
+
+
+def load_finetuned(path: str):
+    """-> (classifier in eval mode, tokenizer, Config, meta) from an export or a trial's checkpoint."""
+    from .. import tokenizer as toks
+
+    model, meta = classifier_from_checkpoint(path)
+    return model, toks.load(path), Config.from_dict(meta["config"], source=f"{path}/meta.json"), meta
 
 
 def _tokenizer_json(d: str) -> str:

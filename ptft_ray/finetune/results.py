@@ -5,7 +5,7 @@ import csv
 import math
 from pathlib import Path
 
-from ..train.errors import error_line
+from ..errors import error_line
 from .space import trial_lr
 
 COLUMNS = ["trial_id", "checkpoint", "strategy", "lr", "weight_decay", "batch_size", "epochs",

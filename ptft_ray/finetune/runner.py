@@ -16,6 +16,7 @@ from ..config import Config
 from ..data.tasks import TaskData, to_ray
 from ..errors import PtftError
 from ..train import checkpoint as ckpt
+from .task import ClsTask
 
 
 @dataclass
@@ -153,7 +154,7 @@ def loop_config(cfg: Config, source: Source, task: TaskData, world: int = 1) -> 
         raise PtftError(f"{task.path}: {len(task.splits['train'])} training examples are fewer than "
                         f"one step's batch ({per_step}); lower train.batch_size")
     return {
-        "config": resolved.to_dict(), "task": "cls", "tokenizer": source.tokenizer_json,
+        "config": resolved.to_dict(), "task": "cls", "task_factory": ClsTask, "tokenizer": source.tokenizer_json,
         "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
         "init_from": source.path,
         "task_info": {"labels": task.label_names, "task_type": task.task_type,

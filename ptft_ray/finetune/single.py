@@ -10,7 +10,7 @@ from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
 from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
-from ..train.errors import raise_user_error
+from ..errors import raise_user_error
 from ..train.loop import train_loop_per_worker
 from .evaluate import evaluate_export
 from .export import export

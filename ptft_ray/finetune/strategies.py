@@ -8,7 +8,6 @@ unfreezing) the step from which each frozen group starts to train.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
 
 from torch import nn
@@ -16,13 +15,8 @@ from torch import nn
 from ..config import STRATEGIES as NAMES
 from ..config import FinetuneConfig
 from ..errors import PtftError
+from ..train.plan import Plan
 from .lora import apply_lora
-
-
-@dataclass
-class Plan:
-    groups: list[tuple[list[nn.Parameter], float]]           # (params, lr)
-    frozen_until: list[tuple[int, list[nn.Parameter]]] = field(default_factory=list)
 
 
 STRATEGIES: dict[str, Callable] = {}

@@ -47,7 +47,7 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from ..train.errors import raise_user_error
+    from ..errors import raise_user_error
 
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config=lc,

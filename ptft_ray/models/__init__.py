@@ -74,10 +74,10 @@ def build_classifier(m: ModelConfig, labels: list[str], vocab_size: int, pad_id:
 
         return HFClassifier.build(init_from or m.hf, labels, pad_id, dropout, pretrained=bool(init_from))
     if init_from:
-        from ..train import checkpoint as ckpt
+        from .weights import load_weights
 
         lm = build_lm(m, vocab_size)
-        ckpt.load_weights(lm, init_from)
+        load_weights(lm, init_from)
         backbone = lm.backbone
     else:
         backbone = build_backbone(m, vocab_size)

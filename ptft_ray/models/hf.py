@@ -109,8 +109,22 @@ class HFLM(_HFModule):
             raise PtftError(f"model.hf={path}: cannot load it as a {kind} "
                             f"({str(e).splitlines()[0][:200]})") from None
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.hf(input_ids=ids, attention_mask=mask).logits
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None,
+                select: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, T, V]; with `select` (a [B, T] bool mask) only at the selected positions,
+        [n, V]. A masked LM scores ~15 % of positions: projecting only those onto a 30k
+        vocabulary saves ~85 % of the head (which costs about what MiniLM's six layers do)."""
+        head = self._lm_head()
+        if select is None or head is None:
+            logits = self.hf(input_ids=ids, attention_mask=mask).logits
+            return logits if select is None else logits[select]
+        hidden = self.hf.base_model(input_ids=ids, attention_mask=mask)[0]
+        return head(hidden[select])
+
+    def _lm_head(self):
+        """The one module after the backbone (BERT's `cls`, RoBERTa's `lm_head`), else None."""
+        rest = [m for n, m in self.hf.named_children() if n != self.hf.base_model_prefix]
+        return rest[0] if len(rest) == 1 else None
 
 
 class HFClassifier(_HFModule):

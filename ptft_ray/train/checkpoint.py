@@ -21,13 +21,12 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from ..errors import PtftError
+from ..models.weights import WEIGHTS, load_weights, save_weights  # noqa: F401 - re-exported
 
-WEIGHTS, STATE, META, TOKENIZER = "model.safetensors", "train_state.pt", "meta.json", "tokenizer.json"
+STATE, META, TOKENIZER = "train_state.pt", "meta.json", "tokenizer.json"
 
 
 def write_json(path: str | Path, obj) -> None:
@@ -60,10 +59,7 @@ def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
     from .. import tokenizer as toks
 
     d = Path(d)
-    if hasattr(model, "save_dir"):  # Hugging Face: save_pretrained
-        model.save_dir(d)
-    else:
-        save_model(model, str(d / WEIGHTS))  # handles tied (shared) tensors
+    save_weights(model, d)
     if optimizer is not None:
         torch.save({"optimizer": optimizer.state_dict()}, d / STATE)
     (d / META).write_text(json.dumps(meta, indent=1))
@@ -81,25 +77,6 @@ def read_meta(d: str | Path) -> dict:
         return json.loads(p.read_text())
     except json.JSONDecodeError as e:
         raise PtftError(f"{p}: corrupt checkpoint metadata ({e})") from None
-
-
-def load_weights(model: nn.Module, d: str | Path, strict: bool = True) -> None:
-    """Load safetensors weights; a shape or key mismatch names what differs."""
-    if hasattr(model, "load_dir"):  # Hugging Face: in place, tied weights re-tied
-        model.load_dir(d)
-        return
-    f = Path(d) / WEIGHTS
-    try:
-        missing, unexpected = load_model(model, str(f), strict=False)
-    except SafetensorError as e:
-        raise PtftError(f"{f}: corrupt or truncated weights file ({e})") from None
-    except RuntimeError as e:  # size mismatch
-        msg = str(e).replace("\n", " ")
-        raise PtftError(f"{f}: weights do not fit this model (other architecture or "
-                        f"vocabulary?): {msg[:300]}") from None
-    if strict and (missing or unexpected):
-        raise PtftError(f"{f}: weights do not fit this model: missing {sorted(missing)[:5]}, "
-                        f"unexpected {sorted(unexpected)[:5]}")
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, d: str | Path) -> None:

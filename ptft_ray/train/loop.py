@@ -22,7 +22,7 @@ import torch
 
 from ..config import Config
 from ..errors import DivergenceError, PtftError
-from ..finetune.strategies import STRATEGIES, Plan
+from .plan import Plan
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
 from .tasks import build_task
@@ -121,10 +121,7 @@ def run(lc: dict, ctx) -> dict:
     raw = task.model
     max_steps = lc.get("max_steps") or sc.max_steps
     eval_every = lc.get("eval_every", tc.eval_every)
-    if task.name == "cls":
-        plan = STRATEGIES[cfg.finetune.strategy](raw, cfg.finetune, cfg.optim.lr, lc["steps_per_epoch"])
-    else:
-        plan = Plan([(list(raw.parameters()), cfg.optim.lr)])
+    plan = task.plan(cfg, lc)  # which parameters train, at which LR
 
     state = {"step": 0, "tokens": 0, "epoch": 0, "batch_in_epoch": 0}
     history: list[dict] = []

@@ -26,7 +26,7 @@ from ..data.corpus import build_datasets, check_corpus, unigram_perplexity
 from ..errors import PtftError
 from ..mlflow_log import log_pretrain
 from . import checkpoint as ckpt
-from .errors import raise_user_error
+from ..errors import raise_user_error
 from .loop import train_loop_per_worker
 
 # keys whose change makes an existing run's checkpoints unusable

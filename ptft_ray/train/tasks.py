@@ -1,14 +1,15 @@
-"""What differs between pretraining and fine-tuning: the model, the loss and the metrics.
+"""The pretraining tasks: what the loop trains on, with its loss and metrics.
 
     LMTask    causal LM: our GPT / LSTM, or a Hugging Face decoder (packed blocks)
     MLMTask   masked LM: a Hugging Face encoder (packed blocks, 15 % of tokens masked)
-    ClsTask   classification: any backbone, each batch padded to its longest example
 
-The loop (loop.py) is the same for all. A task gives it:
+Fine-tuning's classification task lives with fine-tuning (finetune/task.py) and reaches the
+loop as `lc["task_factory"]`, so this package never imports that one. A task gives the loop:
     model                       an nn.Module (not yet wrapped for DDP)
     loss(model, batch)          -> (sum of per-item losses, number of items)
     eval_stats(model, batch)    -> a 1-D float tensor that is summed over batches and workers
     metrics(stats)              -> {"val_...": ...} from the summed stats
+    plan(cfg, lc)               -> the optimizer's parameter groups (Plan)
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import PtftError
-from ..models import build_classifier, build_lm
+from ..models import build_lm
+from .plan import Plan
 
 IGNORE = -100
 
@@ -45,6 +47,9 @@ class LMTask:
     def eval_stats(self, model, batch) -> torch.Tensor:
         loss, n = self.loss(model, batch)
         return torch.stack([loss.detach().float(), n.float()])
+
+    def plan(self, cfg: Config, lc: dict) -> Plan:
+        return Plan([(list(self.model.parameters()), cfg.optim.lr)])
 
     def metrics(self, s: torch.Tensor) -> dict:
         val_loss = (s[0] / s[1].clamp_min(1)).item()
@@ -88,10 +93,10 @@ class MLMTask(LMTask):
             inp, labels = x, batch["mlm_labels"].long()
         else:
             inp, labels = self.mask(x, gen or self.gen)
-        logits = model(inp, x != self.pad_id)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE,
-                               reduction="sum")
-        return loss, (labels != IGNORE).sum()
+        chosen = labels != IGNORE
+        logits = model(inp, x != self.pad_id, chosen)  # [n chosen, V]: the head only where it is scored
+        loss = F.cross_entropy(logits.float(), labels[chosen], reduction="sum")
+        return loss, chosen.sum()
 
     def seen(self, batch) -> torch.Tensor:
         """Throughput counts every input token, not only the ~15 % the loss is on."""
@@ -103,73 +108,11 @@ class MLMTask(LMTask):
         return torch.stack([loss.detach().float(), n.float()])
 
 
-class ClsTask:
-    """Our own models: binary is one logit with BCE-with-logits (the seed design), more
-    classes cross-entropy. Hugging Face models: always one logit per class (cross-entropy),
-    as their sequence-classification head and `pipeline` expect."""
-
-    name = "cls"
-    unit = "examples"
-
-    def __init__(self, cfg: Config, info: dict, init_from: str | None):
-        self.labels = info["labels"]
-        self.n = len(self.labels)
-        self.binary = self.n == 2 and not cfg.model.hf
-        self.pad_id = info["pad_id"]
-        # cfg.model is the source's own model section (finetune/runner.py)
-        self.model = build_classifier(cfg.model, self.labels, info["vocab_size"], self.pad_id,
-                                      cfg.finetune.head_dropout, init_from)
-
-    def _forward(self, model, batch):
-        ids, mask = trim(batch["input_ids"].long(), batch["length"])
-        logits = model(ids, mask)
-        y = batch["label"].long()
-        if self.binary:
-            loss = F.binary_cross_entropy_with_logits(logits.float(), y.float(), reduction="sum")
-            pred = (logits > 0).long()
-        else:
-            loss = F.cross_entropy(logits.float(), y, reduction="sum")
-            pred = logits.argmax(-1)
-        return loss, y, pred
-
-    def loss(self, model, batch):
-        loss, y, _ = self._forward(model, batch)
-        return loss, torch.tensor(y.numel(), device=y.device)
-
-    def eval_stats(self, model, batch) -> torch.Tensor:
-        loss, y, pred = self._forward(model, batch)
-        conf = torch.bincount(y * self.n + pred, minlength=self.n * self.n).float()
-        return torch.cat([torch.stack([loss.detach().float(), torch.tensor(float(y.numel()), device=y.device)]), conf])
-
-    def metrics(self, s: torch.Tensor) -> dict:
-        conf = s[2:].view(self.n, self.n)               # rows: true label, cols: predicted
-        return {"val_loss": (s[0] / s[1].clamp_min(1)).item(), **classification_metrics(conf)}
-
-
-def classification_metrics(conf: torch.Tensor, prefix: str = "val_") -> dict:
-    tp = conf.diag()
-    fp, fn = conf.sum(0) - tp, conf.sum(1) - tp
-    f1 = torch.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1e-9), torch.zeros_like(tp))
-    return {f"{prefix}accuracy": (tp.sum() / conf.sum().clamp_min(1)).item(),
-            f"{prefix}macro_f1": f1.mean().item()}
-
-
-def trim(ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dynamic padding: rows are stored right-padded to max_len; cut the batch to its longest
-    example and mark the real tokens. (RT snippets average ~28 tokens: a max_len of 64 would
-    compute over twice the tokens.)"""
-    lengths = lengths.to(ids.device).long()
-    longest = int(lengths.max().clamp_min(1))
-    ids = ids[:, :longest]
-    mask = torch.arange(longest, device=ids.device)[None, :] < lengths[:, None]
-    return ids, mask
-
-
 def build_task(cfg: Config, lc: dict):
+    if lc.get("task_factory"):  # fine-tuning's classification task (finetune/task.py)
+        return lc["task_factory"](cfg, lc)
     if lc["task"] == "lm" and lc.get("objective") == "mlm":
         return MLMTask(cfg, lc["vocab_size"], lc["pad_id"], lc["mask_id"], lc["special_ids"])
     if lc["task"] == "lm":
         return LMTask(cfg, lc["vocab_size"], lc["pad_id"])
-    if lc["task"] == "cls":
-        return ClsTask(cfg, lc["task_info"], lc.get("init_from"))
     raise PtftError(f"unknown task {lc['task']!r}")

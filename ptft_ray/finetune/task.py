@@ -1,0 +1,80 @@
+"""The classification task the loop fine-tunes on: any backbone (ours or Hugging Face),
+each batch padded to its longest example, the strategy choosing what trains.
+
+It reaches the loop (train/loop.py) as `lc["task_factory"]` (finetune/runner.py)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import Config
+from ..models import build_classifier
+from ..train.plan import Plan
+from .strategies import STRATEGIES
+
+
+class ClsTask:
+    """Our own models: binary is one logit with BCE-with-logits (the seed design), more
+    classes cross-entropy. Hugging Face models: always one logit per class (cross-entropy),
+    as their sequence-classification head and `pipeline` expect."""
+
+    name = "cls"
+    unit = "examples"
+
+    def __init__(self, cfg: Config, lc: dict):
+        info, init_from = lc["task_info"], lc.get("init_from")
+        self.labels = info["labels"]
+        self.n = len(self.labels)
+        self.binary = self.n == 2 and not cfg.model.hf
+        self.pad_id = info["pad_id"]
+        # cfg.model is the source's own model section (finetune/runner.py)
+        self.model = build_classifier(cfg.model, self.labels, info["vocab_size"], self.pad_id,
+                                      cfg.finetune.head_dropout, init_from)
+
+    def _forward(self, model, batch):
+        ids, mask = trim(batch["input_ids"].long(), batch["length"])
+        logits = model(ids, mask)
+        y = batch["label"].long()
+        if self.binary:
+            loss = F.binary_cross_entropy_with_logits(logits.float(), y.float(), reduction="sum")
+            pred = (logits > 0).long()
+        else:
+            loss = F.cross_entropy(logits.float(), y, reduction="sum")
+            pred = logits.argmax(-1)
+        return loss, y, pred
+
+    def loss(self, model, batch):
+        loss, y, _ = self._forward(model, batch)
+        return loss, torch.tensor(y.numel(), device=y.device)
+
+    def eval_stats(self, model, batch) -> torch.Tensor:
+        loss, y, pred = self._forward(model, batch)
+        conf = torch.bincount(y * self.n + pred, minlength=self.n * self.n).float()
+        return torch.cat([torch.stack([loss.detach().float(), torch.tensor(float(y.numel()), device=y.device)]), conf])
+
+    def metrics(self, s: torch.Tensor) -> dict:
+        conf = s[2:].view(self.n, self.n)               # rows: true label, cols: predicted
+        return {"val_loss": (s[0] / s[1].clamp_min(1)).item(), **classification_metrics(conf)}
+
+    def plan(self, cfg: Config, lc: dict) -> Plan:
+        """The strategy sets requires_grad and returns the parameter groups and their LRs."""
+        return STRATEGIES[cfg.finetune.strategy](self.model, cfg.finetune, cfg.optim.lr, lc["steps_per_epoch"])
+
+
+def classification_metrics(conf: torch.Tensor, prefix: str = "val_") -> dict:
+    tp = conf.diag()
+    fp, fn = conf.sum(0) - tp, conf.sum(1) - tp
+    f1 = torch.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1e-9), torch.zeros_like(tp))
+    return {f"{prefix}accuracy": (tp.sum() / conf.sum().clamp_min(1)).item(),
+            f"{prefix}macro_f1": f1.mean().item()}
+
+
+def trim(ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic padding: rows are stored right-padded to max_len; cut the batch to its longest
+    example and mark the real tokens. (RT snippets average ~28 tokens: a max_len of 64 would
+    compute over twice the tokens.)"""
+    lengths = lengths.to(ids.device).long()
+    longest = int(lengths.max().clamp_min(1))
+    ids = ids[:, :longest]
+    mask = torch.arange(longest, device=ids.device)[None, :] < lengths[:, None]
+    return ids, mask

@@ -1,0 +1,39 @@
+"""Model weights on disk: safetensors (no pickle on load). A Hugging Face model saves and
+loads through its own `save_pretrained` format (models/hf.py), in place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from ..errors import PtftError
+
+WEIGHTS = "model.safetensors"
+
+
+def save_weights(model: nn.Module, d: str | Path) -> None:
+    if hasattr(model, "save_dir"):  # Hugging Face: save_pretrained (config.json + model.safetensors)
+        model.save_dir(d)
+    else:
+        save_model(model, str(Path(d) / WEIGHTS))  # handles tied (shared) tensors
+
+
+def load_weights(model: nn.Module, d: str | Path, strict: bool = True) -> None:
+    """Load safetensors weights; a shape or key mismatch names what differs."""
+    if hasattr(model, "load_dir"):  # Hugging Face: in place, tied weights re-tied
+        model.load_dir(d)
+        return
+    f = Path(d) / WEIGHTS
+    try:
+        missing, unexpected = load_model(model, str(f), strict=False)
+    except SafetensorError as e:
+        raise PtftError(f"{f}: corrupt or truncated weights file ({e})") from None
+    except RuntimeError as e:  # size mismatch
+        msg = str(e).replace("\n", " ")
+        raise PtftError(f"{f}: weights do not fit this model (other architecture or "
+                        f"vocabulary?): {msg[:300]}") from None
+    if strict and (missing or unexpected):
+        raise PtftError(f"{f}: weights do not fit this model: missing {sorted(missing)[:5]}, "
+                        f"unexpected {sorted(unexpected)[:5]}")

@@ -1,0 +1,14 @@
+"""What the loop's optimizer trains: parameter groups with their own LR, and (gradual
+unfreezing) the step from which each frozen group starts to train. Pretraining trains every
+parameter at one LR; a fine-tuning strategy (finetune/strategies.py) builds its own."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+
+@dataclass
+class Plan:
+    groups: list[tuple[list[nn.Parameter], float]]           # (params, lr)
+    frozen_until: list[tuple[int, list[nn.Parameter]]] = field(default_factory=list)
