@@ -235,3 +235,17 @@ def test_no_secret_in_any_config():
     assert files
     for f in files:
         assert not pattern.search(open(f).read()), f
+
+
+def test_bad_hugging_face_models_are_refused_in_one_line(tmp_path, tiny_corpus, cls_data):
+    hf_debug = os.path.join(CONFIGS, "debug_hf.yaml")
+    assert_refused(cli("pretrain", "--config", hf_debug, "--set", f"data.path={tiny_corpus}",
+                       "--set", f"model.hf={tmp_path / 'missing'}", "--out", str(tmp_path / "r")), "model.hf")
+    bad = tmp_path / "bad_model"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "no_such_architecture"}')
+    assert_refused(cli("pretrain", "--config", hf_debug, "--set", f"data.path={tiny_corpus}",
+                       "--set", f"model.hf={bad}", "--out", str(tmp_path / "r")), "model.hf", str(bad))
+    assert not (tmp_path / "r").exists()   # refused before anything was written
+    assert_refused(cli("sweep", "--config", DEBUG_SWEEP, "--pretrained", str(bad), "--data", cls_data,
+                       "--out", str(tmp_path / "s")), str(bad))

@@ -57,3 +57,20 @@ def test_cli_bad_config_exits_2_with_one_line(debug_config):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "optim.lr" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("config, overrides, needle", [
+    ("debug.yaml", ["model.hf=some/dir"], "model.preset"),                 # a preset and an HF model
+    ("debug_hf.yaml", ["model.hf=x", "model.d_model=64"], "model.d_model"),  # would be ignored
+    ("debug_hf.yaml", ["model.hf=x", "model.dropout=0.2"], "model.dropout"),
+    ("debug_hf.yaml", ["model.hf=x", "data.tokenizer=byte"], "data.tokenizer"),
+    ("debug_hf.yaml", ["data.tokenizer=hf"], "data.tokenizer"),            # hf tokenizer, no model
+])
+def test_hf_model_keys_that_would_be_ignored_are_refused(config, overrides, needle):
+    with pytest.raises(PtftError, match=needle.replace(".", r"\.")):
+        load_config(f"jobs/configs/{config}", overrides)
+
+
+def test_hf_model_takes_its_own_tokenizer():
+    cfg = load_config("jobs/configs/debug_hf.yaml", ["model.hf=some/model"])
+    assert cfg.data.tokenizer == "hf" and Config.from_dict(cfg.to_dict()) == cfg
