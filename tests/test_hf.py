@@ -164,3 +164,52 @@ print(json.dumps({{"id2label": m.config.id2label, "out": out}}))
         assert max(probs, key=probs.get) == row["label"]
         for label, p in row["probabilities"].items():
             assert probs[label] == pytest.approx(p, abs=1e-5)
+
+
+def test_plan_for_an_uncalibrated_hf_model_measures_its_throughput_and_names_its_calibration(
+        ray_session, hf_dirs, cls_data):
+    """A Hugging Face directory carries no throughput: the planner times it on the live
+    cluster, uses the Hugging Face encoder calibration (GPT-2 has none of its own: the
+    nearest family) and says both in its reasons."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    for kind, expect in (("bert", "the family of the given checkpoints"), ("gpt2", "the nearest calibrated family")):
+        r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "plan", "--data", cls_data, "--pretrained",
+                            hf_dirs[kind], "--budget", "10m", "--json"], capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        p = json.loads(r.stdout)
+        assert p["calibration"] == "hf_encoder"
+        why = " ".join(p["reasons"])
+        assert expect in why and "measured on the live cluster" in why
+        assert p["cost_model"]["rate_tokens_per_s"] > 0
+        # the Hugging Face encoder's LR space, not our small GPT's (full reaches 3e-3 there)
+        assert all(hi <= 3e-2 for lo, hi in p["lr_ranges"].values())
+        if "full" in p["lr_ranges"]:
+            assert p["lr_ranges"]["full"][1] <= 1e-4
+
+
+def test_single_finetune_smoke_test_from_a_llama_directory(ray_session, hf_dirs, cls_data, tmp_path):
+    """`ptft-ray finetune --smoke-test --pretrained HF_DIR`: a decoder fine-tuned as it is on
+    Ray Train; the export evaluates through `ptft-ray evaluate` and loads in transformers."""
+    import os
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForSequenceClassification
+
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "finetune", "--smoke-test", "--pretrained",
+                        hf_dirs["llama"], "--data", cls_data, "--set", "optim.lr=3e-3", "--out", str(tmp_path / "ft")],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout[r.stdout.rindex("\n{") + 1:] if not r.stdout.startswith("{") else r.stdout)
+    assert out["lineage"]["hf"] and out["test_n"] == 90
+    ev = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "evaluate", "--model", out["export_path"], "--data",
+                         cls_data], capture_output=True, text=True, timeout=300, check=True)
+    assert json.loads(ev.stdout)["accuracy"] == pytest.approx(out["test_accuracy"])
+    m = AutoModelForSequenceClassification.from_pretrained(out["export_path"])
+    assert type(m).__name__ == "LlamaForSequenceClassification" and m.config.num_labels == 2

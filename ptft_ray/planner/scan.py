@@ -11,7 +11,9 @@ from ..data.tasks import TaskData
 
 def _lengths(batch: dict, tokenizer_json: str) -> dict:
     tok = toks.from_json(tokenizer_json)  # cached per worker process
-    return {"n": np.array([len(ids) for ids in tok.encode_batch(list(batch["text"]))], dtype=np.int32)}
+    # as the model will see them: a Hugging Face tokenizer adds its special tokens ([CLS] ... [SEP])
+    texts = list(batch["text"])
+    return {"n": np.array([len(ids) for ids in tok.encode_examples(texts, 10 ** 6)], dtype=np.int32)}
 
 
 def scan_task(task: TaskData, tokenizer_json: str) -> dict:
