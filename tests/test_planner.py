@@ -222,3 +222,19 @@ def test_bad_lr_ranges_fail_at_load(bad, msg):
 
     with pytest.raises(PtftError, match=msg):
         load_config(None, [bad])
+
+
+def test_each_model_family_gets_its_own_calibration():
+    from ptft_ray.planner.rules import calibration, family_of
+
+    assert family_of([{"family": "gpt"}])[0] == "gpt"
+    assert family_of([{"family": "hf_encoder"}])[0] == "hf_encoder"
+    fam, why = family_of([{"family": "hf_decoder"}])
+    assert fam == "hf_encoder" and "nearest calibrated family" in why
+    enc = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 700.0, "family": "hf_encoder"}]
+    p = choose(scan(1000), enc, 600, CPU2)
+    assert p["calibration"] == "hf_encoder"
+    assert p["calibration_bucket"] in calibration("hf_encoder")["buckets"]
+    assert any(r.startswith("calibration: a pretrained Hugging Face encoder") for r in p["reasons"])
+    # the encoder's LRs (1e-5..1e-4 for full), not our small GPT's (up to 3e-3)
+    assert p["lr_ranges"]["full"][1] <= 1e-4 < choose(scan(1000), CKPT, 600, CPU2)["lr_ranges"]["full"][1]
