@@ -15,6 +15,7 @@ from .. import tokenizer as toks
 from ..config import Config
 from ..data.tasks import TaskData, to_ray
 from ..errors import PtftError
+from ..models.hf import is_hf_dir
 from ..train import checkpoint as ckpt
 from .task import ClsTask
 
@@ -113,12 +114,6 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
             out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.to_dict()["model"],
                               None, {"path": None}))
     return out
-
-
-def is_hf_dir(p: str) -> bool:
-    from ..models.hf import is_hf_dir as _is
-
-    return _is(p)
 
 
 def hf_source(p: str) -> Source:
