@@ -65,3 +65,28 @@ def test_compiled_training_loss_matches_eager():
     assert n0 == n1 == 4 * 16 - 7
     assert abs(l0 - l1) < 1e-4 * abs(l0)
     assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-5) for a, b in zip(g0, g1))
+
+
+def test_our_gpt_converts_to_gpt2_with_the_same_logits(tmp_path):
+    """A GPT preset comes out in Hugging Face format: GPT2LMHeadModel gives our logits, and
+    the directory loads with AutoModelForCausalLM + AutoTokenizer alone."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.models.convert import save_hf
+
+    from conftest import synthetic_docs
+
+    tok = toks.build("bpe", synthetic_docs(200), 300)
+    mc = ModelConfig(d_model=32, n_layers=2, n_heads=4, max_seq_len=32)
+    torch.manual_seed(0)
+    lm = build_lm(mc, tok.vocab_size).eval()
+    save_hf(lm, tok, mc, tmp_path / "hf")
+    hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    hf_tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    text = "the cat sat on a mat while dogs ran"
+    ids = torch.tensor([tok.encode_batch([text])[0]])
+    assert hf_tok(text, add_special_tokens=False)["input_ids"] == ids[0].tolist()
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, lm(ids), rtol=1e-4, atol=1e-4)

@@ -117,3 +117,23 @@ def newer_on_disk(run_dir: str | Path, than_step: int) -> list[Path]:
         if step > than_step:
             found.append((step, p))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def load_pretrained(path: str):
+    """-> (language model in eval mode, tokenizer, Config) from a pretraining checkpoint dir."""
+    from .. import tokenizer as toks
+    from ..config import Config
+    from ..models import build_lm
+
+    meta = read_meta(path)
+    if meta.get("task") != "lm":
+        raise PtftError(f"{path} is a {meta.get('task')!r} checkpoint, not a pretrained language model")
+    cfg = Config.from_dict(meta["config"], source=f"{path}/meta.json")
+    if cfg.model.hf:  # the checkpoint is a Hugging Face directory itself
+        from ..models.hf import HFLM
+
+        model = HFLM.load(path)
+    else:
+        model = build_lm(cfg.model, meta["vocab_size"])
+        load_weights(model, path)
+    return model.eval(), toks.load(path), cfg

@@ -92,6 +92,20 @@ def check_hf(cfg: Config) -> tuple[Config, str]:
     return cfg, "mlm" if kind == "encoder" else "clm"
 
 
+def export_hf(checkpoint: str, dest: Path) -> str:
+    """Our GPT's final checkpoint as a GPT-2 directory (transformers loads it alone), replaced
+    whole: written beside, then renamed into place."""
+    from ..models.convert import save_hf
+
+    lm, tok, c = ckpt.load_pretrained(checkpoint)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_hf(lm, tok, c.model, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return str(dest)
+
+
 def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -> dict:
     out = Path(out_dir or cfg.run.out_dir)
     objective = "clm"
@@ -151,6 +165,8 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "objective": objective, **({"hf": cfg.model.hf} if cfg.model.hf else {}),
         "resumed": resuming,
     }
+    if summary["checkpoint"] and not cfg.model.hf and cfg.model.arch == "gpt" and cfg.data.tokenizer == "bpe":
+        summary["hf_model"] = export_hf(summary["checkpoint"], out / "hf_model")
     ckpt.write_json(out / "result.json", summary)
     # after result.json: a tracking server that refuses the run loses no training
     summary["mlflow_run_id"] = log_pretrain(cfg.run.mlflow_uri, cfg.run.name, cfg.to_dict(), history, summary)
