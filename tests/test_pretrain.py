@@ -121,3 +121,19 @@ def test_plain_text_corpus_streams(ray_session, tmp_path):
     n_tokens = sum(int((b["tokens"] != 257).sum()) for ds in (train, val)
                    for b in ds.iter_batches(batch_format="numpy"))
     assert fmt == "text" and n_tokens == sum(len(d.encode()) + 1 for d in docs)
+
+
+def test_bpe_gpt_run_also_comes_out_in_hugging_face_format(ray_session, tiny_corpus, debug_config, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cfg = _cfg(debug_config, tiny_corpus, "data.tokenizer=bpe", "data.vocab_size=300", "schedule.max_steps=10",
+               "train.eval_every=10", "checkpoint.every_steps=10")
+    out = pretrain(cfg, str(tmp_path / "run"))
+    assert out["hf_model"] == str(tmp_path / "run" / "hf_model")
+    ours, tok, _ = load_pretrained(out["checkpoint"])
+    hf = AutoModelForCausalLM.from_pretrained(out["hf_model"]).eval()
+    text = "the cat sat on a mat"
+    ids = torch.tensor([AutoTokenizer.from_pretrained(out["hf_model"])(text, add_special_tokens=False)["input_ids"]])
+    assert ids[0].tolist() == tok.encode_batch([text])[0]
+    with torch.no_grad():
+        torch.testing.assert_close(hf(ids).logits, ours(ids), rtol=1e-4, atol=1e-4)
