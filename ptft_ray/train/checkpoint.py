@@ -63,7 +63,10 @@ def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
     if optimizer is not None:
         torch.save({"optimizer": optimizer.state_dict()}, d / STATE)
     (d / META).write_text(json.dumps(meta, indent=1))
-    toks.save(toks.from_json(tokenizer_json), d)
+    if tokenizer_json.startswith('{"ptft_tokenizer": "hf"'):  # its own files (AutoTokenizer loads the dir)
+        toks.save(toks.from_json(tokenizer_json), d)
+    else:
+        (d / TOKENIZER).write_text(tokenizer_json)
 
 
 def read_meta(d: str | Path) -> dict:
