@@ -19,11 +19,12 @@ $(VENV)/.installed: pyproject.toml
 data: setup
 	$(BIN)/ptft-ray data prepare news rotten_tomatoes health_tweets minilm --out data
 
-# The main job: pretrain on real news text, then fine-tuning sweeps on Rotten Tomatoes
-# (planned within a budget, from the pretrained checkpoint and from random initialisation),
-# evaluation and the HTML report, all on local Ray.
+# The main job: task-adaptive continued pretraining of the offline MiniLM encoder on Rotten
+# Tomatoes' unlabeled training text (Ray Train DDP + Ray Data), a planned Ray Tune sweep from
+# the adapted model and the same sweep from MiniLM as it is, TF-IDF + LR and majority
+# baselines, McNemar tests, evaluation and the HTML report, all on local Ray.
 run: data
-	$(BIN)/python jobs/pipeline.py --config jobs/configs/pipeline_rt.yaml --out runs/main
+	$(BIN)/python jobs/pipeline.py --config jobs/configs/pipeline_minilm_rt.yaml --out runs/main
 
 test: setup browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -35,22 +35,14 @@ def unlabeled_corpus() -> str:
 
 
 def tfidf_lr() -> dict:
-    """TF-IDF (1-2 grams) + logistic regression on exactly the sweep's 1,000 training rows."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
-
+    """TF-IDF (1-2 grams) + logistic regression on exactly the sweep's 1,000 training rows
+    (the same fit every sweep's result.json carries as baseline.tfidf_lr)."""
     from ptft_ray.config import FinetuneConfig
     from ptft_ray.data.tasks import load_task
+    from ptft_ray.finetune.baseline import baselines
 
-    task = load_task(FinetuneConfig(data=DATA, max_examples=LABELS))
-    tr, te = task.splits["train"], task.splits["test"]
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
-    x = vec.fit_transform([task.texts[i] for i in tr])
-    clf = LogisticRegression(max_iter=2000, C=10.0).fit(x, task.labels[tr])
-    pred = clf.predict(vec.transform([task.texts[i] for i in te]))
-    return {"accuracy": accuracy_score(task.labels[te], pred), "macro_f1": f1_score(task.labels[te], pred, average="macro"),
-            "n_train": int(len(tr)), "n_test": int(len(te))}
+    b = baselines(load_task(FinetuneConfig(data=DATA, max_examples=LABELS)))
+    return {**b["tfidf_lr"], "n_train": b["n_train"], "n_test": b["n_test"]}
 
 
 def cli(*args: str, out: str) -> dict:

@@ -1,5 +1,5 @@
 """The README's main job (kept for `ray job submit -- python jobs/main.py`): the pipeline
-with jobs/configs/pipeline_rt.yaml (pretrain -> plan -> sweeps -> evaluate -> report)."""
+with jobs/configs/pipeline_minilm_rt.yaml (pretrain -> plan -> sweeps -> evaluate -> report)."""
 import argparse
 import sys
 
@@ -13,5 +13,5 @@ if __name__ == "__main__":
     ap.add_argument("--smoke-test", action="store_true", help="jobs/configs/pipeline_debug.yaml")
     ap.add_argument("--debug", action="store_true")
     a = ap.parse_args()
-    config = "jobs/configs/pipeline_debug.yaml" if a.smoke_test else "jobs/configs/pipeline_rt.yaml"
+    config = "jobs/configs/pipeline_debug.yaml" if a.smoke_test else "jobs/configs/pipeline_minilm_rt.yaml"
     sys.exit(guarded(lambda: run_pipeline(config, a.out, a.overrides), a.debug))

@@ -8,7 +8,7 @@ from ptft_ray.pipeline import run_pipeline
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--config", default="jobs/configs/pipeline_rt.yaml")
+    ap.add_argument("--config", default="jobs/configs/pipeline_minilm_rt.yaml")
     ap.add_argument("--out", default="runs/pipeline")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="pipeline config key, e.g. --set budget=5m")

@@ -142,7 +142,8 @@ def run(args) -> int:
     elif args.cmd == "evaluate":
         from .finetune.evaluate import evaluate_export
 
-        print(json.dumps(evaluate_export(args.model, args.data, args.split)))
+        print(json.dumps(evaluate_export(args.model, args.data, args.split,
+                                         with_baselines=args.split == "test")))
     elif args.cmd == "report":
         from .report import report
 

@@ -1,12 +1,16 @@
 """The end-to-end pipeline: pretrain -> plan -> sweep -> evaluate -> report, one job.
 
-    python jobs/pipeline.py --config jobs/configs/pipeline_rt.yaml --out runs/main
+    python jobs/pipeline.py --config jobs/configs/pipeline_minilm_rt.yaml --out runs/main
     ray job submit --working-dir . -- python jobs/pipeline.py --config ... --out ...
 
 RUN_DIR/pretrain/          the pretraining run (resumable)
 RUN_DIR/plan.json          the planner's choices and reasons (when a budget is set)
 RUN_DIR/sweep_pretrained/  the sweep from the pretrained checkpoint (+ plan.json, evaluation.json)
-RUN_DIR/sweep_scratch/     the same planned sweep from random init (baseline; optional)
+RUN_DIR/sweep_base/        the same planned sweep from the model pretraining started from
+                           (a Hugging Face model.hf: what continued pretraining added; optional)
+RUN_DIR/sweep_scratch/     the same planned sweep from random init (what pretraining added; optional)
+RUN_DIR/task_text.parquet  adapt_on_task: the task's training texts, unlabeled, as the corpus
+RUN_DIR/summary.json       the headline: best model, its interval, baselines, stage effects
 RUN_DIR/manifest.json      what ran, where it is, lineage, versions, timings
 RUN_DIR/report/index.html  the report (ptft-ray report RUN_DIR)
 
@@ -40,6 +44,8 @@ class PipelineConfig:
     budget: str = ""          # per sweep, e.g. 3m: the planner chooses the sweep; "" = the sweep config as written
     max_trials: int = 0
     scratch_baseline: bool = True   # the same sweep from random init, for the side-by-side
+    base_control: bool = False      # the same sweep from the un-adapted model.hf, for the side-by-side
+    adapt_on_task: bool = False     # pretrain on the task's own training texts (never val/test rows)
 
 
 def load_pipeline_config(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
@@ -57,6 +63,23 @@ def load_pipeline_config(path: str | None, overrides: list[str] | None = None) -
     if unknown:
         raise PtftError(f"pipeline config key '{unknown[0]}': unknown (known: {', '.join(hints)})")
     return PipelineConfig(**{k: _coerce(f"pipeline.{k}", v, hints[k]) for k, v in d.items()})
+
+
+def task_corpus(ft, path: Path) -> str:
+    """The task's whole training split (every row not in validation or test, labelled for the
+    sweep or not), without labels, as a pretraining corpus: task-adaptive pretraining."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .data.tasks import load_task
+
+    task = load_task(dataclasses.replace(ft, max_examples=0))
+    rows = sorted(int(i) for i in task.splits["train"])
+    if not path.is_file() or pq.read_metadata(path).num_rows != len(rows):
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(pa.table({"text": [task.texts[i] for i in rows]}), tmp)
+        tmp.replace(path)
+    return str(path)
 
 
 def _git_commit() -> str | None:
@@ -118,8 +141,15 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     pc = load_pipeline_config(config, overrides)
     root = Path(out)
     # every config is checked before anything starts
-    pcfg = load_config(pc.pretrain_config, pc.pretrain_set)
     scfg = load_config(pc.sweep_config, [f"finetune.data={pc.data}", *pc.sweep_set])
+    pre_set = list(pc.pretrain_set)
+    if pc.adapt_on_task:
+        root.mkdir(parents=True, exist_ok=True)
+        pre_set.append(f"data.path={task_corpus(scfg.finetune, root / 'task_text.parquet')}")
+    pcfg = load_config(pc.pretrain_config, pre_set)
+    if pc.base_control and not pcfg.model.hf:
+        raise PtftError(f"pipeline.base_control: {pc.pretrain_config} pretrains from scratch (no model.hf), "
+                        f"so there is no un-adapted model to compare with; set base_control: false")
     root.mkdir(parents=True, exist_ok=True)
     man = Manifest(root, pc)
 
@@ -147,7 +177,10 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
         man.stage("plan", str(plan_file), "done", t, num_trials=the_plan["num_trials"],
                   strategies=the_plan["strategies"], estimated_cost_s=the_plan["estimated_cost_s"])
 
-    runs = [("sweep_pretrained", [ck], None)] + ([("sweep_scratch", ["none"], ck)] if pc.scratch_baseline else [])
+    runs = [("sweep_pretrained", [ck], None)]
+    runs += [("sweep_base", [pcfg.model.hf], None)] if pc.base_control else []
+    runs += [("sweep_scratch", ["none"], ck)] if pc.scratch_baseline else []
+    evals = {}
     results = {}
     for name, sources, arch_from in runs:
         d = root / name
@@ -160,15 +193,17 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
         results[name] = res
         man.stage(name, str(d), "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
                   trials=res["trials"], trial_time_s=res["trial_time_s"])
-        if (d / "evaluation.json").is_file():  # the sweep evaluated its export on the test split
-            ev, t = json.loads((d / "evaluation.json").read_text()), 0.0
-        else:  # a sweep finished by an older ptft_ray
-            ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test"))
+        ev, t = json.loads((d / "evaluation.json").read_text()) if (d / "evaluation.json").is_file() else {}, 0.0
+        if "rows" not in ev or "baseline" not in ev:  # a sweep finished by an older ptft_ray
+            ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test", with_baselines=True))
             write_json(d / "evaluation.json", ev)
+        evals[name] = ev
         man.stage(f"evaluate_{name}", str(d / "evaluation.json"), "done", t, accuracy=ev["accuracy"],
                   macro_f1=ev["macro_f1"], n=ev["n"])
         man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}
         man.write()
+    head = headline(results["sweep_pretrained"], evals, "continued pretraining" if pcfg.model.hf else "pretraining")
+    write_json(root / "summary.json", {"headline": head})  # the report opens with it
     page, t = _timed(lambda: report(str(root)))
     man.stage("report", page, "done", t)
     summary = {"pretrain": {k: pre[k] for k in ("val_perplexity", "unigram_val_perplexity", "val_loss",
@@ -178,17 +213,45 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
                **{n.replace("sweep_", ""): {k: r[k] for k in ("test_accuracy", "test_macro_f1", "best_metric",
                                                               "best_config", "export_path", "trial_time_s", "wall_s")}
                   for n, r in results.items()},
-               "manifest": str(man.path), "report": page}
+               "headline": head, "manifest": str(man.path), "report": page}
     (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    _print_summary(pre, results, page)
+    _print_summary(pre, results, head, page)
     return summary
 
 
-def _print_summary(pre: dict, results: dict, page: str) -> None:
+def headline(best: dict, evals: dict, stage: str) -> dict:
+    """The best model (the sweep from the pretrained checkpoint), its 95 % interval, the
+    baselines and what each stage added: McNemar's exact test on the same test rows."""
+    from .finetune.stats import paired
+
+    effects = {}
+    ours = evals["sweep_pretrained"]
+    if "sweep_base" in evals:
+        effects[stage] = paired(ours, evals["sweep_base"])
+    if "sweep_scratch" in evals:
+        effects["pretrained vs random init"] = paired(ours, evals["sweep_scratch"])
+    if ours.get("vs_tfidf_lr"):
+        effects["vs TF-IDF + LR"] = ours["vs_tfidf_lr"]
+    return {"model": best["export_path"], "test_accuracy": best["test_accuracy"],
+            "test_accuracy_ci": ours.get("accuracy_ci"), "test_n": ours["n"], "baseline": ours.get("baseline"),
+            "gain_points": ours.get("gain_points"), "effects": effects}
+
+
+def _print_summary(pre: dict, results: dict, head: dict, page: str) -> None:
+    from .finetune.stats import in_words
+
     print("\n== ptft_ray pipeline ==")
     print(f"pretraining: val perplexity {pre['val_perplexity']:.1f} (unigram baseline "
           f"{pre['unigram_val_perplexity']:.1f}), {pre['steps']} steps, {pre['tokens_per_s']:.0f} tokens/s")
-    print(f"{'':24}{'test acc':>10}{'macro F1':>10}{'sweep s':>10}")
+    print(f"{'':24}{'test acc':>10}{'95% interval':>18}{'macro F1':>10}{'sweep s':>10}")
     for name, r in results.items():
-        print(f"{name:24}{r['test_accuracy']:10.4f}{r['test_macro_f1']:10.4f}{r['wall_s']:10.0f}")
+        lo, hi = r.get("test_accuracy_ci") or (float("nan"), float("nan"))
+        print(f"{name:24}{r['test_accuracy']:10.4f}{f'{lo:.3f}-{hi:.3f}':>18}{r['test_macro_f1']:10.4f}"
+              f"{r['wall_s']:10.0f}")
+    for name, b in (head.get("baseline") or {}).items():
+        if isinstance(b, dict):
+            lo, hi = b["accuracy_ci"]
+            print(f"{'baseline ' + name:24}{b['accuracy']:10.4f}{f'{lo:.3f}-{hi:.3f}':>18}{b['macro_f1']:10.4f}")
+    for stage, test in head["effects"].items():
+        print(in_words(stage, test))
     print(f"report: {page}")

@@ -213,3 +213,40 @@ def test_single_finetune_smoke_test_from_a_llama_directory(ray_session, hf_dirs,
     assert json.loads(ev.stdout)["accuracy"] == pytest.approx(out["test_accuracy"])
     m = AutoModelForSequenceClassification.from_pretrained(out["export_path"])
     assert type(m).__name__ == "LlamaForSequenceClassification" and m.config.num_labels == 2
+
+
+def test_pipeline_adapts_an_hf_encoder_on_the_task_text_and_compares_with_it_as_is(
+        ray_session, hf_dirs, cls_data, sweep_config, tmp_path):
+    """adapt_on_task: the masked LM trains on the task's training texts only (never a
+    validation or test row); base_control: the same sweep from the un-adapted directory;
+    the headline gives the paired test of the two on the same test rows."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    from ptft_ray.config import FinetuneConfig
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.pipeline import run_pipeline
+
+    cfg = tmp_path / "pipe.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "pretrain_config": HF_DEBUG, "pretrain_set": [f"model.hf={hf_dirs['bert']}", "schedule.max_steps=10"],
+        "sweep_config": sweep_config, "data": cls_data, "adapt_on_task": True, "base_control": True,
+        "scratch_baseline": False,
+        "sweep_set": ["sweep.num_samples=1", "sweep.strategies=[full]", "sweep.lrs=[3e-3]", "sweep.scheduler=none",
+                      "finetune.max_examples=128", "finetune.epochs=1", "sweep.epochs=[1]"]}))
+    summary = run_pipeline(str(cfg), str(tmp_path / "run"))
+    task = load_task(FinetuneConfig(data=cls_data))
+    corpus = pq.read_table(tmp_path / "run" / "task_text.parquet")["text"].to_pylist()
+    train_texts = sorted(task.texts[i] for i in task.splits["train"])
+    assert sorted(corpus) == train_texts                          # every training row, no other
+    pre = json.loads((tmp_path / "run" / "pretrain" / "result.json").read_text())
+    assert pre["objective"] == "mlm" and pre["steps"] == 10
+    head = summary["headline"]
+    effect = head["effects"]["continued pretraining"]
+    base = json.loads((tmp_path / "run" / "sweep_base" / "evaluation.json").read_text())
+    ours = json.loads((tmp_path / "run" / "sweep_pretrained" / "evaluation.json").read_text())
+    assert effect["n"] == base["n"] == ours["n"] == 90 and 0 < effect["p_value"] <= 1
+    assert effect["points"] == pytest.approx(100 * (ours["accuracy"] - base["accuracy"]), abs=0.01)
+    lineage = json.loads((tmp_path / "run" / "sweep_base" / "result.json").read_text())["lineage"]
+    assert list(lineage) == [hf_dirs["bert"]]
+    assert "continued pretraining: " in (tmp_path / "run" / "report" / "report.md").read_text()

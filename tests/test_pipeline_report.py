@@ -69,6 +69,16 @@ def test_pipeline_manifest_and_lineage(pipeline_run):
     rows = (out / "sweep_pretrained" / "trials.csv").read_text().splitlines()[1:]
     assert rows and all(r.split(",")[2] in plan["strategies"] for r in rows)
     assert man["versions"]["ray"].startswith("2.60")
+    # the headline: the best model's interval, the baselines, what pretraining added (paired test)
+    head = summary["headline"]
+    lo, hi = head["test_accuracy_ci"]
+    assert lo <= head["test_accuracy"] == summary["pretrained"]["test_accuracy"] <= hi
+    assert set(head["baseline"]) >= {"tfidf_lr", "majority"} and head["test_n"] == ev["n"]
+    vs = head["effects"]["pretrained vs random init"]
+    assert vs["n"] == ev["n"] and 0 < vs["p_value"] <= 1
+    scratch = json.loads((out / "sweep_scratch" / "evaluation.json").read_text())
+    assert vs["points"] == pytest.approx(100 * (ev["accuracy"] - scratch["accuracy"]), abs=0.01)
+    assert json.loads((out / "summary.json").read_text())["headline"] == head
 
 
 def test_report_files_and_markdown(pipeline_run):
@@ -83,6 +93,9 @@ def test_report_files_and_markdown(pipeline_run):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     md = (rep / "report.md").read_text()
     assert "## Pretraining" in md and "### Plan" in md and "sweep_scratch" in md
+    assert md.index("## Headline") < md.index("## Pipeline")   # the report opens with the headline
+    assert "TF-IDF + logistic regression on the same training rows" in md
+    assert "pretrained vs random init: " in md and "p = " in md
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="no chromium on this machine (make browser installs it)")

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,7 +29,7 @@ def asha_sweep(ray_session, pretrained_ckpt, cls_data, sweep_config, tmp_path_fa
 
 
 def test_sweep_contract_asha_stops_and_failure_is_recorded(asha_sweep):
-    result, out, _ = asha_sweep
+    result, out, cfg = asha_sweep
     saved = json.loads((out / "result.json").read_text())
     for key in ("best_trial", "metric", "best_metric", "export_path", "trials_completed",
                 "trials_stopped", "trials_failed"):
@@ -48,6 +49,20 @@ def test_sweep_contract_asha_stops_and_failure_is_recorded(asha_sweep):
     assert float(next(r for r in rows if r["trial_id"] == saved["best_trial"])["lr"]) == 3e-3
     assert saved["best_metric"] > 0.7 and saved["test_accuracy"] > 0.7
     assert saved["lineage"][next(iter(saved["lineage"]))]["step"] == 30
+    # the baselines, fitted on exactly the sweep's training rows and scored on its test rows
+    ev = json.loads((out / "evaluation.json").read_text())
+    task = load_task(cfg.finetune)
+    assert saved["baseline"]["n_train"] == len(task.splits["train"]) and ev["rows"] == task.splits["test"].tolist()
+    assert saved["baseline"]["majority"]["accuracy"] == pytest.approx(
+        np.bincount(task.labels[task.splits["test"]]).max() / len(task.splits["test"]))
+    assert 0.5 < saved["baseline"]["tfidf_lr"]["accuracy"] <= 1 and 0 < saved["baseline"]["tfidf_lr"]["macro_f1"] <= 1
+    lo, hi = saved["test_accuracy_ci"]
+    assert lo < saved["test_accuracy"] < hi and hi - lo > 0.05  # 90 test rows: an interval of +/- ~9 points
+    assert saved["gain_points"]["tfidf_lr"] == pytest.approx(
+        100 * (saved["test_accuracy"] - saved["baseline"]["tfidf_lr"]["accuracy"]), abs=0.01)
+    right = [p == t for p, t in zip(ev["predictions"], ev["targets"])]
+    assert sum(right) / len(right) == pytest.approx(saved["test_accuracy"])
+    assert 0 < saved["vs_tfidf_lr"]["p_value"] <= 1 and saved["vs_tfidf_lr"]["n"] == 90
 
 
 def test_export_loads_without_ray_and_matches_the_trial(asha_sweep, cls_data):
@@ -157,6 +172,8 @@ def test_single_finetune_multiclass_from_scratch(ray_session, sweep_config, tmp_
     res = finetune(cfg, "none", str(tmp_path / "ft"))
     assert res["lineage"] == {"path": None} and 0 <= res["test_accuracy"] <= 1
     assert set(res["class_balance"]) == {"meh", "neg", "pos"}
+    assert res["baseline"]["majority"]["macro_f1"] < res["baseline"]["tfidf_lr"]["macro_f1"]
+    assert len(res["test_accuracy_ci"]) == 2 and (tmp_path / "ft" / "evaluation.json").is_file()
     model, tok, ecfg, meta = load_finetuned(res["export_path"])
     assert tok.kind == "byte" and meta["init_from"] is None and meta["task_info"]["task_type"] == "multiclass"
     assert model(torch.zeros(2, 8, dtype=torch.long)).shape == (2, 3)

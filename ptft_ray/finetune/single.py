@@ -12,7 +12,7 @@ from ..data.tasks import load_task
 from ..errors import PtftError
 from ..errors import raise_user_error
 from ..train.loop import train_loop_per_worker
-from .evaluate import evaluate_export
+from .evaluate import evaluate_export, headline
 from .export import export
 from .runner import datasets_for, loop_config, resolve_sources
 
@@ -52,11 +52,12 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     best_ckpt, best_metrics = result.best_checkpoints[0]
     model_dir = out_p / "model"
     export(best_ckpt.path, model_dir)
-    test = evaluate_export(str(model_dir), cfg.finetune.data, "test")
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True)
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
                "export_path": str(model_dir), "test_accuracy": test["accuracy"],
-               "test_macro_f1": test["macro_f1"], "test_n": test["n"],
+               "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),
                "strategy": cfg.finetune.strategy, "lineage": source.lineage,
                "class_balance": task.balance("train"), "wall_s": time.time() - t0}
+    (out_p / "evaluation.json").write_text(json.dumps(test, indent=2))  # confusion matrix, rows, baselines
     (out_p / "result.json").write_text(json.dumps(summary, indent=2))
     return summary

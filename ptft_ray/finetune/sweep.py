@@ -23,7 +23,7 @@ from ..errors import PtftError
 from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
 from ..train.loop import run, train_loop_per_worker
-from .evaluate import evaluate_export
+from .evaluate import evaluate_export, headline
 from .export import export
 from .results import trial_row, write_trials_csv
 from .select import select_best
@@ -200,13 +200,14 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,
                                  "best_metric": best["best_metric"]}})
-    test = evaluate_export(str(model_dir), cfg.finetune.data, "test")
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True)
     summary = {
         "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
         "best_metric": best["best_metric"], "export_path": str(model_dir), "selection": selection,
         "best_config": {k: best[k] for k in ("checkpoint", "strategy", "lr", "weight_decay",
                                               "batch_size", "epochs") if k in best},
         "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_n": test["n"],
+        **headline(test),
         "trials_completed": sum(r["stop_reason"] == "completed" for r in rows),
         "trials_stopped": sum(r["stop_reason"] == "stopped" for r in rows),
         "trials_failed": sum(r["stop_reason"] in ("error", "diverged", "oom") for r in rows),

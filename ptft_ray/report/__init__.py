@@ -1,6 +1,8 @@
 """`ptft-ray report RUN_DIR`: RUN_DIR/report/index.html + report.md + PNG plots.
 
-The page explains a finished run without a notebook: pretraining loss, perplexity and
+The page explains a finished run without a notebook. It opens with the headline: the best
+model's test accuracy with its 95 % interval, the baselines (TF-IDF + LR, majority class)
+and what each stage added, with McNemar p-values. Then pretraining loss, perplexity and
 tokens/s; each sweep's plan and reasons, trial curves, best metric by strategy, LR vs
 metric, the best model's test metrics and confusion matrix; the manifest's lineage.
 """
@@ -42,6 +44,34 @@ def _img(name: str) -> tuple[str, str]:
     return f'<img src="{name}" alt="{name}">', f"![{name}]({name})\n"
 
 
+def headline_of(data: dict) -> dict | None:
+    """A pipeline's summary.json headline, or one built from a lone sweep's result.json."""
+    head = (data.get("summary") or {}).get("headline")
+    if head:
+        return head
+    if len(data["sweeps"]) == 1 and data["sweeps"][0]["result"].get("baseline"):
+        r = data["sweeps"][0]["result"]
+        return {"model": r["export_path"], "test_accuracy": r["test_accuracy"], "test_accuracy_ci": r["test_accuracy_ci"],
+                "test_n": r["test_n"], "baseline": r["baseline"], "gain_points": r["gain_points"],
+                "effects": {"vs TF-IDF + LR": r["vs_tfidf_lr"]} if r.get("vs_tfidf_lr") else {}}
+    return None
+
+
+def _headline_lines(head: dict) -> list[str]:
+    from ..finetune.stats import in_words
+
+    lo, hi = head["test_accuracy_ci"]
+    lines = [f"Best model: test accuracy {head['test_accuracy']:.3f} (95 % interval {lo:.3f}-{hi:.3f}, "
+             f"{head['test_n']} test rows): {head['model']}"]
+    for name, what in (("tfidf_lr", "TF-IDF + logistic regression"), ("majority", "majority class")):
+        b = (head.get("baseline") or {}).get(name)
+        if b:
+            lines.append(f"{what} on the same training rows: {b['accuracy']:.3f} "
+                         f"(macro-F1 {b['macro_f1']:.3f}); the model: {head['gain_points'][name]:+.1f} points")
+    lines += [in_words(stage, test) for stage, test in head.get("effects", {}).items()]
+    return lines
+
+
 def report(run_dir: str) -> str:
     data = collect(run_dir)
     out = Path(data["root"]) / "report"
@@ -53,6 +83,12 @@ def report(run_dir: str) -> str:
 
     add(f"<h1>ptft_ray run report</h1><p><code>{html.escape(data['root'])}</code></p>",
         f"# ptft_ray run report\n\n`{data['root']}`\n")
+    head = headline_of(data)
+    if head:
+        lines = _headline_lines(head)
+        add('<div id="headline" style="border:2px solid #333;padding:.5em 1em;background:#f6f6f0">'
+            "<h2>Headline</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul></div>",
+            "## Headline\n\n" + "".join(f"- {x}\n" for x in lines))
     man = data["manifest"]
     if man:
         rows = [{"stage": k, **{x: v.get(x) for x in ("status", "wall_s", "path")}} for k, v in man["stages"].items()]

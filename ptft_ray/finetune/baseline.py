@@ -1,0 +1,46 @@
+"""The models a user would otherwise use, fitted on exactly a run's own training rows and
+scored on its own test rows: TF-IDF (1-2 grams) + logistic regression (scikit-learn), and
+the majority class. A fine-tuned model that does not beat them is not a result."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..data.tasks import TaskData
+from .stats import accuracy_ci
+
+
+def _scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict:
+    from sklearn.metrics import f1_score
+
+    right = int((pred == y).sum())
+    return {"accuracy": right / len(y), "accuracy_ci": accuracy_ci(right, len(y)),
+            "macro_f1": float(f1_score(y, pred, labels=list(range(n_classes)), average="macro", zero_division=0))}
+
+
+def tfidf_lr_predict(train_texts: list[str], train_y: np.ndarray, texts: list[str]) -> np.ndarray:
+    """Word 1-2 grams, sublinear tf, L2 rows; C = 10 (weakly regularised: small training
+    sets of short texts underfit at sklearn's default C = 1)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    clf = LogisticRegression(max_iter=2000, C=10.0).fit(vec.fit_transform(train_texts), train_y)
+    return clf.predict(vec.transform(texts))
+
+
+def baselines(task: TaskData, split: str = "test") -> dict:
+    """-> {"tfidf_lr": {...}, "majority": {...}, "n_train", "n_test", "predictions"} where
+    predictions holds each baseline's predicted label index per row of the split."""
+    tr, te = task.splits["train"], task.splits[split]
+    y_tr, y_te = task.labels[tr], task.labels[te]
+    n = len(task.label_names)
+    tfidf = tfidf_lr_predict([task.texts[i] for i in tr], y_tr, [task.texts[i] for i in te])
+    majority = np.full(len(te), np.bincount(y_tr, minlength=n).argmax())
+    return {"tfidf_lr": _scores(y_te, tfidf, n), "majority": _scores(y_te, majority, n),
+            "n_train": int(len(tr)), "n_test": int(len(te)), "split": split,
+            "predictions": {"tfidf_lr": tfidf.tolist(), "majority": majority.tolist()}}
+
+
+def gains(accuracy: float, base: dict) -> dict:
+    """Points of test accuracy over each baseline."""
+    return {k: round(100 * (accuracy - base[k]["accuracy"]), 2) for k in ("tfidf_lr", "majority")}
