@@ -15,9 +15,13 @@ class _Base:
     rank, world = 0, 1
 
     def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """Sum over ranks -> a CPU tensor. The reduction runs on the worker's own device:
+        with use_gpu Ray Train sets up NCCL, which reduces CUDA tensors only (a CPU tensor
+        there fails at the first log step); on CPU workers the device is the CPU (gloo)."""
         if self.world > 1:
+            t = t.to(self.device)
             torch.distributed.all_reduce(t)
-        return t
+        return t.cpu()
 
     def _iter(self, ds, name: str, batch_size: int, shuffle: int, seed: int):
         train = name == "train"
@@ -79,8 +83,17 @@ class TuneContext(_Base):
     """A one-worker trial run directly in the Tune trial actor (no worker group to start)."""
 
     def __init__(self, datasets: dict, use_gpu: bool = False):
+        import os
+
+        from ..errors import PtftError
+
         self.datasets = datasets
-        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        if use_gpu and not torch.cuda.is_available():
+            # never train on the CPU in silence when the user asked for a GPU
+            raise PtftError(f"scaling.use_gpu=true but this trial sees no CUDA device (torch {torch.__version__}, "
+                            f"CUDA build {torch.version.cuda or 'none'}, CUDA_VISIBLE_DEVICES="
+                            f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r})")
+        self.device = torch.device("cuda" if use_gpu else "cpu")
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device)

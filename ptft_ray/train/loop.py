@@ -108,7 +108,7 @@ def evaluate(task, model, ctx, cfg: Config, amp) -> dict:
     model.train()
     if stats is None:
         raise PtftError("the validation data yields no batch")
-    return task.metrics(ctx.all_reduce(stats.cpu()))
+    return task.metrics(ctx.all_reduce(stats))
 
 
 def run(lc: dict, ctx) -> dict:
@@ -193,7 +193,7 @@ def run(lc: dict, ctx) -> dict:
         # fine-tuning checkpoints exactly at evaluations: each Tune report carries the metric
         do_ckpt = do_eval if task.name == "cls" else (s % cfg.checkpoint.every_steps == 0 or last)
         if do_log or do_eval or do_ckpt:
-            window = ctx.all_reduce(torch.stack([loss_sum, items.float(), seen.float()]).cpu())
+            window = ctx.all_reduce(torch.stack([loss_sum, items.float(), seen.float()]))
             loss_sum.zero_(), items.zero_(), seen.zero_()
             if window[1] > 0:
                 train_loss = (window[0] / window[1]).item()
