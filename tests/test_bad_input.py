@@ -249,3 +249,24 @@ def test_bad_hugging_face_models_are_refused_in_one_line(tmp_path, tiny_corpus, 
     assert not (tmp_path / "r").exists()   # refused before anything was written
     assert_refused(cli("sweep", "--config", DEBUG_SWEEP, "--pretrained", str(bad), "--data", cls_data,
                        "--out", str(tmp_path / "s")), str(bad))
+
+
+def test_sweep_refuses_a_model_setting_the_checkpoint_decides_and_applies_dropout(pretrained_ckpt, cls_data,
+                                                                                  tmp_path):
+    """`--set model.d_model=...` on a sweep from a checkpoint was silently dropped (the
+    checkpoint's model section replaced it): now it exits 2 naming the key; model.dropout,
+    which a fine-tune can honour, reaches the loop's config."""
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.finetune.runner import loop_config, resolve_sources
+
+    out = tmp_path / "never"
+    assert_refused(cli(*sweep_args(cls_data, "--set", "model.d_model=96", "--out", str(out),
+                                   pretrained=pretrained_ckpt)), "model.d_model=96", "architecture")
+    assert not out.exists()
+    cfg = load_config(DEBUG_SWEEP, [f"finetune.data={cls_data}", "model.dropout=0.2"])
+    (src,) = resolve_sources([pretrained_ckpt], cfg)
+    lc = loop_config(cfg, src, load_task(cfg.finetune))
+    assert lc["config"]["model"]["dropout"] == 0.2
+    assert lc["config"]["model"]["d_model"] == src.model["d_model"]
+    plain = load_config(DEBUG_SWEEP, [f"finetune.data={cls_data}"])
+    assert loop_config(plain, src, load_task(plain.finetune))["config"]["model"]["dropout"] == src.model["dropout"]

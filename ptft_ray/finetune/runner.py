@@ -99,6 +99,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
                             "config_hash": Config.from_dict(meta["config"]).hash(),
                             "corpus": meta["config"]["data"]["path"],
                             **({"hf": pre.model.hf} if pre.model.hf else {})}, limit))
+    check_model_overrides(cfg, real)
     for s in real:
         if cfg.finetune.max_len > s.max_positions:
             raise PtftError(f"finetune.max_len={cfg.finetune.max_len} is over the {s.max_positions} "
@@ -114,6 +115,33 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
             out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.to_dict()["model"],
                               None, {"path": None}))
     return out
+
+
+# model keys a fine-tune from a checkpoint can honour: the rest is the checkpoint's architecture
+APPLIED_MODEL_KEYS = ("dropout",)
+
+
+def user_model_keys(cfg: Config) -> dict:
+    """The model settings the user made: those that differ from the defaults (a value set to
+    its default cannot be told apart, so model.dropout=0 keeps the checkpoint's dropout)."""
+    from ..config import ModelConfig
+
+    return {k: v for k, v in cfg.to_dict()["model"].items() if v != getattr(ModelConfig(), k)}
+
+
+def check_model_overrides(cfg: Config, real: list[Source]) -> None:
+    """A model.* setting that differs from the defaults is the user's: refuse it where the
+    checkpoint's architecture decides (rather than drop it), apply model.dropout."""
+    user = user_model_keys(cfg)
+    for s in real:
+        for k, v in user.items():
+            if k in APPLIED_MODEL_KEYS and not s.model.get("hf"):
+                continue
+            if s.model.get(k) != v:
+                how = ("a Hugging Face model takes it from its own config.json" if s.model.get("hf")
+                       else f"only model.{', model.'.join(APPLIED_MODEL_KEYS)} can be changed")
+                raise PtftError(f"model.{k}={v!r}: fine-tuning from {s.key} uses that checkpoint's architecture "
+                                f"({k}={s.model.get(k)!r}); {how}")
 
 
 def hf_source(p: str) -> Source:
@@ -138,6 +166,8 @@ def loop_config(cfg: Config, source: Source, task: TaskData, world: int = 1) -> 
     tok = toks.from_json(source.tokenizer_json)
     d = cfg.to_dict()
     d["model"] = dict(source.model)
+    if source.path and not source.model.get("hf"):  # what check_model_overrides lets through
+        d["model"].update({k: v for k, v in user_model_keys(cfg).items() if k in APPLIED_MODEL_KEYS})
     if source.data:
         d["data"] = dict(source.data)
     d["finetune"]["init_from"] = source.path or "none"
