@@ -224,6 +224,14 @@ def validate(cfg: Config) -> None:
             _fail(key, "must not be empty")
     if cfg.scaling.use_gpu and cfg.scaling.gpus_per_worker <= 0:
         _fail("scaling.gpus_per_worker", "must be > 0 when scaling.use_gpu is true")
+    # DDP ranks sharing a GPU: Ray may place two ranks of one run on the same device, and NCCL
+    # refuses that ("Duplicate GPU detected"); fractions are for one-worker sweep trials
+    for workers, what in ((cfg.scaling.num_workers, "scaling.num_workers"),
+                          (cfg.sweep.workers_per_trial, "sweep.workers_per_trial")):
+        g = cfg.scaling.gpus_per_worker
+        if cfg.scaling.use_gpu and workers > 1 and g != int(g):
+            _fail("scaling.gpus_per_worker", f"{g:g} GPU per worker with {what}={workers}: DDP ranks need whole "
+                                             f"GPUs each (NCCL refuses two ranks on one device); use 1 (or more)")
 
 
 def _get(cfg: Config, key: str):

@@ -74,3 +74,17 @@ def test_hf_model_keys_that_would_be_ignored_are_refused(config, overrides, need
 def test_hf_model_takes_its_own_tokenizer():
     cfg = load_config("jobs/configs/debug_hf.yaml", ["model.hf=some/model"])
     assert cfg.data.tokenizer == "hf" and Config.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("cmd", ["pretrain", "sweep"])
+def test_fractional_gpus_with_several_ddp_workers_exit_2_naming_the_key(debug_config, cmd):
+    """Two DDP ranks may land on one GPU with 0.5 GPU each, and NCCL refuses that: refused at
+    load, before Ray starts (contract: one line naming scaling.gpus_per_worker, exit 2)."""
+    extra = ["--pretrained", "none", "--data", "x.parquet"] if cmd == "sweep" else []
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", cmd, "--config", debug_config, *extra,
+                        "--set", "scaling.use_gpu=true", "--set", "scaling.num_workers=2",
+                        "--set", "scaling.gpus_per_worker=0.5"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "scaling.gpus_per_worker" in r.stderr
+    cfg = load_config(debug_config, ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"])  # one worker: fine
+    assert cfg.scaling.gpus_per_worker == 0.5
