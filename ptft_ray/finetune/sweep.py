@@ -97,9 +97,13 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
     if in_process and sw.workers_per_trial != 1:
         raise PtftError("sweep.in_process=always needs sweep.workers_per_trial=1")
     scaling = {"num_workers": sw.workers_per_trial, "use_gpu": sc.use_gpu}
+    # trials at a time: what the CPUs allow, and with GPUs no more than the GPUs hold
+    # (32 CPUs / 4 GPUs at 1 GPU a trial: 4, not 32)
+    gpu_slots = (int(res["gpus"] / (sw.workers_per_trial * sc.gpus_per_worker) + 1e-9)
+                 if sc.use_gpu else None)
     if in_process:
         cpus = sw.cpus_per_trial or 1.0
-        conc = sw.max_concurrent_trials or max(1, int(res["cpus"] // cpus))
+        conc = sw.max_concurrent_trials or max(1, min(int(res["cpus"] // cpus), gpu_slots or 10 ** 9))
         if cpus * conc > res["cpus"] + 1e-9 or cpus > res["max_node_cpus"]:
             raise PtftError(f"sweep: {conc} concurrent trial(s) x {cpus:g} CPU do not fit a cluster of "
                             f"{res['cpus']:g} CPUs (largest node {res['max_node_cpus']:g}); lower "
@@ -110,7 +114,8 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
                              copies=conc, what="sweep")
             bundle["GPU"] = sc.gpus_per_worker
         return True, bundle, scaling, conc
-    conc = sw.max_concurrent_trials or max(1, int((res["cpus"] - DATA_CPUS) // sw.workers_per_trial))
+    conc = sw.max_concurrent_trials or max(1, min(int((res["cpus"] - DATA_CPUS) // sw.workers_per_trial),
+                                                  gpu_slots or 10 ** 9))
     per_worker = worker_resources(sw.workers_per_trial, sw.cpus_per_trial, sc.use_gpu,
                                   sc.gpus_per_worker, res, copies=conc, what="sweep")
     scaling["resources_per_worker"] = per_worker
