@@ -27,6 +27,7 @@ def _add_config_args(p: argparse.ArgumentParser, default_config: str | None = No
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ptft-ray", description=__doc__)
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
+    ap.add_argument("--verbose", action="store_true", help="bring back Ray's own console warnings")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("pretrain", help="pretrain a language model with Ray Train")
@@ -174,6 +175,8 @@ def guarded(fn, debug: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["PTFT_VERBOSE"] = "1"
     return guarded(lambda: run(args), args.debug)
 
 

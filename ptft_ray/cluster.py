@@ -20,6 +20,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     finished Tune trials (shared/notes/ray-2.60-facts.md)."""
     # our own progress lines stay readable in `ray job logs`; Ray Data's bars do not
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    if not os.environ.get("PTFT_VERBOSE"):
+        # Tune warns (3 lines each time) whenever trials checkpoint at every evaluation, which
+        # fine-tuning trials do: 25 times in one `make run`. --verbose brings it back.
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import ray
     from ray.data import DataContext
 
