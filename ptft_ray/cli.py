@@ -174,9 +174,11 @@ def guarded(fn, debug: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.verbose:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--verbose" in argv:  # accepted anywhere: jobs/*.py put the command first
+        argv.remove("--verbose")
         os.environ["PTFT_VERBOSE"] = "1"
+    args = build_parser().parse_args(argv)
     return guarded(lambda: run(args), args.debug)
 
 
