@@ -1,0 +1,114 @@
+"""What each stage buys: test accuracy and macro-F1 (with Wilson 95 % intervals) per cell
+(task x training labels) and row (baseline or pipeline), every model row a planned sweep with
+the same budget per cell, on the whole test split.
+
+    .venv/bin/python -m benchmarks.quality [--rows tfidf_lr,majority,minilm,...]
+                                           [--cells rt:100,rt:1000,...] [--budget 10m]
+
+writes benchmarks/results/quality.json (merged with what earlier runs measured: a cell/row pair
+is measured once, its run directory under runs/quality/ reused) and, through summary.py, its
+BENCHMARKS.md section. Rows:
+  tfidf_lr, majority   scikit-learn on exactly the sweep's training rows (seconds)
+  gpt_scratch          our GPT (pretrain_news.yaml architecture and tokenizer), random init
+  gpt_news             our GPT pretrained on the news corpus (runs/quality/pretrain_news)
+  minilm               all-MiniLM-L6-v2 as it is
+  minilm_adapted       MiniLM after task-adaptive masked-LM pretraining on the task's training
+                       text (pipeline_minilm_rt.yaml's settings), one adapted model per task
+Needs `make data`. The whole table is hours on 2 CPUs; run it cell by cell.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+from .common import RESULTS, ROOT, save
+
+OUT = ROOT / "runs" / "quality"
+TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.parquet"}
+CELLS = ["rt:100", "rt:1000", "rt:all", "tweets:100", "tweets:1000", "tweets:10000"]
+ROWS = ["tfidf_lr", "majority", "gpt_scratch", "gpt_news", "minilm", "minilm_adapted"]
+ADAPT = ["schedule.max_steps=60", "schedule.warmup_steps=6", "train.eval_every=60", "checkpoint.every_steps=60"]
+
+
+def cli(*args: str, out) -> dict:
+    """A ptft-ray command as a user runs it; its run directory's result.json (reused if there)."""
+    if (out / "result.json").is_file():
+        return json.loads((out / "result.json").read_text())
+    cmd = [str(ROOT / ".venv" / "bin" / "ptft-ray"), *args, "--out", str(out)]
+    print("$", " ".join(cmd), flush=True)
+    if subprocess.run(cmd, cwd=ROOT).returncode:
+        sys.exit(f"failed: {' '.join(cmd)}")
+    return json.loads((out / "result.json").read_text())
+
+
+def task_of(cell: str):
+    from ptft_ray.config import FinetuneConfig
+    from ptft_ray.data.tasks import load_task
+
+    name, n = cell.split(":")
+    return load_task(FinetuneConfig(data=TASKS[name], max_examples=0 if n == "all" else int(n)))
+
+
+def source(row: str, cell: str) -> list[str]:
+    """--pretrained (and --arch-from) of a model row."""
+    if row == "minilm":
+        return ["--pretrained", "data/models/minilm"]
+    if row in ("gpt_news", "gpt_scratch"):
+        pre = cli("pretrain", "--config", "jobs/configs/pretrain_news.yaml", out=OUT / "pretrain_news")
+        return ["--pretrained", pre["checkpoint"]] if row == "gpt_news" else \
+            ["--pretrained", "none", "--arch-from", pre["checkpoint"]]
+    if row == "minilm_adapted":
+        from ptft_ray.pipeline import task_corpus
+        from ptft_ray.config import FinetuneConfig
+
+        name = cell.split(":")[0]
+        d = OUT / f"adapt_{name}"
+        d.mkdir(parents=True, exist_ok=True)
+        corpus = task_corpus(FinetuneConfig(data=TASKS[name]), d / "task_text.parquet")
+        sets = [a for s in [f"data.path={corpus}", *ADAPT] for a in ("--set", s)]
+        pre = cli("pretrain", "--config", "jobs/configs/pretrain_minilm_rt.yaml", *sets, out=d / "pretrain")
+        return ["--pretrained", pre["checkpoint"]]
+    raise ValueError(row)
+
+
+def measure(row: str, cell: str, budget: str) -> dict:
+    from ptft_ray.finetune.baseline import baselines
+
+    if row in ("tfidf_lr", "majority"):
+        b = baselines(task_of(cell))
+        return {**b[row], "n_train": b["n_train"], "n_test": b["n_test"]}
+    name, n = cell.split(":")
+    r = cli("sweep", "--plan", "auto", "--budget", budget, *source(row, cell), "--data", TASKS[name],
+            "--set", f"finetune.max_examples={0 if n == 'all' else n}", "--overwrite",
+            out=OUT / f"{row}_{cell.replace(':', '_')}_{budget}")
+    return {"accuracy": r["test_accuracy"], "accuracy_ci": r["test_accuracy_ci"], "macro_f1": r["test_macro_f1"],
+            "n_test": r["test_n"], "budget": budget, "best_config": r["best_config"], "wall_s": r["wall_s"],
+            "trials": r["trials"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--cells", default=",".join(CELLS))
+    ap.add_argument("--budget", default="10m")
+    a = ap.parse_args()
+    rows, cells = a.rows.split(","), a.cells.split(",")
+    for x, known in ((rows, ROWS), (cells, CELLS)):
+        bad = sorted(set(x) - set(known))
+        if bad:
+            sys.exit(f"unknown {bad} (known: {', '.join(known)})")
+    old = json.loads((RESULTS / "quality.json").read_text()) if (RESULTS / "quality.json").is_file() else {}
+    table = old.get("table", {})
+    for cell in cells:
+        for row in rows:
+            if row in table.get(cell, {}):
+                continue
+            table.setdefault(cell, {})[row] = measure(row, cell, a.budget)
+            save("quality", {"table": table, "rows": ROWS, "cells": CELLS})  # after every pair: resumable
+    save("quality", {"table": table, "rows": ROWS, "cells": CELLS})
+
+
+if __name__ == "__main__":
+    main()
