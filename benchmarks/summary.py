@@ -165,7 +165,11 @@ def quality_section(q: dict | None) -> list[str]:
         goals.append(f"{best} {gap:+.1f} (goal >= {need:+.0f}; {rows_run} of 4 model rows run): "
                      f"{'**met**' if gap >= need else '**missed**'}")
     L.append("| best model row over TF-IDF + LR | " + " | ".join(goals) + " |")
-    return L
+    budgets = sorted({f"{c} {m['budget']}" + (f" ({m['source']})" if m.get("source") else "")
+                      for c in q["cells"] for m in q["table"].get(c, {}).values() if m.get("budget")})
+    if budgets:
+        L += ["", "Sweep budgets per cell: " + "; ".join(budgets) + "."]
+    return L + [""]
 
 
 TWEETS_WITHDRAWN = [
