@@ -222,7 +222,8 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
 def headline(best: dict, evals: dict, stage: str) -> dict:
     """The best model (the sweep from the pretrained checkpoint), its 95 % interval, the
     baselines and what each stage added: McNemar's exact test on the same test rows."""
-    from .finetune.stats import paired
+    from .finetune.evaluate import headline as of_evaluation
+    from .finetune.stats import paired, run_headline
 
     effects = {}
     ours = evals["sweep_pretrained"]
@@ -230,11 +231,8 @@ def headline(best: dict, evals: dict, stage: str) -> dict:
         effects[stage] = paired(ours, evals["sweep_base"])
     if "sweep_scratch" in evals:
         effects["pretrained vs random init"] = paired(ours, evals["sweep_scratch"])
-    if ours.get("vs_tfidf_lr"):
-        effects["vs TF-IDF + LR"] = ours["vs_tfidf_lr"]
-    return {"model": best["export_path"], "test_accuracy": best["test_accuracy"],
-            "test_accuracy_ci": ours.get("accuracy_ci"), "test_n": ours["n"], "baseline": ours.get("baseline"),
-            "gain_points": ours.get("gain_points"), "effects": effects}
+    # the evaluation's figures: a sweep finished by an older ptft_ray has none in its result.json
+    return run_headline({**best, **of_evaluation(ours), "test_n": ours["n"]}, effects)
 
 
 def _print_summary(pre: dict, results: dict, head: dict, page: str) -> None:

@@ -54,3 +54,15 @@ def paired(ev_a: dict, ev_b: dict) -> dict:
         raise ValueError("the two evaluations are not of the same rows: no paired test")
     right = [[p == t for p, t in zip(ev["predictions"], ev["targets"])] for ev in (ev_a, ev_b)]
     return mcnemar(*right)
+
+
+def run_headline(result: dict, effects: dict | None = None) -> dict:
+    """What a report opens with, from a sweep's or fine-tune's result.json: the model, its test
+    accuracy and interval, the baselines, and each stage's paired test (`effects`, then the
+    run's own test against TF-IDF + LR)."""
+    effects = dict(effects or {})
+    if result.get("vs_tfidf_lr"):
+        effects["vs TF-IDF + LR"] = result["vs_tfidf_lr"]
+    return {"model": result["export_path"], "test_accuracy": result["test_accuracy"],
+            "test_accuracy_ci": result.get("test_accuracy_ci"), "test_n": result["test_n"],
+            "baseline": result.get("baseline"), "gain_points": result.get("gain_points"), "effects": effects}

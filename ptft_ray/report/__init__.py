@@ -50,10 +50,9 @@ def headline_of(data: dict) -> dict | None:
     if head:
         return head
     if len(data["sweeps"]) == 1 and data["sweeps"][0]["result"].get("baseline"):
-        r = data["sweeps"][0]["result"]
-        return {"model": r["export_path"], "test_accuracy": r["test_accuracy"], "test_accuracy_ci": r["test_accuracy_ci"],
-                "test_n": r["test_n"], "baseline": r["baseline"], "gain_points": r["gain_points"],
-                "effects": {"vs TF-IDF + LR": r["vs_tfidf_lr"]} if r.get("vs_tfidf_lr") else {}}
+        from ..finetune.stats import run_headline
+
+        return run_headline(data["sweeps"][0]["result"])
     return None
 
 
