@@ -75,9 +75,52 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="HTML + Markdown report with PNG plots of a run directory")
     p.add_argument("run_dir")
 
-    p = sub.add_parser("predict", help="label and probabilities for a text")
+    p = sub.add_parser("predict", help="label and probabilities: --text (repeatable), or a whole file on Ray Data")
+    p.add_argument("--model", required=True)
+    p.add_argument("--text", action="append", default=[])
+    p.add_argument("--data", default=None, help="parquet / csv / jsonl file, directory or glob: batch inference")
+    p.add_argument("--out", default=None, help="with --data: the output Parquet file")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--actors", type=int, default=0, help="model replicas (default: CPUs - 1, or GPUs)")
+    p.add_argument("--gpus-per-actor", type=float, default=0.0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p = sub.add_parser("serve", help="a fine-tuned model behind HTTP on Ray Serve (POST /predict)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to listen on every interface")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--replicas", type=int, default=1, help="replicas (the minimum, with --max-replicas)")
+    p.add_argument("--max-replicas", type=int, default=0, help="autoscale up to this many replicas")
+    p.add_argument("--target-ongoing-requests", type=float, default=2.0, help="autoscaling target per replica")
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--batch-wait-ms", type=float, default=10.0)
+    p.add_argument("--max-chars", type=int, default=10_000, help="longest text accepted (413 beyond)")
+    p.add_argument("--cpus-per-replica", type=float, default=1.0)
+    p.add_argument("--gpus-per-replica", type=float, default=0.0)
+
+    p = sub.add_parser("explain", help="per-token attributions (Captum integrated gradients), one JSON per text")
     p.add_argument("--model", required=True)
     p.add_argument("--text", required=True, action="append")
+    p.add_argument("--steps", type=int, default=50, help="integration steps")
+
+    p = sub.add_parser("distill", help="knowledge distillation of a fine-tuned teacher into a smaller student")
+    p.add_argument("--teacher", required=True, help="a fine-tuned export")
+    p.add_argument("--student", required=True, help="layers:K (K of the teacher's layers) or a Hugging Face model dir")
+    p.add_argument("--data", required=True, help="the labeled task data (the teacher's split is kept)")
+    p.add_argument("--unlabeled", default=None, help="more text for the transfer set (parquet/csv/jsonl/text)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--temperature", type=float, default=2.0)
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's soft targets (1 - alpha: labels)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the teacher's training settings, e.g. --set optim.lr=1e-4")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("quantize", help="post-training int8 quantization of an export (torchao)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--method", default="int8_weight_only",
+                   choices=["int8_weight_only", "int8_dynamic", "fbgemm_dynamic"])
+    p.add_argument("--overwrite", action="store_true")
     return ap
 
 
@@ -150,10 +193,43 @@ def run(args) -> int:
 
         print(report(args.run_dir))
     elif args.cmd == "predict":
+        if bool(args.text) == bool(args.data):
+            raise PtftError("predict: give either --text (one or more) or --data FILE --out OUT.parquet")
+        if args.data:
+            from .serve.batch import predict_file
+
+            if not args.out:
+                raise PtftError("predict --data needs --out OUT.parquet")
+            print(json.dumps(predict_file(args.model, args.data, args.out, args.text_column, args.batch_size,
+                                          args.actors, args.gpus_per_actor, args.overwrite)))
+            return 0
         from .finetune.evaluate import predict
 
         for row in predict(args.model, args.text):
             print(json.dumps(row))
+    elif args.cmd == "serve":
+        from .serve.app import serve_model
+
+        serve_model(args.model, args.host, args.port, replicas=args.replicas, max_replicas=args.max_replicas,
+                    target_ongoing=args.target_ongoing_requests, max_batch_size=args.max_batch_size,
+                    batch_wait_ms=args.batch_wait_ms, max_chars=args.max_chars,
+                    cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica)
+    elif args.cmd == "explain":
+        from .compress.explain import explain_texts
+
+        if args.steps < 2:
+            raise PtftError(f"--steps {args.steps}: integrated gradients needs at least 2 steps")
+        for row in explain_texts(args.model, args.text, args.steps):
+            print(json.dumps(row))
+    elif args.cmd == "distill":
+        from .compress.distill import distill
+
+        print(json.dumps(distill(args.teacher, args.student, args.data, args.out, args.unlabeled, args.temperature,
+                                 args.alpha, args.overrides, args.overwrite), indent=2))
+    elif args.cmd == "quantize":
+        from .compress.quantize import quantize
+
+        print(json.dumps(quantize(args.model, args.out, args.method, args.overwrite)))
     return 0
 
 

@@ -24,10 +24,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
         # Tune warns (3 lines each time) whenever trials checkpoint at every evaluation, which
         # fine-tuning trials do: 25 times in one `make run`. --verbose brings it back.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    import logging
+
     import ray
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
+    if not os.environ.get("PTFT_VERBOSE"):  # "Dataset ... execution finished": one per read, in every stage
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")

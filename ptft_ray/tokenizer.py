@@ -35,6 +35,10 @@ class ByteTokenizer:
     def decode(self, ids) -> str:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
 
+    def token_strings(self, ids) -> list[str]:
+        """One readable string per id (explanations show these)."""
+        return [bytes([i]).decode("latin-1") if i < 256 else ("<eot>" if i == 256 else "<pad>") for i in map(int, ids)]
+
     def to_json(self) -> str:
         return json.dumps({"ptft_tokenizer": "byte"})
 
@@ -70,6 +74,10 @@ class BPETokenizer:
 
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids if int(i) != self.pad_id], skip_special_tokens=False)
+
+    def token_strings(self, ids) -> list[str]:
+        # byte-level BPE shows a leading space as "Ġ"; the decoder gives each token's own text
+        return [self.tok.decode([int(i)], skip_special_tokens=False) for i in ids]
 
     def to_json(self) -> str:
         return self.tok.to_str()
@@ -131,6 +139,9 @@ class HFTokenizer:
 
     def decode(self, ids) -> str:
         return self.tok.decode([int(i) for i in ids])
+
+    def token_strings(self, ids) -> list[str]:
+        return self.tok.convert_ids_to_tokens([int(i) for i in ids])
 
     def to_json(self) -> str:
         return json.dumps({"ptft_tokenizer": "hf", "files": self.files})

@@ -77,6 +77,12 @@ def check_text_column(files: list[str], fmt: str, column: str) -> None:
             names = pq.read_schema(f).names
         except (pa.ArrowInvalid, OSError) as e:
             raise PtftError(f"{f}: not a readable Parquet file ({str(e).splitlines()[0][:200]})") from None
+    elif fmt == "csv":
+        try:
+            with pacsv.open_csv(f) as reader:
+                names = reader.schema.names
+        except (pa.ArrowInvalid, OSError) as e:
+            raise PtftError(f"{f}: not a readable CSV file ({str(e).splitlines()[0][:200]})") from None
     else:
         with open(f, "rb") as fh:
             head = fh.read(1 << 16).split(b"\n")[0]

@@ -7,16 +7,9 @@ import torch
 
 from ..data.tasks import load_task
 from .baseline import baselines, gains
-from .export import load_finetuned, logits_of_texts
+from .predictor import Predictor
 from .stats import accuracy_ci, mcnemar
 from .task import classification_metrics
-
-
-def _probs(logits: torch.Tensor) -> torch.Tensor:
-    if logits.ndim == 1:  # binary: one logit for labels[1]
-        p1 = torch.sigmoid(logits)
-        return torch.stack([1 - p1, p1], dim=-1)
-    return torch.softmax(logits, dim=-1)
 
 
 def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_examples: int | None = None,
@@ -26,8 +19,8 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     subset to use (0 = the whole split); default the model's own setting. with_baselines:
     also fit TF-IDF + LR and the majority class on the model's own training rows, and state
     the gain over each (with McNemar's test against TF-IDF + LR on the same rows)."""
-    model, tok, cfg, meta = load_finetuned(model_dir)
-    labels = meta["task_info"]["labels"]
+    pr = Predictor(model_dir)
+    cfg, labels = pr.cfg, pr.labels
     # the export's own split settings, so "test" is the same rows it never trained on and
     # "train" the rows it trained on
     ft = dataclasses.replace(cfg.finetune, data=data)
@@ -35,7 +28,7 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
         ft = dataclasses.replace(ft, max_val_examples=max_val_examples)
     task = load_task(ft, label_names=labels)
     idx = list(task.splits[split]) if split != "all" else list(range(len(task.texts)))
-    pred = _probs(logits_of_texts(model, tok, [task.texts[i] for i in idx], ft.max_len)).argmax(-1)
+    pred = torch.as_tensor(pr.probs([task.texts[i] for i in idx]).argmax(-1))
     y = torch.as_tensor(task.labels[idx])
     n = len(labels)
     conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()
@@ -60,11 +53,6 @@ def headline(ev: dict) -> dict:
 
 
 def predict(model_dir: str, texts: list[str]) -> list[dict]:
-    model, tok, cfg, meta = load_finetuned(model_dir)
-    labels = meta["task_info"]["labels"]
-    probs = _probs(logits_of_texts(model, tok, texts, cfg.finetune.max_len))
-    return [{"text": t, "label": labels[int(p.argmax())],
-             "probabilities": {lab: round(float(x), 6) for lab, x in zip(labels, p)}}
-            for t, p in zip(texts, probs)]
+    return [{"text": t, **row} for t, row in zip(texts, Predictor(model_dir).predict(texts))]
 
 

@@ -30,6 +30,8 @@ def classifier_from_checkpoint(d: str) -> tuple[torch.nn.Module, dict]:
         raise PtftError(f"{d} is not a fine-tuning checkpoint")
     cfg = Config.from_dict(meta["config"], source=f"{d}/meta.json")
     info = meta["task_info"]
+    if meta.get("quantized"):
+        return _quantized(d, cfg, meta), meta
     adapters = cfg.finetune.strategy == "lora" and not meta.get("lora_merged")  # a trial's checkpoint
     if cfg.model.hf:
         from ..models.hf import HFClassifier
@@ -42,6 +44,33 @@ def classifier_from_checkpoint(d: str) -> tuple[torch.nn.Module, dict]:
         apply_lora(model.backbone, cfg.finetune)
     ckpt.load_weights(model, d)
     return model.eval(), meta
+
+
+def _skeleton(d: str, cfg: Config, meta: dict) -> torch.nn.Module:
+    """The export's fp32 architecture with random weights (a quantized export loads into it)."""
+    info = meta["task_info"]
+    if cfg.model.hf:
+        from transformers import AutoModelForSequenceClassification
+
+        from ..models.hf import HFClassifier, hf_config
+
+        return HFClassifier(AutoModelForSequenceClassification.from_config(hf_config(str(d))))
+    return build_classifier(cfg.model, info["labels"], info["vocab_size"], info["pad_id"],
+                            cfg.finetune.head_dropout, None)
+
+
+def _quantized(d: str, cfg: Config, meta: dict) -> torch.nn.Module:
+    """Rebuild the fp32 skeleton, quantize it the way the export was, load its int8 state."""
+    from ..models.quantize import WEIGHTS, quantize_model
+
+    model = quantize_model(_skeleton(d, cfg, meta), meta["quantized"]["method"])
+    f = Path(d) / WEIGHTS
+    try:  # our own file written by `ptft-ray quantize` (tensor subclasses need the pickle loader)
+        state = torch.load(f, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as e:
+        raise PtftError(f"{f}: corrupt or missing quantized weights ({e})") from None
+    model.load_state_dict(state, assign=True)
+    return model.eval()
 
 
 def export(checkpoint_dir: str, out: str | Path, extra_meta: dict | None = None,

@@ -20,8 +20,12 @@ from ..errors import PtftError
 
 
 def _quiet():
+    import logging as std_logging
+
     from transformers.utils import logging
 
+    for name in ("torchao", "torch.utils._pytree"):  # torchao's import notices (transformers imports it)
+        std_logging.getLogger(name).setLevel(std_logging.ERROR)
     logging.set_verbosity_error()  # "Some weights were not initialized ..." is expected here
     logging.disable_progress_bar()  # one "Loading weights" bar per trial drowns the progress lines
 

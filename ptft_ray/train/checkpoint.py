@@ -74,7 +74,7 @@ def read_meta(d: str | Path) -> dict:
     if not d.is_dir():
         raise PtftError(f"checkpoint not found: {d}")
     p = d / META
-    if not p.is_file() or not (d / WEIGHTS).is_file():
+    if not p.is_file() or not ((d / WEIGHTS).is_file() or (d / "quantized.pt").is_file()):
         raise PtftError(f"{d} is not a ptft_ray checkpoint (needs {META} and {WEIGHTS})")
     try:
         return json.loads(p.read_text())

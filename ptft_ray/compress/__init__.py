@@ -1,0 +1,1 @@
+"""Compress and explain a fine-tuned model: distillation, int8 quantization, attributions."""

@@ -1,0 +1,228 @@
+"""`ptft-ray distill`: a smaller, faster student trained on Ray Train DDP from a fine-tuned
+teacher's probabilities (distill_task.py), then exported like any fine-tuned model.
+
+    1. The split is the teacher's own (its finetune settings on --data), so the student is
+       tested on exactly the rows the teacher never trained on.
+    2. Transfer set = the teacher's training rows (with their labels) + --unlabeled texts
+       (label -1; any text equal to a test row is dropped). Teacher probabilities for all of
+       it come from one Ray Data batch-inference pass (serve/batch.py), kept in
+       OUT/teacher_probs.parquet.
+    3. Student: `layers:K` keeps K of the teacher's layers, evenly spaced, with its
+       embeddings and head (DistilBERT kept every other layer: layers:3 of MiniLM's 6);
+       or a Hugging Face model directory (its own tokenizer; the teacher's labels).
+    4. Train (full fine-tuning of the student, the teacher's LR / epochs unless --set),
+       export OUT/model, evaluate teacher and student on the test rows, time both.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..data.tasks import encode, load_task
+from ..errors import PtftError
+from ..train import checkpoint as ckpt
+
+
+def student_from_layers(teacher_dir: str, k: int, out: Path) -> str:
+    """Save a Hugging Face classifier with k of the teacher's layers (evenly spaced, the
+    first and last kept), its embeddings, final norm and head: a student that starts where
+    the teacher is."""
+    from transformers import AutoModelForSequenceClassification
+
+    from ..models.hf import HFClassifier, hf_config
+
+    teacher = HFClassifier.from_dir(teacher_dir)
+    base = teacher.hf.base_model
+    name, layers = max(((n, m) for n, m in base.named_modules() if m.__class__.__name__ == "ModuleList" and len(m)),
+                       key=lambda nm: sum(p.numel() for p in nm[1].parameters()))
+    n = len(layers)
+    if not 1 <= k < n:
+        raise PtftError(f"--student layers:{k}: the teacher has {n} layers; keep between 1 and {n - 1}")
+    keep = sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n - 1]
+    config = hf_config(teacher_dir)
+    for key in ("num_hidden_layers", "n_layer", "num_layers"):
+        if hasattr(config, key):
+            setattr(config, key, k)
+    student = AutoModelForSequenceClassification.from_config(config)
+    prefix = f"{teacher.hf.base_model_prefix}.{name}."
+    pat = re.compile(re.escape(prefix) + r"(\d+)\.")
+    src = teacher.hf.state_dict()
+    state = {}
+    for key in student.state_dict():
+        m = pat.match(key)
+        state[key] = src[pat.sub(f"{prefix}{keep[int(m.group(1))]}.", key, count=1) if m else key]
+    student.load_state_dict(state)
+    student.save_pretrained(str(out))
+    from .. import tokenizer as toks
+
+    toks.save(toks.load(teacher_dir), out)
+    return str(out)
+
+
+def _transfer_set(task, unlabeled: str | None, text_column: str) -> tuple[list[str], np.ndarray]:
+    texts = [task.texts[i] for i in task.splits["train"]]
+    labels = task.labels[task.splits["train"]].astype(np.int64)
+    if unlabeled:
+        from ..data import sources
+
+        files, fmt = sources.resolve_files(unlabeled, "auto", "--unlabeled")
+        extra = []
+        for f in files:
+            t = sources.read_table(f, fmt, [text_column] if fmt != "text" else None)
+            extra += [x for x in t.column(text_column if fmt != "text" else "text").to_pylist() if isinstance(x, str) and x.strip()]
+        held_out = {task.texts[i] for i in [*task.splits["test"], *task.splits["val"]]}
+        extra = [x for x in extra if x not in held_out]  # never a test (or validation) row
+        texts += extra
+        labels = np.concatenate([labels, np.full(len(extra), -1, dtype=np.int64)])
+    return texts, labels
+
+
+def _speed(model_dir: str, texts: list[str], batch_size: int) -> float:
+    """Rows/s of one model on one thread (what a CPU replica gets)."""
+    import torch
+
+    from ..finetune.predictor import Predictor
+
+    torch.set_num_threads(1)
+    p = Predictor(model_dir)
+    p.probs(texts[:batch_size], batch_size)  # warm-up
+    t = time.perf_counter()
+    p.probs(texts, batch_size)
+    return len(texts) / (time.perf_counter() - t)
+
+
+def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | None = None,
+            temperature: float = 2.0, alpha: float = 0.5, overrides: list[str] | None = None,
+            overwrite: bool = False) -> dict:
+    from ..config import apply_overrides
+
+    t0 = time.time()
+    meta = ckpt.read_meta(teacher)
+    if meta.get("task") != "cls" or meta.get("quantized"):
+        raise PtftError(f"--teacher {teacher}: not an fp32 fine-tuned classifier export")
+    if temperature <= 0:
+        raise PtftError(f"--temperature {temperature}: must be > 0")
+    if not 0 <= alpha <= 1:
+        raise PtftError(f"--alpha {alpha}: must be between 0 and 1")
+    out_p = Path(out)
+    if out_p.exists() and any(out_p.iterdir()):
+        if not overwrite:
+            raise PtftError(f"--out {out} exists; use another --out or --overwrite")
+        shutil.rmtree(out_p)
+    tcfg = Config.from_dict(meta["config"], source=f"{teacher}/meta.json")
+    d = tcfg.to_dict()
+    d["finetune"].update(data=data, strategy="full")
+    cfg = Config.from_dict(apply_overrides(d, overrides or []), source="distill --set")
+    labels = meta["task_info"]["labels"]
+    task = load_task(cfg.finetune, label_names=labels)
+    m = re.fullmatch(r"layers:(\d+)", student)
+    if not m and not Path(student, "config.json").is_file():
+        raise PtftError(f"--student {student!r}: give layers:K (K of the teacher's layers) or a Hugging Face model directory")
+    if m and not tcfg.model.hf:
+        raise PtftError("--student layers:K needs a Hugging Face teacher; give --student HF_DIR")
+    texts, y = _transfer_set(task, unlabeled, cfg.finetune.text_column)
+    out_p.mkdir(parents=True, exist_ok=True)
+    student_dir = student_from_layers(teacher, int(m.group(1)), out_p / "student_init") if m else student
+
+    # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..serve.batch import predict_file
+
+    pq.write_table(pa.table({"text": texts}), out_p / "transfer.parquet")
+    predict_file(teacher, str(out_p / "transfer.parquet"), str(out_p / "teacher_probs.parquet"))
+    probs_t = pq.read_table(out_p / "teacher_probs.parquet")
+    teacher_probs = np.stack([probs_t[f"prob_{lab}"].to_numpy() for lab in labels], axis=1).astype(np.float32)
+    (out_p / "transfer.parquet").unlink()
+
+    # 2. the student trains on Ray Train: the classification loop with the distillation loss
+    result = _train(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, out_p)
+
+    # 3. export, evaluate both on the same test rows, time both
+    from ..finetune.evaluate import evaluate_export
+    from ..finetune.export import export
+    from ..finetune.stats import paired
+
+    model_dir = export(result.best_checkpoints[0][0].path, out_p / "model",
+                       extra_meta={"distilled_from": str(Path(teacher).resolve()),
+                                   "distill": {"temperature": temperature, "alpha": alpha, "student": student}})
+    ev_s = evaluate_export(str(model_dir), data, "test")
+    ev_t = evaluate_export(teacher, data, "test")
+    test_texts = [task.texts[i] for i in task.splits["test"]]
+    speed = {f"batch_{b}": {"teacher_rows_per_s": round(_speed(teacher, test_texts[:256], b), 1),
+                            "student_rows_per_s": round(_speed(str(model_dir), test_texts[:256], b), 1)}
+             for b in (1, 64)}
+    for v in speed.values():
+        v["speedup"] = round(v["student_rows_per_s"] / v["teacher_rows_per_s"], 2)
+    from ..models import count_params
+    from ..finetune.export import load_finetuned
+
+    summary = {"teacher": str(Path(teacher).resolve()), "student": student, "model": str(model_dir),
+               "teacher_accuracy": ev_t["accuracy"], "student_accuracy": ev_s["accuracy"],
+               "student_accuracy_ci": ev_s["accuracy_ci"], "teacher_accuracy_ci": ev_t["accuracy_ci"],
+               "points_lost": round(100 * (ev_t["accuracy"] - ev_s["accuracy"]), 2),
+               "vs_teacher": paired(ev_t, ev_s), "speedup": speed["batch_64"]["speedup"], "speed": speed,
+               "teacher_params": count_params(load_finetuned(teacher)[0]),
+               "student_params": count_params(load_finetuned(str(model_dir))[0]),
+               "transfer_rows": len(texts), "unlabeled_rows": int((y < 0).sum()), "test_n": ev_s["n"],
+               "temperature": temperature, "alpha": alpha, "wall_s": round(time.time() - t0, 1)}
+    (out_p / "result.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, out_p: Path):
+    import pyarrow as pa
+    import ray.data
+    from ray.data.extensions import ArrowTensorArray
+
+    from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
+    from ..errors import raise_user_error
+    from ..finetune.runner import hf_source, loop_config
+    from ..data.tasks import to_ray
+    from ..train.loop import train_loop_per_worker
+    from .. import tokenizer as toks
+    from .distill_task import DistillTask
+
+    init_ray()
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    source = hf_source(student_dir)
+    sc, metric = cfg.scaling, cfg.sweep.metric
+    res = cluster_summary()
+    lc = loop_config(cfg, source, task, world=sc.num_workers)
+    # the transfer set, not the labeled rows alone, sets the step arithmetic
+    per_step = cfg.train.batch_size * cfg.train.grad_accum * sc.num_workers
+    steps_per_epoch = max(1, len(texts) // per_step)
+    lc.update(task_factory=DistillTask, distill={"temperature": temperature, "alpha": alpha},
+              steps_per_epoch=steps_per_epoch, max_steps=max(1, int(cfg.finetune.epochs * steps_per_epoch)),
+              eval_every=max(1, steps_per_epoch // cfg.finetune.evals_per_epoch))
+    lc["lineage"]["distilled_from"] = cfg.finetune.data
+    tok = toks.from_json(source.tokenizer_json)
+    ids, lengths = encode(tok, texts, cfg.finetune.max_len)
+    order = np.random.default_rng(cfg.finetune.split_seed + 3).permutation(len(texts))  # mix labeled + unlabeled
+    train = ray.data.from_arrow(pa.table({
+        "input_ids": ArrowTensorArray.from_numpy(ids[order]), "length": lengths[order], "label": y[order],
+        "teacher_probs": ArrowTensorArray.from_numpy(teacher_probs[order])}))
+    trainer = TorchTrainer(
+        train_loop_per_worker, train_loop_config=lc,
+        scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
+                                     resources_per_worker=worker_resources(sc.num_workers, sc.cpus_per_worker,
+                                                                           sc.use_gpu, sc.gpus_per_worker, res)),
+        run_config=RunConfig(name="train", storage_path=storage_path(str(out_p.resolve()), res["nodes"]),
+                             failure_config=FailureConfig(max_failures=cfg.run.max_failures),
+                             checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
+                                                                checkpoint_score_order=cfg.sweep.mode)),
+        datasets={"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")})
+    try:
+        return trainer.fit()
+    except Exception as e:  # noqa: BLE001
+        raise_user_error(e)

@@ -1,0 +1,51 @@
+"""`ptft-ray quantize`: an export's Linear layers to int8 (models/quantize.py), saved as a
+directory that `load_finetuned` (and so evaluate / predict / serve / explain) loads."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import PtftError
+from ..finetune.export import load_finetuned
+from ..models.quantize import DEFAULT, WEIGHTS, quantize_model, state_bytes
+from ..train import checkpoint as ckpt
+
+
+def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = False) -> dict:
+    out_p = Path(out)
+    if out_p.exists() and not overwrite:
+        raise PtftError(f"{out_p} exists; use another --out or --overwrite")
+    model, tok, cfg, meta = load_finetuned(model_dir)
+    if meta.get("quantized"):
+        raise PtftError(f"{model_dir} is already quantized ({meta['quantized']['method']}); quantize its fp32 export")
+    fp32_bytes = state_bytes(model)
+    quantize_model(model, method)
+    q_bytes = state_bytes(model)
+    info = {"method": method, "from": str(Path(model_dir).resolve()), "fp32_state_bytes": fp32_bytes,
+            "int8_state_bytes": q_bytes, "library": "torch.ao" if method == "fbgemm_dynamic" else "torchao"}
+    out_p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_p.name}.tmp-", dir=out_p.parent))
+    try:
+        torch.save(model.state_dict(), tmp / WEIGHTS)
+        if cfg.model.hf:  # the architecture, so the skeleton can be rebuilt (and transformers reads it)
+            model.hf.config.save_pretrained(str(tmp))
+        (tmp / ckpt.META).write_text(json.dumps({**meta, "quantized": info}, indent=1))
+        from .. import tokenizer as toks
+
+        toks.save(tok, tmp)
+        if out_p.exists():  # --overwrite: the new directory is complete before the old one goes
+            old = out_p.with_name(f".{out_p.name}.old-{os.getpid()}")
+            os.rename(out_p, old)
+            os.rename(tmp, out_p)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, out_p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"out": str(out_p), **info, "size_ratio": round(fp32_bytes / max(q_bytes, 1), 2)}

@@ -1,0 +1,130 @@
+"""`ptft-ray predict --data FILE --out OUT.parquet`: batch inference on Ray Data.
+
+The file streams through `map_batches` with an actor pool: each actor loads the model once
+(finetune/predictor.py, the same code `predict --text`, `evaluate` and `serve` use) and
+scores batches of rows; on a GPU cluster each actor takes `--gpus-per-actor`. The driver
+pulls finished batches in input order and appends them to one Parquet file, so memory
+stays bounded by Ray Data's backpressure (a few blocks in flight), not by the file's size.
+
+Output: the input's columns, then `label` (the predicted class) and `prob_<class>` for each
+class. An input column already named `label` or `prob_<class>` is kept as `input_<name>`.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ..data import sources
+from ..errors import PtftError
+from .ship import ship, unship
+
+
+class _Scorer:
+    """One model per actor; a batch is a pyarrow Table."""
+
+    def __init__(self, shipped: list, text_column: str, device: str, threads: int, rename: dict):
+        import torch
+
+        from ..finetune.predictor import Predictor
+
+        torch.set_num_threads(max(1, threads))
+        self.p, self.col, self.rename = Predictor(unship(shipped), device), text_column, rename
+
+    def __call__(self, batch):
+        import numpy as np
+        import pyarrow as pa
+
+        texts = [t if isinstance(t, str) else "" for t in batch.column(self.col).to_pylist()]
+        probs = self.p.probs(texts)
+        if self.rename:
+            batch = batch.rename_columns([self.rename.get(c, c) for c in batch.column_names])
+        batch = batch.append_column("label", pa.array(np.array(self.p.labels, dtype=object)[probs.argmax(1)].tolist(),
+                                                      pa.string()))
+        for j, lab in enumerate(self.p.labels):
+            batch = batch.append_column(f"prob_{lab}", pa.array(probs[:, j], pa.float32()))
+        return batch
+
+
+def _input_columns(files: list[str], fmt: str) -> list[str]:
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    if fmt == "parquet":
+        return pq.read_schema(files[0]).names
+    if fmt == "csv":
+        with pacsv.open_csv(files[0]) as r:
+            return r.schema.names
+    return sources.read_table(files[0], fmt).column_names
+
+
+def read_dataset(files: list[str], fmt: str):
+    import ray.data
+
+    if fmt == "parquet":
+        return ray.data.read_parquet(files)
+    if fmt == "csv":
+        return ray.data.read_csv(files)
+    if fmt == "jsonl":
+        return ray.data.read_json(files, lines=True)
+    raise PtftError(f"--data: {fmt} files have no columns; use parquet, csv or jsonl")
+
+
+def predict_file(model_dir: str, data: str, out: str, text_column: str = "text", batch_size: int = 64,
+                 actors: int = 0, gpus_per_actor: float = 0.0, overwrite: bool = False) -> dict:
+    """-> {"out", "rows", "actors", "rows_per_s", "renamed"}; one output row per input row."""
+    from ..cluster import cluster_summary, init_ray
+    from ..train import checkpoint as ckpt
+
+    t0 = time.time()
+    meta = ckpt.read_meta(model_dir)  # fails here, before Ray, if it is not a model
+    if meta.get("task") != "cls":
+        raise PtftError(f"--model {model_dir}: not a fine-tuned classifier")
+    labels = meta["task_info"]["labels"]
+    out_p = Path(out)
+    if out_p.exists() and not overwrite:
+        raise PtftError(f"--out {out} exists; use another --out or --overwrite")
+    if batch_size < 1:
+        raise PtftError(f"--batch-size {batch_size}: must be at least 1")
+    files, fmt = sources.resolve_files(data, "auto", "--data")
+    sources.check_text_column(files, fmt, text_column)
+    ours = {"label", *(f"prob_{lab}" for lab in labels)}
+    rename = {c: f"input_{c}" for c in _input_columns(files, fmt) if c in ours}
+
+    ray = init_ray()
+    from ray.data import ActorPoolStrategy, DataContext
+
+    res = cluster_summary()
+    if gpus_per_actor and not res["gpus"]:
+        raise PtftError(f"--gpus-per-actor {gpus_per_actor}: the cluster has no GPU")
+    # one CPU per actor; on a CPU cluster leave one CPU for reading and writing blocks
+    actors = actors or max(1, int(res["gpus"] // gpus_per_actor) if gpus_per_actor else int(res["cpus"]) - 1)
+    DataContext.get_current().execution_options.preserve_order = True  # output rows in input order
+    ds = read_dataset(files, fmt).map_batches(
+        _Scorer, fn_constructor_args=(ship(model_dir), text_column,
+                                      "cuda" if gpus_per_actor else "cpu", 1, rename),
+        batch_size=batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=actors),
+        num_cpus=1, num_gpus=gpus_per_actor or None)
+    import pyarrow.parquet as pq
+
+    out_p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_p.with_name(f".{out_p.name}.tmp-{os.getpid()}")
+    rows, writer = 0, None
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if writer is None:
+                writer = pq.ParquetWriter(str(tmp), batch.schema)
+            writer.write_table(batch)
+            rows += batch.num_rows
+        if writer is None:
+            raise PtftError(f"--data {data}: no rows")
+        writer.close()
+        os.replace(tmp, out_p)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    del ray
+    wall = time.time() - t0
+    return {"out": str(out_p), "rows": rows, "actors": actors, "wall_s": round(wall, 2),
+            "rows_per_s": round(rows / wall, 2), "renamed": rename}

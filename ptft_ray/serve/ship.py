@@ -1,0 +1,23 @@
+"""A model directory through the object store: an actor or replica on any node rebuilds it
+locally, with no shared filesystem (an export is tens of MB: MiniLM's is 88 MB)."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+
+def ship(model_dir: str) -> list:
+    """-> [ObjectRef of {file name: bytes}] (in a list, so Ray hands the reference over
+    unresolved and the bytes are fetched once, where the model is built)."""
+    import ray
+
+    return [ray.put({p.name: p.read_bytes() for p in Path(model_dir).iterdir() if p.is_file()})]
+
+
+def unship(shipped: list) -> str:
+    import ray
+
+    d = tempfile.mkdtemp(prefix="ptft-model-")
+    for name, data in ray.get(shipped[0]).items():
+        Path(d, name).write_bytes(data)
+    return d

@@ -1,0 +1,169 @@
+"""Compress, explain and run a fine-tuned model, on real Ray (CPU), through the CLI:
+batch inference on Ray Data, Ray Serve over real HTTP, torchao int8, Captum attributions,
+and distillation on Ray Train. The teacher is a tiny random BERT fine-tuned here."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from hf_models import tiny_hf_model
+
+pytestmark = pytest.mark.slow
+
+
+def cli(ray_session, *args, timeout=600, check=True):
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", *args], capture_output=True, text=True,
+                       env=env, timeout=timeout)
+    if check:
+        assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def teacher(ray_session, cls_data, sweep_config, tmp_path_factory):
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.single import finetune
+
+    bert = tiny_hf_model("bert", tmp_path_factory.mktemp("bert"))
+    cfg = load_config(sweep_config, [f"finetune.data={cls_data}", "finetune.strategy=full", "optim.lr=3e-3",
+                                     "finetune.max_examples=256", "finetune.max_len=32", "finetune.epochs=2"])
+    out = finetune(cfg, bert, str(tmp_path_factory.mktemp("teacher") / "ft"))
+    assert out["test_accuracy"] > 0.6, out
+    return out
+
+
+def test_batch_predict_on_ray_data_keeps_every_row_in_order(ray_session, teacher, cls_data, tmp_path):
+    from ptft_ray.finetune.predictor import Predictor
+
+    out = tmp_path / "pred.parquet"
+    r = cli(ray_session, "predict", "--model", teacher["export_path"], "--data", cls_data, "--out", str(out),
+            "--batch-size", "50")
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    src, got = pq.read_table(cls_data), pq.read_table(out)
+    assert summary["rows"] == got.num_rows == src.num_rows == 900
+    assert got.column_names == ["text", "input_label", "label", "prob_neg", "prob_pos"]
+    assert got["text"].to_pylist() == src["text"].to_pylist()            # input order kept
+    assert got["input_label"].to_pylist() == src["label"].to_pylist()    # the input's own label column
+    probs = np.stack([got["prob_neg"].to_numpy(), got["prob_pos"].to_numpy()], 1)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    ref = Predictor(teacher["export_path"]).probs(src["text"].to_pylist()[:40])
+    np.testing.assert_allclose(probs[:40], ref, atol=1e-5)
+    assert got["label"].to_pylist() == [["neg", "pos"][i] for i in probs.argmax(1)]
+    # an existing --out is refused (exit 2), and left as it was
+    before = out.read_bytes()
+    r = cli(ray_session, "predict", "--model", teacher["export_path"], "--data", cls_data, "--out", str(out),
+            check=False)
+    assert r.returncode == 2 and "exists" in r.stderr and out.read_bytes() == before
+
+
+def test_quantized_export_evaluates_and_predicts_like_the_fp32_one(ray_session, teacher, cls_data, tmp_path):
+    q = tmp_path / "q"
+    info = json.loads(cli(ray_session, "quantize", "--model", teacher["export_path"], "--out", str(q)).stdout)
+    assert info["method"] == "int8_weight_only" and info["int8_state_bytes"] < info["fp32_state_bytes"]
+    ev_q = json.loads(cli(ray_session, "evaluate", "--model", str(q), "--data", cls_data).stdout)
+    assert ev_q["n"] == teacher["test_n"]
+    assert abs(ev_q["accuracy"] - teacher["test_accuracy"]) <= 0.03
+    row = json.loads(cli(ray_session, "predict", "--model", str(q), "--text", "a great superb film").stdout)
+    assert row["label"] in ("neg", "pos") and sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+    r = cli(ray_session, "quantize", "--model", teacher["export_path"], "--out", str(q), check=False)
+    assert r.returncode == 2 and "exists" in r.stderr
+
+
+def test_explain_prints_attributions_that_add_up_to_the_logit_difference(ray_session, teacher):
+    texts = ["the film was great and superb", "a dull boring awful movie"]
+    r = cli(ray_session, "explain", "--model", teacher["export_path"], "--text", texts[0], "--text", texts[1])
+    rows = [json.loads(line) for line in r.stdout.strip().splitlines()]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["label"] in ("neg", "pos") and len(row["tokens"]) == len(row["attributions"])
+        assert row["tokens"][0] == "[CLS]" and row["tokens"][-1] == "[SEP]"
+        # completeness: attributions + delta = f(text) - f(baseline)
+        assert sum(row["attributions"]) + row["delta"] == pytest.approx(row["logit_difference"], abs=1e-3)
+        assert row["relative_delta"] < 0.05
+
+
+def _post(url, body: bytes):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_serve_answers_http_batches_requests_and_refuses_bad_ones_with_4xx(ray_session, teacher, tmp_path):
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ptft_ray.finetune.predictor import Predictor
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, "-m", "ptft_ray.cli", "serve", "--model", teacher["export_path"],
+                             "--port", str(port), "--max-chars", "200"], stdout=subprocess.PIPE,
+                            stderr=open(tmp_path / "serve.err", "w"), text=True, env=env)
+    try:
+        ready = json.loads(proc.stdout.readline())  # printed once the app is running
+        url = ready["url"]
+        assert url == f"http://127.0.0.1:{port}"
+        import urllib.request
+
+        health = json.loads(urllib.request.urlopen(url + "/health", timeout=30).read())
+        assert health["status"] == "ok" and health["labels"] == ["neg", "pos"]
+        texts = [f"the movie was {w} and {v}" for w in ("great", "dull", "superb", "awful") for v in ("moving", "weak")]
+        ref = Predictor(teacher["export_path"]).predict(texts)
+        code, one = _post(url + "/predict", json.dumps({"text": texts[0]}).encode())
+        assert code == 200 and one["label"] == ref[0]["label"]
+        assert one["probabilities"]["pos"] == pytest.approx(ref[0]["probabilities"]["pos"], abs=1e-4)
+        code, many = _post(url + "/predict", json.dumps({"texts": texts}).encode())
+        assert code == 200 and [p["label"] for p in many["predictions"]] == [r["label"] for r in ref]
+        with ThreadPoolExecutor(8) as pool:  # concurrent clients: each gets its own answer
+            answers = list(pool.map(lambda t: _post(url + "/predict", json.dumps({"text": t}).encode()), texts))
+        assert [a[1]["label"] for a in answers] == [r["label"] for r in ref] and {a[0] for a in answers} == {200}
+        bad = {b"not json": 400, b"[1, 2]": 400, b'{"txt": "x"}': 400, b'{"text": ""}': 400,
+               b'{"text": 5}': 400, b'{"texts": []}': 400, json.dumps({"text": "x" * 201}).encode(): 413}
+        for body, want in bad.items():
+            code, err = _post(url + "/predict", body)
+            assert code == want and err["error"] and "\n" not in err["error"], (body, code, err)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    assert proc.returncode == 0, (tmp_path / "serve.err").read_text()[-2000:]
+    with pytest.raises(OSError):  # the app and Serve's proxy are gone
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
+def test_distill_trains_a_smaller_student_from_the_teachers_probabilities(ray_session, teacher, cls_data, tmp_path):
+    import pyarrow as pa
+
+    from conftest import synthetic_reviews
+    from ptft_ray.finetune.export import load_finetuned
+
+    extra = tmp_path / "unlabeled.parquet"
+    pq.write_table(pa.table({"text": synthetic_reviews(200, seed=7)[0]}), extra)
+    out = tmp_path / "distilled"
+    r = cli(ray_session, "distill", "--teacher", teacher["export_path"], "--student", "layers:1", "--data", cls_data,
+            "--unlabeled", str(extra), "--out", str(out), "--set", "finetune.epochs=2")
+    res = json.loads((out / "result.json").read_text())
+    printed = r.stdout[r.stdout.rindex("\n{") + 1:] if not r.stdout.startswith("{") else r.stdout
+    assert json.loads(printed)["student_accuracy"] == res["student_accuracy"]
+    assert res["teacher_accuracy"] == pytest.approx(teacher["test_accuracy"])
+    assert res["unlabeled_rows"] == 200 and res["transfer_rows"] == 256 + 200
+    assert res["student_params"] < res["teacher_params"] and res["speedup"] > 0
+    assert res["student_accuracy"] > 0.6
+    student, _, _, meta = load_finetuned(str(out / "model"))
+    assert student.hf.config.num_hidden_layers == 1 and meta["distilled_from"]
+    probs = pq.read_table(out / "teacher_probs.parquet")
+    assert probs.num_rows == 456 and "prob_pos" in probs.column_names
