@@ -2,7 +2,7 @@
 child process (its own local Ray), then BENCHMARKS.md from benchmarks/results/*.json.
 
     python -m benchmarks                 # all
-    python -m benchmarks throughput      # some of: throughput profile_ops profile_ddp data_pipeline calibrate sweeps planner_accept hf_rt quality
+    python -m benchmarks throughput      # some of: throughput profile_ops profile_ddp data_pipeline calibrate sweeps planner_accept hf_rt quality compress
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 from .common import ROOT
 
 ORDER = ["throughput", "profile_ops", "profile_ddp", "data_pipeline", "calibrate", "sweeps", "planner_accept", "hf_rt",
-         "quality"]
+         "quality", "compress"]
 
 
 def main(argv: list[str]) -> int:

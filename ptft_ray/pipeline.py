@@ -46,6 +46,14 @@ class PipelineConfig:
     scratch_baseline: bool = True   # the same sweep from random init, for the side-by-side
     base_control: bool = False      # the same sweep from the un-adapted model.hf, for the side-by-side
     adapt_on_task: bool = False     # pretrain on the task's own training texts (never val/test rows)
+    # optional stages on the best export, after the sweeps (each with its report section)
+    distill: str = ""               # student: layers:K or a Hugging Face dir ("" = no distillation)
+    distill_set: list[str] = field(default_factory=list)   # --set overrides of the student's training
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.5
+    distill_unlabeled: bool = True  # the task's whole training split (unlabeled) joins the transfer set
+    quantize: str = ""              # int8_weight_only | int8_dynamic | fbgemm_dynamic ("" = none)
+    explain: int = 0                # test rows to explain (half right, half wrong predictions; 0 = none)
 
 
 def load_pipeline_config(path: str | None, overrides: list[str] | None = None) -> PipelineConfig:
@@ -62,7 +70,16 @@ def load_pipeline_config(path: str | None, overrides: list[str] | None = None) -
     unknown = sorted(set(d) - set(hints))
     if unknown:
         raise PtftError(f"pipeline config key '{unknown[0]}': unknown (known: {', '.join(hints)})")
-    return PipelineConfig(**{k: _coerce(f"pipeline.{k}", v, hints[k]) for k, v in d.items()})
+    pc = PipelineConfig(**{k: _coerce(f"pipeline.{k}", v, hints[k]) for k, v in d.items()})
+    from .models.quantize import METHODS
+
+    if pc.quantize and pc.quantize not in METHODS:
+        raise PtftError(f"pipeline config key 'quantize': {pc.quantize!r} is not one of {', '.join(METHODS)}")
+    if pc.explain < 0:
+        raise PtftError("pipeline config key 'explain': a number of test rows, >= 0")
+    if pc.distill_set and not pc.distill:
+        raise PtftError("pipeline config key 'distill_set': set without 'distill' (it would be ignored)")
+    return pc
 
 
 def task_corpus(ft, path: Path) -> str:
@@ -204,6 +221,8 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
         man.write()
     head = headline(results["sweep_pretrained"], evals, "continued pretraining" if pcfg.model.hf else "pretraining")
     write_json(root / "summary.json", {"headline": head})  # the report opens with it
+    extra = _compress_stages(pc, root, results["sweep_pretrained"]["export_path"], evals["sweep_pretrained"], man,
+                             scfg.finetune)
     page, t = _timed(lambda: report(str(root)))
     man.stage("report", page, "done", t)
     summary = {"pretrain": {k: pre[k] for k in ("val_perplexity", "unigram_val_perplexity", "val_loss",
@@ -213,10 +232,37 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
                **{n.replace("sweep_", ""): {k: r[k] for k in ("test_accuracy", "test_macro_f1", "best_metric",
                                                               "best_config", "export_path", "trial_time_s", "wall_s")}
                   for n, r in results.items()},
-               "headline": head, "manifest": str(man.path), "report": page}
+               "headline": head, **extra, "manifest": str(man.path), "report": page}
     (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _print_summary(pre, results, head, page)
     return summary
+
+
+def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict, man: Manifest, ft) -> dict:
+    """distill / quantize / explain the best export, as the pipeline config asks."""
+    from .compress import stages
+
+    out = {}
+    if pc.distill:
+        unlabeled = str(root / "task_text.parquet") if pc.distill_unlabeled else None
+        if unlabeled:
+            task_corpus(ft, Path(unlabeled))
+        r, t = _timed(lambda: stages.distill_stage(best, pc.distill, pc.data, root, unlabeled, pc.distill_temperature,
+                                                   pc.distill_alpha, pc.distill_set))
+        out["distill"] = {k: r[k] for k in ("student_accuracy", "teacher_accuracy", "points_lost", "speedup", "model")}
+        man.stage("distill", str(root / "distill"), "done", t, **out["distill"])
+        man.d["lineage"]["distill"] = {"teacher": best, "student": pc.distill, "export": r["model"]}
+    if pc.quantize:
+        r, t = _timed(lambda: stages.quantize_stage(best, pc.quantize, pc.data, root, best_eval))
+        out["quantize"] = {k: r[k] for k in ("method", "int8_accuracy", "points_lost", "speedup", "size_ratio", "path")}
+        man.stage("quantize", r["path"], "done", t, **{k: v for k, v in out["quantize"].items() if k != "path"})
+        man.d["lineage"]["quantize"] = {"from": best, "export": r["path"], "method": pc.quantize}
+    if pc.explain:
+        r, t = _timed(lambda: stages.explain_stage(best, best_eval, pc.data, root, pc.explain))
+        out["explain"] = {k: r[k] for k in ("n", "frac_relative_delta_under_5pct", "deletion_top3_prob_drop",
+                                             "deletion_random3_prob_drop")}
+        man.stage("explain", str(root / "explain.json"), "done", t, **out["explain"])
+    return out
 
 
 def headline(best: dict, evals: dict, stage: str) -> dict:

@@ -231,7 +231,8 @@ def test_pipeline_adapts_an_hf_encoder_on_the_task_text_and_compares_with_it_as_
     cfg.write_text(yaml.safe_dump({
         "pretrain_config": HF_DEBUG, "pretrain_set": [f"model.hf={hf_dirs['bert']}", "schedule.max_steps=10"],
         "sweep_config": sweep_config, "data": cls_data, "adapt_on_task": True, "base_control": True,
-        "scratch_baseline": False,
+        "scratch_baseline": False, "distill": "layers:1", "distill_set": ["finetune.epochs=1"],
+        "quantize": "int8_weight_only", "explain": 6,
         "sweep_set": ["sweep.num_samples=1", "sweep.strategies=[full]", "sweep.lrs=[3e-3]", "sweep.scheduler=none",
                       "finetune.max_examples=128", "finetune.epochs=1", "sweep.epochs=[1]"]}))
     summary = run_pipeline(str(cfg), str(tmp_path / "run"))
@@ -249,4 +250,18 @@ def test_pipeline_adapts_an_hf_encoder_on_the_task_text_and_compares_with_it_as_
     assert effect["points"] == pytest.approx(100 * (ours["accuracy"] - base["accuracy"]), abs=0.01)
     lineage = json.loads((tmp_path / "run" / "sweep_base" / "result.json").read_text())["lineage"]
     assert list(lineage) == [hf_dirs["bert"]]
-    assert "continued pretraining: " in (tmp_path / "run" / "report" / "report.md").read_text()
+    md = (tmp_path / "run" / "report" / "report.md").read_text()
+    assert "continued pretraining: " in md
+    # the optional stages on the best export: distill, quantize, explain, each in the report
+    dist = json.loads((tmp_path / "run" / "distill" / "result.json").read_text())
+    assert dist["teacher_accuracy"] == pytest.approx(ours["accuracy"]) and dist["test_n"] == 90
+    assert 128 < dist["transfer_rows"] <= len(train_texts)  # 128 labeled + the rest of the split unlabeled
+    q = json.loads((tmp_path / "run" / "quantize.json").read_text())
+    assert q["fp32_accuracy"] == pytest.approx(ours["accuracy"]) and q["int8_state_bytes"] < q["fp32_state_bytes"]
+    ex = json.loads((tmp_path / "run" / "explain.json").read_text())
+    assert ex["n"] == 6 and {e["kind"] for e in ex["examples"]} <= {"right", "wrong"}
+    assert all(len(e["tokens"]) == len(e["attributions"]) for e in ex["examples"])
+    for section in ("## Distillation", "## Quantization", "## Explanations", "### Tokens that push each class"):
+        assert section in md, section
+    stages = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
+    assert {"distill", "quantize", "explain"} <= set(stages)

@@ -77,8 +77,9 @@ def _transfer_set(task, unlabeled: str | None, text_column: str) -> tuple[list[s
         for f in files:
             t = sources.read_table(f, fmt, [text_column] if fmt != "text" else None)
             extra += [x for x in t.column(text_column if fmt != "text" else "text").to_pylist() if isinstance(x, str) and x.strip()]
-        held_out = {task.texts[i] for i in [*task.splits["test"], *task.splits["val"]]}
-        extra = [x for x in extra if x not in held_out]  # never a test (or validation) row
+        # never a test or validation row; a labeled training row is already in, with its label
+        skip = {task.texts[i] for i in [*task.splits["test"], *task.splits["val"], *task.splits["train"]]}
+        extra = list(dict.fromkeys(x for x in extra if x not in skip))
         texts += extra
         labels = np.concatenate([labels, np.full(len(extra), -1, dtype=np.int64)])
     return texts, labels

@@ -10,7 +10,10 @@ from torch import nn
 
 from ..config import ModelConfig
 from .gpt import GPTBackbone
+from .hf import quiet_torchao
 from .lstm import LSTMBackbone
+
+quiet_torchao()  # before anything imports transformers (which imports torchao)
 
 
 class LanguageModel(nn.Module):

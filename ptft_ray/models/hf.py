@@ -19,13 +19,25 @@ from torch import nn
 from ..errors import PtftError
 
 
-def _quiet():
-    import logging as std_logging
+def quiet_torchao() -> None:
+    """torchao's import notices (a CUDA kernel library that cannot load on a CPU machine, two
+    enum registrations): four lines in every process that imports it (transformers does),
+    none actionable. Filters, not levels: torch's logging setup resets its loggers' levels."""
+    import logging
 
+    for name in ("torchao", "torch.utils._pytree"):
+        log = logging.getLogger(name)
+        if not any(getattr(f, "ptft", False) for f in log.filters):
+            f = logging.Filter()
+            f.filter = lambda record: record.levelno >= logging.ERROR  # type: ignore[method-assign]
+            f.ptft = True  # type: ignore[attr-defined]
+            log.addFilter(f)
+
+
+def _quiet():
     from transformers.utils import logging
 
-    for name in ("torchao", "torch.utils._pytree"):  # torchao's import notices (transformers imports it)
-        std_logging.getLogger(name).setLevel(std_logging.ERROR)
+    quiet_torchao()
     logging.set_verbosity_error()  # "Some weights were not initialized ..." is expected here
     logging.disable_progress_bar()  # one "Loading weights" bar per trial drowns the progress lines
 

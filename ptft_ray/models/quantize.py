@@ -16,7 +16,6 @@ same way and loading the state with assign=True (finetune/export.py).
 """
 from __future__ import annotations
 
-import logging
 import warnings
 
 import torch
@@ -24,10 +23,9 @@ from torch import nn
 
 from ..errors import PtftError
 
-# torchao's import notices (a CUDA kernel library that cannot load on a CPU machine, enum
-# registrations): four lines per process, none of them actionable
-for _name in ("torchao", "torch.utils._pytree"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
+from .hf import quiet_torchao
+
+quiet_torchao()
 
 METHODS = ("int8_weight_only", "int8_dynamic", "fbgemm_dynamic")
 DEFAULT = "int8_weight_only"

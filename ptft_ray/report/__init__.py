@@ -4,7 +4,8 @@ The page explains a finished run without a notebook. It opens with the headline:
 model's test accuracy with its 95 % interval, the baselines (TF-IDF + LR, majority class)
 and what each stage added, with McNemar p-values. Then pretraining loss, perplexity and
 tokens/s; each sweep's plan and reasons, trial curves, best metric by strategy, LR vs
-metric, the best model's test metrics and confusion matrix; the manifest's lineage.
+metric, the best model's test metrics and confusion matrix; the manifest's lineage; then
+the optional distillation, quantization and explanation stages (report/compress.py).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 from pathlib import Path
 
 from .collect import collect
+from .compress import distill_section, explain_section, quantize_section
 from .plots import pretrain_curves, sweep_plots
 
 # after load, the page states how many of its images decoded: a browser check reads it
@@ -130,6 +132,10 @@ def report(run_dir: str) -> str:
         h, m = _table(sw["trials"], ["trial_id", "strategy", "lr", "batch_size", "epochs", "best_metric",
                                      "steps_trained", "max_steps", "wall_s", "stop_reason"])
         add(f"<h3>Trials</h3>{h}", f"### Trials\n\n{m}")
+    for section in (distill_section(data.get("distill")), quantize_section(data.get("quantize")),
+                    explain_section(data.get("explain"))):
+        if section[0]:
+            add(*section)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;"
              "padding:2px 6px}img{max-width:100%;display:block;margin:.5em 0}")

@@ -56,4 +56,7 @@ def collect(run_dir: str) -> dict:
                         f"(trials.csv); give a pipeline, pretrain or sweep directory")
     return {"root": str(root.resolve()), "manifest": manifest,
             "pretrain": [pretrain_run(p) for p in pre], "sweeps": [sweep_run(s) for s in sweeps],
-            "plan": _json(root / "plan.json"), "summary": _json(root / "summary.json")}
+            "plan": _json(root / "plan.json"), "summary": _json(root / "summary.json"),
+            # the pipeline's optional stages after the sweep (compress/stages.py)
+            "distill": _json(root / "distill" / "result.json"), "quantize": _json(root / "quantize.json"),
+            "explain": _json(root / "explain.json")}

@@ -8,15 +8,23 @@ from pathlib import Path
 
 def ship(model_dir: str) -> list:
     """-> [ObjectRef of {file name: bytes}] (in a list, so Ray hands the reference over
-    unresolved and the bytes are fetched once, where the model is built)."""
+    unresolved and the bytes are fetched once, where the model is built). On one node, or
+    with PTFT_SHARED_STORAGE=1 (a mount every node shares), just [the absolute path]."""
+    import os
+
     import ray
 
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if len(alive) <= 1 or os.environ.get("PTFT_SHARED_STORAGE"):
+        return [str(Path(model_dir).resolve())]
     return [ray.put({p.name: p.read_bytes() for p in Path(model_dir).iterdir() if p.is_file()})]
 
 
 def unship(shipped: list) -> str:
     import ray
 
+    if isinstance(shipped[0], str):
+        return shipped[0]
     d = tempfile.mkdtemp(prefix="ptft-model-")
     for name, data in ray.get(shipped[0]).items():
         Path(d, name).write_bytes(data)

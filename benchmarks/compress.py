@@ -1,0 +1,222 @@
+"""What compression, explanation and serving buy on the main job's model (MiniLM fine-tuned
+on Rotten Tomatoes at 1,000 labels): distillation, int8, attributions, batch inference on
+Ray Data vs a plain PyTorch loop, and a bounded HTTP load test of `ptft-ray serve`.
+
+    .venv/bin/python -m benchmarks.compress [--teacher DIR] [--parts distill,quantize,explain,batch,serve]
+writes benchmarks/results/compress.json (each part is kept as it finishes; a part already
+measured is skipped unless named in --parts). Needs the main job's export (`make run`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .common import RESULTS, ROOT, save
+
+DATA = "data/rotten_tomatoes.parquet"
+OUT = ROOT / "runs" / "compress"
+PARTS = ("distill", "quantize", "explain", "batch", "serve")
+
+
+def _teacher_default() -> str:
+    for d in ("runs/main/sweep_pretrained/model", "runs/main_minilm/sweep_pretrained/model"):
+        if (ROOT / d / "meta.json").is_file():
+            return str(ROOT / d)
+    sys.exit("no teacher: run `make run` first (or give --teacher DIR)")
+
+
+def _test_texts(model_dir: str):
+    from ptft_ray.finetune.export import load_finetuned
+    from ptft_ray.data.tasks import load_task
+    import dataclasses
+
+    _, _, cfg, meta = load_finetuned(model_dir)
+    task = load_task(dataclasses.replace(cfg.finetune, data=DATA), label_names=meta["task_info"]["labels"])
+    return task, [task.texts[i] for i in task.splits["test"]]
+
+
+def rows_per_s(model_dir: str, texts: list[str], batch: int) -> float:
+    import torch
+
+    from ptft_ray.finetune.predictor import Predictor
+
+    torch.set_num_threads(1)
+    p = Predictor(model_dir)
+    p.probs(texts[:batch], batch)
+    best = 0.0
+    for _ in range(2):  # best of two: the other core may be busy
+        t = time.perf_counter()
+        p.probs(texts, batch) if batch > 1 else [p.probs([x]) for x in texts]
+        best = max(best, len(texts) / (time.perf_counter() - t))
+    return best
+
+
+def part_distill(teacher: str) -> dict:
+    from .hf_rt import unlabeled_corpus
+
+    out = OUT / "distill_layers2"
+    if not (out / "result.json").is_file():
+        cmd = [str(ROOT / ".venv/bin/ptft-ray"), "distill", "--teacher", teacher, "--student", "layers:2", "--data", DATA,
+               "--unlabeled", unlabeled_corpus(), "--out", str(out), "--set", "finetune.epochs=2",
+               "--set", "optim.lr=1e-4", "--overwrite"]
+        print("$", " ".join(cmd), flush=True)
+        subprocess.run(cmd, cwd=ROOT, check=True)
+    r = json.loads((out / "result.json").read_text())
+    return {"command": "ptft-ray distill --student layers:2 --unlabeled <RT training split> --set finetune.epochs=2 --set optim.lr=1e-4",
+            **{k: r[k] for k in ("teacher_accuracy", "student_accuracy", "teacher_accuracy_ci", "student_accuracy_ci",
+                                 "points_lost", "vs_teacher", "speedup", "speed", "teacher_params", "student_params",
+                                 "transfer_rows", "unlabeled_rows", "test_n", "temperature", "alpha", "wall_s")}}
+
+
+def part_quantize(teacher: str) -> dict:
+    from ptft_ray.compress.quantize import quantize
+    from ptft_ray.finetune.evaluate import evaluate_export
+    from ptft_ray.finetune.stats import paired
+
+    _, texts = _test_texts(teacher)
+    sample = texts[:256]
+    base = evaluate_export(teacher, DATA, "test")
+    out = {"fp32": {"accuracy": base["accuracy"], "bytes": sum(f.stat().st_size for f in Path(teacher).iterdir()),
+                    "rows_per_s_batch_1": rows_per_s(teacher, sample[:128], 1),
+                    "rows_per_s_batch_64": rows_per_s(teacher, sample, 64)}}
+    for method in ("int8_weight_only", "fbgemm_dynamic", "int8_dynamic"):
+        qd = OUT / f"q_{method}"
+        info = quantize(teacher, str(qd), method, overwrite=True)
+        ev = evaluate_export(str(qd), DATA, "test") if method != "int8_dynamic" else None
+        r = {"bytes": sum(f.stat().st_size for f in qd.iterdir()), "state_bytes": info["int8_state_bytes"],
+             "rows_per_s_batch_1": rows_per_s(str(qd), sample[:(128 if method != "int8_dynamic" else 16)], 1),
+             "rows_per_s_batch_64": rows_per_s(str(qd), sample if method != "int8_dynamic" else sample[:64], 64)}
+        if ev:
+            r.update(accuracy=ev["accuracy"], points_lost=round(100 * (base["accuracy"] - ev["accuracy"]), 2),
+                     vs_fp32=paired(base, ev))
+        r["speedup_batch_1"] = round(r["rows_per_s_batch_1"] / out["fp32"]["rows_per_s_batch_1"], 2)
+        r["speedup_batch_64"] = round(r["rows_per_s_batch_64"] / out["fp32"]["rows_per_s_batch_64"], 2)
+        r["size_ratio"] = round(out["fp32"]["bytes"] / r["bytes"], 2)
+        out[method] = r
+        print(method, json.dumps(r), flush=True)
+    out["threads"] = 1
+    return out
+
+
+def part_explain(teacher: str, n: int = 300) -> dict:
+    import numpy as np
+
+    from ptft_ray.compress.explain import Explainer, class_tokens, deletion_drop
+
+    _, texts = _test_texts(teacher)
+    rng = np.random.default_rng(0)
+    sample = [texts[i] for i in sorted(rng.choice(len(texts), size=min(n, len(texts)), replace=False))]
+    ex = Explainer(teacher, n_steps=50)
+    t = time.perf_counter()
+    exps = [ex.explain(x) for x in sample]
+    wall = time.perf_counter() - t
+    rel = [e["relative_delta"] for e in exps]
+    drops = [deletion_drop(ex, e, 3, rng) for e in exps]
+    top, rand = float(np.mean([d[0] for d in drops])), float(np.mean([d[1] for d in drops]))
+    return {"texts": len(sample), "n_steps": 50, "s_per_text": round(wall / len(sample), 3),
+            "frac_relative_delta_under_5pct": float(np.mean([r < 0.05 for r in rel])),
+            "median_relative_delta": float(np.median(rel)), "max_relative_delta": float(np.max(rel)),
+            "deletion_top3_prob_drop": round(top, 4), "deletion_random3_prob_drop": round(rand, 4),
+            "top3_beats_random_frac": float(np.mean([a > b for a, b in drops])),
+            "class_tokens": class_tokens(exps, top=8, min_count=3)}
+
+
+def part_batch(teacher: str, rows: int = 2000) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ptft_ray.finetune.predictor import Predictor
+
+    src = pq.read_table(ROOT / DATA).slice(0, rows)
+    f = OUT / "batch_in.parquet"
+    OUT.mkdir(parents=True, exist_ok=True)
+    pq.write_table(src, f)
+    texts = src["text"].to_pylist()
+    import torch
+
+    torch.set_num_threads(1)
+    p = Predictor(teacher)
+    t = time.perf_counter()
+    for i in range(0, len(texts), 64):  # the plain loop: the same model, batches of 64 in file order
+        p.probs(texts[i:i + 64], 64)
+    plain = len(texts) / (time.perf_counter() - t)
+    cmd = [str(ROOT / ".venv/bin/ptft-ray"), "predict", "--model", teacher, "--data", str(f), "--out",
+           str(OUT / "batch_out.parquet"), "--overwrite"]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    return {"rows": len(texts), "plain_loop_rows_per_s_1_thread": round(plain, 1),
+            "ray_data_rows_per_s_in_job": summary["rows_per_s"], "ray_data_rows_per_s_with_startup": round(len(texts) / wall, 1),
+            "actors": summary["actors"], "ratio_in_job": round(summary["rows_per_s"] / plain, 3),
+            "ratio_with_startup": round(len(texts) / wall / plain, 3)}
+
+
+def _load_test(url: str, texts: list[str], clients: int, seconds: float) -> dict:
+    import urllib.request
+
+    lat, stop, lock = [], time.perf_counter() + seconds, threading.Lock()
+
+    def client(k):
+        i = k
+        while time.perf_counter() < stop:
+            body = json.dumps({"text": texts[i % len(texts)]}).encode()
+            t = time.perf_counter()
+            req = urllib.request.Request(url + "/predict", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                resp.read()
+            with lock:
+                lat.append(time.perf_counter() - t)
+            i += clients
+
+    t0 = time.perf_counter()
+    ths = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    wall = time.perf_counter() - t0
+    lat.sort()
+    return {"clients": clients, "requests": len(lat), "requests_per_s": round(len(lat) / wall, 1),
+            "p50_ms": round(1000 * lat[len(lat) // 2], 1), "p99_ms": round(1000 * lat[int(len(lat) * 0.99)], 1)}
+
+
+def part_serve(teacher: str, seconds: float = 20.0) -> dict:
+    _, texts = _test_texts(teacher)
+    port = 8431
+    proc = subprocess.Popen([str(ROOT / ".venv/bin/ptft-ray"), "serve", "--model", teacher, "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        _load_test(info["url"], texts, 4, 3)  # warm-up
+        runs = [_load_test(info["url"], texts, c, seconds) for c in (1, 8, 32)]
+    finally:
+        proc.send_signal(2)
+        proc.wait(timeout=120)
+    return {"replicas": 1, "cpus_per_replica": 1, "max_batch_size": 32, "batch_wait_ms": 10, "seconds_per_level": seconds,
+            "runs": runs, "start_s": info["start_s"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--teacher", default=None)
+    ap.add_argument("--parts", default=",".join(PARTS))
+    a = ap.parse_args()
+    teacher = a.teacher or _teacher_default()
+    prev = json.loads((RESULTS / "compress.json").read_text()) if (RESULTS / "compress.json").is_file() else {}
+    result = {k: prev[k] for k in PARTS if k in prev}
+    for part in a.parts.split(","):
+        t = time.time()
+        result[part] = globals()[f"part_{part}"](teacher)
+        result[part]["part_wall_s"] = round(time.time() - t, 1)
+        save("compress", {"teacher": teacher, "data": DATA, **result})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The pipeline's optional stages after the sweep, on its best export:
+
+    distill   RUN_DIR/distill/      a smaller student (distill.py), result.json
+    quantize  RUN_DIR/quantized/    int8 export + RUN_DIR/quantize.json (accuracy, size, speed)
+    explain   RUN_DIR/explain.json  attributions of a sample of right and wrong test predictions,
+                                    the tokens that most push each class, the completeness check
+
+Each returns its summary (what the manifest and the report show) and reuses a finished
+result when the pipeline is re-run."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..train.checkpoint import write_json
+
+
+def distill_stage(teacher: str, student: str, data: str, root: Path, unlabeled: str | None,
+                  temperature: float, alpha: float, overrides: list[str]) -> dict:
+    from .distill import distill
+
+    d = root / "distill"
+    if (d / "result.json").is_file():
+        print(f"[pipeline] reusing finished distillation {d}", flush=True)
+        return json.loads((d / "result.json").read_text())
+    return distill(teacher, student, data, str(d), unlabeled, temperature, alpha, overrides, overwrite=True)
+
+
+def _rows_per_s(model_dir: str, texts: list[str]) -> float:
+    from ..finetune.predictor import Predictor
+
+    p = Predictor(model_dir)
+    p.probs(texts[:64])
+    t = time.perf_counter()
+    p.probs(texts)
+    return len(texts) / (time.perf_counter() - t)
+
+
+def quantize_stage(model_dir: str, method: str, data: str, root: Path, fp32_eval: dict) -> dict:
+    from ..finetune.evaluate import evaluate_export
+    from ..finetune.stats import paired
+    from .quantize import quantize
+
+    f = root / "quantize.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    qd = root / "quantized"
+    info = quantize(model_dir, str(qd), method, overwrite=True)
+    ev = evaluate_export(str(qd), data, "test")
+    write_json(qd / "evaluation.json", ev)
+    from ..data.tasks import load_task
+    from ..finetune.export import load_finetuned
+    import dataclasses
+
+    _, _, cfg, meta = load_finetuned(model_dir)
+    task = load_task(dataclasses.replace(cfg.finetune, data=data), label_names=meta["task_info"]["labels"])
+    sample = [task.texts[i] for i in task.splits["test"][:256]]
+    fp32_rate, int8_rate = _rows_per_s(model_dir, sample), _rows_per_s(str(qd), sample)
+    out = {**info, "path": str(qd), "fp32_accuracy": fp32_eval["accuracy"], "int8_accuracy": ev["accuracy"],
+           "int8_accuracy_ci": ev["accuracy_ci"], "points_lost": round(100 * (fp32_eval["accuracy"] - ev["accuracy"]), 2),
+           "vs_fp32": paired(fp32_eval, ev), "fp32_rows_per_s": round(fp32_rate, 1),
+           "int8_rows_per_s": round(int8_rate, 1), "speedup": round(int8_rate / fp32_rate, 2), "test_n": ev["n"]}
+    write_json(f, out)
+    return out
+
+
+def explain_stage(model_dir: str, evaluation: dict, data: str, root: Path, n: int, seed: int = 0) -> dict:
+    """n test rows explained: half from the right predictions, half from the wrong ones."""
+    from ..data.tasks import load_task
+    from ..finetune.export import load_finetuned
+    from .explain import Explainer, class_tokens, deletion_drop
+    import dataclasses
+
+    f = root / "explain.json"
+    if f.is_file():
+        return json.loads(f.read_text())
+    _, _, cfg, meta = load_finetuned(model_dir)
+    task = load_task(dataclasses.replace(cfg.finetune, data=data), label_names=meta["task_info"]["labels"])
+    rng = np.random.default_rng(seed)
+    rows, y, pred = (np.array(evaluation[k]) for k in ("rows", "targets", "predictions"))
+    right, wrong = rows[y == pred], rows[y != pred]
+    pick_w = rng.choice(wrong, size=min(n // 2, len(wrong)), replace=False) if len(wrong) else []
+    pick_r = rng.choice(right, size=min(n - len(pick_w), len(right)), replace=False)
+    ex = Explainer(model_dir)
+    t0 = time.time()
+    examples = []
+    for kind, picks in (("right", pick_r), ("wrong", pick_w)):
+        for i in picks:
+            e = ex.explain(task.texts[int(i)])
+            e.update(kind=kind, true_label=task.label_names[int(task.labels[int(i)])], row=int(i))
+            examples.append(e)
+    drops = [deletion_drop(ex, e, 3, rng) for e in examples]
+    out = {"model": model_dir, "n": len(examples), "wall_s": round(time.time() - t0, 1),
+           "frac_relative_delta_under_5pct": float(np.mean([e["relative_delta"] < 0.05 for e in examples])),
+           "deletion_top3_prob_drop": float(np.mean([d[0] for d in drops])),
+           "deletion_random3_prob_drop": float(np.mean([d[1] for d in drops])),
+           "class_tokens": class_tokens(examples), "examples": examples}
+    write_json(f, out)
+    return out
