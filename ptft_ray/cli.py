@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="the labeled task data (the teacher's split is kept)")
     p.add_argument("--unlabeled", default=None, help="more text for the transfer set (parquet/csv/jsonl/text)")
     p.add_argument("--out", required=True)
-    p.add_argument("--temperature", type=float, default=2.0)
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the teacher's soft targets (1 - alpha: labels)")
+    p.add_argument("--temperature", default="2", help="softmax temperature; several (1,2,4): a Ray Tune grid")
+    p.add_argument("--alpha", default="0.5",
+                   help="weight of the teacher's soft targets (1 - alpha: labels); several: a Ray Tune grid")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the teacher's training settings, e.g. --set optim.lr=1e-4")
     p.add_argument("--overwrite", action="store_true")
@@ -224,8 +225,15 @@ def run(args) -> int:
     elif args.cmd == "distill":
         from .compress.distill import distill
 
-        print(json.dumps(distill(args.teacher, args.student, args.data, args.out, args.unlabeled, args.temperature,
-                                 args.alpha, args.overrides, args.overwrite), indent=2))
+        def floats(flag, text):
+            try:
+                return [float(x) for x in text.split(",") if x.strip()]
+            except ValueError:
+                raise PtftError(f"{flag} {text!r}: a number or comma-separated numbers") from None
+
+        print(json.dumps(distill(args.teacher, args.student, args.data, args.out, args.unlabeled,
+                                 floats("--temperature", args.temperature), floats("--alpha", args.alpha),
+                                 args.overrides, args.overwrite)))
     elif args.cmd == "quantize":
         from .compress.quantize import quantize
 

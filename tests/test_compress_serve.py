@@ -155,14 +155,18 @@ def test_distill_trains_a_smaller_student_from_the_teachers_probabilities(ray_se
     pq.write_table(pa.table({"text": synthetic_reviews(200, seed=7)[0]}), extra)
     out = tmp_path / "distilled"
     r = cli(ray_session, "distill", "--teacher", teacher["export_path"], "--student", "layers:1", "--data", cls_data,
-            "--unlabeled", str(extra), "--out", str(out), "--set", "finetune.epochs=2")
+            "--unlabeled", str(extra), "--out", str(out), "--set", "finetune.epochs=2", "--temperature", "1,4")
     res = json.loads((out / "result.json").read_text())
-    printed = r.stdout[r.stdout.rindex("\n{") + 1:] if not r.stdout.startswith("{") else r.stdout
+    printed = next(line for line in r.stdout.splitlines() if line.startswith('{"teacher"'))
     assert json.loads(printed)["student_accuracy"] == res["student_accuracy"]
     assert res["teacher_accuracy"] == pytest.approx(teacher["test_accuracy"])
     assert res["unlabeled_rows"] == 200 and res["transfer_rows"] == 256 + 200
     assert res["student_params"] < res["teacher_params"] and res["speedup"] > 0
     assert res["student_accuracy"] > 0.6
+    # two temperatures: a Ray Tune grid of two trials, the better on validation kept
+    assert sorted(t["temperature"] for t in res["trials"]) == [1.0, 4.0] and res["temperature"] in (1.0, 4.0)
+    best = max(res["trials"], key=lambda t: t["best_val_accuracy"])
+    assert res["temperature"] == best["temperature"] and all(t["error"] is None for t in res["trials"])
     student, _, _, meta = load_finetuned(str(out / "model"))
     assert student.hf.config.num_hidden_layers == 1 and meta["distilled_from"]
     probs = pq.read_table(out / "teacher_probs.parquet")

@@ -100,18 +100,23 @@ def _speed(model_dir: str, texts: list[str], batch_size: int) -> float:
 
 
 def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | None = None,
-            temperature: float = 2.0, alpha: float = 0.5, overrides: list[str] | None = None,
-            overwrite: bool = False) -> dict:
+            temperature: float | list[float] = 2.0, alpha: float | list[float] = 0.5,
+            overrides: list[str] | None = None, overwrite: bool = False) -> dict:
+    """One (temperature, alpha): a Ray Train run (scaling.num_workers DDP workers). Several
+    values of either: a Ray Tune grid over them (one in-process trial each), best on
+    validation kept."""
     from ..config import apply_overrides
 
     t0 = time.time()
     meta = ckpt.read_meta(teacher)
     if meta.get("task") != "cls" or meta.get("quantized"):
         raise PtftError(f"--teacher {teacher}: not an fp32 fine-tuned classifier export")
-    if temperature <= 0:
-        raise PtftError(f"--temperature {temperature}: must be > 0")
-    if not 0 <= alpha <= 1:
-        raise PtftError(f"--alpha {alpha}: must be between 0 and 1")
+    temps = [float(x) for x in (temperature if isinstance(temperature, list) else [temperature])]
+    alphas = [float(x) for x in (alpha if isinstance(alpha, list) else [alpha])]
+    if not temps or min(temps) <= 0:
+        raise PtftError(f"--temperature {temperature}: each value must be > 0")
+    if not alphas or not all(0 <= a <= 1 for a in alphas):
+        raise PtftError(f"--alpha {alpha}: each value must be between 0 and 1")
     out_p = Path(out)
     if out_p.exists() and any(out_p.iterdir()):
         if not overwrite:
@@ -145,14 +150,20 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     (out_p / "transfer.parquet").unlink()
 
     # 2. the student trains on Ray Train: the classification loop with the distillation loss
-    result = _train(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, out_p)
+    grid = [(t, a) for t in temps for a in alphas]
+    if len(grid) == 1:
+        (temperature, alpha), trials = grid[0], None
+        best_path = _train(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, out_p
+                           ).best_checkpoints[0][0].path
+    else:
+        best_path, (temperature, alpha), trials = _sweep(cfg, student_dir, task, texts, y, teacher_probs, grid, out_p)
 
     # 3. export, evaluate both on the same test rows, time both
     from ..finetune.evaluate import evaluate_export
     from ..finetune.export import export
     from ..finetune.stats import paired
 
-    model_dir = export(result.best_checkpoints[0][0].path, out_p / "model",
+    model_dir = export(best_path, out_p / "model",
                        extra_meta={"distilled_from": str(Path(teacher).resolve()),
                                    "distill": {"temperature": temperature, "alpha": alpha, "student": student}})
     ev_s = evaluate_export(str(model_dir), data, "test")
@@ -174,34 +185,29 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
                "teacher_params": count_params(load_finetuned(teacher)[0]),
                "student_params": count_params(load_finetuned(str(model_dir))[0]),
                "transfer_rows": len(texts), "unlabeled_rows": int((y < 0).sum()), "test_n": ev_s["n"],
-               "temperature": temperature, "alpha": alpha, "wall_s": round(time.time() - t0, 1)}
+               "temperature": temperature, "alpha": alpha, **({"trials": trials} if trials else {}),
+               "wall_s": round(time.time() - t0, 1)}
     (out_p / "result.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
-def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, out_p: Path):
+def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, world: int):
+    """-> (the loop's config, {"train", "val"} Ray Datasets)."""
     import pyarrow as pa
     import ray.data
     from ray.data.extensions import ArrowTensorArray
 
-    from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
-    from ..errors import raise_user_error
-    from ..finetune.runner import hf_source, loop_config
+    from ..cluster import init_ray
     from ..data.tasks import to_ray
-    from ..train.loop import train_loop_per_worker
+    from ..finetune.runner import hf_source, loop_config
     from .. import tokenizer as toks
     from .distill_task import DistillTask
 
     init_ray()
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     source = hf_source(student_dir)
-    sc, metric = cfg.scaling, cfg.sweep.metric
-    res = cluster_summary()
-    lc = loop_config(cfg, source, task, world=sc.num_workers)
+    lc = loop_config(cfg, source, task, world=world)
     # the transfer set, not the labeled rows alone, sets the step arithmetic
-    per_step = cfg.train.batch_size * cfg.train.grad_accum * sc.num_workers
+    per_step = cfg.train.batch_size * cfg.train.grad_accum * world
     steps_per_epoch = max(1, len(texts) // per_step)
     lc.update(task_factory=DistillTask, distill={"temperature": temperature, "alpha": alpha},
               steps_per_epoch=steps_per_epoch, max_steps=max(1, int(cfg.finetune.epochs * steps_per_epoch)),
@@ -213,6 +219,20 @@ def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempera
     train = ray.data.from_arrow(pa.table({
         "input_ids": ArrowTensorArray.from_numpy(ids[order]), "length": lengths[order], "label": y[order],
         "teacher_probs": ArrowTensorArray.from_numpy(teacher_probs[order])}))
+    return lc, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
+
+
+def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, out_p: Path):
+    from ..cluster import cluster_summary, storage_path, worker_resources
+    from ..errors import raise_user_error
+    from ..train.loop import train_loop_per_worker
+
+    sc, metric = cfg.scaling, cfg.sweep.metric
+    lc, datasets = _prepare(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, sc.num_workers)
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    res = cluster_summary()
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config=lc,
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
@@ -222,8 +242,54 @@ def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempera
                              failure_config=FailureConfig(max_failures=cfg.run.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
                                                                 checkpoint_score_order=cfg.sweep.mode)),
-        datasets={"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")})
+        datasets=datasets)
     try:
         return trainer.fit()
     except Exception as e:  # noqa: BLE001
         raise_user_error(e)
+
+
+def _distill_trial(params: dict, *, lc: dict, datasets: dict, use_gpu: bool) -> None:
+    from ..train.context import TuneContext
+    from ..train.loop import run
+
+    run({**lc, "distill": {"temperature": params["temperature"], "alpha": params["alpha"]}},
+        TuneContext(datasets, use_gpu))
+
+
+def _sweep(cfg: Config, student_dir: str, task, texts, y, teacher_probs, grid, out_p: Path):
+    """A Ray Tune grid over (temperature, alpha): the same student, the same data, one
+    in-process trial each; -> (best checkpoint, its (T, alpha), one row per trial)."""
+    from ray import tune
+
+    from ..cluster import cluster_summary
+
+    lc, datasets = _prepare(cfg, student_dir, task, texts, y, teacher_probs, grid[0][0], grid[0][1], 1)
+    sw, res = cfg.sweep, cluster_summary()
+    cpus = sw.cpus_per_trial or 1.0
+    conc = sw.max_concurrent_trials or max(1, int(res["cpus"] // cpus))
+    bundle = {"CPU": cpus, **({"GPU": cfg.scaling.gpus_per_worker} if cfg.scaling.use_gpu else {})}
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(_distill_trial, lc=lc, datasets=datasets,
+                                                 use_gpu=cfg.scaling.use_gpu), bundle),
+        param_space={"temperature": tune.grid_search(sorted({t for t, _ in grid})),
+                     "alpha": tune.grid_search(sorted({a for _, a in grid}))},
+        tune_config=tune.TuneConfig(metric=sw.metric, mode=sw.mode, max_concurrent_trials=conc),
+        run_config=tune.RunConfig(name="tune", storage_path=str(out_p.resolve()), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=cfg.run.max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(
+                                      num_to_keep=1, checkpoint_score_attribute=sw.metric,
+                                      checkpoint_score_order=sw.mode)))
+    results = tuner.fit()
+    trials = []
+    for r in results:
+        best = r.get_best_checkpoint(sw.metric, sw.mode) if r.error is None else None
+        score = max((m[sw.metric] for _, m in r.best_checkpoints), default=None) if best else None
+        trials.append({"temperature": r.config["temperature"], "alpha": r.config["alpha"],
+                       f"best_{sw.metric}": score, "checkpoint": best.path if best else None,
+                       "error": str(r.error).splitlines()[0][:200] if r.error else None})
+    ok = [t for t in trials if t["checkpoint"]]
+    if not ok:
+        raise PtftError(f"distill: every trial failed: {trials[0]['error']}")
+    top = (max if sw.mode == "max" else min)(ok, key=lambda t: t[f"best_{sw.metric}"])
+    return top["checkpoint"], (top["temperature"], top["alpha"]), trials
