@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -128,7 +126,6 @@ def part_explain(teacher: str, n: int = 300) -> dict:
 
 
 def part_batch(teacher: str, rows: int = 2000) -> dict:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ptft_ray.finetune.predictor import Predictor

@@ -172,6 +172,64 @@ def quality_section(q: dict | None) -> list[str]:
     return L + [""]
 
 
+def _goal(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def compress_section(c: dict | None) -> list[str]:
+    """Issue 17's table: distillation, int8, attributions, batch inference, serving."""
+    if not c:
+        return []
+    L = ["", "## Compress, explain, run (`python -m benchmarks.compress`)", "",
+         f"Teacher: `{c['teacher']}` (MiniLM fine-tuned on Rotten Tomatoes, 1,000 labels), whole test split. "
+         "Speeds on one thread (what one CPU replica gets).", "",
+         "| measure | anchor | measured | goal | |", "|---|---|---|---|---|"]
+    d = c.get("distill")
+    if d:
+        sp = d["speed"]
+        L.append(f"| distilled student (layers:2 of MiniLM's 6, {d['student_params'] / 1e6:.1f}M vs "
+                 f"{d['teacher_params'] / 1e6:.1f}M params; {d['transfer_rows']:,} transfer rows, "
+                 f"{d['unlabeled_rows']:,} unlabeled) vs teacher | DistilBERT: 97 % of the teacher at 1.6x | "
+                 f"accuracy {d['student_accuracy']:.3f} vs {d['teacher_accuracy']:.3f} ({-d['points_lost']:+.1f} "
+                 f"points, McNemar p = {d['vs_teacher']['p_value']:.2g}); speed {sp['batch_1']['speedup']:.2f}x at "
+                 f"batch 1, {sp['batch_64']['speedup']:.2f}x at batch 64 | >= 3x faster, <= 2 points lower | "
+                 f"{_goal(min(sp['batch_1']['speedup'], sp['batch_64']['speedup']) >= 3 and d['points_lost'] <= 2)} |")
+    q = c.get("quantize")
+    if q:
+        f = q["fp32"]
+        for m in ("int8_weight_only", "fbgemm_dynamic", "int8_dynamic"):
+            r = q.get(m)
+            if not r:
+                continue
+            acc = (f"accuracy {r['accuracy']:.3f} vs {f['accuracy']:.3f} ({-r['points_lost']:+.1f} points); "
+                   if "accuracy" in r else "accuracy not measured (too slow on CPU); ")
+            L.append(f"| int8 `{m}` vs fp32 | PyTorch BERT dynamic int8: 1.8x on one thread, 438 -> 181 MB | {acc}"
+                     f"{r['speedup_batch_1']:.2f}x at batch 1, {r['speedup_batch_64']:.2f}x at batch 64; "
+                     f"{f['bytes'] / 2**20:.0f} -> {r['bytes'] / 2**20:.0f} MB on disk | >= 1.5x at batch 1 and 64, "
+                     f"<= 1 point lower | {_goal(min(r['speedup_batch_1'], r['speedup_batch_64']) >= 1.5 and r.get('points_lost', 99) <= 1)} |")
+    e = c.get("explain")
+    if e:
+        ok = e["frac_relative_delta_under_5pct"] >= 0.95 and e["deletion_top3_prob_drop"] > e["deletion_random3_prob_drop"]
+        L.append(f"| attributions ({e['texts']} test texts, 50 steps, {e['s_per_text']:.2f} s each) | "
+                 f"Integrated Gradients' completeness | delta < 5 % of the logit difference on "
+                 f"{100 * e['frac_relative_delta_under_5pct']:.1f} %; deleting the top-3 tokens drops the predicted "
+                 f"class's probability by {e['deletion_top3_prob_drop']:.3f}, 3 random tokens by "
+                 f"{e['deletion_random3_prob_drop']:.3f} | >= 95 %; top-3 > random | {_goal(ok)} |")
+    b = c.get("batch")
+    if b:
+        L.append(f"| batch inference, {b['rows']:,} rows (`predict --data`, {b['actors']} actor) vs a plain PyTorch "
+                 f"loop on one thread | - | {b['ray_data_rows_per_s_in_job']:.0f} vs "
+                 f"{b['plain_loop_rows_per_s_1_thread']:.0f} rows/s = {b['ratio_in_job']:.2f}x "
+                 f"({b['ratio_with_startup']:.2f}x counting Ray's start) | >= 0.9x | {_goal(b['ratio_in_job'] >= 0.9)} |")
+    s = c.get("serve")
+    if s:
+        runs = "; ".join(f"{r['clients']} clients: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "
+                         f"{r['requests_per_s']:.1f} req/s" for r in s["runs"])
+        L.append(f"| `ptft-ray serve`, 1 replica x 1 CPU, batches of <= 32 (10 ms wait), "
+                 f"{s['seconds_per_level']:.0f} s per level on 127.0.0.1 | - | {runs} | reported | |")
+    return L + [""]
+
+
 TWEETS_WITHDRAWN = [
     "## Health tweets: figures withdrawn", "",
     "Every health-tweets figure measured before 2026-11-25 (the `tweets:*` cells of the tables below are "
@@ -273,6 +331,7 @@ def write() -> str:
         L += ["", f"![learning curves]({sw['learning_curves_png']})", ""]
     L += hf_section(_load("hf_rt"), _load("calibration_hf_encoder"))
     L += quality_section(_load("quality"))
+    L += compress_section(_load("compress"))
     L += planner_section(_load("planner_acceptance"), (sw or {}).get("planner_history") or {})
     L += ["", *profiles()]
     if cal:

@@ -15,7 +15,6 @@ teacher's probabilities (distill_task.py), then exported like any fine-tuned mod
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
