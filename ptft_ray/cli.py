@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=["test", "val", "train", "all"])
+    p.add_argument("--on-ray", action="store_true",
+                   help="score the rows with Ray Data batch inference (the predict --data path)")
 
     p = sub.add_parser("report", help="HTML + Markdown report with PNG plots of a run directory")
     p.add_argument("run_dir")
@@ -187,8 +189,15 @@ def run(args) -> int:
     elif args.cmd == "evaluate":
         from .finetune.evaluate import evaluate_export
 
+        probs_fn = None
+        if args.on_ray:
+            from .serve.batch import probs_on_ray
+            from .train.checkpoint import read_meta
+
+            labels = read_meta(args.model)["task_info"]["labels"]
+            probs_fn = lambda texts: probs_on_ray(args.model, texts, labels)  # noqa: E731
         print(json.dumps(evaluate_export(args.model, args.data, args.split,
-                                         with_baselines=args.split == "test")))
+                                         with_baselines=args.split == "test", probs_fn=probs_fn)))
     elif args.cmd == "report":
         from .report import report
 

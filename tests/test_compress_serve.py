@@ -68,6 +68,10 @@ def test_quantized_export_evaluates_and_predicts_like_the_fp32_one(ray_session, 
     assert info["method"] == "int8_weight_only" and info["int8_state_bytes"] < info["fp32_state_bytes"]
     ev_q = json.loads(cli(ray_session, "evaluate", "--model", str(q), "--data", cls_data).stdout)
     assert ev_q["n"] == teacher["test_n"]
+    # the same rows scored by Ray Data batch inference give the same predictions
+    on_ray = json.loads(cli(ray_session, "evaluate", "--model", str(q), "--data", cls_data, "--on-ray").stdout.strip()
+                        .splitlines()[-1])
+    assert on_ray["predictions"] == ev_q["predictions"] and on_ray["rows"] == ev_q["rows"]
     assert abs(ev_q["accuracy"] - teacher["test_accuracy"]) <= 0.03
     row = json.loads(cli(ray_session, "predict", "--model", str(q), "--text", "a great superb film").stdout)
     assert row["label"] in ("neg", "pos") and sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)

@@ -13,12 +13,14 @@ from .task import classification_metrics
 
 
 def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_examples: int | None = None,
-                    with_baselines: bool = False) -> dict:
+                    with_baselines: bool = False, probs_fn=None) -> dict:
     """Metrics of an export (or a trial's checkpoint) on a split of `data`, with the 95 %
     interval of its accuracy and each row's prediction. max_val_examples: the validation
     subset to use (0 = the whole split); default the model's own setting. with_baselines:
     also fit TF-IDF + LR and the majority class on the model's own training rows, and state
-    the gain over each (with McNemar's test against TF-IDF + LR on the same rows)."""
+    the gain over each (with McNemar's test against TF-IDF + LR on the same rows).
+    probs_fn(texts) -> [N, classes]: how to score the rows (default: in this process; the
+    CLI's `evaluate --on-ray` passes Ray Data batch inference, serve/batch.py)."""
     pr = Predictor(model_dir)
     cfg, labels = pr.cfg, pr.labels
     # the export's own split settings, so "test" is the same rows it never trained on and
@@ -28,7 +30,8 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
         ft = dataclasses.replace(ft, max_val_examples=max_val_examples)
     task = load_task(ft, label_names=labels)
     idx = list(task.splits[split]) if split != "all" else list(range(len(task.texts)))
-    pred = torch.as_tensor(pr.probs([task.texts[i] for i in idx]).argmax(-1))
+    texts = [task.texts[i] for i in idx]
+    pred = torch.as_tensor((probs_fn(texts) if probs_fn else pr.probs(texts)).argmax(-1))
     y = torch.as_tensor(task.labels[idx])
     n = len(labels)
     conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()

@@ -119,6 +119,10 @@ def serve_model(model_dir: str, host: str = "127.0.0.1", port: int = 8000, block
 
     # one access-log line per request drowns everything else: --verbose brings them back
     logs = None if os.environ.get("PTFT_VERBOSE") else {"enable_access_log": False, "log_level": "WARNING"}
+    if logs:  # the driver's own "Started Serve" / "Connecting to existing Serve app" lines
+        import logging
+
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
     t0, info = time.time(), {}
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config=logs)
@@ -129,7 +133,9 @@ def serve_model(model_dir: str, host: str = "127.0.0.1", port: int = 8000, block
             return info
         print(json.dumps(info), flush=True)
         stop = []
-        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        # our own handlers: a local Ray started by this process replaces Python's SIGINT one
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.append(1))
         while not stop:
             time.sleep(0.5)
     except KeyboardInterrupt:

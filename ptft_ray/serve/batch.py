@@ -70,10 +70,48 @@ def read_dataset(files: list[str], fmt: str):
     raise PtftError(f"--data: {fmt} files have no columns; use parquet, csv or jsonl")
 
 
+def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, actors: int = 0,
+           gpus_per_actor: float = 0.0, rename: dict | None = None):
+    """-> (the dataset with `label` and `prob_<class>` columns, in input order; the pool size)."""
+    from ray.data import ActorPoolStrategy, DataContext
+
+    from ..cluster import cluster_summary
+
+    res = cluster_summary()
+    if gpus_per_actor and not res["gpus"]:
+        raise PtftError(f"--gpus-per-actor {gpus_per_actor}: the cluster has no GPU")
+    # one CPU per actor; on a CPU cluster leave one CPU for reading and writing blocks
+    actors = actors or max(1, int(res["gpus"] // gpus_per_actor) if gpus_per_actor else int(res["cpus"]) - 1)
+    DataContext.get_current().execution_options.preserve_order = True  # output rows in input order
+    # a file is read as one block per row group (often one per file): split the stream into
+    # blocks of a few batches, so every actor has work and results come back as they finish
+    return ds.repartition(target_num_rows_per_block=4 * batch_size).map_batches(
+        _Scorer, fn_constructor_args=(ship(model_dir), text_column, "cuda" if gpus_per_actor else "cpu", 1,
+                                      rename or {}),
+        batch_size=batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=actors),
+        num_cpus=1, num_gpus=gpus_per_actor or None), actors
+
+
+def probs_on_ray(model_dir: str, texts: list[str], labels: list[str], batch_size: int = 64) -> "np.ndarray":
+    """[N, classes] probabilities of `texts` through the same Ray Data path as a file
+    (`evaluate --on-ray`)."""
+    import numpy as np
+    import pyarrow as pa
+    import ray.data
+
+    from ..cluster import init_ray
+
+    init_ray()
+    ds, _ = scored(ray.data.from_arrow(pa.table({"text": texts})), model_dir, batch_size=batch_size)
+    parts = [np.stack([b[f"prob_{lab}"].to_numpy() for lab in labels], 1)
+             for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")]
+    return np.concatenate(parts) if parts else np.zeros((0, len(labels)), np.float32)
+
+
 def predict_file(model_dir: str, data: str, out: str, text_column: str = "text", batch_size: int = 64,
                  actors: int = 0, gpus_per_actor: float = 0.0, overwrite: bool = False) -> dict:
     """-> {"out", "rows", "actors", "rows_per_s", "renamed"}; one output row per input row."""
-    from ..cluster import cluster_summary, init_ray
+    from ..cluster import init_ray
     from ..train import checkpoint as ckpt
 
     t0 = time.time()
@@ -91,28 +129,17 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
     ours = {"label", *(f"prob_{lab}" for lab in labels)}
     rename = {c: f"input_{c}" for c in _input_columns(files, fmt) if c in ours}
 
-    ray = init_ray()
-    from ray.data import ActorPoolStrategy, DataContext
-
-    res = cluster_summary()
-    if gpus_per_actor and not res["gpus"]:
-        raise PtftError(f"--gpus-per-actor {gpus_per_actor}: the cluster has no GPU")
-    # one CPU per actor; on a CPU cluster leave one CPU for reading and writing blocks
-    actors = actors or max(1, int(res["gpus"] // gpus_per_actor) if gpus_per_actor else int(res["cpus"]) - 1)
-    DataContext.get_current().execution_options.preserve_order = True  # output rows in input order
-    ds = read_dataset(files, fmt).map_batches(
-        _Scorer, fn_constructor_args=(ship(model_dir), text_column,
-                                      "cuda" if gpus_per_actor else "cpu", 1, rename),
-        batch_size=batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=actors),
-        num_cpus=1, num_gpus=gpus_per_actor or None)
+    init_ray()
+    ds, actors = scored(read_dataset(files, fmt), model_dir, text_column, batch_size, actors, gpus_per_actor, rename)
     import pyarrow.parquet as pq
 
     out_p.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_p.with_name(f".{out_p.name}.tmp-{os.getpid()}")
-    rows, writer = 0, None
+    rows, writer, t_first = 0, None, None
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
             if writer is None:
+                t_first, first_rows = time.time(), batch.num_rows  # Ray, the actors and the model are up
                 writer = pq.ParquetWriter(str(tmp), batch.schema)
             writer.write_table(batch)
             rows += batch.num_rows
@@ -124,7 +151,8 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
-    del ray
     wall = time.time() - t0
+    steady = (rows - first_rows) / max(time.time() - t_first, 1e-9) if rows > first_rows else None
     return {"out": str(out_p), "rows": rows, "actors": actors, "wall_s": round(wall, 2),
-            "rows_per_s": round(rows / wall, 2), "renamed": rename}
+            "rows_per_s": round(rows / wall, 2), "rows_per_s_after_first_batch": steady and round(steady, 2),
+            "renamed": rename}
