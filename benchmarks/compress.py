@@ -19,7 +19,8 @@ from .common import RESULTS, ROOT, save
 
 DATA = "data/rotten_tomatoes.parquet"
 OUT = ROOT / "runs" / "compress"
-PARTS = ("distill", "quantize", "explain", "batch", "serve")
+PARTS = ("distill", "quantize", "explain", "batch", "serve", "memory")
+STORE = 100 * 1024 ** 2  # the object store of the memory part's own Ray
 
 
 def _teacher_default() -> str:
@@ -209,6 +210,81 @@ def part_serve(teacher: str, seconds: float = 20.0) -> dict:
         proc.wait(timeout=120)
     return {"replicas": 1, "cpus_per_replica": 1, "max_batch_size": 32, "batch_wait_ms": 10, "seconds_per_level": seconds,
             "runs": runs, "start_s": info["start_s"]}
+
+
+def tiny_export(out: Path) -> str:
+    """A 2-layer, 32-wide random BERT classifier with MiniLM's tokenizer, as an export: the
+    memory part measures the pipeline, so the model should cost next to nothing."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.config import load_config
+    from ptft_ray.models.hf import HFClassifier
+    from ptft_ray.train import checkpoint as ckpt
+
+    if (out / "meta.json").is_file():
+        return str(out)
+    tok = toks.HFTokenizer.from_dir(ROOT / "data/models/minilm")
+    labels = ["fresh", "rotten"]
+    model = HFClassifier(BertForSequenceClassification(BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        num_labels=2, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)})))
+    cfg = load_config(None, [f"model.hf={ROOT / 'data/models/minilm'}", "finetune.max_len=64"])
+    meta = {"format": 1, "task": "cls", "config": cfg.to_dict(),
+            "task_info": {"labels": labels, "vocab_size": tok.vocab_size, "pad_id": tok.pad_id}}
+    ckpt.write_dir(out, model, meta, tok.to_json())
+    return str(out)
+
+
+def _memory_child(model: str, path: str, out: str, q) -> None:
+    import ray
+
+    from .data_pipeline import tree_pss
+
+    ray.init(num_cpus=2, object_store_memory=STORE, include_dashboard=False, log_to_driver=False)
+    from ptft_ray.serve.batch import predict_file
+
+    peak, stop, series = [0], threading.Event(), []
+
+    def sampler():
+        while not stop.is_set():
+            total, _ = tree_pss()
+            series.append(round(total / 2 ** 20))
+            peak[0] = max(peak[0], total)
+            time.sleep(0.5)
+    base, _ = tree_pss()
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+    r = predict_file(model, path, out, overwrite=True)
+    stop.set(), th.join()
+    q.put({**r, "pss_before_mb": round(base / 2 ** 20), "peak_pss_mb": round(peak[0] / 2 ** 20),
+           "pss_mb_over_time": series[::4]})
+    ray.shutdown()
+
+
+def part_memory(teacher: str) -> dict:
+    """predict --data on text files of 1x and 4x the object store (100 MB), each in a fresh
+    process with its own Ray: the peak PSS of the driver and its Ray processes should stay flat."""
+    import multiprocessing as mp
+
+    from .data_pipeline import synthetic_corpus
+
+    model = tiny_export(OUT / "tiny_export")
+    runs = {}
+    for mult in (1, 4):
+        d = OUT / f"memory_{mult}x"
+        if not d.is_dir():  # Rotten Tomatoes snippets repeated to mult x the object store (not committed)
+            synthetic_corpus(str(ROOT / DATA), mult * STORE, d)
+        ctx = mp.get_context("spawn")
+        q = ctx.Queue()
+        p = ctx.Process(target=_memory_child, args=(model, str(d), str(OUT / f"memory_{mult}x.out.parquet"), q))
+        p.start()
+        runs[f"{mult}x"] = q.get()
+        p.join()
+        (OUT / f"memory_{mult}x.out.parquet").unlink(missing_ok=True)
+        print(mult, {k: v for k, v in runs[f"{mult}x"].items() if k != "pss_mb_over_time"}, flush=True)
+    return {"object_store_mb": STORE // 2 ** 20, "runs": runs,
+            "peak_pss_growth_4x_over_1x": round(runs["4x"]["peak_pss_mb"] / runs["1x"]["peak_pss_mb"], 3)}
 
 
 def main() -> None:

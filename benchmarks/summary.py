@@ -224,6 +224,14 @@ def compress_section(c: dict | None) -> list[str]:
                     f"{b['ratio_steady']:.2f}x; " if st else "")
                  + f"whole command {b['ratio_with_startup']:.2f}x (Ray start, actor and model load included) | "
                  f">= 0.9x | {_goal((b.get('ratio_steady') or b['ratio_in_job']) >= 0.9)} |")
+    mem = c.get("memory")
+    if mem:
+        r1, r4 = mem["runs"]["1x"], mem["runs"]["4x"]
+        g = mem["peak_pss_growth_4x_over_1x"]
+        L.append(f"| batch inference memory: `predict --data` over {r1['rows']:,} / {r4['rows']:,} rows (1x / 4x the "
+                 f"{mem['object_store_mb']} MB object store of text; a tiny model, so the pipeline is what is measured) | "
+                 f"- | peak PSS of the driver + Ray processes {r1['peak_pss_mb']} / {r4['peak_pss_mb']} MB (4x/1x "
+                 f"{g:.3f}) | flat (<= 1.1) | {_goal(g <= 1.1)} |")
     s = c.get("serve")
     if s:
         runs = "; ".join(f"{r['clients']} clients: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "

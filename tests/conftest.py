@@ -83,3 +83,47 @@ def pretrained_ckpt(ray_session, tiny_corpus, debug_config, tmp_path_factory) ->
 @pytest.fixture(scope="session")
 def sweep_config() -> str:
     return os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", "debug_sweep.yaml")
+
+
+# Tiny random Hugging Face models (tests/hf_models.py) and what is built from them, shared by
+# test_hf.py and test_compress_serve.py (the fine-tuned BERT is the latter's teacher).
+HF_DEBUG = "jobs/configs/debug_hf.yaml"
+
+
+@pytest.fixture(scope="session")
+def hf_dirs(tmp_path_factory):
+    from hf_models import tiny_hf_model
+
+    return {k: tiny_hf_model(k, tmp_path_factory.mktemp(k)) for k in ("bert", "gpt2", "llama")}
+
+
+def hf_cfg(corpus, model_dir, *extra):
+    from ptft_ray.config import load_config
+
+    return load_config(HF_DEBUG, [f"data.path={corpus}", f"model.hf={model_dir}", *extra])
+
+
+@pytest.fixture(scope="session")
+def bert_pretrained(ray_session, tiny_corpus, hf_dirs, tmp_path_factory):
+    from ptft_ray.train.pretrain import pretrain
+
+    cfg = hf_cfg(tiny_corpus, hf_dirs["bert"], "scaling.num_workers=2", "schedule.max_steps=30")
+    return pretrain(cfg, str(tmp_path_factory.mktemp("pre") / "bert"))
+
+
+@pytest.fixture(scope="session")
+def hf_sweeps(ray_session, hf_dirs, bert_pretrained, cls_data, sweep_config, tmp_path_factory):
+    """Every strategy once on each backbone: the BERT after continued pretraining (our
+    checkpoint) and the GPT-2 directory as it is (no continued pretraining)."""
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.sweep import sweep
+
+    out = {}
+    for name, src in (("bert", bert_pretrained["checkpoint"]), ("gpt2", hf_dirs["gpt2"])):
+        cfg = load_config(sweep_config, [
+            f"finetune.data={cls_data}", "sweep.grid_points=1", "sweep.num_samples=1", "sweep.scheduler=none",
+            "sweep.lr_min=3e-3", "sweep.lr_max=3e-3", "finetune.epochs=2", "sweep.epochs=[2]",
+            "finetune.max_examples=256", "finetune.max_len=32"])
+        d = tmp_path_factory.mktemp("hfsweep") / name
+        out[name] = (sweep(cfg, [src], str(d)), d)
+    return out

@@ -11,25 +11,9 @@ import torch
 from ptft_ray.config import load_config
 from ptft_ray.train.pretrain import pretrain
 
-from hf_models import tiny_hf_model
+from conftest import HF_DEBUG, hf_cfg as _cfg
 
 pytestmark = pytest.mark.slow
-HF_DEBUG = "jobs/configs/debug_hf.yaml"
-
-
-@pytest.fixture(scope="module")
-def hf_dirs(tmp_path_factory):
-    return {k: tiny_hf_model(k, tmp_path_factory.mktemp(k)) for k in ("bert", "gpt2", "llama")}
-
-
-def _cfg(corpus, model_dir, *extra):
-    return load_config(HF_DEBUG, [f"data.path={corpus}", f"model.hf={model_dir}", *extra])
-
-
-@pytest.fixture(scope="module")
-def bert_pretrained(ray_session, tiny_corpus, hf_dirs, tmp_path_factory):
-    cfg = _cfg(tiny_corpus, hf_dirs["bert"], "scaling.num_workers=2", "schedule.max_steps=30")
-    return pretrain(cfg, str(tmp_path_factory.mktemp("pre") / "bert"))
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])
@@ -102,23 +86,6 @@ def test_mlm_save_resume_matches_uninterrupted_run(ray_session, tiny_corpus, hf_
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
-
-
-@pytest.fixture(scope="module")
-def hf_sweeps(ray_session, hf_dirs, bert_pretrained, cls_data, sweep_config, tmp_path_factory):
-    """Every strategy once on each backbone: the BERT after continued pretraining (our
-    checkpoint) and the GPT-2 directory as it is (no continued pretraining)."""
-    from ptft_ray.finetune.sweep import sweep
-
-    out = {}
-    for name, src in (("bert", bert_pretrained["checkpoint"]), ("gpt2", hf_dirs["gpt2"])):
-        cfg = load_config(sweep_config, [
-            f"finetune.data={cls_data}", "sweep.grid_points=1", "sweep.num_samples=1", "sweep.scheduler=none",
-            "sweep.lr_min=3e-3", "sweep.lr_max=3e-3", "finetune.epochs=2", "sweep.epochs=[2]",
-            "finetune.max_examples=256", "finetune.max_len=32"])
-        d = tmp_path_factory.mktemp("hfsweep") / name
-        out[name] = (sweep(cfg, [src], str(d)), d)
-    return out
 
 
 @pytest.mark.parametrize("name", ["bert", "gpt2"])
