@@ -142,12 +142,11 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
 
     from ..serve.batch import predict_file
 
-    # shuffled once (labeled and unlabeled rows mixed), so the file streams in training order
-    order = np.random.default_rng(cfg.finetune.split_seed + 3).permutation(len(texts))
-    pq.write_table(pa.table({"text": [texts[i] for i in order], "target": y[order]}), out_p / "transfer.parquet")
-    predict_file(teacher, str(out_p / "transfer.parquet"), str(out_p / "teacher_probs.parquet"), overwrite=True)
+    pq.write_table(pa.table({"text": texts}), out_p / "transfer.parquet")
+    predict_file(teacher, str(out_p / "transfer.parquet"), str(out_p / "teacher_probs.parquet"))
+    probs_t = pq.read_table(out_p / "teacher_probs.parquet")
+    teacher_probs = np.stack([probs_t[f"prob_{lab}"].to_numpy() for lab in labels], axis=1).astype(np.float32)
     (out_p / "transfer.parquet").unlink()
-    teacher_probs = str(out_p / "teacher_probs.parquet")
 
     # 2. the student trains on Ray Train: the classification loop with the distillation loss
     grid = [(t, a) for t in temps for a in alphas]
@@ -191,19 +190,11 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     return summary
 
 
-def _encode_batch(batch, *, tokenizer_json: str, max_len: int, labels: list[str]) -> dict:
-    """A batch of teacher_probs.parquet -> what DistillTask reads (runs in Ray Data tasks)."""
-    from .. import tokenizer as toks
-
-    ids, lengths = encode(toks.from_json(tokenizer_json), batch["text"].tolist(), max_len)
-    return {"input_ids": ids, "length": lengths, "label": batch["target"].astype(np.int64),
-            "teacher_probs": np.stack([batch[f"prob_{lab}"] for lab in labels], axis=1).astype(np.float32)}
-
-
-def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs: str, temperature, alpha, world: int):
-    """-> (the loop's config, {"train", "val"} Ray Datasets). The transfer set streams from
-    teacher_probs.parquet and is tokenized by Ray Data tasks, never whole on the driver."""
+def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, world: int):
+    """-> (the loop's config, {"train", "val"} Ray Datasets)."""
+    import pyarrow as pa
     import ray.data
+    from ray.data.extensions import ArrowTensorArray
 
     from ..cluster import init_ray
     from ..data.tasks import to_ray
@@ -222,9 +213,11 @@ def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs: str, 
               eval_every=max(1, steps_per_epoch // cfg.finetune.evals_per_epoch))
     lc["lineage"]["distilled_from"] = cfg.finetune.data
     tok = toks.from_json(source.tokenizer_json)
-    train = ray.data.read_parquet(teacher_probs).map_batches(
-        _encode_batch, fn_kwargs={"tokenizer_json": source.tokenizer_json, "max_len": cfg.finetune.max_len,
-                                  "labels": task.label_names}, batch_format="numpy", batch_size=1024)
+    ids, lengths = encode(tok, texts, cfg.finetune.max_len)
+    order = np.random.default_rng(cfg.finetune.split_seed + 3).permutation(len(texts))  # mix labeled + unlabeled
+    train = ray.data.from_arrow(pa.table({
+        "input_ids": ArrowTensorArray.from_numpy(ids[order]), "length": lengths[order], "label": y[order],
+        "teacher_probs": ArrowTensorArray.from_numpy(teacher_probs[order])}))
     return lc, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
 
 
