@@ -213,6 +213,8 @@ def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempe
               eval_every=max(1, steps_per_epoch // cfg.finetune.evals_per_epoch))
     lc["lineage"]["distilled_from"] = cfg.finetune.data
     tok = toks.from_json(source.tokenizer_json)
+    # built here and handed over with from_arrow: reading teacher_probs.parquet through a Ray
+    # Data map instead hung the Tune grid on 2 CPUs (every CPU held by a trial, none for Data)
     ids, lengths = encode(tok, texts, cfg.finetune.max_len)
     order = np.random.default_rng(cfg.finetune.split_seed + 3).permutation(len(texts))  # mix labeled + unlabeled
     train = ray.data.from_arrow(pa.table({
