@@ -50,10 +50,10 @@ def check_corpus(dc: DataConfig) -> tuple[list[str], str]:
     if fmt == "csv":
         raise PtftError(f"corpus {dc.path}: CSV is for task data; use parquet, jsonl or text")
     sources.check_text_column(files, fmt, dc.text_column)
-    if fmt == "parquet" and "://" not in files[0]:
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        if sum(pq.ParquetFile(f).metadata.num_rows for f in files) == 0:
+        if sum(pq.ParquetFile(sources.opened(f)).metadata.num_rows for f in files) == 0:
             raise PtftError(f"corpus {dc.path} is empty: its Parquet files hold no rows")
     return files, fmt
 

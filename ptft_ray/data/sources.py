@@ -11,6 +11,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from .. import storage
 from ..errors import PtftError
 
 SUFFIX_FORMAT = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".txt": "text",
@@ -21,9 +22,14 @@ def resolve_files(path: str, fmt: str = "auto", what: str = "corpus") -> tuple[l
     """A file, a directory or a glob -> (sorted files, format). Refuses empty inputs."""
     if not path:
         raise PtftError(f"no {what} path given (data.path / --data)")
-    if "://" in path:  # remote URI: let Ray Data / pyarrow resolve it
-        return [path], (fmt if fmt != "auto" else SUFFIX_FORMAT.get(Path(path).suffix, "parquet"))
-    if os.path.isdir(path):
+    sizes = {}
+    if storage.is_uri(path):  # s3://bucket/file or s3://bucket/prefix/ (every data file under it)
+        for rel, size, _ in storage.listing(path):
+            f = f"{path.rstrip('/')}/{rel}" if rel else path
+            if not rel or Path(rel).suffix in SUFFIX_FORMAT:
+                sizes[f] = size
+        files = sorted(sizes)
+    elif os.path.isdir(path):
         files = sorted(str(p) for p in Path(path).rglob("*") if p.suffix in SUFFIX_FORMAT and p.is_file())
     else:
         files = sorted(glob.glob(path))
@@ -35,23 +41,32 @@ def resolve_files(path: str, fmt: str = "auto", what: str = "corpus") -> tuple[l
             raise PtftError(f"{what} {path}: cannot tell the format from the file names "
                             f"(use .parquet, .jsonl, .csv or .txt, or set the format)")
         fmt = kinds.pop()
-    empty = [f for f in files if os.path.getsize(f) == 0]
+    empty = [f for f in files if (sizes[f] if f in sizes else os.path.getsize(f)) == 0]
     if empty:
         raise PtftError(f"{what} file is empty: {empty[0]}")
     return files, fmt
+
+
+def opened(path: str):
+    """What pyarrow's readers take: a local path as it is, a URI as an open file on its store."""
+    if not storage.is_uri(path):
+        return path
+    fs, inner = storage.resolve(path)
+    return fs.open_input_file(inner)
 
 
 def read_table(path: str, fmt: str, columns: list[str] | None = None) -> pa.Table:
     """Read one small file fully (classification data, samples). Errors name the file."""
     try:
         if fmt == "parquet":
-            t = pq.read_table(path)
+            t = pq.read_table(opened(path))
         elif fmt == "csv":
-            t = pacsv.read_csv(path)
+            t = pacsv.read_csv(opened(path))
         elif fmt == "jsonl":
-            t = pajson.read_json(path)
+            t = pajson.read_json(opened(path))
         elif fmt == "text":
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            text = storage.read_text(path) if storage.is_uri(path) else Path(path).read_text(encoding="utf-8")
+            lines = text.splitlines()
             t = pa.table({"text": [ln for ln in lines if ln.strip()]})
         else:
             raise PtftError(f"{path}: unsupported format {fmt!r}")
@@ -70,22 +85,27 @@ def read_table(path: str, fmt: str, columns: list[str] | None = None) -> pa.Tabl
 def check_text_column(files: list[str], fmt: str, column: str) -> None:
     """Cheap schema check of the first file so a wrong column fails before Ray starts."""
     f = files[0]
-    if "://" in f or fmt == "text":
+    if fmt == "text":
         return
     if fmt == "parquet":
         try:
-            names = pq.read_schema(f).names
+            names = pq.read_schema(opened(f)).names
         except (pa.ArrowInvalid, OSError) as e:
             raise PtftError(f"{f}: not a readable Parquet file ({str(e).splitlines()[0][:200]})") from None
     elif fmt == "csv":
         try:
-            with pacsv.open_csv(f) as reader:
+            with pacsv.open_csv(opened(f)) as reader:
                 names = reader.schema.names
         except (pa.ArrowInvalid, OSError) as e:
             raise PtftError(f"{f}: not a readable CSV file ({str(e).splitlines()[0][:200]})") from None
     else:
-        with open(f, "rb") as fh:
-            head = fh.read(1 << 16).split(b"\n")[0]
+        if storage.is_uri(f):
+            fs, inner = storage.resolve(f)
+            with fs.open_input_stream(inner) as fh:
+                head = fh.read(1 << 16).split(b"\n")[0]
+        else:
+            with open(f, "rb") as fh:
+                head = fh.read(1 << 16).split(b"\n")[0]
         try:
             names = list(json.loads(head.decode("utf-8")).keys())
         except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
@@ -99,7 +119,7 @@ def sample_texts(files: list[str], fmt: str, column: str, n: int) -> list[str]:
     out: list[str] = []
     for f in files:
         if fmt == "parquet":
-            pf = pq.ParquetFile(f)
+            pf = pq.ParquetFile(opened(f))
             for rb in pf.iter_batches(batch_size=min(n, 4096), columns=[column]):
                 out += [t for t in rb.column(0).to_pylist() if t]
                 if len(out) >= n:

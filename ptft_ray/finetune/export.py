@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..config import Config
+from ..storage import localize
 from ..data.tasks import encode
 from ..errors import PtftError
 from ..models import build_classifier
@@ -78,9 +79,10 @@ def export(checkpoint_dir: str, out: str | Path, extra_meta: dict | None = None,
     out = Path(out)
     if out.exists() and not overwrite:
         raise PtftError(f"{out} exists; refusing to overwrite it without --overwrite")
+    source, checkpoint_dir = checkpoint_dir, localize(str(checkpoint_dir), "checkpoint")
     model, meta = classifier_from_checkpoint(checkpoint_dir)
     merged = merge_lora(model.backbone)
-    meta = {**meta, "exported_from": str(checkpoint_dir), "lora_merged": merged, **(extra_meta or {})}
+    meta = {**meta, "exported_from": str(source), "lora_merged": merged, **(extra_meta or {})}
     tokenizer_json = _tokenizer_json(checkpoint_dir)
     if not out.exists():
         return ckpt.write_dir(out, model, meta, tokenizer_json)
@@ -97,6 +99,7 @@ def load_finetuned(path: str):
     """-> (classifier in eval mode, tokenizer, Config, meta) from an export or a trial's checkpoint."""
     from .. import tokenizer as toks
 
+    path = localize(path, "model")  # a URI: fetched once into this node's cache
     model, meta = classifier_from_checkpoint(path)
     return model, toks.load(path), Config.from_dict(meta["config"], source=f"{path}/meta.json"), meta
 

@@ -5,6 +5,7 @@ import csv
 import math
 from pathlib import Path
 
+from .. import storage
 from ..errors import error_line
 from .space import trial_lr
 
@@ -20,16 +21,18 @@ def _better(a: float, b: float, mode: str) -> bool:
     return a > b if mode == "max" else a < b
 
 
-def best_checkpoint(r, metric: str, mode: str) -> tuple[str | None, float | None, int | None]:
-    """The trial's best (not last) checkpoint by the metric, wherever it was kept."""
+def best_checkpoint(r, metric: str, mode: str, fs=None) -> tuple[str | None, float | None, int | None]:
+    """The trial's best (not last) checkpoint by the metric, wherever it was kept, as a local
+    path or a URI. fs: the sweep's storage filesystem (TorchTrainer trials report paths in it)."""
     cands = []
     for ck, m in (r.best_checkpoints or []):             # in-process trials: Tune kept it
-        cands.append((ck.path, m.get(metric), m.get("step")))
+        cands.append((storage.to_uri(ck.filesystem, ck.path), m.get(metric), m.get("step")))
     df = r.metrics_dataframe
     if not cands and df is not None and "checkpoint_path" in df:  # TorchTrainer trials
         for _, row in df.dropna(subset=["checkpoint_path"]).iterrows():
-            if Path(row["checkpoint_path"]).is_dir():
-                cands.append((row["checkpoint_path"], row.get(metric), row.get("step")))
+            where = storage.to_uri(fs, row["checkpoint_path"]) if fs is not None else row["checkpoint_path"]
+            if storage.exists(where):
+                cands.append((where, row.get(metric), row.get("step")))
     best = None
     for path, value, step in cands:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -39,9 +42,9 @@ def best_checkpoint(r, metric: str, mode: str) -> tuple[str | None, float | None
     return best or (None, None, None)
 
 
-def trial_row(r, metric: str, mode: str) -> dict:
+def trial_row(r, metric: str, mode: str, fs=None) -> dict:
     cfg, m = r.config or {}, r.metrics or {}
-    path, value, step = best_checkpoint(r, metric, mode)
+    path, value, step = best_checkpoint(r, metric, mode, fs)
     if r.error is not None:
         err = error_line(r.error)
         reason = ("diverged" if "diverged" in err else

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import storage
 from .. import tokenizer as toks
 from ..config import Config
 from ..data.tasks import TaskData, to_ray
@@ -78,23 +79,25 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
     for p in [*given, *([arch_from] if arch_from else [])]:
         if p.lower() == "none" or any(s.key == p for s in real):
             continue
-        if not Path(p, ckpt.META).is_file() and is_hf_dir(p):
-            real.append(hf_source(p))
+        local = storage.localize(p, "--pretrained")   # a URI is fetched once into this node's cache
+        where = p if storage.is_uri(p) else str(Path(p).resolve())  # what workers load (and fetch)
+        if not Path(local, ckpt.META).is_file() and is_hf_dir(local):
+            real.append(hf_source(local, where, key=p))
             continue
-        meta = ckpt.read_meta(p)
+        meta = ckpt.read_meta(local)
         if meta.get("task") != "lm":
             raise PtftError(f"--pretrained {p}: not a pretrained language-model checkpoint")
         pre = Config.from_dict(meta["config"], source=f"{p}/meta.json")
-        check_loadable(p, pre, meta)
+        check_loadable(local, pre, meta)
         if pre.model.hf:
             from ..models.hf import hf_config, max_positions
 
-            limit = max_positions(hf_config(p))
+            limit = max_positions(hf_config(local))
         else:
             limit = pre.model.max_seq_len if pre.model.arch == "gpt" else 10 ** 6
-        real.append(Source(p, str(Path(p).resolve()), toks.load(p).to_json(), meta["config"]["model"],
+        real.append(Source(p, where, toks.load(local).to_json(), meta["config"]["model"],
                            meta["config"]["data"],
-                           {"path": str(Path(p).resolve()), "step": meta["state"]["step"],
+                           {"path": where, "step": meta["state"]["step"],
                             "tokens_per_s_per_worker": _throughput(meta),
                             "config_hash": Config.from_dict(meta["config"]).hash(),
                             "corpus": meta["config"]["data"]["path"],
@@ -144,13 +147,14 @@ def check_model_overrides(cfg: Config, real: list[Source]) -> None:
                                 f"({k}={s.model.get(k)!r}); {how}")
 
 
-def hf_source(p: str) -> Source:
-    """A Hugging Face model directory, fine-tuned as it is (no continued pretraining)."""
+def hf_source(local: str, path: str | None = None, key: str | None = None) -> Source:
+    """A Hugging Face model directory, fine-tuned as it is (no continued pretraining).
+    local: where it is read here; path: what workers load (a URI they fetch themselves)."""
     from ..models.hf import hf_config, hf_kind, max_positions
 
-    conf = hf_config(p)
-    path = str(Path(p).resolve())
-    return Source(p, path, toks.HFTokenizer.from_dir(p).to_json(), {"hf": path}, None,
+    conf = hf_config(local)
+    path = path or str(Path(local).resolve())
+    return Source(key or local, path, toks.HFTokenizer.from_dir(local).to_json(), {"hf": path}, None,
                   {"path": path, "hf": path, "model_type": conf.model_type, "kind": hf_kind(conf),
                    "tokens_per_s_per_worker": None}, max_positions(conf))
 

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from pathlib import Path
 
+from .. import storage
 from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
 from ..config import Config
 from ..data.tasks import load_task
@@ -20,13 +19,15 @@ from .runner import datasets_for, loop_config, resolve_sources
 def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwrite: bool = False,
              arch_from: str | None = None) -> dict:
     t0 = time.time()
-    out_p = Path(out or "runs/finetune").resolve()
+    run = storage.Run(out or "runs/finetune")
+    out_p = run.local  # the driver's files; Ray Train writes its checkpoints to run.where
     task = load_task(cfg.finetune)
     (source,) = resolve_sources([pretrained] if pretrained else [], cfg, arch_from)
-    if out_p.exists() and any(out_p.iterdir()):
+    if run.nonempty():
         if not overwrite:
-            raise PtftError(f"{out_p} exists; use another --out or --overwrite")
-        shutil.rmtree(out_p)
+            raise PtftError(f"{run.where} exists; use another --out or --overwrite")
+        run.clear()
+    run.start()
     init_ray()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -40,7 +41,7 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(
-            name="train", storage_path=storage_path(str(out_p), res["nodes"]),
+            **storage.ray_storage(storage_path(run.uri("train"), res["nodes"])),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
                                                checkpoint_score_order=cfg.sweep.mode)),
@@ -51,13 +52,14 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
         raise_user_error(e)
     best_ckpt, best_metrics = result.best_checkpoints[0]
     model_dir = out_p / "model"
-    export(best_ckpt.path, model_dir)
+    export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True)
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
-               "export_path": str(model_dir), "test_accuracy": test["accuracy"],
+               "export_path": run.uri("model"), "test_accuracy": test["accuracy"],
                "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),
                "strategy": cfg.finetune.strategy, "lineage": source.lineage,
                "class_balance": task.balance("train"), "wall_s": time.time() - t0}
     (out_p / "evaluation.json").write_text(json.dumps(test, indent=2))  # confusion matrix, rows, baselines
     (out_p / "result.json").write_text(json.dumps(summary, indent=2))
+    run.publish()
     return summary

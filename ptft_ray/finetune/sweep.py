@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
-from pathlib import Path
 
+from .. import storage
 from ..cluster import DATA_CPUS, cluster_summary, init_ray, worker_resources
 from ..config import Config
 from ..data.tasks import TaskData, load_task
@@ -126,20 +125,22 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
 def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
           overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None) -> dict:
     t0 = time.time()
-    out_p = Path(out or f"runs/{cfg.sweep.name}").resolve()
+    run_dir = storage.Run(out or f"runs/{cfg.sweep.name}")
+    out_p = run_dir.local  # the driver's files; Tune and Train write to run_dir.where directly
     task = load_task(cfg.finetune)                   # data checked before Ray starts
     sources = resolve_sources(pretrained, cfg, arch_from)
     check_budget(cfg, sources, task)
-    if out_p.exists() and any(out_p.iterdir()) and not resume:
+    if run_dir.nonempty() and not resume:
         if not overwrite:
-            raise PtftError(f"{out_p} holds a sweep already; use --resume to continue it or "
+            raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "
                             f"--overwrite to replace it")
-        shutil.rmtree(out_p)
-    if resume and not (out_p / "tune").is_dir():
-        raise PtftError(f"--resume: no sweep to resume in {out_p}")
-    out_p.mkdir(parents=True, exist_ok=True)
+        run_dir.clear()
+    if resume and not storage.exists(run_dir.uri("tune", "tuner.pkl")):
+        raise PtftError(f"--resume: no sweep to resume in {run_dir.where}")
+    run_dir.start()
     if plan is not None:
         (out_p / "plan.json").write_text(json.dumps(plan, indent=2, default=str))
+        run_dir.push("plan.json")
 
     init_ray()
     from ray import tune
@@ -160,9 +161,10 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=base, sources={s.key: s for s in sources},
                              datasets=datasets, task=task, in_process=in_process, scaling=scaling,
-                             storage=str(out_p / "train")),
+                             storage=run_dir.uri("train")),
         bundle)
     checkpoints = [s.key for s in sources]
+    tune_storage = storage.ray_storage(run_dir.uri("tune"))
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_evals(cfg),
                                grace_period=sw.grace_period, reduction_factor=sw.reduction_factor)
                  if sw.scheduler == "asha" else FIFOScheduler())
@@ -171,7 +173,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
               else BasicVariantGenerator(max_concurrent=conc, random_state=sw.seed))
     if resume:
         # the conditional sample_from functions are stored as placeholders: hand them back
-        tuner = tune.Tuner.restore(str(out_p / "tune"), trainable=trainable, resume_errored=False,
+        fs, tune_path = storage.resolve(run_dir.uri("tune"))
+        tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=False, storage_filesystem=fs,
                                    param_space=build_space(sw, checkpoints) if sw.search == "random" else None)
     else:
         tuner = tune.Tuner(
@@ -183,22 +186,23 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
                 max_concurrent_trials=conc if sw.search == "optuna" else None,
                 time_budget_s=sw.time_budget_s or None),
             run_config=tune.RunConfig(
-                name="tune", storage_path=str(out_p), verbose=0,
+                **tune_storage, verbose=0,
                 callbacks=[SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
                            *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{out_p.name}")],
-                failure_config=tune.FailureConfig(max_failures=0),
+                # a trial lost with its node (spot preemption) runs again from its checkpoint
+                failure_config=tune.FailureConfig(max_failures=cfg.run.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
                     num_to_keep=1, checkpoint_score_attribute=sw.metric, checkpoint_score_order=sw.mode)))
     print(f"[sweep] {sw.num_samples} sample(s), {conc} at a time, "
           f"{'in-process' if in_process else 'TorchTrainer'} trials with {bundle}; sources: {checkpoints}",
           flush=True)
     grid = tuner.fit()
-    rows = [trial_row(r, sw.metric, sw.mode) for r in grid]
+    rows = [trial_row(r, sw.metric, sw.mode, tune_storage.get("storage_filesystem")) for r in grid]
     write_trials_csv(rows, out_p / "trials.csv")
     ok = [r for r in rows if r["best_checkpoint"]]
     if not ok:
         reasons = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:500]
-        raise PtftError(f"sweep {out_p}: no trial produced a checkpoint ({reasons or 'none finished'})")
+        raise PtftError(f"sweep {run_dir.where}: no trial produced a checkpoint ({reasons or 'none finished'})")
     best, selection = select_best(ok, sw.metric, sw.mode, cfg.finetune.data, sw.rescore_top_k,
                                   len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples)
     model_dir = out_p / "model"
@@ -208,7 +212,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True)
     summary = {
         "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
-        "best_metric": best["best_metric"], "export_path": str(model_dir), "selection": selection,
+        "best_metric": best["best_metric"], "export_path": run_dir.uri("model"), "selection": selection,
         "best_config": {k: best[k] for k in ("checkpoint", "strategy", "lr", "weight_decay",
                                               "batch_size", "epochs") if k in best},
         "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"], "test_n": test["n"],
@@ -224,5 +228,6 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     }
     ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
     ckpt.write_json(out_p / "result.json", summary)
+    run_dir.publish()  # a URI run: trials.csv, model/, evaluation.json, then result.json
     return summary
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..storage import localize
 from .gpt import GPTBackbone
 from .hf import quiet_torchao
 from .lstm import LSTMBackbone
@@ -64,7 +65,7 @@ def build_lm(m: ModelConfig, vocab_size: int) -> nn.Module:
     if m.hf:
         from .hf import HFLM
 
-        return HFLM.load(m.hf)
+        return HFLM.load(localize(m.hf, "model.hf"))
     return LanguageModel(build_backbone(m, vocab_size), vocab_size, tie=m.arch == "gpt")
 
 
@@ -75,12 +76,12 @@ def build_classifier(m: ModelConfig, labels: list[str], vocab_size: int, pad_id:
     if m.hf:
         from .hf import HFClassifier
 
-        return HFClassifier.build(init_from or m.hf, labels, pad_id, dropout, pretrained=bool(init_from))
+        return HFClassifier.build(localize(init_from or m.hf, "checkpoint"), labels, pad_id, dropout, pretrained=bool(init_from))
     if init_from:
         from .weights import load_weights
 
         lm = build_lm(m, vocab_size)
-        load_weights(lm, init_from)
+        load_weights(lm, localize(init_from, "checkpoint"))
         backbone = lm.backbone
     else:
         backbone = build_backbone(m, vocab_size)

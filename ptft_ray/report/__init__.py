@@ -13,6 +13,7 @@ import html
 import json
 from pathlib import Path
 
+from .. import storage
 from .collect import collect
 from .compress import distill_section, explain_section, quantize_section
 from .plots import pretrain_curves, sweep_plots
@@ -74,6 +75,21 @@ def _headline_lines(head: dict) -> list[str]:
 
 
 def report(run_dir: str) -> str:
+    """-> the path (or URI) of index.html. A URI run: its result files are read into a local
+    mirror, the report is written there and copied up to RUN_DIR/report."""
+    if storage.is_uri(run_dir):
+        local = storage.mirror(run_dir)
+        if not any(local.iterdir()):
+            from ..errors import PtftError
+
+            raise PtftError(f"run directory not found: {run_dir}")
+        _report(str(local), run_dir)
+        storage.upload(local / "report", f"{run_dir.rstrip('/')}/report")
+        return f"{run_dir.rstrip('/')}/report/index.html"
+    return _report(run_dir, str(Path(run_dir).resolve()))
+
+
+def _report(run_dir: str, shown: str) -> str:
     data = collect(run_dir)
     out = Path(data["root"]) / "report"
     out.mkdir(exist_ok=True)
@@ -82,8 +98,8 @@ def report(run_dir: str) -> str:
     def add(h: str, m: str = "") -> None:
         H.append(h), M.append(m)
 
-    add(f"<h1>ptft_ray run report</h1><p><code>{html.escape(data['root'])}</code></p>",
-        f"# ptft_ray run report\n\n`{data['root']}`\n")
+    add(f"<h1>ptft_ray run report</h1><p><code>{html.escape(shown)}</code></p>",
+        f"# ptft_ray run report\n\n`{shown}`\n")
     head = headline_of(data)
     if head:
         lines = _headline_lines(head)

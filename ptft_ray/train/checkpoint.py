@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import PtftError
+from ..storage import localize
 from ..models.weights import WEIGHTS, load_weights, save_weights  # noqa: F401 - re-exported
 
 STATE, META, TOKENIZER = "train_state.pt", "meta.json", "tokenizer.json"
@@ -70,7 +71,7 @@ def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
 
 
 def read_meta(d: str | Path) -> dict:
-    d = Path(d)
+    d = Path(localize(str(d), "checkpoint"))
     if not d.is_dir():
         raise PtftError(f"checkpoint not found: {d}")
     p = d / META

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import storage
 from .. import tokenizer as toks
 from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
 from ..config import Config
@@ -39,20 +40,23 @@ def _section(d: dict, key: str):
     return d
 
 
-def prepare_run_dir(cfg: Config, out: Path, overwrite: bool) -> bool:
+def prepare_run_dir(cfg: Config, run: storage.Run, overwrite: bool) -> bool:
     """Create or reuse the run directory; True when it holds a run to resume."""
+    run.pull("config.yaml", "tokenizer.json")
+    out = run.local
     old = out / "config.yaml"
     if old.is_file() and overwrite:
-        shutil.rmtree(out)
+        run.clear()
     elif old.is_file():
         prev = yaml.safe_load(old.read_text())
         diff = [k for k in _INCOMPATIBLE if _section(prev, k) != _section(cfg.to_dict(), k)]
         if diff:
-            raise PtftError(f"{out} holds a run with different {', '.join(diff)}; its checkpoints "
+            raise PtftError(f"{run.where} holds a run with different {', '.join(diff)}; its checkpoints "
                             f"would not fit. Use another --out, or --overwrite to replace it")
         return True
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    run.push("config.yaml")
     return False
 
 
@@ -61,7 +65,7 @@ def get_tokenizer(cfg: Config, out: Path, files: list[str], fmt: str):
     if saved.is_file():
         return toks.load(out)
     if cfg.model.hf:  # the model's own tokenizer, unchanged
-        tok = toks.HFTokenizer.from_dir(cfg.model.hf)
+        tok = toks.HFTokenizer.from_dir(storage.localize(cfg.model.hf, "model.hf"))
         toks.save(tok, out)
         return tok
     column = "text" if fmt == "text" else cfg.data.text_column
@@ -83,7 +87,7 @@ def check_hf(cfg: Config) -> tuple[Config, str]:
     elif "://" not in path and (path.startswith((".", "/")) or path.count("/") != 1):
         raise PtftError(f"model.hf={path}: no such directory (a local Hugging Face model directory, "
                         f"or a hub id such as org/name where the network allows)")
-    conf = hf_config(path)
+    conf = hf_config(storage.localize(path, "model.hf"))  # workers fetch a URI on their own node
     kind = hf_kind(conf)
     if cfg.data.seq_len + 1 > max_positions(conf):
         raise PtftError(f"data.seq_len={cfg.data.seq_len}: blocks of seq_len + 1 tokens are over the "
@@ -97,7 +101,7 @@ def export_hf(checkpoint: str, dest: Path) -> str:
     whole: written beside, then renamed into place."""
     from ..models.convert import save_hf
 
-    lm, tok, c = ckpt.load_pretrained(checkpoint)
+    lm, tok, c = ckpt.load_pretrained(storage.localize(checkpoint, "checkpoint"))
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_hf(lm, tok, c.model, tmp)
@@ -107,7 +111,8 @@ def export_hf(checkpoint: str, dest: Path) -> str:
 
 
 def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -> dict:
-    out = Path(out_dir or cfg.run.out_dir)
+    run = storage.Run(out_dir or cfg.run.out_dir)
+    out = run.local  # where the driver writes; pushed to the store (if a URI) as it goes
     objective = "clm"
     if cfg.model.hf:
         cfg, objective = check_hf(cfg)
@@ -120,30 +125,31 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
     res = cluster_summary()
     sc = cfg.scaling
     per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
-    resuming = prepare_run_dir(cfg, out, overwrite)  # only once the run can be scheduled
+    resuming = prepare_run_dir(cfg, run, overwrite)  # only once the run can be scheduled
     tok = get_tokenizer(cfg, out, files, fmt)
+    run.push("tokenizer.json")
     if cfg.model.vocab_size and cfg.model.vocab_size != tok.vocab_size:
         raise PtftError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
-    storage = storage_path(str(out), res["nodes"])  # the run dir as Ray Train sees it
+    where = storage_path(run.where, res["nodes"])  # the run dir as Ray Train sees it
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
     lc = {"config": cfg.to_dict(), "task": "lm", "objective": objective, "tokenizer": tok.to_json(),
           "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
           "mask_id": getattr(tok, "mask_id", None), "special_ids": getattr(tok, "special_ids", []),
           "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()},
-          "run_dir": storage}
+          "run_dir": where}
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config=lc,
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(
-            name=out.name, storage_path=str(Path(storage).parent),
+            **storage.ray_storage(where),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
         datasets={"train": train_ds, "val": val_ds},
         # a deterministic block order lets a resumed run skip exactly what was consumed
         dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)))
-    print(f"[pretrain] {'resuming' if resuming else 'starting'} {out} on {res['cpus']:g} CPUs / "
+    print(f"[pretrain] {'resuming' if resuming else 'starting'} {run.where} on {res['cpus']:g} CPUs / "
           f"{res['gpus']:g} GPUs: {sc.num_workers} worker(s) x {per_worker}", flush=True)
     t0 = time.time()
     try:
@@ -159,15 +165,18 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "train_loss": final.get("train_loss"), "val_loss": final.get("val_loss"),
         "val_perplexity": final.get("val_perplexity"), "tokens_per_s": final.get("tokens_per_s"),
         "steps": final.get("step"), "tokens": final.get("tokens"),
-        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "checkpoint": storage.to_uri(result.checkpoint.filesystem, result.checkpoint.path)
+        if result.checkpoint else None,
         "unigram_val_perplexity": unigram_perplexity(val_counts),
         "vocab_size": tok.vocab_size, "num_workers": sc.num_workers, "wall_s": time.time() - t0,
         "objective": objective, **({"hf": cfg.model.hf} if cfg.model.hf else {}),
         "resumed": resuming,
     }
     if summary["checkpoint"] and not cfg.model.hf and cfg.model.arch == "gpt" and cfg.data.tokenizer == "bpe":
-        summary["hf_model"] = export_hf(summary["checkpoint"], out / "hf_model")
+        export_hf(summary["checkpoint"], out / "hf_model")
+        summary["hf_model"] = run.uri("hf_model")
     ckpt.write_json(out / "result.json", summary)
+    run.publish()  # to the store when --out is a URI: metrics.jsonl, hf_model, then result.json
     # after result.json: a tracking server that refuses the run loses no training
     summary["mlflow_run_id"] = log_pretrain(cfg.run.mlflow_uri, cfg.run.name, cfg.to_dict(), history, summary)
     return summary

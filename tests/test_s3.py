@@ -1,0 +1,131 @@
+"""Everything under s3:// on a real S3 API (moto on 127.0.0.1): pretrain -> kill -9 ->
+the same command resumes -> sweep from the S3 checkpoint on S3 data -> export -> evaluate ->
+report, each through the CLI with only the standard AWS environment, and nothing written to
+a local `s3:` folder."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ptft_ray import storage
+
+from conftest import synthetic_docs, synthetic_reviews
+from s3_server import S3Server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3Server().start()
+    old = server.apply()
+    yield server
+    server.stop()
+    for k, v in old.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def _cli(args, cwd, env, log, wait=True, timeout=600):
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "ptft_ray.cli", *args], cwd=cwd, env=env, stdout=f,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    if wait:
+        p.wait(timeout=timeout)
+    return p
+
+
+def _registered_step(uri) -> int:
+    try:
+        return storage.read_json(f"{uri}/checkpoint_manager_snapshot.json")["latest_checkpoint_result"]["metrics"]["step"]
+    except Exception:  # noqa: BLE001 - not there yet
+        return 0
+
+
+def test_pretrain_kill_resume_sweep_evaluate_report_all_on_s3(s3, debug_config, tmp_path):
+    env = {**os.environ, **s3.env, "PTFT_CACHE": str(tmp_path / "cache")}
+    storage.CACHE = tmp_path / "cache-test"
+    # the inputs live on S3 only
+    src = tmp_path / "src"
+    src.mkdir()
+    docs = synthetic_docs(600)
+    pq.write_table(pa.table({"text": docs[:300]}), src / "part-0.parquet")
+    pq.write_table(pa.table({"text": docs[300:]}), src / "part-1.parquet")
+    texts, labels = synthetic_reviews(500)
+    pq.write_table(pa.table({"text": texts, "label": labels}), src / "reviews.parquet")
+    storage.upload(src / "part-0.parquet", s3.uri("data", "corpus", "part-0.parquet"))
+    storage.upload(src / "part-1.parquet", s3.uri("data", "corpus", "part-1.parquet"))
+    storage.upload(src / "reviews.parquet", s3.uri("data", "reviews.parquet"))
+    work = tmp_path / "cwd"   # the commands run here: an `s3:` folder would appear here
+    work.mkdir()
+
+    pre, tr = s3.uri("runs", "pre"), tmp_path / "trace.jsonl"
+    args = ["pretrain", "--config", debug_config, "--set", f"data.path={s3.uri('data', 'corpus')}",
+            "--set", "schedule.max_steps=40", "--set", "checkpoint.every_steps=10", "--set", "train.eval_every=0",
+            "--set", f"train.trace_file={tr}", "--out", pre]
+    p = _cli(args, work, env, tmp_path / "first.log", wait=False)
+    try:
+        t0 = time.time()
+        while _registered_step(pre) < 20:
+            assert p.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
+            assert time.time() - t0 < 300, "no checkpoint registered on S3"
+            time.sleep(0.5)
+        registered = _registered_step(pre)
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)   # the driver and the local Ray it started
+        p.wait()
+    p = _cli(args, work, env, tmp_path / "second.log")
+    assert p.returncode == 0, (tmp_path / "second.log").read_text()[-3000:]
+    res = storage.read_json(f"{pre}/result.json")
+    assert res["resumed"] is True and res["steps"] == 40
+    assert res["checkpoint"].startswith(f"{pre}/checkpoint_")
+    rows = [json.loads(x) for x in tr.read_text().splitlines()]
+    steps = [r["step"] for r in rows]
+    restart = next(i for i in range(1, len(rows)) if rows[i]["pid"] != rows[i - 1]["pid"])
+    assert steps[restart] - 1 >= registered >= 20          # from its S3 checkpoint, not step 0
+    assert steps[restart:] == list(range(steps[restart], 41))
+    assert storage.is_file(f"{pre}/config.yaml") and storage.is_file(f"{pre}/metrics.jsonl")
+
+    sweep = s3.uri("runs", "sweep")
+    data = s3.uri("data", "reviews.parquet")
+    p = _cli(["sweep", "--config", os.path.join(os.path.dirname(debug_config), "debug_sweep.yaml"), "--pretrained", res["checkpoint"], "--data", data,
+        "--set", "sweep.num_samples=2", "--set", "sweep.strategies=[full,lora]", "--set", "sweep.scheduler=none",
+        "--set", "sweep.in_process=never", "--set", "finetune.max_examples=200", "--set", "sweep.epochs=[1]",
+        "--out", sweep], work, env, tmp_path / "sweep.log")
+    assert p.returncode == 0, (tmp_path / "sweep.log").read_text()[-3000:]
+    result = storage.read_json(f"{sweep}/result.json")
+    assert result["export_path"] == f"{sweep}/model"
+    assert storage.is_file(f"{sweep}/model/model.safetensors") and storage.is_file(f"{sweep}/trials.csv")
+    assert storage.listing(f"{sweep}/tune"), "Tune's experiment state is on S3"
+
+    out = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "evaluate", "--model", f"{sweep}/model",
+                          "--data", data], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ev = json.loads(out.stdout.strip().splitlines()[-1])
+    assert ev["accuracy"] == pytest.approx(result["test_accuracy"]) and ev["n"] == result["test_n"]
+
+    out = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "report", sweep], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == f"{sweep}/report/index.html"
+    assert "ptft_ray run report" in storage.read_text(f"{sweep}/report/index.html")
+
+    assert not any(p.name.startswith("s3:") for p in work.rglob("*")), "a local s3: folder was written"
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_bad_storage_uri_is_one_line_and_exit_2(s3, debug_config, tmp_path, tiny_corpus):
+    env = {**os.environ, **s3.env, "PTFT_CACHE": str(tmp_path / "cache")}
+    for args, names in (
+            (["pretrain", "--config", debug_config, "--set", f"data.path={tiny_corpus}",
+              "--out", "s3://no-such-bucket/run"], "s3://no-such-bucket/run"),
+            (["evaluate", "--model", s3.uri("nothing", "here"), "--data", tiny_corpus], s3.uri("nothing", "here"))):
+        out = subprocess.run([sys.executable, "-m", "ptft_ray.cli", *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300)
+        lines = [x for x in out.stderr.splitlines() if x.strip()]
+        assert out.returncode == 2 and len(lines) == 1 and names in lines[0], out.stderr[-2000:]
