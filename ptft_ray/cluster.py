@@ -42,15 +42,48 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     return ray
 
 
-def cluster_summary() -> dict:
-    """CPUs and GPUs in total and on the largest node."""
+def autoscaler_types(path: str | None = None) -> dict:
+    """Node types the autoscaler may start, from the cluster config the head runs with:
+    {name: {"max_workers", "CPU", "GPU", "head"}}. `ray up` leaves that config on the head as
+    ~/ray_bootstrap_config.yaml; PTFT_CLUSTER_CONFIG names another. {} on a fixed cluster."""
+    import yaml
+
+    path = path or os.environ.get("PTFT_CLUSTER_CONFIG") or os.path.expanduser("~/ray_bootstrap_config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    head = cfg.get("head_node_type")
+    return {name: {"max_workers": int(t.get("max_workers", 0)), "CPU": float((t.get("resources") or {}).get("CPU", 0)),
+                   "GPU": float((t.get("resources") or {}).get("GPU", 0)), "head": name == head}
+            for name, t in (cfg.get("available_node_types") or {}).items()}
+
+
+def cluster_summary(types: dict | None = None) -> dict:
+    """CPUs and GPUs in total and on the largest node: what is up now ("live"), raised to what
+    the autoscaler's node types can reach (their max_workers x resources), so a request the
+    autoscaler can satisfy waits for it instead of being refused."""
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     cpus = [n["Resources"].get("CPU", 0.0) for n in nodes]
     gpus = [n["Resources"].get("GPU", 0.0) for n in nodes]
-    return {"cpus": sum(cpus), "gpus": sum(gpus), "max_node_cpus": max(cpus, default=0.0),
+    live = {"cpus": sum(cpus), "gpus": sum(gpus), "max_node_cpus": max(cpus, default=0.0),
             "max_node_gpus": max(gpus, default=0.0), "nodes": len(nodes)}
+    return with_autoscaler(live, autoscaler_types() if types is None else types)
+
+
+def with_autoscaler(live: dict, types: dict) -> dict:
+    workers = {k: t for k, t in types.items() if not t["head"] and t["max_workers"] > 0}
+    if not workers:
+        return {**live, "live": live, "autoscaler": []}
+    head = next((t for t in types.values() if t["head"]), {"CPU": 0.0, "GPU": 0.0})
+    reach = {r: head[r] + sum(t["max_workers"] * t[r] for t in workers.values()) for r in ("CPU", "GPU")}
+    return {"cpus": max(live["cpus"], reach["CPU"]), "gpus": max(live["gpus"], reach["GPU"]),
+            "max_node_cpus": max([live["max_node_cpus"], *(t["CPU"] for t in workers.values())]),
+            "max_node_gpus": max([live["max_node_gpus"], *(t["GPU"] for t in workers.values())]),
+            "nodes": max(live["nodes"], 1 + sum(t["max_workers"] for t in workers.values())),
+            "live": live, "autoscaler": sorted(workers)}
 
 
 def worker_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool,
@@ -85,6 +118,13 @@ def worker_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool,
             raise PtftError(f"scaling.gpus_per_worker={gpus_per_worker:g} but no node has more than "
                             f"{res['max_node_gpus']:g} GPUs")
         out["GPU"] = gpus_per_worker
+    live = res.get("live")
+    if live and res.get("autoscaler") and (need > live["cpus"] - DATA_CPUS + 1e-9 or (
+            use_gpu and num_workers * copies * gpus_per_worker > live["gpus"] + 1e-9)):
+        print(f"[cluster] {num_workers * copies} worker(s) x {out}: more than the {live['cpus']:g} CPUs / "
+              f"{live['gpus']:g} GPUs up now; waiting for the autoscaler to add "
+              f"{', '.join(res['autoscaler'])} nodes (up to {res['cpus']:g} CPUs / {res['gpus']:g} GPUs)",
+              flush=True)
     return out
 
 

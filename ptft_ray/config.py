@@ -74,7 +74,7 @@ POSITIVE = [  # (key, strictly positive?)
     ("train.log_every", True), ("train.eval_every", False), ("train.eval_batches", False),
     ("train.threads", False), ("scaling.num_workers", True), ("scaling.cpus_per_worker", False),
     ("scaling.gpus_per_worker", False), ("checkpoint.every_steps", True),
-    ("checkpoint.num_to_keep", True), ("run.max_failures", False),
+    ("checkpoint.num_to_keep", True), ("run.max_failures", False), ("sweep.max_failures", False),
     ("finetune.unfreeze_top_k", True), ("finetune.lora_rank", True), ("finetune.lora_alpha", True),
     ("finetune.lr_decay", True), ("finetune.unfreeze_every", False), ("finetune.epochs", True),
     ("finetune.max_len", True), ("finetune.max_examples", False),

@@ -75,7 +75,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0            # torch threads per worker (0 = leave torch's default)
     compile: bool = False       # torch.compile the training loss (model + loss fused; compiles once, ~30 s)
-    trace_file: str = ""        # audit: rank 0 appends each step's sample fingerprints here
+    trace_file: str = ""        # audit: every rank appends each step's sample fingerprints here
 
 
 @dataclass
@@ -96,7 +96,9 @@ class CheckpointConfig:
 class RunConfig:
     name: str = "pretrain"
     out_dir: str = "runs/pretrain"   # local path or a URI pyarrow understands
-    max_failures: int = 0
+    # Ray Train restarts the worker group from the last checkpoint after a worker or node
+    # failure, this many times (preemptions Ray is told of are retried without limit)
+    max_failures: int = 3
     mlflow_uri: str = ""               # e.g. file:///tmp/mlruns or http://host:5000 (needs ptft_ray[mlflow])
 
 
@@ -152,6 +154,9 @@ class SweepConfig:
     cpus_per_trial: float = 0.0      # 0 = sized from the cluster
     in_process: str = "auto"    # auto | always | never: run a one-worker trial without a TorchTrainer
     time_budget_s: float = 0.0  # 0 = no budget
+    # Tune runs a failed trial again (from its last checkpoint) this many times: a trial lost
+    # with its node; a trial failing in its own code (diverged, OOM) also runs once more
+    max_failures: int = 1
     seed: int = 0
     # choosing the best trial: where trials were evaluated on a subset of the validation split
     # (finetune.max_val_examples), the top k by that metric are re-scored on a larger one

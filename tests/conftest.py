@@ -33,6 +33,20 @@ def ray_session():
 
 
 @pytest.fixture(scope="session")
+def s3():
+    """A real S3 API (moto) on 127.0.0.1 for the session, its variables in os.environ while
+    it runs (so Ray processes started meanwhile inherit them); stopped by PID."""
+    from s3_server import S3Server
+
+    server = S3Server().start()
+    old = server.apply()
+    yield server
+    server.stop()
+    for k, v in old.items():
+        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+@pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> str:
     d = tmp_path_factory.mktemp("corpus")
     docs = synthetic_docs(600)

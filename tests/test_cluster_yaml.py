@@ -32,3 +32,24 @@ def test_dashboard_is_not_opened_to_the_world():
 
 def test_uploads_exclude_data_results_venvs_and_git():
     assert {".git", ".venv", "data", "runs"} <= set(_load()["rsync_exclude"])
+
+
+def test_preflight_counts_the_autoscalers_gpu_nodes(tmp_path, capsys):
+    """A CPU-only head with cluster.yaml's GPU type behind the autoscaler: a 2-GPU run waits
+    for it (saying so) instead of being refused; more GPUs than the type can reach is refused."""
+    import pytest
+
+    from ptft_ray.cluster import autoscaler_types, with_autoscaler, worker_resources
+    from ptft_ray.errors import PtftError
+
+    types = autoscaler_types(os.path.join(ROOT, "cluster.yaml"))
+    assert types["gpu_worker"] == {"max_workers": 4, "CPU": 8.0, "GPU": 1.0, "head": False}
+    head_only = {"cpus": 8.0, "gpus": 0.0, "max_node_cpus": 8.0, "max_node_gpus": 0.0, "nodes": 1}
+    with pytest.raises(PtftError, match="scaling.use_gpu"):   # a fixed cluster: refused as before
+        worker_resources(2, 1.0, True, 1.0, with_autoscaler(head_only, {}))
+    res = with_autoscaler(head_only, types)
+    assert res["gpus"] == 4 and res["nodes"] == 5 and res["live"] == head_only
+    assert worker_resources(2, 1.0, True, 1.0, res) == {"CPU": 1.0, "GPU": 1.0}
+    assert "waiting for the autoscaler to add gpu_worker nodes" in capsys.readouterr().out
+    with pytest.raises(PtftError, match="cluster has 4 GPUs"):
+        worker_resources(5, 1.0, True, 1.0, res)

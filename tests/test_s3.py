@@ -16,19 +16,8 @@ import pytest
 from ptft_ray import storage
 
 from conftest import synthetic_docs, synthetic_reviews
-from s3_server import S3Server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    server = S3Server().start()
-    old = server.apply()
-    yield server
-    server.stop()
-    for k, v in old.items():
-        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
 def _cli(args, cwd, env, log, wait=True, timeout=600):

@@ -277,7 +277,7 @@ def _sweep(cfg: Config, student_dir: str, task, texts, y, teacher_probs, grid, o
                      "alpha": tune.grid_search(sorted({a for _, a in grid}))},
         tune_config=tune.TuneConfig(metric=sw.metric, mode=sw.mode, max_concurrent_trials=conc),
         run_config=tune.RunConfig(name="tune", storage_path=str(out_p.resolve()), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.run.max_failures),
+                                  failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=1, checkpoint_score_attribute=sw.metric,
                                       checkpoint_score_order=sw.mode)))

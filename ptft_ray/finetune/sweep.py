@@ -190,7 +190,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
                 callbacks=[SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
                            *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{out_p.name}")],
                 # a trial lost with its node (spot preemption) runs again from its checkpoint
-                failure_config=tune.FailureConfig(max_failures=cfg.run.max_failures),
+                failure_config=tune.FailureConfig(max_failures=sw.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
                     num_to_keep=1, checkpoint_score_attribute=sw.metric, checkpoint_score_order=sw.mode)))
     print(f"[sweep] {sw.num_samples} sample(s), {conc} at a time, "

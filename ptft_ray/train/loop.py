@@ -36,12 +36,13 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def trace(path: str, step: int, state: dict, batch: dict) -> None:
-    """Audit line: which samples this step trained on (crc32 of each row of the batch)."""
+def trace(path: str, step: int, state: dict, batch: dict, rank: int = 0) -> None:
+    """Audit line: which samples this step trained on (crc32 of each row of the batch), one
+    line per rank (appends of one short line each: ranks on one machine share the file)."""
     key = "tokens" if "tokens" in batch else "input_ids"
     rows = batch[key].cpu().numpy()
     with open(path, "a") as f:
-        f.write(json.dumps({"step": step, "pid": os.getpid(), "epoch": state["epoch"],
+        f.write(json.dumps({"step": step, "rank": rank, "pid": os.getpid(), "epoch": state["epoch"],
                             "batch_in_epoch": state["batch_in_epoch"],
                             "samples": [zlib.crc32(r.tobytes()) for r in rows]}) + "\n")
 
@@ -132,6 +133,7 @@ def run(lc: dict, ctx) -> dict:
         ckpt.load_weights(raw, resume)
         state.update(meta["state"])
         history, metrics = meta.get("history", []), dict(meta.get("metrics", {}))
+    best = metrics.get(cfg.sweep.metric) if task.name == "cls" else None  # what a checkpoint must beat
     raw.train()  # from_pretrained hands back a model in eval mode (dropout off)
     model = ctx.prepare(raw)
     optimizer = make_optimizer(plan, cfg, ctx.device)
@@ -164,8 +166,8 @@ def run(lc: dict, ctx) -> dict:
             t_data = time.perf_counter()
             batch = next(data)
             data_wait += time.perf_counter() - t_data  # time the step waited for its batch
-            if tc.trace_file and ctx.rank == 0:
-                trace(tc.trace_file, step + 1, state, batch)
+            if tc.trace_file:
+                trace(tc.trace_file, step + 1, state, batch, ctx.rank)
             # gradients are all-reduced once per optimizer step, on the last micro-batch
             sync = micro == tc.grad_accum - 1 or ctx.world == 1
             if hasattr(task, "reseed"):  # masked LM: this micro-batch's masks, the same after a resume
@@ -221,7 +223,13 @@ def run(lc: dict, ctx) -> dict:
                 log_scalars(tb, metrics, s)
         if do_eval or do_ckpt:
             d = None
-            if ctx.rank == 0:
+            # fine-tuning keeps its best checkpoint only (Tune / Train drop the rest): one that does
+            # not improve the metric is not written at all (less disk, fewer experiment snapshots)
+            value = metrics.get(cfg.sweep.metric)
+            improved = value is not None and (best is None or (value > best if cfg.sweep.mode == "max" else value < best))
+            if improved:
+                best = value
+            if ctx.rank == 0 and (improved or task.name != "cls"):
                 d = tempfile.mkdtemp(prefix="ptft-ckpt-")
                 meta = {"format": 1, "task": task.name, "state": dict(state), "history": history,
                         "metrics": dict(metrics), "config": cfg.to_dict(),
