@@ -13,6 +13,58 @@ from .errors import PtftError
 DATA_CPUS = 1.0  # Ray Data's read / map tasks request 1 CPU each
 
 
+def quiet_ray_logs() -> None:
+    """Ray's own INFO lines (Data's "Dataset ... execution finished", Train's "Checkpoint
+    successfully created", one per evaluation of every trial) off unless --verbose. Called in
+    the driver and in every training worker / trial, whose loggers are their own."""
+    import logging
+
+    if not os.environ.get("PTFT_VERBOSE"):
+        for name in ("ray.data", "ray.train", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        try:  # Train V2's "Reporting training result N: TrainingReport(...)": a logger named by file path
+            from ray.train.v2._internal.execution import context
+
+            context.logger.setLevel(logging.WARNING)
+        except (ImportError, AttributeError):
+            pass
+
+
+def train_logging():
+    """RunConfig(logging_config=...) for our TorchTrainers: Ray Train's controller and worker
+    INFO lines ("Reporting training result", "Setting up process group", ...) stay in Ray's
+    system log files, off the console, unless --verbose."""
+    from ray.train import RunConfig
+
+    if os.environ.get("PTFT_VERBOSE") or "logging_config" not in RunConfig.__dataclass_fields__:
+        return {}
+    from ray.train.v2.api.config import LoggingConfig
+
+    return {"logging_config": LoggingConfig(log_level="WARNING")}
+
+
+def _quiet_ray_data_console() -> None:
+    """Ray Data's console handler at WARNING in every process of a Ray this command starts
+    (its actors configure their own loggers from RAY_DATA_LOGGING_CONFIG); its ray-data.log
+    file keeps every line. Set before ray.init so the local raylet and workers inherit it."""
+    if os.environ.get("PTFT_VERBOSE") or os.environ.get("RAY_DATA_LOGGING_CONFIG"):
+        return
+    try:
+        import copy
+        import tempfile
+
+        import yaml
+        from ray.data._internal.logging import DEFAULT_CONFIG
+    except ImportError:  # another Ray version: leave Ray Data's logging as it is
+        return
+    conf = copy.deepcopy(DEFAULT_CONFIG)
+    conf["handlers"]["console"]["level"] = "WARNING"
+    fd, path = tempfile.mkstemp(prefix="ptft-ray-data-logging-", suffix=".yaml")
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(conf, f)
+    os.environ["RAY_DATA_LOGGING_CONFIG"] = path
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None):
     """Connect to a cluster (ray job submit sets RAY_ADDRESS) or start a local one.
 
@@ -24,21 +76,22 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
         # Tune warns (3 lines each time) whenever trials checkpoint at every evaluation, which
         # fine-tuning trials do: 25 times in one `make run`. --verbose brings it back.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    import logging
 
     import ray
     from ray.data import DataContext
 
     DataContext.get_current().enable_progress_bars = False
-    if not os.environ.get("PTFT_VERBOSE"):  # "Dataset ... execution finished": one per read, in every stage
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    quiet_ray_logs()
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
+    # --verbose reaches the workers on every node (they quiet Ray's lines otherwise)
+    extra = {"runtime_env": {"env_vars": {"PTFT_VERBOSE": "1"}}} if os.environ.get("PTFT_VERBOSE") else {}
     if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(num_cpus=num_cpus, include_dashboard=True, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, **extra)
+    else:  # a local Ray: its processes inherit this environment
+        _quiet_ray_data_console()
+        ray.init(num_cpus=num_cpus, include_dashboard=True, log_to_driver=True, **extra)
     return ray
 
 

@@ -188,6 +188,9 @@ def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_dat
     assert "why:" in r.stdout and "[sweep " in r.stdout
     # Tune's snapshot warning (3 lines, every few checkpoints) stays behind --verbose
     assert "Experiment state snapshotting" not in r.stdout + r.stderr
+    # and so do Train's per-checkpoint and Data's per-dataset INFO lines, from every trial process
+    for noise in ("Checkpoint successfully created", "execution finished", "Reporting training result"):
+        assert noise not in r.stdout + r.stderr, noise
 
 
 def test_grid_space_and_per_strategy_lr_ranges():

@@ -224,7 +224,7 @@ def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempe
 
 
 def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, out_p: Path):
-    from ..cluster import cluster_summary, storage_path, worker_resources
+    from ..cluster import cluster_summary, storage_path, train_logging, worker_resources
     from ..errors import raise_user_error
     from ..train.loop import train_loop_per_worker
 
@@ -240,6 +240,7 @@ def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempera
                                      resources_per_worker=worker_resources(sc.num_workers, sc.cpus_per_worker,
                                                                            sc.use_gpu, sc.gpus_per_worker, res)),
         run_config=RunConfig(name="train", storage_path=storage_path(str(out_p.resolve()), res["nodes"]),
+                             **train_logging(),
                              failure_config=FailureConfig(max_failures=cfg.run.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
                                                                 checkpoint_score_order=cfg.sweep.mode)),

@@ -5,7 +5,7 @@ import json
 import time
 
 from .. import storage
-from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
+from ..cluster import cluster_summary, init_ray, storage_path, train_logging, worker_resources
 from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
@@ -41,7 +41,7 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(
-            **storage.ray_storage(storage_path(run.uri("train"), res["nodes"])),
+            **storage.ray_storage(storage_path(run.uri("train"), res["nodes"])), **train_logging(),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
                                                checkpoint_score_order=cfg.sweep.mode)),

@@ -15,7 +15,7 @@ import math
 import time
 
 from .. import storage
-from ..cluster import DATA_CPUS, cluster_summary, init_ray, worker_resources
+from ..cluster import DATA_CPUS, cluster_summary, init_ray, train_logging, worker_resources
 from ..config import Config
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
@@ -52,7 +52,7 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
         train_loop_per_worker, train_loop_config=lc,
         scaling_config=ScalingConfig(**scaling),
         run_config=RunConfig(
-            name=f"train-{tune.get_context().get_trial_id()}", storage_path=storage,
+            name=f"train-{tune.get_context().get_trial_id()}", storage_path=storage, **train_logging(),
             callbacks=[TuneReportCallback()],
             checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=base["sweep"]["metric"],
                                                checkpoint_score_order=base["sweep"]["mode"])),

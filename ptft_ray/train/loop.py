@@ -20,6 +20,7 @@ from contextlib import nullcontext
 
 import torch
 
+from ..cluster import quiet_ray_logs
 from ..config import Config
 from ..errors import DivergenceError, PtftError
 from .plan import Plan
@@ -113,6 +114,7 @@ def evaluate(task, model, ctx, cfg: Config, amp) -> dict:
 
 
 def run(lc: dict, ctx) -> dict:
+    quiet_ray_logs()  # this worker's / trial's own Ray loggers
     cfg = Config.from_dict(lc["config"])
     tc, sc = cfg.train, cfg.schedule
     if tc.threads:

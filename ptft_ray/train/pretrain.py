@@ -20,7 +20,7 @@ import yaml
 
 from .. import storage
 from .. import tokenizer as toks
-from ..cluster import cluster_summary, init_ray, storage_path, worker_resources
+from ..cluster import cluster_summary, init_ray, storage_path, train_logging, worker_resources
 from ..config import Config
 from ..data import sources
 from ..data.corpus import build_datasets, check_corpus, unigram_perplexity
@@ -143,7 +143,7 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
                                      resources_per_worker=per_worker),
         run_config=RunConfig(
-            **storage.ray_storage(where),
+            **storage.ray_storage(where), **train_logging(),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
             failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
         datasets={"train": train_ds, "val": val_ds},
