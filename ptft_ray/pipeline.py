@@ -15,6 +15,8 @@ RUN_DIR/manifest.json      what ran, where it is, lineage, versions, timings
 RUN_DIR/report/index.html  the report (ptft-ray report RUN_DIR)
 
 Re-running the same command continues: a finished stage is reused, an interrupted one resumes.
+RUN_DIR may be a URI (s3://bucket/run): the stages write there directly, the pipeline's own
+files (manifest, plan, summary, task text, compress stages) are staged locally and published.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import yaml
 
+from . import storage
 from .config import _coerce, apply_overrides, load_config
 from .errors import PtftError
 from .train.checkpoint import write_json
@@ -110,13 +113,13 @@ def _git_commit() -> str | None:
 class Manifest:
     """RUN_DIR/manifest.json, rewritten (atomically) after every stage."""
 
-    def __init__(self, root: Path, pc: PipelineConfig):
+    def __init__(self, run: storage.Run, pc: PipelineConfig):
         import ray
         import torch
 
-        self.path = root / "manifest.json"
+        self.run, self.path = run, run.local / "manifest.json"
         old = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.d = {"run_dir": str(root.resolve()), "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
+        self.d = {"run_dir": run.where, "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
                   "updated": None, "pipeline_config": dataclasses.asdict(pc), "git_commit": _git_commit(),
                   "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__},
                   "stages": old.get("stages", {}), "lineage": old.get("lineage", {})}
@@ -128,17 +131,18 @@ class Manifest:
     def write(self) -> None:
         self.d["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         write_json(self.path, self.d)
+        self.run.push("manifest.json")
 
 
-def _pretrain_once(cfg, out: Path) -> dict:
+def _pretrain_once(cfg, out: str) -> dict:
     """A finished run with the same config is reused as is; anything else goes to pretrain()
     (which resumes an interrupted run and refuses an incompatible one)."""
     from .train.pretrain import pretrain
 
-    done, saved = out / "result.json", out / "config.yaml"
-    if done.is_file() and saved.is_file() and yaml.safe_load(saved.read_text()) == cfg.to_dict():
-        res = json.loads(done.read_text())
-        if res.get("steps") == cfg.schedule.max_steps and res.get("checkpoint") and Path(res["checkpoint"]).is_dir():
+    done, saved = f"{out}/result.json", f"{out}/config.yaml"
+    if storage.is_file(done) and storage.is_file(saved) and yaml.safe_load(storage.read_text(saved)) == cfg.to_dict():
+        res = storage.read_json(done)
+        if res.get("steps") == cfg.schedule.max_steps and res.get("checkpoint") and storage.exists(res["checkpoint"]):
             print(f"[pipeline] reusing finished pretraining {out}", flush=True)
             return res
     return pretrain(cfg, str(out))
@@ -156,26 +160,34 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     from .planner import format_plan, parse_budget, plan, planned_config
     from .report import report
     pc = load_pipeline_config(config, overrides)
-    root = Path(out)
+    run = storage.Run(out)   # a URI: a missing bucket fails here, before anything starts
+    run.pull("manifest.json", "plan.json")  # a remote run's own files, to continue it
+    root = run.local
     # every config is checked before anything starts
     scfg = load_config(pc.sweep_config, [f"finetune.data={pc.data}", *pc.sweep_set])
     pre_set = list(pc.pretrain_set)
     if pc.adapt_on_task:
         root.mkdir(parents=True, exist_ok=True)
-        pre_set.append(f"data.path={task_corpus(scfg.finetune, root / 'task_text.parquet')}")
+        corpus = task_corpus(scfg.finetune, root / "task_text.parquet")
+        if run.remote:  # every node's Ray Data tasks read it from the store
+            run.push("task_text.parquet")
+            corpus = run.uri("task_text.parquet")
+        pre_set.append(f"data.path={corpus}")
     pcfg = load_config(pc.pretrain_config, pre_set)
     if pc.base_control and not pcfg.model.hf:
         raise PtftError(f"pipeline.base_control: {pc.pretrain_config} pretrains from scratch (no model.hf), "
                         f"so there is no un-adapted model to compare with; set base_control: false")
     root.mkdir(parents=True, exist_ok=True)
-    man = Manifest(root, pc)
+    man = Manifest(run, pc)
 
-    pre, t = _timed(lambda: _pretrain_once(pcfg, root / "pretrain"))
+    pre, t = _timed(lambda: _pretrain_once(pcfg, run.uri("pretrain")))
     ck = pre["checkpoint"]
-    meta = json.loads((Path(ck) / "meta.json").read_text())
+    from .train.checkpoint import read_meta
+
+    meta = read_meta(ck)
     man.d["lineage"]["pretrained"] = {"path": ck, "step": meta["state"]["step"], "config_hash": pcfg.hash(),
                                       "corpus": pcfg.data.path, "tokens": pre["tokens"]}
-    man.stage("pretrain", str(root / "pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
+    man.stage("pretrain", run.uri("pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
               unigram_val_perplexity=pre["unigram_val_perplexity"], tokens_per_s=pre["tokens_per_s"])
 
     the_plan = None
@@ -189,9 +201,10 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
         else:
             the_plan, t = _timed(lambda: plan(None, [ck], pc.budget, scfg, pc.max_trials, pins=pins))
             plan_file.write_text(json.dumps(the_plan, indent=2, default=str))
+            run.push("plan.json")
         print(format_plan(the_plan), flush=True)
         scfg = planned_config(scfg, the_plan, pins)  # the pipeline's own --set lines pin over the plan
-        man.stage("plan", str(plan_file), "done", t, num_trials=the_plan["num_trials"],
+        man.stage("plan", run.uri("plan.json"), "done", t, num_trials=the_plan["num_trials"],
                   strategies=the_plan["strategies"], estimated_cost_s=the_plan["estimated_cost_s"])
 
     runs = [("sweep_pretrained", [ck], None)]
@@ -200,30 +213,31 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     evals = {}
     results = {}
     for name, sources, arch_from in runs:
-        d = root / name
-        if (d / "result.json").is_file():
+        d = run.uri(name)
+        if storage.is_file(f"{d}/result.json"):
             print(f"[pipeline] reusing finished sweep {d}", flush=True)
-            res, t = json.loads((d / "result.json").read_text()), 0.0
+            res, t = storage.read_json(f"{d}/result.json"), 0.0
         else:
-            res, t = _timed(lambda: sweep(scfg, sources, str(d), resume=(d / "tune").is_dir(),
+            res, t = _timed(lambda: sweep(scfg, sources, d, resume=storage.exists(f"{d}/tune"),
                                           arch_from=arch_from, plan=the_plan))
         results[name] = res
-        man.stage(name, str(d), "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
+        man.stage(name, d, "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
                   trials=res["trials"], trial_time_s=res["trial_time_s"])
-        ev, t = json.loads((d / "evaluation.json").read_text()) if (d / "evaluation.json").is_file() else {}, 0.0
+        ev, t = storage.read_json(f"{d}/evaluation.json") if storage.is_file(f"{d}/evaluation.json") else {}, 0.0
         if "rows" not in ev or "baseline" not in ev:  # a sweep finished by an older ptft_ray
             ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test", with_baselines=True))
-            write_json(d / "evaluation.json", ev)
+            storage.write_text(f"{d}/evaluation.json", json.dumps(ev, indent=2, default=str))
         evals[name] = ev
-        man.stage(f"evaluate_{name}", str(d / "evaluation.json"), "done", t, accuracy=ev["accuracy"],
+        man.stage(f"evaluate_{name}", f"{d}/evaluation.json", "done", t, accuracy=ev["accuracy"],
                   macro_f1=ev["macro_f1"], n=ev["n"])
         man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}
         man.write()
     head = headline(results["sweep_pretrained"], evals, "continued pretraining" if pcfg.model.hf else "pretraining")
     write_json(root / "summary.json", {"headline": head})  # the report opens with it
-    extra = _compress_stages(pc, root, results["sweep_pretrained"]["export_path"], evals["sweep_pretrained"], man,
-                             scfg.finetune)
-    page, t = _timed(lambda: report(str(root)))
+    best = storage.localize(results["sweep_pretrained"]["export_path"], "export")  # compress stages read it here
+    extra = _compress_stages(pc, root, best, evals["sweep_pretrained"], man, scfg.finetune)
+    run.publish(last="summary.json")  # a URI run: its staged files up before the report reads the store
+    page, t = _timed(lambda: report(run.where))
     man.stage("report", page, "done", t)
     summary = {"pretrain": {k: pre[k] for k in ("val_perplexity", "unigram_val_perplexity", "val_loss",
                                                 "tokens_per_s", "steps", "tokens", "checkpoint", "wall_s")},
@@ -232,8 +246,9 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
                **{n.replace("sweep_", ""): {k: r[k] for k in ("test_accuracy", "test_macro_f1", "best_metric",
                                                               "best_config", "export_path", "trial_time_s", "wall_s")}
                   for n, r in results.items()},
-               "headline": head, **extra, "manifest": str(man.path), "report": page}
+               "headline": head, **extra, "manifest": run.uri("manifest.json"), "report": page}
     (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    run.push("summary.json")
     _print_summary(pre, results, head, page)
     return summary
 
