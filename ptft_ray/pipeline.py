@@ -156,7 +156,7 @@ def _timed(fn):
 
 def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list[str] | None = None) -> dict:
     from .finetune.evaluate import evaluate_export
-    from .finetune.sweep import sweep
+    from .finetune.sweep import resumable, sweep
     from .planner import format_plan, parse_budget, plan, planned_config
     from .report import report
     pc = load_pipeline_config(config, overrides)
@@ -218,7 +218,7 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
             print(f"[pipeline] reusing finished sweep {d}", flush=True)
             res, t = storage.read_json(f"{d}/result.json"), 0.0
         else:
-            res, t = _timed(lambda: sweep(scfg, sources, d, resume=storage.exists(f"{d}/tune"),
+            res, t = _timed(lambda: sweep(scfg, sources, d, resume=resumable(d),
                                           arch_from=arch_from, plan=the_plan))
         results[name] = res
         man.stage(name, d, "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],

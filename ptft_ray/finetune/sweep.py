@@ -122,6 +122,12 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
     return False, {"CPU": 0.01}, scaling, conc
 
 
+def resumable(out: str) -> bool:
+    """A sweep directory (local or URI) that `sweep(..., resume=True)` can continue: Tune's
+    experiment state is there."""
+    return storage.exists(f"{out.rstrip('/')}/tune/tuner.pkl")
+
+
 def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
           overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None) -> dict:
     t0 = time.time()
@@ -135,7 +141,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
             raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "
                             f"--overwrite to replace it")
         run_dir.clear()
-    if resume and not storage.exists(run_dir.uri("tune", "tuner.pkl")):
+    if resume and not resumable(run_dir.where):
         raise PtftError(f"--resume: no sweep to resume in {run_dir.where}")
     run_dir.start()
     if plan is not None:
