@@ -152,24 +152,28 @@ def _planned(args, cfg):
 
 
 def run(args) -> int:
+    # the config is loaded and checked before the heavy imports (torch, Ray: ~2 s), so a bad
+    # key or value is refused at once
     if args.cmd == "pretrain":
+        cfg = _cfg(args)
         from .train.pretrain import pretrain
 
-        out = pretrain(_cfg(args), args.out, args.overwrite)
+        out = pretrain(cfg, args.out, args.overwrite)
         print(json.dumps(out, indent=2))
     elif args.cmd == "data":
         from .data.prepare import prepare
 
         prepare(args.datasets, args.out, args.cache)
     elif args.cmd == "finetune":
+        cfg = _cfg(args)
         from .finetune.single import finetune
 
-        print(json.dumps(finetune(_cfg(args), (args.pretrained or [None])[0], args.out, args.overwrite,
+        print(json.dumps(finetune(cfg, (args.pretrained or [None])[0], args.out, args.overwrite,
                                   arch_from=args.arch_from), indent=2))
     elif args.cmd == "sweep":
+        cfg, plan = _cfg(args), None
         from .finetune.sweep import sweep
 
-        cfg, plan = _cfg(args), None
         if args.plan:
             cfg, plan = _planned(args, cfg)
         elif args.budget:  # a budget without a plan: Tune's time budget on the configured sweep
@@ -181,9 +185,10 @@ def run(args) -> int:
         print(json.dumps(sweep(cfg, args.pretrained, args.out, resume=args.resume,
                                overwrite=args.overwrite, arch_from=args.arch_from, plan=plan), indent=2))
     elif args.cmd == "plan":
+        cfg = _cfg(args)
         from .planner import format_plan, plan
 
-        p = plan(None, args.pretrained, args.budget, _cfg(args), args.max_trials, args.arch_from,
+        p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from,
                  args.overrides)
         print(json.dumps(p, indent=2, default=str) if args.json else format_plan(p))
     elif args.cmd == "evaluate":

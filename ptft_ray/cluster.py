@@ -6,11 +6,15 @@ so at least DATA_CPUS stay free, and refuses a request that cannot run instead o
 """
 from __future__ import annotations
 
+import json
 import os
 
 from .errors import PtftError
 
 DATA_CPUS = 1.0  # Ray Data's read / map tasks request 1 CPU each
+
+
+DATA_PROGRESS_LOGGER = "ray.data._internal.progress"
 
 
 def quiet_ray_logs() -> None:
@@ -22,6 +26,8 @@ def quiet_ray_logs() -> None:
     if not os.environ.get("PTFT_VERBOSE"):
         for name in ("ray.data", "ray.train", "ray.tune"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # "Progress bars disabled": we disabled them (init_ray), in every process that runs Data
+        logging.getLogger(DATA_PROGRESS_LOGGER).setLevel(logging.ERROR)
         try:  # Train V2's "Reporting training result N: TrainingReport(...)": a logger named by file path
             from ray.train.v2._internal.execution import context
 
@@ -59,6 +65,7 @@ def _quiet_ray_data_console() -> None:
         return
     conf = copy.deepcopy(DEFAULT_CONFIG)
     conf["handlers"]["console"]["level"] = "WARNING"
+    conf.setdefault("loggers", {})[DATA_PROGRESS_LOGGER] = {"level": "ERROR"}  # Data's own actors too
     fd, path = tempfile.mkstemp(prefix="ptft-ray-data-logging-", suffix=".yaml")
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(conf, f)
@@ -76,6 +83,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
         # Tune warns (3 lines each time) whenever trials checkpoint at every evaluation, which
         # fine-tuning trials do: 25 times in one `make run`. --verbose brings it back.
         os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+        # Tune's newer console output prints a "Configuration for experiment" box, the results
+        # path and a TensorBoard hint (11 lines per sweep) even at verbose=0; its older
+        # reporter prints nothing at verbose=0. --verbose keeps the newer one.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
     import ray
     from ray.data import DataContext
@@ -85,14 +96,35 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
     if ray.is_initialized():
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
-    # --verbose reaches the workers on every node (they quiet Ray's lines otherwise)
-    extra = {"runtime_env": {"env_vars": {"PTFT_VERBOSE": "1"}}} if os.environ.get("PTFT_VERBOSE") else {}
     if address:
-        ray.init(address=address, log_to_driver=True, **extra)
+        env = forwarded_env()
+        ray.init(address=address, log_to_driver=True, **({"runtime_env": {"env_vars": env}} if env else {}))
     else:  # a local Ray: its processes inherit this environment
         _quiet_ray_data_console()
-        ray.init(num_cpus=num_cpus, include_dashboard=True, log_to_driver=True, **extra)
+        ray.init(num_cpus=num_cpus, include_dashboard=True, log_to_driver=True)
     return ray
+
+
+AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+            "AWS_DEFAULT_REGION", "AWS_REGION")
+
+
+def forwarded_env() -> dict:
+    """What a driver joining a running cluster passes to every worker it starts (runtime_env
+    env_vars): --verbose (workers quiet Ray's lines otherwise) and the standard AWS variables
+    set here, so s3:// paths resolve on every node as they do on the driver. Ray shows a
+    job's runtime_env in its dashboard: on nodes with instance roles leave the keys unset.
+    Keys the submitted job's own runtime_env sets are left out (Ray refuses the same key
+    twice, even with the same value)."""
+    env = {k: os.environ[k] for k in AWS_VARS if os.environ.get(k)}
+    if os.environ.get("PTFT_VERBOSE"):
+        env["PTFT_VERBOSE"] = "1"
+    try:
+        job = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+        taken = set((job.get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError):
+        taken = set()
+    return {k: v for k, v in env.items() if k not in taken}
 
 
 def autoscaler_types(path: str | None = None) -> dict:

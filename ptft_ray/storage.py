@@ -130,6 +130,11 @@ def delete(p: str) -> None:
         fs.delete_dir(path)
 
 
+def delete_file(p: str) -> None:
+    fs, path = resolve(p)
+    fs.delete_file(path)
+
+
 def upload(local: str | Path, dest: str) -> None:
     """Copy a local file or directory to `dest` (its contents land under dest)."""
     import pyarrow.fs as pafs
@@ -200,19 +205,26 @@ def ray_storage(run: str) -> dict:
     return {"name": name, "storage_path": parent, "storage_filesystem": fs}
 
 
+def check_bucket(p: str) -> None:
+    """A URI to be written: its bucket must exist (fails here, before Ray starts, in one line)."""
+    if not is_uri(p):
+        return
+    import pyarrow.fs as pafs
+
+    fs, path, _ = _info(p)
+    top = path.split("/")[0]
+    if fs.get_file_info(top).type == pafs.FileType.NotFound:
+        raise PtftError(f"{p}: bucket {top!r} not found (create it, or check AWS_ENDPOINT_URL)")
+
+
 class Run:
     """A run directory the driver writes: `local` is where it writes, `push()` publishes."""
 
     def __init__(self, where: str):
         self.where = where if is_uri(where) else os.path.abspath(where)
         self.remote = is_uri(where)
-        if self.remote:  # a missing bucket fails here, before Ray starts
-            import pyarrow.fs as pafs
-
-            fs, path, _ = _info(self.where)
-            top = path.split("/")[0]
-            if fs.get_file_info(top).type == pafs.FileType.NotFound:
-                raise PtftError(f"{self.where}: bucket {top!r} not found (create it, or check AWS_ENDPOINT_URL)")
+        if self.remote:
+            check_bucket(self.where)
             key = hashlib.sha1(self.where.encode()).hexdigest()[:16]
             self.local = CACHE / "stage" / key / self.where.rstrip("/").rsplit("/", 1)[-1]
         else:

@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+# Train's controller polls its workers every 2 s (so a run's end is noticed up to 2 s late);
+# the suite starts many short Train runs. Ray propagates it to the controller.
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 
 WORDS = ("the cat sat on a mat while dogs ran in the park and birds sang over green hills "
          "under a bright sky people walked slowly home after work").split()
@@ -19,6 +22,42 @@ def synthetic_docs(n: int, seed: int = 0) -> list[str]:
     """Text from a small word list: generated here, so no third-party text is committed."""
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 60))) for _ in range(n)]
+
+
+# Fault tests (test_faults, test_s3, test_multinode): where a run stands, and its trace file.
+def registered_step(run: str) -> int:
+    """The step of the latest checkpoint Ray Train has registered for `run` (a directory or a
+    URI): what a restart resumes from. A checkpoint can be stored a moment before it is."""
+    from ptft_ray import storage
+
+    try:
+        return storage.read_json(f"{run}/checkpoint_manager_snapshot.json")["latest_checkpoint_result"]["metrics"]["step"]
+    except Exception:  # noqa: BLE001 - not written yet (or half written on S3)
+        return 0
+
+
+def wait_for_checkpoint(run: str, step: int, proc=None, log=None, timeout: float = 300) -> int:
+    import time
+
+    t0 = time.time()
+    while registered_step(run) < step:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended early with {proc.returncode}: "
+                                 + (open(log).read()[-2000:] if log else ""))
+        assert time.time() - t0 < timeout, f"no registered checkpoint at step >= {step} after {timeout}s"
+        time.sleep(0.3)
+    return registered_step(run)
+
+
+def read_trace(path) -> list[dict]:
+    import json
+
+    return [json.loads(x) for x in open(path).read().splitlines()]
+
+
+def restart_index(rows: list[dict]) -> int:
+    """The first trace row written by a new (restarted) process."""
+    return next(i for i in range(1, len(rows)) if rows[i]["pid"] != rows[i - 1]["pid"])
 
 
 @pytest.fixture(scope="session")

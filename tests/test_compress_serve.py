@@ -14,10 +14,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def cli(ray_session, *args, timeout=600, check=True):
+def cli(ray_session, *args, timeout=600, check=True, cwd=None):
     env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address}
     r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", *args], capture_output=True, text=True,
-                       env=env, timeout=timeout)
+                       env=env, timeout=timeout, cwd=cwd)
     if check:
         assert r.returncode == 0, r.stderr[-3000:]
     return r
@@ -142,29 +142,57 @@ def test_serve_answers_http_batches_requests_and_refuses_bad_ones_with_4xx(ray_s
         socket.create_connection(("127.0.0.1", port), timeout=2)
 
 
-def test_distill_trains_a_smaller_student_from_the_teachers_probabilities(ray_session, teacher, cls_data, tmp_path):
+def test_distill_quantize_predict_with_everything_on_s3(ray_session, s3, teacher, cls_data, tmp_path):
+    """distill / quantize / predict with teacher, data and outputs under s3:// (moto): the
+    driver joins the running Ray (RAY_ADDRESS), whose workers started before the S3 variables
+    were set, so the CLI hands them over (cluster.forwarded_env). Distillation runs a Ray Tune
+    grid of two temperatures; the local distill path runs in test_hf's pipeline."""
     import pyarrow as pa
 
     from conftest import synthetic_reviews
+    from ptft_ray import storage
+    from ptft_ray.data.sources import opened
     from ptft_ray.finetune.export import load_finetuned
 
+    storage.CACHE = tmp_path / "cache-test"
     extra = tmp_path / "unlabeled.parquet"
     pq.write_table(pa.table({"text": synthetic_reviews(200, seed=7)[0]}), extra)
-    out = tmp_path / "distilled"
-    r = cli(ray_session, "distill", "--teacher", teacher["export_path"], "--student", "layers:1", "--data", cls_data,
-            "--unlabeled", str(extra), "--out", str(out), "--set", "finetune.epochs=2", "--temperature", "1,4")
-    res = json.loads((out / "result.json").read_text())
+    tea, data, unl = s3.uri("cs", "teacher"), s3.uri("cs", "reviews.parquet"), s3.uri("cs", "unlabeled.parquet")
+    storage.upload(teacher["export_path"], tea)
+    storage.upload(cls_data, data)
+    storage.upload(extra, unl)
+    work = tmp_path / "cwd"   # the commands run here: an `s3:` folder would appear here
+    work.mkdir()
+    out = s3.uri("cs", "distilled")
+    r = cli(ray_session, "distill", "--teacher", tea, "--student", "layers:1", "--data", data, "--unlabeled", unl,
+            "--out", out, "--set", "finetune.epochs=2", "--temperature", "1,4", cwd=work)
+    res = storage.read_json(f"{out}/result.json")
     printed = next(line for line in r.stdout.splitlines() if line.startswith('{"teacher"'))
     assert json.loads(printed)["student_accuracy"] == res["student_accuracy"]
+    assert res["teacher"] == tea and res["model"] == f"{out}/model"
     assert res["teacher_accuracy"] == pytest.approx(teacher["test_accuracy"])
     assert res["unlabeled_rows"] == 200 and res["transfer_rows"] == 256 + 200
     assert res["student_params"] < res["teacher_params"] and res["speedup"] > 0
     assert res["student_accuracy"] > 0.6
-    # two temperatures: a Ray Tune grid of two trials, the better on validation kept
+    # two temperatures: a Ray Tune grid of two trials (on S3), the better on validation kept
     assert sorted(t["temperature"] for t in res["trials"]) == [1.0, 4.0] and res["temperature"] in (1.0, 4.0)
     best = max(res["trials"], key=lambda t: t["best_val_accuracy"])
     assert res["temperature"] == best["temperature"] and all(t["error"] is None for t in res["trials"])
-    student, _, _, meta = load_finetuned(str(out / "model"))
-    assert student.hf.config.num_hidden_layers == 1 and meta["distilled_from"]
-    probs = pq.read_table(out / "teacher_probs.parquet")
+    assert all(t["checkpoint"].startswith("s3://") for t in res["trials"])
+    student, _, _, meta = load_finetuned(f"{out}/model")
+    assert student.hf.config.num_hidden_layers == 1 and meta["distilled_from"] == tea
+    probs = pq.read_table(opened(f"{out}/teacher_probs.parquet"))
     assert probs.num_rows == 456 and "prob_pos" in probs.column_names
+
+    # the student quantized from S3 into S3, then a whole file scored from S3 into S3
+    q, pred = s3.uri("cs", "student-int8"), s3.uri("cs", "pred", "student.parquet")
+    info = json.loads(cli(ray_session, "quantize", "--model", f"{out}/model", "--out", q, cwd=work).stdout)
+    assert info["out"] == q and info["from"] == f"{out}/model"
+    assert load_finetuned(q)[3]["quantized"]["method"] == "int8_weight_only"
+    cli(ray_session, "predict", "--model", q, "--data", data, "--out", pred, cwd=work)
+    got, src = pq.read_table(opened(pred)), pq.read_table(cls_data)
+    assert got.num_rows == src.num_rows and got["text"].to_pylist() == src["text"].to_pylist()
+    assert [f for f, _, _ in storage.listing(s3.uri("cs", "pred"))] == ["student.parquet"]  # no temporary left
+    again = cli(ray_session, "predict", "--model", q, "--data", data, "--out", pred, check=False)
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert not any(p.name.startswith("s3") for p in work.iterdir())   # nothing written to a local s3: folder

@@ -1,4 +1,5 @@
-"""Faults survived with real processes: a killed worker, a killed driver, a kill during a save."""
+"""Faults survived with real processes: a killed worker, a kill during a save. (A killed driver
+and the same command again: tests/test_s3.py, on S3; a lost node: tests/test_multinode.py.)"""
 import glob
 import json
 import os
@@ -16,37 +17,9 @@ from ptft_ray.errors import PtftError
 from ptft_ray.train import checkpoint as ckpt
 from ptft_ray.train.pretrain import pretrain
 
+from conftest import read_trace, restart_index, wait_for_checkpoint
+
 pytestmark = pytest.mark.slow
-
-
-def _registered_step(out) -> int:
-    """The step of the latest checkpoint Ray Train has registered (what a restart uses).
-    A checkpoint directory can be on disk a moment before the controller registers it."""
-    try:
-        snap = json.loads((out / "checkpoint_manager_snapshot.json").read_text())
-        return snap["latest_checkpoint_result"]["metrics"]["step"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def _wait_for_checkpoint(out, step, proc=None, timeout=240):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if _registered_step(out) >= step:
-            return _registered_step(out)
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process ended early with {proc.returncode}")
-        time.sleep(0.2)
-    raise AssertionError(f"no registered checkpoint at step >= {step} after {timeout}s")
-
-
-def _restart_index(rows) -> int:
-    """The first step run by the restarted (new) worker process."""
-    return next(i for i in range(1, len(rows)) if rows[i]["pid"] != rows[i - 1]["pid"])
-
-
-def _trace(path) -> list[dict]:
-    return [json.loads(x) for x in open(path).read().splitlines()]
 
 
 def test_worker_killed_mid_run_recovers_and_skips_consumed_data(ray_session, tiny_corpus, debug_config, tmp_path):
@@ -63,7 +36,7 @@ def test_worker_killed_mid_run_recovers_and_skips_consumed_data(ray_session, tin
     box = {}
     th = threading.Thread(target=lambda: box.update(result=pretrain(cfg, str(out))))
     th.start()
-    registered = _wait_for_checkpoint(out, 20)
+    registered = wait_for_checkpoint(str(out), 20)
     import ray
 
     workers = list_actors(address=ray.get_runtime_context().gcs_address,  # this session's Ray only
@@ -73,9 +46,9 @@ def test_worker_killed_mid_run_recovers_and_skips_consumed_data(ray_session, tin
     th.join(timeout=400)
     assert box["result"]["steps"] == 60
 
-    rows = _trace(tr)
+    rows = read_trace(tr)
     steps = [r["step"] for r in rows]
-    restart = _restart_index(rows)
+    restart = restart_index(rows)
     killed_at, resumed_from = steps[restart - 1], steps[restart] - 1
     # the newest complete checkpoint: at or after the one Ray had registered at the kill
     assert resumed_from >= registered and resumed_from % 10 == 0
@@ -111,35 +84,6 @@ def _first_blocks(cfg, n):
         if len(out) >= n:
             break
     return out[:n]
-
-
-def _cli_pretrain(args, tmp_path, name):
-    log = open(tmp_path / f"{name}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "ptft_ray.cli", "pretrain", *args], stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def test_driver_killed_then_same_command_resumes(tiny_corpus, debug_config, tmp_path):
-    """kill -9 of `ptft-ray pretrain` (and the local Ray it started); the same command
-    again continues from the latest checkpoint, not from step 0."""
-    out, tr = tmp_path / "run", tmp_path / "trace.jsonl"
-    args = ["--config", debug_config, "--set", f"data.path={tiny_corpus}", "--set", "schedule.max_steps=50",
-            "--set", "checkpoint.every_steps=10", "--set", "train.eval_every=0",
-            "--set", f"train.trace_file={tr}", "--out", str(out)]
-    p = _cli_pretrain(args, tmp_path, "first")
-    try:
-        registered = _wait_for_checkpoint(out, 20, proc=p)
-    finally:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-    p2 = _cli_pretrain(args, tmp_path, "second")
-    assert p2.wait(timeout=400) == 0, (tmp_path / "second.log").read_text()[-2000:]
-    res = json.loads((out / "result.json").read_text())
-    assert res["resumed"] is True and res["steps"] == 50
-    rows = _trace(tr)
-    steps = [r["step"] for r in rows]
-    restart = _restart_index(rows)
-    assert steps[restart] - 1 >= registered >= 20     # from its checkpoint, not from step 0
 
 
 SAVER = r"""

@@ -3,7 +3,6 @@ directory on a real S3 API (moto): pretraining with one worker on each of two wo
 loses one node mid-run, a replacement node joins, and the run finishes from its last
 checkpoint at the exact step count with no sample trained twice; a sweep loses the node
 running a trial and Tune runs that trial again. Only this test's nodes are stopped."""
-import json
 import os
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from ptft_ray import storage
 
-from conftest import synthetic_docs, synthetic_reviews
+from conftest import read_trace, synthetic_docs, synthetic_reviews, wait_for_checkpoint
 from s3_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -76,18 +75,7 @@ def test_node_lost_mid_pretraining_and_mid_sweep(cluster, s3, debug_config, tmp_
               "--set", "train.eval_every=0", "--set", f"train.trace_file={tr}", "--out", run],
              env, tmp_path / "pre.log")
     try:
-        t0 = time.time()
-        while True:
-            try:
-                step = storage.read_json(f"{run}/checkpoint_manager_snapshot.json")[
-                    "latest_checkpoint_result"]["metrics"]["step"]
-            except Exception:  # noqa: BLE001 - not written yet
-                step = 0
-            if step >= 20:
-                break
-            assert p.poll() is None, (tmp_path / "pre.log").read_text()[-3000:]
-            assert time.time() - t0 < 300, "no checkpoint on S3"
-            time.sleep(0.5)
+        wait_for_checkpoint(run, 20, p, tmp_path / "pre.log")
         lost = _kill_node_of(c, nodes, c.address, "RayTrainWorker")
         nodes.append(c.add_node(num_cpus=1, resources={"worker_node": 1}))   # the replacement
         assert p.wait(timeout=600) == 0, (tmp_path / "pre.log").read_text()[-3000:]
@@ -96,7 +84,7 @@ def test_node_lost_mid_pretraining_and_mid_sweep(cluster, s3, debug_config, tmp_
             p.kill()
     res = storage.read_json(f"{run}/result.json")
     assert res["steps"] == 60 and res["num_workers"] == 2
-    rows = [json.loads(x) for x in tr.read_text().splitlines()]
+    rows = read_trace(tr)
     assert {r["rank"] for r in rows} == {0, 1}
     first_pids = {r["pid"] for r in rows if r["step"] == 1}
     restarted = [r for r in rows if r["pid"] not in first_pids]

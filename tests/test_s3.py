@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,7 +14,7 @@ import pytest
 
 from ptft_ray import storage
 
-from conftest import synthetic_docs, synthetic_reviews
+from conftest import read_trace, restart_index, synthetic_docs, synthetic_reviews, wait_for_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +26,6 @@ def _cli(args, cwd, env, log, wait=True, timeout=600):
     if wait:
         p.wait(timeout=timeout)
     return p
-
-
-def _registered_step(uri) -> int:
-    try:
-        return storage.read_json(f"{uri}/checkpoint_manager_snapshot.json")["latest_checkpoint_result"]["metrics"]["step"]
-    except Exception:  # noqa: BLE001 - not there yet
-        return 0
 
 
 def test_pretrain_kill_resume_sweep_evaluate_report_all_on_s3(s3, debug_config, tmp_path):
@@ -59,12 +51,7 @@ def test_pretrain_kill_resume_sweep_evaluate_report_all_on_s3(s3, debug_config, 
             "--set", f"train.trace_file={tr}", "--out", pre]
     p = _cli(args, work, env, tmp_path / "first.log", wait=False)
     try:
-        t0 = time.time()
-        while _registered_step(pre) < 20:
-            assert p.poll() is None, (tmp_path / "first.log").read_text()[-2000:]
-            assert time.time() - t0 < 300, "no checkpoint registered on S3"
-            time.sleep(0.5)
-        registered = _registered_step(pre)
+        registered = wait_for_checkpoint(pre, 20, p, tmp_path / "first.log")
     finally:
         os.killpg(p.pid, signal.SIGKILL)   # the driver and the local Ray it started
         p.wait()
@@ -73,9 +60,9 @@ def test_pretrain_kill_resume_sweep_evaluate_report_all_on_s3(s3, debug_config, 
     res = storage.read_json(f"{pre}/result.json")
     assert res["resumed"] is True and res["steps"] == 40
     assert res["checkpoint"].startswith(f"{pre}/checkpoint_")
-    rows = [json.loads(x) for x in tr.read_text().splitlines()]
+    rows = read_trace(tr)
     steps = [r["step"] for r in rows]
-    restart = next(i for i in range(1, len(rows)) if rows[i]["pid"] != rows[i - 1]["pid"])
+    restart = restart_index(rows)
     assert steps[restart] - 1 >= registered >= 20          # from its S3 checkpoint, not step 0
     assert steps[restart:] == list(range(steps[restart], 41))
     assert storage.is_file(f"{pre}/config.yaml") and storage.is_file(f"{pre}/metrics.jsonl")
@@ -113,7 +100,11 @@ def test_bad_storage_uri_is_one_line_and_exit_2(s3, debug_config, tmp_path, tiny
     for args, names in (
             (["pretrain", "--config", debug_config, "--set", f"data.path={tiny_corpus}",
               "--out", "s3://no-such-bucket/run"], "s3://no-such-bucket/run"),
-            (["evaluate", "--model", s3.uri("nothing", "here"), "--data", tiny_corpus], s3.uri("nothing", "here"))):
+            (["evaluate", "--model", s3.uri("nothing", "here"), "--data", tiny_corpus], s3.uri("nothing", "here")),
+            (["quantize", "--model", s3.uri("nothing", "here"), "--out", "s3://no-such-bucket/q"], "s3://no-such-bucket/q"),
+            (["quantize", "--model", s3.uri("nothing", "here"), "--out", s3.uri("q")], s3.uri("nothing", "here")),
+            (["distill", "--teacher", s3.uri("nothing", "here"), "--student", "layers:1", "--data", tiny_corpus,
+              "--out", "s3://no-such-bucket/d"], "s3://no-such-bucket/d")):
         out = subprocess.run([sys.executable, "-m", "ptft_ray.cli", *args], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=300)
         lines = [x for x in out.stderr.splitlines() if x.strip()]

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .. import storage
 from ..config import Config
 from ..data.tasks import encode, load_task
 from ..errors import PtftError
@@ -107,6 +107,7 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..config import apply_overrides
 
     t0 = time.time()
+    run = storage.Run(out)  # a local directory or a URI (staged here, published at the end)
     meta = ckpt.read_meta(teacher)
     if meta.get("task") != "cls" or meta.get("quantized"):
         raise PtftError(f"--teacher {teacher}: not an fp32 fine-tuned classifier export")
@@ -116,11 +117,11 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
         raise PtftError(f"--temperature {temperature}: each value must be > 0")
     if not alphas or not all(0 <= a <= 1 for a in alphas):
         raise PtftError(f"--alpha {alpha}: each value must be between 0 and 1")
-    out_p = Path(out)
-    if out_p.exists() and any(out_p.iterdir()):
+    if run.nonempty():
         if not overwrite:
             raise PtftError(f"--out {out} exists; use another --out or --overwrite")
-        shutil.rmtree(out_p)
+        run.clear()
+    teacher_local = storage.localize(teacher, "--teacher")  # a URI: fetched once into the cache
     tcfg = Config.from_dict(meta["config"], source=f"{teacher}/meta.json")
     d = tcfg.to_dict()
     d["finetune"].update(data=data, strategy="full")
@@ -128,13 +129,17 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     labels = meta["task_info"]["labels"]
     task = load_task(cfg.finetune, label_names=labels)
     m = re.fullmatch(r"layers:(\d+)", student)
-    if not m and not Path(student, "config.json").is_file():
+    student_local = None if m else storage.localize(student, "--student")
+    if not m and not Path(student_local, "config.json").is_file():
         raise PtftError(f"--student {student!r}: give layers:K (K of the teacher's layers) or a Hugging Face model directory")
     if m and not tcfg.model.hf:
         raise PtftError("--student layers:K needs a Hugging Face teacher; give --student HF_DIR")
     texts, y = _transfer_set(task, unlabeled, cfg.finetune.text_column)
-    out_p.mkdir(parents=True, exist_ok=True)
-    student_dir = student_from_layers(teacher, int(m.group(1)), out_p / "student_init") if m else student
+    out_p = run.start()
+    if m:  # saved in the run, where every worker can read it (pushed when the run is a URI)
+        student_local = student_from_layers(teacher_local, int(m.group(1)), out_p / "student_init")
+        run.push("student_init")
+    student_dir = (student_local, run.uri("student_init") if m else student)  # (here, for the workers)
 
     # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass
     import pyarrow as pa
@@ -143,7 +148,7 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..serve.batch import predict_file
 
     pq.write_table(pa.table({"text": texts}), out_p / "transfer.parquet")
-    predict_file(teacher, str(out_p / "transfer.parquet"), str(out_p / "teacher_probs.parquet"))
+    predict_file(teacher_local, str(out_p / "transfer.parquet"), str(out_p / "teacher_probs.parquet"))
     probs_t = pq.read_table(out_p / "teacher_probs.parquet")
     teacher_probs = np.stack([probs_t[f"prob_{lab}"].to_numpy() for lab in labels], axis=1).astype(np.float32)
     (out_p / "transfer.parquet").unlink()
@@ -152,10 +157,10 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     grid = [(t, a) for t in temps for a in alphas]
     if len(grid) == 1:
         (temperature, alpha), trials = grid[0], None
-        best_path = _train(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, out_p
-                           ).best_checkpoints[0][0].path
+        best = _train(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, run).best_checkpoints[0][0]
+        best_path = storage.to_uri(best.filesystem, best.path)
     else:
-        best_path, (temperature, alpha), trials = _sweep(cfg, student_dir, task, texts, y, teacher_probs, grid, out_p)
+        best_path, (temperature, alpha), trials = _sweep(cfg, student_dir, task, texts, y, teacher_probs, grid, run)
 
     # 3. export, evaluate both on the same test rows, time both
     from ..finetune.evaluate import evaluate_export
@@ -163,12 +168,12 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..finetune.stats import paired
 
     model_dir = export(best_path, out_p / "model",
-                       extra_meta={"distilled_from": str(Path(teacher).resolve()),
+                       extra_meta={"distilled_from": _named(teacher),
                                    "distill": {"temperature": temperature, "alpha": alpha, "student": student}})
     ev_s = evaluate_export(str(model_dir), data, "test")
-    ev_t = evaluate_export(teacher, data, "test")
+    ev_t = evaluate_export(teacher_local, data, "test")
     test_texts = [task.texts[i] for i in task.splits["test"]]
-    speed = {f"batch_{b}": {"teacher_rows_per_s": round(_speed(teacher, test_texts[:256], b), 1),
+    speed = {f"batch_{b}": {"teacher_rows_per_s": round(_speed(teacher_local, test_texts[:256], b), 1),
                             "student_rows_per_s": round(_speed(str(model_dir), test_texts[:256], b), 1)}
              for b in (1, 64)}
     for v in speed.values():
@@ -176,21 +181,26 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..models import count_params
     from ..finetune.export import load_finetuned
 
-    summary = {"teacher": str(Path(teacher).resolve()), "student": student, "model": str(model_dir),
+    summary = {"teacher": _named(teacher), "student": student, "model": run.uri("model"),
                "teacher_accuracy": ev_t["accuracy"], "student_accuracy": ev_s["accuracy"],
                "student_accuracy_ci": ev_s["accuracy_ci"], "teacher_accuracy_ci": ev_t["accuracy_ci"],
                "points_lost": round(100 * (ev_t["accuracy"] - ev_s["accuracy"]), 2),
                "vs_teacher": paired(ev_t, ev_s), "speedup": speed["batch_64"]["speedup"], "speed": speed,
-               "teacher_params": count_params(load_finetuned(teacher)[0]),
+               "teacher_params": count_params(load_finetuned(teacher_local)[0]),
                "student_params": count_params(load_finetuned(str(model_dir))[0]),
                "transfer_rows": len(texts), "unlabeled_rows": int((y < 0).sum()), "test_n": ev_s["n"],
                "temperature": temperature, "alpha": alpha, **({"trials": trials} if trials else {}),
                "wall_s": round(time.time() - t0, 1)}
     (out_p / "result.json").write_text(json.dumps(summary, indent=2))
+    run.publish()
     return summary
 
 
-def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, world: int):
+def _named(p: str) -> str:
+    return p if storage.is_uri(p) else str(Path(p).resolve())
+
+
+def _prepare(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_probs, temperature, alpha, world: int):
     """-> (the loop's config, {"train", "val"} Ray Datasets)."""
     import pyarrow as pa
     import ray.data
@@ -203,7 +213,7 @@ def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempe
     from .distill_task import DistillTask
 
     init_ray()
-    source = hf_source(student_dir)
+    source = hf_source(student_dir[0], None if student_dir[1] == student_dir[0] else student_dir[1])
     lc = loop_config(cfg, source, task, world=world)
     # the transfer set, not the labeled rows alone, sets the step arithmetic
     per_step = cfg.train.batch_size * cfg.train.grad_accum * world
@@ -223,7 +233,8 @@ def _prepare(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempe
     return lc, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
 
 
-def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, temperature, alpha, out_p: Path):
+def _train(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_probs, temperature, alpha,
+           run: storage.Run):
     from ..cluster import cluster_summary, storage_path, train_logging, worker_resources
     from ..errors import raise_user_error
     from ..train.loop import train_loop_per_worker
@@ -239,8 +250,7 @@ def _train(cfg: Config, student_dir: str, task, texts, y, teacher_probs, tempera
         scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
                                      resources_per_worker=worker_resources(sc.num_workers, sc.cpus_per_worker,
                                                                            sc.use_gpu, sc.gpus_per_worker, res)),
-        run_config=RunConfig(name="train", storage_path=storage_path(str(out_p.resolve()), res["nodes"]),
-                             **train_logging(),
+        run_config=RunConfig(**storage.ray_storage(storage_path(run.uri("train"), res["nodes"])), **train_logging(),
                              failure_config=FailureConfig(max_failures=cfg.run.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
                                                                 checkpoint_score_order=cfg.sweep.mode)),
@@ -259,7 +269,7 @@ def _distill_trial(params: dict, *, lc: dict, datasets: dict, use_gpu: bool) -> 
         TuneContext(datasets, use_gpu))
 
 
-def _sweep(cfg: Config, student_dir: str, task, texts, y, teacher_probs, grid, out_p: Path):
+def _sweep(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_probs, grid, run: storage.Run):
     """A Ray Tune grid over (temperature, alpha): the same student, the same data, one
     in-process trial each; -> (best checkpoint, its (T, alpha), one row per trial)."""
     from ray import tune
@@ -277,7 +287,7 @@ def _sweep(cfg: Config, student_dir: str, task, texts, y, teacher_probs, grid, o
         param_space={"temperature": tune.grid_search(sorted({t for t, _ in grid})),
                      "alpha": tune.grid_search(sorted({a for _, a in grid}))},
         tune_config=tune.TuneConfig(metric=sw.metric, mode=sw.mode, max_concurrent_trials=conc),
-        run_config=tune.RunConfig(name="tune", storage_path=str(out_p.resolve()), verbose=0,
+        run_config=tune.RunConfig(**storage.ray_storage(run.uri("tune")), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(
                                       num_to_keep=1, checkpoint_score_attribute=sw.metric,
@@ -288,7 +298,7 @@ def _sweep(cfg: Config, student_dir: str, task, texts, y, teacher_probs, grid, o
         best = r.get_best_checkpoint(sw.metric, sw.mode) if r.error is None else None
         score = max((m[sw.metric] for _, m in r.best_checkpoints), default=None) if best else None
         trials.append({"temperature": r.config["temperature"], "alpha": r.config["alpha"],
-                       f"best_{sw.metric}": score, "checkpoint": best.path if best else None,
+                       f"best_{sw.metric}": score, "checkpoint": storage.to_uri(best.filesystem, best.path) if best else None,
                        "error": str(r.error).splitlines()[0][:200] if r.error else None})
     ok = [t for t in trials if t["checkpoint"]]
     if not ok:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .. import storage
 from ..errors import PtftError
 from ..finetune.export import load_finetuned
 from ..models.quantize import DEFAULT, WEIGHTS, quantize_model, state_bytes
@@ -17,19 +18,21 @@ from ..train import checkpoint as ckpt
 
 
 def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = False) -> dict:
-    out_p = Path(out)
-    if out_p.exists() and not overwrite:
-        raise PtftError(f"{out_p} exists; use another --out or --overwrite")
+    storage.check_bucket(out)
+    if storage.exists(out) and not overwrite:
+        raise PtftError(f"{out} exists; use another --out or --overwrite")
+    remote, out_p = storage.is_uri(out), Path(out)
     model, tok, cfg, meta = load_finetuned(model_dir)
     if meta.get("quantized"):
         raise PtftError(f"{model_dir} is already quantized ({meta['quantized']['method']}); quantize its fp32 export")
     fp32_bytes = state_bytes(model)
     quantize_model(model, method)
     q_bytes = state_bytes(model)
-    info = {"method": method, "from": str(Path(model_dir).resolve()), "fp32_state_bytes": fp32_bytes,
-            "int8_state_bytes": q_bytes, "library": "torch.ao" if method == "fbgemm_dynamic" else "torchao"}
-    out_p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_p.name}.tmp-", dir=out_p.parent))
+    source = model_dir if storage.is_uri(model_dir) else str(Path(model_dir).resolve())
+    info = {"method": method, "from": source, "fp32_state_bytes": fp32_bytes, "int8_state_bytes": q_bytes, "library": "torch.ao" if method == "fbgemm_dynamic" else "torchao"}
+    if not remote:
+        out_p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_p.name}.tmp-", dir=None if remote else out_p.parent))
     try:
         torch.save(model.state_dict(), tmp / WEIGHTS)
         if cfg.model.hf:  # the architecture, so the skeleton can be rebuilt (and transformers reads it)
@@ -38,7 +41,13 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
         from .. import tokenizer as toks
 
         toks.save(tok, tmp)
-        if out_p.exists():  # --overwrite: the new directory is complete before the old one goes
+        if remote:  # objects replaced one by one once all are written; stale ones then removed
+            storage.upload(tmp, out)
+            for rel, _, _ in storage.listing(out):
+                if not (tmp / rel).exists():
+                    storage.delete_file(f"{out.rstrip('/')}/{rel}")
+            shutil.rmtree(tmp)
+        elif out_p.exists():  # --overwrite: the new directory is complete before the old one goes
             old = out_p.with_name(f".{out_p.name}.old-{os.getpid()}")
             os.rename(out_p, old)
             os.rename(tmp, out_p)
@@ -48,4 +57,4 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"out": str(out_p), **info, "size_ratio": round(fp32_bytes / max(q_bytes, 1), 2)}
+    return {"out": out if remote else str(out_p), **info, "size_ratio": round(fp32_bytes / max(q_bytes, 1), 2)}

@@ -20,12 +20,13 @@ from ..errors import PtftError
 
 
 def quiet_torchao() -> None:
-    """torchao's import notices (a CUDA kernel library that cannot load on a CPU machine, two
-    enum registrations): four lines in every process that imports it (transformers does),
+    """torchao's import notices (a CUDA kernel library that cannot load on a CPU machine, "no
+    triton", two enum registrations): five lines in every process that imports it (transformers does),
     none actionable. Filters, not levels: torch's logging setup resets its loggers' levels."""
     import logging
 
-    for name in ("torchao", "torch.utils._pytree"):
+    # a filter applies only to records of its own logger, not of child loggers
+    for name in ("torchao", "torchao.kernel.intmm", "torch.utils._pytree"):
         log = logging.getLogger(name)
         if not any(getattr(f, "ptft", False) for f in log.filters):
             f = logging.Filter()

@@ -14,10 +14,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .. import storage
 from ..data import sources
 from ..errors import PtftError
 from .ship import ship, unship
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class _Scorer:
@@ -51,9 +56,9 @@ def _input_columns(files: list[str], fmt: str) -> list[str]:
     import pyarrow.parquet as pq
 
     if fmt == "parquet":
-        return pq.read_schema(files[0]).names
+        return pq.read_schema(sources.opened(files[0])).names
     if fmt == "csv":
-        with pacsv.open_csv(files[0]) as r:
+        with pacsv.open_csv(sources.opened(files[0])) as r:
             return r.schema.names
     return sources.read_table(files[0], fmt).column_names
 
@@ -92,6 +97,39 @@ def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, 
         num_cpus=1, num_gpus=gpus_per_actor or None), actors
 
 
+def _write_parquet(ds, out: str, data: str) -> tuple[int, float, int]:
+    """Append the dataset's batches, in order, to one Parquet file -> (rows, time of the first
+    batch, its rows). Written under a temporary name beside `out` and moved into place when
+    complete (a rename on disk, copy + delete on an object store), so a failed run leaves no
+    half file under the real name, locally or on S3."""
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs, path = storage.resolve(out)
+    if not storage.is_uri(out):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    parent, _, name = path.rpartition("/")
+    tmp = f"{parent}/.{name}.tmp-{os.getpid()}"
+    rows, writer, t_first, first_rows = 0, None, None, 0
+    try:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if writer is None:
+                t_first, first_rows = time.time(), batch.num_rows  # Ray, the actors and the model are up
+                writer = pq.ParquetWriter(tmp, batch.schema, filesystem=fs)
+            writer.write_table(batch)
+            rows += batch.num_rows
+        if writer is None:
+            raise PtftError(f"--data {data}: no rows")
+        writer.close()
+        fs.move(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+    return rows, t_first, first_rows
+
+
 def probs_on_ray(model_dir: str, texts: list[str], labels: list[str], batch_size: int = 64) -> "np.ndarray":
     """[N, classes] probabilities of `texts` through the same Ray Data path as a file
     (`evaluate --on-ray`)."""
@@ -119,8 +157,8 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
     if meta.get("task") != "cls":
         raise PtftError(f"--model {model_dir}: not a fine-tuned classifier")
     labels = meta["task_info"]["labels"]
-    out_p = Path(out)
-    if out_p.exists() and not overwrite:
+    storage.check_bucket(out)
+    if storage.exists(out) and not overwrite:
         raise PtftError(f"--out {out} exists; use another --out or --overwrite")
     if batch_size < 1:
         raise PtftError(f"--batch-size {batch_size}: must be at least 1")
@@ -131,28 +169,9 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
 
     init_ray()
     ds, actors = scored(read_dataset(files, fmt), model_dir, text_column, batch_size, actors, gpus_per_actor, rename)
-    import pyarrow.parquet as pq
-
-    out_p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_p.with_name(f".{out_p.name}.tmp-{os.getpid()}")
-    rows, writer, t_first = 0, None, None
-    try:
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            if writer is None:
-                t_first, first_rows = time.time(), batch.num_rows  # Ray, the actors and the model are up
-                writer = pq.ParquetWriter(str(tmp), batch.schema)
-            writer.write_table(batch)
-            rows += batch.num_rows
-        if writer is None:
-            raise PtftError(f"--data {data}: no rows")
-        writer.close()
-        os.replace(tmp, out_p)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+    rows, t_first, first_rows = _write_parquet(ds, out, data)
     wall = time.time() - t0
     steady = (rows - first_rows) / max(time.time() - t_first, 1e-9) if rows > first_rows else None
-    return {"out": str(out_p), "rows": rows, "actors": actors, "wall_s": round(wall, 2),
+    return {"out": out if storage.is_uri(out) else str(Path(out)), "rows": rows, "actors": actors, "wall_s": round(wall, 2),
             "rows_per_s": round(rows / wall, 2), "rows_per_s_after_first_batch": steady and round(steady, 2),
             "renamed": rename}

@@ -9,11 +9,16 @@ from pathlib import Path
 def ship(model_dir: str) -> list:
     """-> [ObjectRef of {file name: bytes}] (in a list, so Ray hands the reference over
     unresolved and the bytes are fetched once, where the model is built). On one node, or
-    with PTFT_SHARED_STORAGE=1 (a mount every node shares), just [the absolute path]."""
+    with PTFT_SHARED_STORAGE=1 (a mount every node shares), just [the absolute path]; a
+    URI (s3://...) as it is."""
     import os
 
     import ray
 
+    from ..storage import is_uri
+
+    if is_uri(model_dir):  # on shared storage already: each node fetches it once into its cache
+        return [model_dir]
     alive = [n for n in ray.nodes() if n.get("Alive")]
     if len(alive) <= 1 or os.environ.get("PTFT_SHARED_STORAGE"):
         return [str(Path(model_dir).resolve())]
@@ -23,7 +28,7 @@ def ship(model_dir: str) -> list:
 def unship(shipped: list) -> str:
     import ray
 
-    if isinstance(shipped[0], str):
+    if isinstance(shipped[0], str):  # a path every node sees, or a URI (load_finetuned fetches it)
         return shipped[0]
     d = tempfile.mkdtemp(prefix="ptft-model-")
     for name, data in ray.get(shipped[0]).items():
