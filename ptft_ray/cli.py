@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="knowledge distillation of a fine-tuned teacher into a smaller student")
     p.add_argument("--teacher", required=True, help="a fine-tuned export")
-    p.add_argument("--student", required=True, help="layers:K (K of the teacher's layers) or a Hugging Face model dir")
+    p.add_argument("--student", required=True, help="layers:K (K of the teacher's layers), a preset (gpt_tiny, gpt_small, seed_lstm: "
+                   "random init, the teacher's tokenizer) or a Hugging Face model dir")
     p.add_argument("--data", required=True, help="the labeled task data (the teacher's split is kept)")
     p.add_argument("--unlabeled", default=None, help="more text for the transfer set (parquet/csv/jsonl/text)")
     p.add_argument("--out", required=True)

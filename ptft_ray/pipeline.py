@@ -50,7 +50,7 @@ class PipelineConfig:
     base_control: bool = False      # the same sweep from the un-adapted model.hf, for the side-by-side
     adapt_on_task: bool = False     # pretrain on the task's own training texts (never val/test rows)
     # optional stages on the best export, after the sweeps (each with its report section)
-    distill: str = ""               # student: layers:K or a Hugging Face dir ("" = no distillation)
+    distill: str = ""               # student: layers:K, a preset (gpt_tiny) or a Hugging Face dir ("" = none)
     distill_set: list[str] = field(default_factory=list)   # --set overrides of the student's training
     distill_temperature: float = 2.0
     distill_alpha: float = 0.5

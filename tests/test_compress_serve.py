@@ -183,6 +183,13 @@ def test_distill_quantize_predict_with_everything_on_s3(ray_session, s3, teacher
     assert student.hf.config.num_hidden_layers == 1 and meta["distilled_from"] == tea
     probs = pq.read_table(opened(f"{out}/teacher_probs.parquet"))
     assert probs.num_rows == 456 and "prob_pos" in probs.column_names
+    # refused in one line, exit 2, the finished run untouched: an existing --out, an unknown preset
+    before = storage.listing(out)
+    for student, to, needle in (("layers:1", out, "exists"), ("preset:gpt_huge", s3.uri("cs", "d2"), "unknown preset")):
+        bad = cli(ray_session, "distill", "--teacher", tea, "--student", student, "--data", data, "--out", to,
+                  check=False, cwd=work)
+        assert bad.returncode == 2 and needle in bad.stderr.strip().splitlines()[-1], bad.stderr[-1000:]
+    assert storage.listing(out) == before
 
     # the student quantized from S3 into S3, then a whole file scored from S3 into S3
     q, pred = s3.uri("cs", "student-int8"), s3.uri("cs", "pred", "student.parquet")

@@ -198,7 +198,7 @@ def test_pipeline_adapts_an_hf_encoder_on_the_task_text_and_compares_with_it_as_
     cfg.write_text(yaml.safe_dump({
         "pretrain_config": HF_DEBUG, "pretrain_set": [f"model.hf={hf_dirs['bert']}", "schedule.max_steps=10"],
         "sweep_config": sweep_config, "data": cls_data, "adapt_on_task": True, "base_control": True,
-        "scratch_baseline": False, "distill": "layers:1", "distill_set": ["finetune.epochs=1"],
+        "scratch_baseline": False, "distill": "gpt_tiny", "distill_set": ["finetune.epochs=1"],
         "quantize": "int8_weight_only", "explain": 6,
         "sweep_set": ["sweep.num_samples=1", "sweep.strategies=[full]", "sweep.lrs=[3e-3]", "sweep.scheduler=none",
                       "finetune.max_examples=128", "finetune.epochs=1", "sweep.epochs=[1]"]}))
@@ -223,6 +223,12 @@ def test_pipeline_adapts_an_hf_encoder_on_the_task_text_and_compares_with_it_as_
     dist = json.loads((tmp_path / "run" / "distill" / "result.json").read_text())
     assert dist["teacher_accuracy"] == pytest.approx(ours["accuracy"]) and dist["test_n"] == 90
     assert 128 < dist["transfer_rows"] <= len(train_texts)  # 128 labeled + the rest of the split unlabeled
+    # a preset student: our GPT, randomly initialised, reading the teacher's tokenizer
+    from ptft_ray.finetune.export import load_finetuned
+
+    student, _, scfg, smeta = load_finetuned(dist["model"])
+    assert scfg.model.arch == "gpt" and not scfg.model.hf and smeta["distill"]["student"] == "gpt_tiny"
+    assert dist["student_params"] != dist["teacher_params"]
     q = json.loads((tmp_path / "run" / "quantize.json").read_text())
     assert q["fp32_accuracy"] == pytest.approx(ours["accuracy"]) and q["int8_state_bytes"] < q["fp32_state_bytes"]
     ex = json.loads((tmp_path / "run" / "explain.json").read_text())

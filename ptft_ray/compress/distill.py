@@ -26,6 +26,8 @@ from .. import storage
 from ..config import Config
 from ..data.tasks import encode, load_task
 from ..errors import PtftError
+from ..finetune.runner import Source, hf_source
+from ..schema import PRESETS
 from ..train import checkpoint as ckpt
 
 
@@ -63,6 +65,31 @@ def student_from_layers(teacher_dir: str, k: int, out: Path) -> str:
 
     toks.save(toks.load(teacher_dir), out)
     return str(out)
+
+
+def _preset(student: str) -> str | None:
+    """`gpt_small` or `preset:gpt_small` (a directory of that name wins) -> the preset name."""
+    name = student.removeprefix("preset:")
+    if name in PRESETS and (student.startswith("preset:") or not Path(student).exists()):
+        return name
+    if student.startswith("preset:"):
+        raise PtftError(f"--student {student!r}: unknown preset (known: {', '.join(PRESETS)})")
+    return None
+
+
+def preset_source(name: str, cfg: Config, teacher_dir: str) -> Source:
+    """A student of our own architecture (model.preset), randomly initialised, reading the
+    teacher's tokenizer: the transfer set is encoded once, for both."""
+    from .. import tokenizer as toks
+
+    d = cfg.to_dict()
+    d["model"] = {"preset": name}
+    model = Config.from_dict(d, source=f"--student {name}").to_dict()["model"]
+    if cfg.finetune.max_len > model.get("max_seq_len", 10 ** 6) and model["arch"] == "gpt":
+        raise PtftError(f"--student {name}: finetune.max_len={cfg.finetune.max_len} is over its "
+                        f"{model['max_seq_len']} positions")
+    return Source(f"preset:{name}", None, toks.load(teacher_dir).to_json(), model, None,
+                  {"path": None, "preset": name})
 
 
 def _transfer_set(task, unlabeled: str | None, text_column: str) -> tuple[list[str], np.ndarray]:
@@ -129,17 +156,22 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     labels = meta["task_info"]["labels"]
     task = load_task(cfg.finetune, label_names=labels)
     m = re.fullmatch(r"layers:(\d+)", student)
-    student_local = None if m else storage.localize(student, "--student")
-    if not m and not Path(student_local, "config.json").is_file():
-        raise PtftError(f"--student {student!r}: give layers:K (K of the teacher's layers) or a Hugging Face model directory")
+    preset = _preset(student)
+    student_local = None if m or preset else storage.localize(student, "--student")
+    if not (m or preset) and not Path(student_local, "config.json").is_file():
+        raise PtftError(f"--student {student!r}: give layers:K (K of the teacher's layers), a preset "
+                        f"({', '.join(PRESETS)}) or a Hugging Face model directory")
     if m and not tcfg.model.hf:
-        raise PtftError("--student layers:K needs a Hugging Face teacher; give --student HF_DIR")
+        raise PtftError("--student layers:K needs a Hugging Face teacher; give --student PRESET or HF_DIR")
+    if preset:
+        source = preset_source(preset, cfg, teacher_local)
     texts, y = _transfer_set(task, unlabeled, cfg.finetune.text_column)
     out_p = run.start()
     if m:  # saved in the run, where every worker can read it (pushed when the run is a URI)
         student_local = student_from_layers(teacher_local, int(m.group(1)), out_p / "student_init")
         run.push("student_init")
-    student_dir = (student_local, run.uri("student_init") if m else student)  # (here, for the workers)
+    if not preset:  # (read here, loaded by the workers: a URI they fetch, or a path)
+        source = hf_source(student_local, run.uri("student_init") if m else student)
 
     # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass
     import pyarrow as pa
@@ -157,10 +189,10 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     grid = [(t, a) for t in temps for a in alphas]
     if len(grid) == 1:
         (temperature, alpha), trials = grid[0], None
-        best = _train(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, run).best_checkpoints[0][0]
+        best = _train(cfg, source, task, texts, y, teacher_probs, temperature, alpha, run).best_checkpoints[0][0]
         best_path = storage.to_uri(best.filesystem, best.path)
     else:
-        best_path, (temperature, alpha), trials = _sweep(cfg, student_dir, task, texts, y, teacher_probs, grid, run)
+        best_path, (temperature, alpha), trials = _sweep(cfg, source, task, texts, y, teacher_probs, grid, run)
 
     # 3. export, evaluate both on the same test rows, time both
     from ..finetune.evaluate import evaluate_export
@@ -200,7 +232,7 @@ def _named(p: str) -> str:
     return p if storage.is_uri(p) else str(Path(p).resolve())
 
 
-def _prepare(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_probs, temperature, alpha, world: int):
+def _prepare(cfg: Config, source, task, texts, y, teacher_probs, temperature, alpha, world: int):
     """-> (the loop's config, {"train", "val"} Ray Datasets)."""
     import pyarrow as pa
     import ray.data
@@ -208,12 +240,11 @@ def _prepare(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_
 
     from ..cluster import init_ray
     from ..data.tasks import to_ray
-    from ..finetune.runner import hf_source, loop_config
+    from ..finetune.runner import loop_config
     from .. import tokenizer as toks
     from .distill_task import DistillTask
 
     init_ray()
-    source = hf_source(student_dir[0], None if student_dir[1] == student_dir[0] else student_dir[1])
     lc = loop_config(cfg, source, task, world=world)
     # the transfer set, not the labeled rows alone, sets the step arithmetic
     per_step = cfg.train.batch_size * cfg.train.grad_accum * world
@@ -233,14 +264,14 @@ def _prepare(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_
     return lc, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
 
 
-def _train(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_probs, temperature, alpha,
+def _train(cfg: Config, source, task, texts, y, teacher_probs, temperature, alpha,
            run: storage.Run):
     from ..cluster import cluster_summary, storage_path, train_logging, worker_resources
     from ..errors import raise_user_error
     from ..train.loop import train_loop_per_worker
 
     sc, metric = cfg.scaling, cfg.sweep.metric
-    lc, datasets = _prepare(cfg, student_dir, task, texts, y, teacher_probs, temperature, alpha, sc.num_workers)
+    lc, datasets = _prepare(cfg, source, task, texts, y, teacher_probs, temperature, alpha, sc.num_workers)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -269,14 +300,14 @@ def _distill_trial(params: dict, *, lc: dict, datasets: dict, use_gpu: bool) -> 
         TuneContext(datasets, use_gpu))
 
 
-def _sweep(cfg: Config, student_dir: tuple[str, str], task, texts, y, teacher_probs, grid, run: storage.Run):
+def _sweep(cfg: Config, source, task, texts, y, teacher_probs, grid, run: storage.Run):
     """A Ray Tune grid over (temperature, alpha): the same student, the same data, one
     in-process trial each; -> (best checkpoint, its (T, alpha), one row per trial)."""
     from ray import tune
 
     from ..cluster import cluster_summary
 
-    lc, datasets = _prepare(cfg, student_dir, task, texts, y, teacher_probs, grid[0][0], grid[0][1], 1)
+    lc, datasets = _prepare(cfg, source, task, texts, y, teacher_probs, grid[0][0], grid[0][1], 1)
     sw, res = cfg.sweep, cluster_summary()
     cpus = sw.cpus_per_trial or 1.0
     conc = sw.max_concurrent_trials or max(1, int(res["cpus"] // cpus))
