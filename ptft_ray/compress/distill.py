@@ -144,10 +144,8 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
         raise PtftError(f"--temperature {temperature}: each value must be > 0")
     if not alphas or not all(0 <= a <= 1 for a in alphas):
         raise PtftError(f"--alpha {alpha}: each value must be between 0 and 1")
-    if run.nonempty():
-        if not overwrite:
-            raise PtftError(f"--out {out} exists; use another --out or --overwrite")
-        run.clear()
+    if run.nonempty() and not overwrite:
+        raise PtftError(f"--out {out} exists; use another --out or --overwrite")
     teacher_local = storage.localize(teacher, "--teacher")  # a URI: fetched once into the cache
     tcfg = Config.from_dict(meta["config"], source=f"{teacher}/meta.json")
     d = tcfg.to_dict()
@@ -166,6 +164,8 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     if preset:
         source = preset_source(preset, cfg, teacher_local)
     texts, y = _transfer_set(task, unlabeled, cfg.finetune.text_column)
+    if overwrite and run.nonempty():  # every input checked: only now does the old run go
+        run.clear()
     out_p = run.start()
     if m:  # saved in the run, where every worker can read it (pushed when the run is a URI)
         student_local = student_from_layers(teacher_local, int(m.group(1)), out_p / "student_init")
