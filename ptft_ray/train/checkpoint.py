@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import PtftError
-from ..storage import localize
+from ..storage import is_uri, listing, read_text
 from ..models.weights import WEIGHTS, load_weights, save_weights  # noqa: F401 - re-exported
 
 STATE, META, TOKENIZER = "train_state.pt", "meta.json", "tokenizer.json"
@@ -71,14 +71,23 @@ def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
 
 
 def read_meta(d: str | Path) -> dict:
-    d = Path(localize(str(d), "checkpoint"))
-    if not d.is_dir():
-        raise PtftError(f"checkpoint not found: {d}")
-    p = d / META
-    if not p.is_file() or not ((d / WEIGHTS).is_file() or (d / "quantized.pt").is_file()):
+    if is_uri(d):  # the listing and meta.json only: the weights are fetched when loaded
+        names = {rel for rel, _, _ in listing(str(d))}
+        if not names:
+            raise PtftError(f"checkpoint not found: {d}")
+        has = {META: META in names, WEIGHTS: WEIGHTS in names or "quantized.pt" in names}
+        text = read_text(f"{str(d).rstrip('/')}/{META}") if all(has.values()) else None
+    else:
+        d = Path(d)
+        if not d.is_dir():
+            raise PtftError(f"checkpoint not found: {d}")
+        has = {META: (d / META).is_file(), WEIGHTS: (d / WEIGHTS).is_file() or (d / "quantized.pt").is_file()}
+        text = (d / META).read_text() if all(has.values()) else None
+    if text is None:
         raise PtftError(f"{d} is not a ptft_ray checkpoint (needs {META} and {WEIGHTS})")
+    p = f"{d}/{META}"
     try:
-        return json.loads(p.read_text())
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise PtftError(f"{p}: corrupt checkpoint metadata ({e})") from None
 
