@@ -15,6 +15,7 @@ teacher's probabilities (distill_task.py), then exported like any fine-tuned mod
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -162,6 +163,8 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     if m and not tcfg.model.hf:
         raise PtftError("--student layers:K needs a Hugging Face teacher; give --student PRESET or HF_DIR")
     if preset:
+        if cfg.data.tokenizer == "hf":  # our architecture reads the teacher's tokenizer as a JSON, not as a model's
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tokenizer="bpe"))
         source = preset_source(preset, cfg, teacher_local)
     texts, y = _transfer_set(task, unlabeled, cfg.finetune.text_column)
     if overwrite and run.nonempty():  # every input checked: only now does the old run go
