@@ -2,7 +2,7 @@
 child process (its own local Ray), then BENCHMARKS.md from benchmarks/results/*.json.
 
     python -m benchmarks                 # all
-    python -m benchmarks throughput      # some of: throughput profile_ops profile_ddp data_pipeline calibrate sweeps planner_accept hf_rt quality compress
+    python -m benchmarks throughput      # some of: throughput profile_ops profile_ddp data_pipeline calibrate sweeps planner_accept hf_rt quality compress peer
     python -m benchmarks gpu_check       # on a machine with a GPU only (not part of `all`)
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from .common import ROOT
 
 ORDER = ["throughput", "profile_ops", "profile_ddp", "data_pipeline", "calibrate", "sweeps", "planner_accept", "hf_rt",
-         "quality", "compress"]
+         "quality", "compress", "peer"]
 ON_REQUEST = ["gpu_check"]  # needs a CUDA device: run by name where one is lent
 
 

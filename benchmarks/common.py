@@ -82,7 +82,7 @@ def plain_step(model, lr: float, compiled: bool = False):
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1, fused=True)
 
     def loss_fn(m, inp, tgt):
         return F.cross_entropy(m(inp).flatten(0, 1).float(), tgt.flatten(), ignore_index=-100)

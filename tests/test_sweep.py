@@ -174,6 +174,7 @@ def test_single_finetune_multiclass_from_scratch(ray_session, sweep_config, tmp_
     assert set(res["class_balance"]) == {"meh", "neg", "pos"}
     assert res["baseline"]["majority"]["macro_f1"] < res["baseline"]["tfidf_lr"]["macro_f1"]
     assert len(res["test_accuracy_ci"]) == 2 and (tmp_path / "ft" / "evaluation.json").is_file()
+    assert 0 < res["train_examples_per_s"] < float("inf")  # examples / seconds in training steps
     model, tok, ecfg, meta = load_finetuned(res["export_path"])
     assert tok.kind == "byte" and meta["init_from"] is None and meta["task_info"]["task_type"] == "multiclass"
     assert model(torch.zeros(2, 8, dtype=torch.long)).shape == (2, 3)

@@ -58,7 +58,10 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
                "export_path": run.uri("model"), "test_accuracy": test["accuracy"],
                "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),
                "strategy": cfg.finetune.strategy, "lineage": source.lineage,
-               "class_balance": task.balance("train"), "wall_s": time.time() - t0}
+               "class_balance": task.balance("train"), "wall_s": time.time() - t0,
+               # training throughput: examples seen / seconds in training steps (no evaluation)
+               "train_examples_per_s": (result.metrics.get("examples", 0) / result.metrics["train_s"]
+                                        if result.metrics.get("train_s") else None)}
     (out_p / "evaluation.json").write_text(json.dumps(test, indent=2))  # confusion matrix, rows, baselines
     (out_p / "result.json").write_text(json.dumps(summary, indent=2))
     run.publish()

@@ -77,8 +77,11 @@ def make_optimizer(plan: Plan, cfg: Config, device: torch.device) -> torch.optim
                                "weight_decay": o.weight_decay if decay else 0.0})
     if not groups:
         raise PtftError("nothing to train: the strategy left no parameter trainable")
+    # fused: one kernel over all parameters instead of a loop of ops per tensor list. On one
+    # CPU thread, MiniLM's 22.7M parameters: 24 ms a step fused vs 212 ms default (foreach),
+    # ~20 % of a batch-16 fine-tuning step (benchmarks.peer); Hugging Face Trainer's default too
     return torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps,
-                             fused=device.type == "cuda")
+                             fused=device.type in ("cuda", "cpu"))
 
 
 def _stream(ctx, state: dict, batch_size: int, shuffle: int, seed: int):
@@ -126,7 +129,9 @@ def run(lc: dict, ctx) -> dict:
     eval_every = lc.get("eval_every", tc.eval_every)
     plan = task.plan(cfg, lc)  # which parameters train, at which LR
 
-    state = {"step": 0, "tokens": 0, "epoch": 0, "batch_in_epoch": 0}
+    # train_s: seconds spent in training steps (evaluation and checkpoints excluded), so that
+    # tokens / train_s is the run's training throughput, resumes included
+    state = {"step": 0, "tokens": 0, "epoch": 0, "batch_in_epoch": 0, "train_s": 0.0}
     history: list[dict] = []
     metrics: dict = {}
     resume = ctx.resume_dir(lc.get("run_dir"))
@@ -206,10 +211,11 @@ def run(lc: dict, ctx) -> dict:
                                           f"training diverged")
                 elapsed = time.perf_counter() - t_window
                 state["tokens"] += int(window[2].item())
+                state["train_s"] = state.get("train_s", 0.0) + elapsed
                 metrics.update(step=s, max_steps=max_steps, epoch=state["epoch"], train_loss=train_loss,
                                lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
                                **{f"{task.unit}_per_s": window[2].item() / max(elapsed, 1e-9)},
-                               data_wait_frac=data_wait / max(elapsed, 1e-9))
+                               data_wait_frac=data_wait / max(elapsed, 1e-9), train_s=state["train_s"])
                 eta = (max_steps - s) * elapsed / max(steps_in_window, 1)
                 if ctx.rank == 0:
                     say(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} "
