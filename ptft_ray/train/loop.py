@@ -78,8 +78,9 @@ def make_optimizer(plan: Plan, cfg: Config, device: torch.device) -> torch.optim
     if not groups:
         raise PtftError("nothing to train: the strategy left no parameter trainable")
     # fused: one kernel over all parameters instead of a loop of ops per tensor list. On one
-    # CPU thread, MiniLM's 22.7M parameters: 24 ms a step fused vs 212 ms default (foreach),
-    # ~20 % of a batch-16 fine-tuning step (benchmarks.peer); Hugging Face Trainer's default too
+    # CPU thread, MiniLM's 22.7M parameters: 24 ms a step fused vs 171-212 ms default (foreach),
+    # itself ~20 % of a ~0.9 s batch-16 fine-tuning step (benchmarks.peer --parts profile);
+    # Hugging Face Trainer's default too
     return torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps,
                              fused=device.type in ("cuda", "cpu"))
 
