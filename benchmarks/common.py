@@ -35,6 +35,19 @@ def save(name: str, result: dict) -> dict:
     return result
 
 
+def ptft(*args: str, out: Path, reuse: bool = True) -> dict:
+    """A ptft-ray command as a user runs it; its run directory's result.json (a finished run
+    is reused unless reuse=False)."""
+    import subprocess
+
+    if not (reuse and (out / "result.json").is_file()):
+        cmd = [str(ROOT / ".venv" / "bin" / "ptft-ray"), *args, "--out", str(out)]
+        print("$", " ".join(cmd), flush=True)
+        if subprocess.run(cmd, cwd=ROOT).returncode:
+            sys.exit(f"failed: {' '.join(cmd)}")
+    return json.loads((out / "result.json").read_text())
+
+
 def median(xs: list[float]) -> float:
     xs = sorted(xs)
     return xs[len(xs) // 2] if xs else float("nan")

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 
-from .common import ROOT, save
+from .common import ROOT, ptft, save
 
 OUT = ROOT / "runs" / "hf_rt"
 DATA = "data/rotten_tomatoes.parquet"
@@ -45,15 +43,6 @@ def tfidf_lr() -> dict:
     return {**b["tfidf_lr"], "n_train": b["n_train"], "n_test": b["n_test"]}
 
 
-def cli(*args: str, out: str) -> dict:
-    """Run a ptft-ray command as a user would; its result is the run directory's result.json."""
-    cmd = [str(ROOT / ".venv" / "bin" / "ptft-ray"), *args, "--out", out]
-    print("$", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, cwd=ROOT).returncode:
-        sys.exit(f"failed: {' '.join(cmd)}")
-    return json.loads((ROOT / out / "result.json").read_text())
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budget", default="10m")
@@ -63,16 +52,16 @@ def main() -> None:
     if (pre_dir / "result.json").is_file():
         pre = json.loads((pre_dir / "result.json").read_text())
     else:
-        pre = cli("pretrain", "--config", "jobs/configs/pretrain_minilm_rt.yaml", "--set", f"data.path={corpus}",
-                  out=str(pre_dir))
+        pre = ptft("pretrain", "--config", "jobs/configs/pretrain_minilm_rt.yaml", "--set", f"data.path={corpus}",
+                   out=pre_dir)
     sweeps = {}
     for name, src in (("minilm", "data/models/minilm"), ("minilm_adapted", pre["checkpoint"])):
         d = OUT / f"sweep_{name}"
         if (d / "result.json").is_file():
             sweeps[name] = json.loads((d / "result.json").read_text())
             continue
-        sweeps[name] = cli("sweep", "--plan", "auto", "--budget", a.budget, "--pretrained", src, "--data", DATA,
-                           "--set", f"finetune.max_examples={LABELS}", "--overwrite", out=str(d))
+        sweeps[name] = ptft("sweep", "--plan", "auto", "--budget", a.budget, "--pretrained", src, "--data", DATA,
+                           "--set", f"finetune.max_examples={LABELS}", "--overwrite", out=d)
     base = tfidf_lr()
     rows = {name: {k: s.get(k) for k in ("test_accuracy", "test_macro_f1", "test_n", "best_config", "trials",
                                           "trials_completed", "trials_stopped", "wall_s")}

@@ -28,12 +28,11 @@ import subprocess
 import sys
 import time
 
-from .common import ROOT, save
+from .common import ROOT, ptft, save
 
 OUT = ROOT / "runs" / "peer"
 DATA = "data/rotten_tomatoes.parquet"
 MODEL = str(ROOT / "data" / "models" / "minilm")
-PTFT = str(ROOT / ".venv" / "bin" / "ptft-ray")
 
 
 def task_for(max_examples: int, max_val: int = 0):
@@ -59,14 +58,9 @@ def hf_args(out, **kw):
 
 
 def ours(*args: str, out, reuse: bool = False) -> tuple[dict, float]:
-    """A ptft-ray command as a user runs it (a finished run is reused when `reuse`); -> (its
-    result.json, the time its command started: result.json's write time - its wall_s)."""
-    if not (reuse and (out / "result.json").is_file()):
-        cmd = [PTFT, *args, "--out", str(out), "--overwrite"]
-        print("$", " ".join(cmd), flush=True)
-        if subprocess.run(cmd, cwd=ROOT).returncode:
-            sys.exit(f"failed: {' '.join(cmd)}")
-    r = json.loads((out / "result.json").read_text())
+    """common.ptft with --overwrite; -> (result.json, the time its command started: result.json's
+    write time - its wall_s)."""
+    r = ptft(*args, "--overwrite", out=out, reuse=reuse)
     return r, (out / "result.json").stat().st_mtime - r["wall_s"]
 
 

@@ -20,27 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 
-from .common import RESULTS, ROOT, save
+from .common import RESULTS, ROOT, ptft as cli, save
 
 OUT = ROOT / "runs" / "quality"
 TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.parquet"}
 CELLS = ["rt:100", "rt:1000", "rt:all", "tweets:100", "tweets:1000", "tweets:10000"]
 ROWS = ["tfidf_lr", "majority", "gpt_scratch", "gpt_news", "minilm", "minilm_adapted"]
 ADAPT = ["schedule.max_steps=60", "schedule.warmup_steps=6", "train.eval_every=60", "checkpoint.every_steps=60"]
-
-
-def cli(*args: str, out) -> dict:
-    """A ptft-ray command as a user runs it; its run directory's result.json (reused if there)."""
-    if (out / "result.json").is_file():
-        return json.loads((out / "result.json").read_text())
-    cmd = [str(ROOT / ".venv" / "bin" / "ptft-ray"), *args, "--out", str(out)]
-    print("$", " ".join(cmd), flush=True)
-    if subprocess.run(cmd, cwd=ROOT).returncode:
-        sys.exit(f"failed: {' '.join(cmd)}")
-    return json.loads((out / "result.json").read_text())
 
 
 def task_of(cell: str):
