@@ -203,3 +203,40 @@ def test_distill_quantize_predict_with_everything_on_s3(ray_session, s3, teacher
     again = cli(ray_session, "predict", "--model", q, "--data", data, "--out", pred, check=False)
     assert again.returncode == 2 and "exists" in again.stderr
     assert not any(p.name.startswith("s3") for p in work.iterdir())   # nothing written to a local s3: folder
+
+
+def test_transfer_set_streams_through_ray_data_without_any_task_row(ray_session, cls_data, tmp_path):
+    """The distillation transfer set: the labeled training rows + --unlabeled lines (a text
+    file read by Ray Data), never a test, validation or training text twice, shuffled so a
+    batch mixes both kinds; then teacher_probs.parquet -> the student's tokenized rows."""
+    import pyarrow as pa
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.compress.transfer import count_rows, student_dataset, transfer_dataset
+    from ptft_ray.config import FinetuneConfig
+    from ptft_ray.data.tasks import load_task
+
+    task = load_task(FinetuneConfig(data=cls_data, max_examples=100))
+    leak = [task.texts[i] for i in [*task.splits["test"][:3], *task.splits["val"][:2], task.splits["train"][0]]]
+    new = [f"an unseen line number {i}" for i in range(30)]
+    (tmp_path / "more.txt").write_text("\n".join([leak[0], *new[:15], "   ", *leak[1:], *new[15:]]) + "\n")
+    rows = transfer_dataset(task, str(tmp_path / "more.txt"), "text", seed=5).take_all()
+    got = [(r["text"], int(r["label"])) for r in rows]
+    labeled = {(task.texts[i], int(task.labels[i])) for i in task.splits["train"]}
+    assert len(got) == 130 and {g for g in got if g[1] >= 0} == labeled
+    assert sorted(t for t, y in got if y < 0) == sorted(new)          # no task row, no blank line
+    where = [i for i, (_, y) in enumerate(got) if y < 0]
+    assert where != list(range(100, 130)) and min(where) < 60         # shuffled, not appended
+
+    # the teacher's output file -> the student's rows, tokenized in Ray Data tasks
+    probs = np.random.default_rng(0).dirichlet([1, 1], size=len(got)).astype(np.float32)
+    pq.write_table(pa.table({"text": [t for t, _ in got], "input_label": [y for _, y in got],
+                             "label": ["neg"] * len(got), "prob_neg": probs[:, 0], "prob_pos": probs[:, 1]}),
+                   tmp_path / "teacher_probs.parquet", row_group_size=40)
+    assert count_rows(tmp_path / "teacher_probs.parquet") == (130, 30)
+    tok = toks.ByteTokenizer()
+    student = student_dataset(str(tmp_path / "teacher_probs.parquet"), tok.to_json(), 16, ["neg", "pos"]).take_all()
+    assert [int(r["label"]) for r in student] == [y for _, y in got]
+    np.testing.assert_allclose(np.stack([r["teacher_probs"] for r in student]), probs)
+    first = list(got[0][0].encode())[:16]
+    assert int(student[0]["length"]) == len(first) and list(student[0]["input_ids"][:len(first)]) == first

@@ -4,9 +4,10 @@ teacher's probabilities (distill_task.py), then exported like any fine-tuned mod
     1. The split is the teacher's own (its finetune settings on --data), so the student is
        tested on exactly the rows the teacher never trained on.
     2. Transfer set = the teacher's training rows (with their labels) + --unlabeled texts
-       (label -1; any text equal to a test row is dropped). Teacher probabilities for all of
-       it come from one Ray Data batch-inference pass (serve/batch.py), kept in
-       OUT/teacher_probs.parquet.
+       (label -1; any text equal to one of the task's rows is dropped), read and shuffled by
+       Ray Data. Teacher probabilities for all of it come from one Ray Data batch-inference
+       pass (serve/batch.py), appended to OUT/teacher_probs.parquet, from which the student's
+       rows stream (tokenized in Ray Data tasks): the driver never holds the transfer set.
     3. Student: `layers:K` keeps K of the teacher's layers, evenly spaced, with its
        embeddings and head (DistilBERT kept every other layer: layers:3 of MiniLM's 6);
        or a Hugging Face model directory (its own tokenizer; the teacher's labels).
@@ -21,11 +22,10 @@ import re
 import time
 from pathlib import Path
 
-import numpy as np
 
 from .. import storage
 from ..config import Config
-from ..data.tasks import encode, load_task
+from ..data.tasks import load_task
 from ..errors import PtftError
 from ..finetune.runner import Source, hf_source
 from ..schema import PRESETS
@@ -93,25 +93,6 @@ def preset_source(name: str, cfg: Config, teacher_dir: str) -> Source:
                   {"path": None, "preset": name})
 
 
-def _transfer_set(task, unlabeled: str | None, text_column: str) -> tuple[list[str], np.ndarray]:
-    texts = [task.texts[i] for i in task.splits["train"]]
-    labels = task.labels[task.splits["train"]].astype(np.int64)
-    if unlabeled:
-        from ..data import sources
-
-        files, fmt = sources.resolve_files(unlabeled, "auto", "--unlabeled")
-        extra = []
-        for f in files:
-            t = sources.read_table(f, fmt, [text_column] if fmt != "text" else None)
-            extra += [x for x in t.column(text_column if fmt != "text" else "text").to_pylist() if isinstance(x, str) and x.strip()]
-        # never a test or validation row; a labeled training row is already in, with its label
-        skip = {task.texts[i] for i in [*task.splits["test"], *task.splits["val"], *task.splits["train"]]}
-        extra = list(dict.fromkeys(x for x in extra if x not in skip))
-        texts += extra
-        labels = np.concatenate([labels, np.full(len(extra), -1, dtype=np.int64)])
-    return texts, labels
-
-
 def _speed(model_dir: str, texts: list[str], batch_size: int) -> float:
     """Rows/s of one model on one thread (what a CPU replica gets)."""
     import torch
@@ -166,7 +147,11 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
         if cfg.data.tokenizer == "hf":  # our architecture reads the teacher's tokenizer as a JSON, not as a model's
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tokenizer="bpe"))
         source = preset_source(preset, cfg, teacher_local)
-    texts, y = _transfer_set(task, unlabeled, cfg.finetune.text_column)
+    if unlabeled:
+        from ..data import sources
+
+        files, fmt = sources.resolve_files(unlabeled, "auto", "--unlabeled")  # fails here, before Ray
+        sources.check_text_column(files, fmt, "text" if fmt == "text" else cfg.finetune.text_column)
     if overwrite and run.nonempty():  # every input checked: only now does the old run go
         run.clear()
     out_p = run.start()
@@ -176,26 +161,29 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     if not preset:  # (read here, loaded by the workers: a URI they fetch, or a path)
         source = hf_source(student_local, run.uri("student_init") if m else student)
 
-    # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass (read ->
+    #    shuffle -> an actor pool scoring with the teacher), appended batch by batch to
+    #    OUT/teacher_probs.parquet; the driver never holds the transfer set
+    from ..cluster import init_ray
+    from ..serve.batch import scored, write_parquet
+    from .transfer import count_rows, transfer_dataset
 
-    from ..serve.batch import predict_file
-
-    pq.write_table(pa.table({"text": texts}), out_p / "transfer.parquet")
-    predict_file(teacher_local, str(out_p / "transfer.parquet"), str(out_p / "teacher_probs.parquet"))
-    probs_t = pq.read_table(out_p / "teacher_probs.parquet")
-    teacher_probs = np.stack([probs_t[f"prob_{lab}"].to_numpy() for lab in labels], axis=1).astype(np.float32)
-    (out_p / "transfer.parquet").unlink()
+    init_ray()
+    transfer, _ = scored(transfer_dataset(task, unlabeled, cfg.finetune.text_column, cfg.finetune.split_seed + 3),
+                         teacher_local, rename={"label": "input_label"})
+    write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
+    n_rows, n_unlabeled = count_rows(out_p / "teacher_probs.parquet")
+    run.push("teacher_probs.parquet")  # where every node's Ray Data tasks can read it
+    probs_at = run.uri("teacher_probs.parquet") if storage.is_uri(out) else str(out_p / "teacher_probs.parquet")
 
     # 2. the student trains on Ray Train: the classification loop with the distillation loss
     grid = [(t, a) for t in temps for a in alphas]
     if len(grid) == 1:
         (temperature, alpha), trials = grid[0], None
-        best = _train(cfg, source, task, texts, y, teacher_probs, temperature, alpha, run).best_checkpoints[0][0]
+        best = _train(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, run).best_checkpoints[0][0]
         best_path = storage.to_uri(best.filesystem, best.path)
     else:
-        best_path, (temperature, alpha), trials = _sweep(cfg, source, task, texts, y, teacher_probs, grid, run)
+        best_path, (temperature, alpha), trials = _sweep(cfg, source, task, probs_at, n_rows, labels, grid, run)
 
     # 3. export, evaluate both on the same test rows, time both
     from ..finetune.evaluate import evaluate_export
@@ -223,7 +211,7 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
                "vs_teacher": paired(ev_t, ev_s), "speedup": speed["batch_64"]["speedup"], "speed": speed,
                "teacher_params": count_params(load_finetuned(teacher_local)[0]),
                "student_params": count_params(load_finetuned(str(model_dir))[0]),
-               "transfer_rows": len(texts), "unlabeled_rows": int((y < 0).sum()), "test_n": ev_s["n"],
+               "transfer_rows": n_rows, "unlabeled_rows": n_unlabeled, "test_n": ev_s["n"],
                "temperature": temperature, "alpha": alpha, **({"trials": trials} if trials else {}),
                "wall_s": round(time.time() - t0, 1)}
     (out_p / "result.json").write_text(json.dumps(summary, indent=2))
@@ -235,46 +223,45 @@ def _named(p: str) -> str:
     return p if storage.is_uri(p) else str(Path(p).resolve())
 
 
-def _prepare(cfg: Config, source, task, texts, y, teacher_probs, temperature, alpha, world: int):
-    """-> (the loop's config, {"train", "val"} Ray Datasets)."""
-    import pyarrow as pa
-    import ray.data
-    from ray.data.extensions import ArrowTensorArray
-
+def _prepare(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], temperature, alpha,
+             world: int, materialize: bool = False):
+    """-> (the loop's config, {"train", "val"} Ray Datasets). The student's training rows
+    stream from teacher_probs.parquet through a Ray Data map that tokenizes them."""
     from ..cluster import init_ray
     from ..data.tasks import to_ray
     from ..finetune.runner import loop_config
     from .. import tokenizer as toks
     from .distill_task import DistillTask
+    from .transfer import student_dataset
 
     init_ray()
     lc = loop_config(cfg, source, task, world=world)
-    # the transfer set, not the labeled rows alone, sets the step arithmetic
+    # the transfer set, not the labeled rows alone, sets the step arithmetic:
+    # steps/epoch = transfer rows // (batch x grad_accum x workers)
     per_step = cfg.train.batch_size * cfg.train.grad_accum * world
-    steps_per_epoch = max(1, len(texts) // per_step)
+    steps_per_epoch = max(1, n_rows // per_step)
     lc.update(task_factory=DistillTask, distill={"temperature": temperature, "alpha": alpha},
               steps_per_epoch=steps_per_epoch, max_steps=max(1, int(cfg.finetune.epochs * steps_per_epoch)),
               eval_every=max(1, steps_per_epoch // cfg.finetune.evals_per_epoch))
     lc["lineage"]["distilled_from"] = cfg.finetune.data
+    train = student_dataset(probs_at, source.tokenizer_json, cfg.finetune.max_len, labels)
+    if materialize:
+        # a Tune grid: every CPU may be held by a trial, leaving none for a Ray Data task, so
+        # the rows are computed once, before the trials, into the object store (which spills
+        # to disk past its size), and each trial only reads them
+        train = train.materialize()
     tok = toks.from_json(source.tokenizer_json)
-    # built here and handed over with from_arrow: reading teacher_probs.parquet through a Ray
-    # Data map instead hung the Tune grid on 2 CPUs (every CPU held by a trial, none for Data)
-    ids, lengths = encode(tok, texts, cfg.finetune.max_len)
-    order = np.random.default_rng(cfg.finetune.split_seed + 3).permutation(len(texts))  # mix labeled + unlabeled
-    train = ray.data.from_arrow(pa.table({
-        "input_ids": ArrowTensorArray.from_numpy(ids[order]), "length": lengths[order], "label": y[order],
-        "teacher_probs": ArrowTensorArray.from_numpy(teacher_probs[order])}))
     return lc, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
 
 
-def _train(cfg: Config, source, task, texts, y, teacher_probs, temperature, alpha,
+def _train(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], temperature, alpha,
            run: storage.Run):
     from ..cluster import cluster_summary, storage_path, train_logging, worker_resources
     from ..errors import raise_user_error
     from ..train.loop import train_loop_per_worker
 
     sc, metric = cfg.scaling, cfg.sweep.metric
-    lc, datasets = _prepare(cfg, source, task, texts, y, teacher_probs, temperature, alpha, sc.num_workers)
+    lc, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, sc.num_workers)
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -303,14 +290,14 @@ def _distill_trial(params: dict, *, lc: dict, datasets: dict, use_gpu: bool) -> 
         TuneContext(datasets, use_gpu))
 
 
-def _sweep(cfg: Config, source, task, texts, y, teacher_probs, grid, run: storage.Run):
+def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], grid, run: storage.Run):
     """A Ray Tune grid over (temperature, alpha): the same student, the same data, one
     in-process trial each; -> (best checkpoint, its (T, alpha), one row per trial)."""
     from ray import tune
 
     from ..cluster import cluster_summary
 
-    lc, datasets = _prepare(cfg, source, task, texts, y, teacher_probs, grid[0][0], grid[0][1], 1)
+    lc, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, grid[0][0], grid[0][1], 1, materialize=True)
     sw, res = cfg.sweep, cluster_summary()
     cpus = sw.cpus_per_trial or 1.0
     conc = sw.max_concurrent_trials or max(1, int(res["cpus"] // cpus))

@@ -97,7 +97,7 @@ def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, 
         num_cpus=1, num_gpus=gpus_per_actor or None), actors
 
 
-def _write_parquet(ds, out: str, data: str) -> tuple[int, float, int]:
+def write_parquet(ds, out: str, data: str) -> tuple[int, float, int]:
     """Append the dataset's batches, in order, to one Parquet file -> (rows, time of the first
     batch, its rows). Written under a temporary name beside `out` and moved into place when
     complete (a rename on disk, copy + delete on an object store), so a failed run leaves no
@@ -169,7 +169,7 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
 
     init_ray()
     ds, actors = scored(read_dataset(files, fmt), model_dir, text_column, batch_size, actors, gpus_per_actor, rename)
-    rows, t_first, first_rows = _write_parquet(ds, out, data)
+    rows, t_first, first_rows = write_parquet(ds, out, data)
     wall = time.time() - t0
     steady = (rows - first_rows) / max(time.time() - t_first, 1e-9) if rows > first_rows else None
     return {"out": out if storage.is_uri(out) else str(Path(out)), "rows": rows, "actors": actors, "wall_s": round(wall, 2),
