@@ -82,7 +82,8 @@ def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
     cfg0 = load_config(None, overrides(base))
     (src,) = resolve_sources([ckpt], cfg0)
     scan = scan_task(load_task(cfg0.finetune), src.tokenizer_json)
-    shape = shape_overrides(scan["examples"]["train"], scan["length"]["p95"], src.max_positions, level)
+    shape = shape_overrides(scan["examples"]["train"], scan["length"]["p95"], src.max_positions, level,
+                           scan["num_classes"])
     out = {"cell": cell, "task": task_name, "n_train": scan["examples"]["train"], "level": level,
            "shape": shape, "scan": scan}
     ranges = lr_ranges or LR_RANGES

@@ -131,7 +131,8 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     if not ranked:
         raise PtftError(f"plan: none of the allowed strategies {strategies_allowed} was calibrated")
     p95 = scan["length"]["p95"]
-    shapes = {lv: sizing.shape_overrides(n_train, p95, model_max, lv) for lv in ("short", "long")}
+    classes = scan.get("num_classes", 2)
+    shapes = {lv: sizing.shape_overrides(n_train, p95, model_max, lv, classes) for lv in ("short", "long")}
     n_val_eval = min(n_val, shapes["short"]["finetune.max_val_examples"])
     cost = {lv: {s: trial_seconds(s, shapes[lv], n_train, n_val_eval, rate, fam["cost_model"]) for s in ranked}
             for lv in shapes}
@@ -139,7 +140,8 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                        sum(cost["long"][s] for s in ranked[:3]) * 2 / conc <= budget_s * 0.6) else "short"
     shape = shapes[level]
     reasons.append(f"shape: {n_train} training examples -> batch {shape['sweep.batch_sizes'][0]}, "
-                   f"{shape['sweep.epochs'][0]:g} epoch(s) (>= {sizing.MIN_STEPS[level]} optimizer steps, "
+                   f"{shape['sweep.epochs'][0]:g} epoch(s) (>= {sizing.min_steps(level, classes)} optimizer steps"
+                   f"{f' for {classes} classes' if classes > 2 else ''}, "
                    f"'{level}' level{' since the budget affords it' if level == 'long' else ''}), "
                    f"max_len {shape['finetune.max_len']} (95% of examples have <= {p95:.0f} tokens), "
                    f"{shape['finetune.max_val_examples']} validation examples per evaluation")
