@@ -153,6 +153,13 @@ def test_many_classes_get_more_optimizer_steps_than_two():
     # the larger shape costs more per trial; the plan still keeps to its budget
     assert sixteen["cost_model"]["per_trial_s"]["full"] > two["cost_model"]["per_trial_s"]["full"]
     assert sixteen["estimated_cost_s"] <= 3600
+    # the printout says what the user pinned over the plan, beside the plan's own shape
+    from ptft_ray.planner import format_plan
+
+    shown = format_plan({**sixteen, "scan": scan(1000, classes=16), "checkpoints": ["ckpt"], "budget_s": 3600,
+                         "pins": ["sweep.epochs=[4]"]})
+    assert "7 epoch(s)" in shown and "pinned        sweep.epochs=[4]" in shown
+    assert "pinned" not in format_plan({**sixteen, "scan": scan(1000), "checkpoints": ["c"], "budget_s": 1, "pins": []})
 
 
 def test_budget_below_one_trial_is_refused_with_what_to_change():

@@ -152,6 +152,8 @@ def format_plan(p: dict) -> str:
              f"  scheduler     {p['scheduler']['type']} (grace {p['scheduler']['grace_period']}, "
              f"max_t {p['scheduler']['max_t']}, reduction {p['scheduler']['reduction_factor']})",
              f"  trial shape   batch {p['batch_size']}, {p['epochs']:g} epoch(s), max_len {p['max_len']}",
-             f"  estimated     {p['estimated_cost_s']:.0f} s",
-             "why:"]
+             f"  estimated     {p['estimated_cost_s']:.0f} s"]
+    if p.get("pins"):  # the user's --set lines run over the plan: say so, not only the plan's values
+        lines.append(f"  pinned        {', '.join(p['pins'])} (your --set lines, applied after the plan)")
+    lines.append("why:")
     return "\n".join(lines + [f"  - {r}" for r in p["reasons"]])
