@@ -162,6 +162,25 @@ def test_many_classes_get_more_optimizer_steps_than_two():
     assert "pinned" not in format_plan({**sixteen, "scan": scan(1000), "checkpoints": ["c"], "budget_s": 1, "pins": []})
 
 
+def test_rescoring_gives_way_to_trials_when_it_would_leave_a_slot_idle():
+    """MiniLM, 16 classes, 1,000 labels, 10 minutes on 2 CPUs: re-scoring's ~90 s left one
+    7-epoch trial for two slots (estimated 640 s for a 600 s budget); without it two trials
+    run side by side within the budget. With one trial only, there is nothing to re-score."""
+    ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1051.0, "family": "hf_encoder"}]
+    sc = {**scan(1000, classes=16, p95=38.0), "val_split": 1986}
+    sc["examples"]["val"] = 1986
+    p = choose(sc, ck, 600, CPU2)
+    assert p["num_trials"] == 2 and p["rescore"]["val_examples"] == 0 and p["estimated_cost_s"] <= 600
+    assert any("so that share runs 2 instead" in r for r in p["reasons"])
+    gpu1 = {"cpus": 8.0, "gpus": 1.0, "max_node_cpus": 8.0, "max_node_gpus": 1.0, "nodes": 1}
+    one = choose(sc, ck, 600, gpu1)  # one slot, one trial: re-scoring would only overrun the budget
+    assert one["num_trials"] == 1 and one["rescore"]["val_examples"] == 0 and one["estimated_cost_s"] <= 600
+    assert any("nothing to re-score it against" in r for r in one["reasons"])
+    # a budget with room for both keeps re-scoring
+    big = choose(sc, ck, 1200, CPU2)
+    assert big["num_trials"] >= 2 and big["rescore"]["val_examples"] == 1986
+
+
 def test_budget_below_one_trial_is_refused_with_what_to_change():
     with pytest.raises(PtftError, match="raise --budget to at least"):
         choose(scan(10000), CKPT, 20, CPU2)

@@ -198,6 +198,22 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     if single:
         n_done = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, mean_full, max_t, max_t, eta)
         n = min(n_done, n)  # n is already within max_trials (fit)
+    if rescore_n and n < max(2, conc):
+        # re-scoring chooses among trials: where its share of the budget leaves fewer trials
+        # than slots (one 7-epoch tweets trial on 2 CPUs, one CPU idle), the share runs trials
+        kept = rescore_n, rescore_s
+        rescore_n, rescore_s = 0, 0.0
+        more = fit(keep)[0]
+        if single:
+            more = min(more, _fit_trials(budget_s - STARTUP_S, conc, mean_full, max_t, max_t, eta))
+        if more > n or more < 2:
+            i = next(i for i, r in enumerate(reasons) if r.startswith("selection:"))
+            reasons[i] = "selection: the best trial by its validation examples; " + (
+                f"re-scoring's ~{kept[1]:.0f} s would leave {n} trial(s) for {conc} slot(s), so that share "
+                f"runs {more} instead" if more > n else "one trial: nothing to re-score it against")
+            n = more
+        else:
+            rescore_n, rescore_s = kept
     scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
                  "reduction_factor": eta}
     frac = asha_fraction(n, grace, max_t, eta) if scheduler["type"] == "asha" else 1.0
