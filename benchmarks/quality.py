@@ -89,13 +89,14 @@ def main() -> None:
             sys.exit(f"unknown {bad} (known: {', '.join(known)})")
     old = json.loads((RESULTS / "quality.json").read_text()) if (RESULTS / "quality.json").is_file() else {}
     table = old.get("table", {})
+    notes = {"notes": old["notes"]} if old.get("notes") else {}  # written by hand: what was tried per cell
     for cell in cells:
         for row in rows:
             if row in table.get(cell, {}):
                 continue
             table.setdefault(cell, {})[row] = measure(row, cell, a.budget)
-            save("quality", {"table": table, "rows": ROWS, "cells": CELLS})  # after every pair: resumable
-    save("quality", {"table": table, "rows": ROWS, "cells": CELLS})
+            save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})  # after every pair: resumable
+    save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})
 
 
 if __name__ == "__main__":
