@@ -77,7 +77,8 @@ def process_kind(p) -> str:
         cmd = " ".join(p.cmdline())
     except Exception:
         return "gone"
-    for key, name in (("ray::RayTrainWorker", "train workers"), ("ray::ReadText", "ray data tasks"),
+    for key, name in (("ray::RayTrainWorker", "train workers"), ("MapWorker", "ray data actors"),
+                      ("ray::ReadParquet", "ray data tasks"), ("ray::ReadText", "ray data tasks"),
                       ("ray::ReadFiles", "ray data tasks"), ("ray::Map", "ray data tasks"),
                       ("ray::ListFiles", "ray data tasks"), ("ray::", "other ray tasks and actors"),
                       ("default_worker", "idle ray workers"), ("gcs_server", "ray daemons"),

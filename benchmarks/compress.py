@@ -236,29 +236,55 @@ def tiny_export(out: Path) -> str:
     return str(out)
 
 
+def _titles() -> dict:
+    """PSS (MB) and count of each Ray process title under this one (ray::IDLE, ray::ReadParquet...)."""
+    import psutil
+
+    out: dict = {}
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = p.cmdline()
+            title = cmd[0].split(" ")[0] if cmd and cmd[0].startswith("ray::") else "(not a ray:: worker)"
+            mb = p.memory_full_info().pss / 2 ** 20
+        except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
+            continue
+        n, tot = out.get(title, (0, 0.0))
+        out[title] = (n + 1, tot + mb)
+    return {t: {"processes": n, "pss_mb": round(mb)} for t, (n, mb) in sorted(out.items())}
+
+
 def _memory_child(model: str, path: str, out: str, q) -> None:
     import ray
 
     from .data_pipeline import tree_pss
 
+    from ptft_ray.cluster import local_ray_data_defaults
+
+    local_ray_data_defaults(2)  # what init_ray does for a local Ray (here with a small object store)
     ray.init(num_cpus=2, object_store_memory=STORE, include_dashboard=False, log_to_driver=False)
     from ptft_ray.serve.batch import predict_file
 
-    peak, stop, series = [0], threading.Event(), []
+    peak, stop, series, kinds = [0, {}], threading.Event(), [], []
 
     def sampler():
+        t0 = time.time()
         while not stop.is_set():
-            total, _ = tree_pss()
+            total, by_kind = tree_pss()
             series.append(round(total / 2 ** 20))
-            peak[0] = max(peak[0], total)
+            # which processes hold the memory: driver, Ray Data read/map workers, the actor, raylet...
+            kinds.append({"t_s": round(time.time() - t0, 1), "total_mb": series[-1],
+                          **{k: v["pss_mb"] for k, v in by_kind.items()}})
+            if total > peak[0]:
+                peak[0], peak[1] = total, {**kinds[-1], "processes": _titles()}
             time.sleep(0.5)
     base, _ = tree_pss()
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
     r = predict_file(model, path, out, overwrite=True)
     stop.set(), th.join()
+    r["processes_at_end"] = _titles()
     q.put({**r, "pss_before_mb": round(base / 2 ** 20), "peak_pss_mb": round(peak[0] / 2 ** 20),
-           "pss_mb_over_time": series[::4]})
+           "pss_mb_over_time": series[::4], "pss_at_peak_by_process": peak[1], "pss_by_process_over_time": kinds[::4]})
     ray.shutdown()
 
 
@@ -291,7 +317,7 @@ def part_memory(teacher: str) -> dict:
         runs[f"{mult}x"] = q.get()
         p.join()
         (OUT / f"memory_{mult}x.out.parquet").unlink(missing_ok=True)
-        print(mult, {k: v for k, v in runs[f"{mult}x"].items() if k != "pss_mb_over_time"}, flush=True)
+        print(mult, {k: v for k, v in runs[f"{mult}x"].items() if not k.endswith("over_time")}, flush=True)
     return {"object_store_mb": STORE // 2 ** 20, "runs": runs,
             "peak_pss_growth_4x_over_1x": round(runs["4x"]["peak_pss_mb"] / runs["1x"]["peak_pss_mb"], 3)}
 
@@ -301,8 +327,9 @@ def main() -> None:
     ap.add_argument("--teacher", default=None)
     ap.add_argument("--parts", default=",".join(PARTS))
     a = ap.parse_args()
-    teacher = a.teacher or _teacher_default()
     prev = json.loads((RESULTS / "compress.json").read_text()) if (RESULTS / "compress.json").is_file() else {}
+    # the memory part scores with its own tiny model: it needs no teacher (the table keeps its own)
+    teacher = a.teacher or (prev.get("teacher", "") if a.parts == "memory" else _teacher_default())
     result = {k: prev[k] for k in PARTS if k in prev}
     for part in a.parts.split(","):
         t = time.time()
