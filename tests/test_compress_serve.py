@@ -254,6 +254,7 @@ def test_many_parquet_files_start_one_footer_reader_not_ray_s_32(ray_session, tm
     from ray.util.state import list_actors
 
     assert os.environ["RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"] == "1"
+    assert os.environ["RAY_DATA_PARQUET_BIN_PACKING_BYTES"] == str(16 * 2 ** 20)  # 16 MB read units
     before = len(list_actors(filters=[("class_name", "=", "FooterReader")], limit=10000, raise_on_missing_output=False))
     for i in range(40):
         pq.write_table(pa.table({"text": [f"row {i} {j}" for j in range(50)]}), tmp_path / f"part-{i:03d}.parquet")
