@@ -22,7 +22,6 @@ import re
 import time
 from pathlib import Path
 
-
 from .. import storage
 from ..config import Config
 from ..data.tasks import load_task
