@@ -212,7 +212,7 @@ def test_transfer_set_streams_through_ray_data_without_any_task_row(ray_session,
     import pyarrow as pa
 
     from ptft_ray import tokenizer as toks
-    from ptft_ray.compress.transfer import count_rows, student_dataset, transfer_dataset
+    from ptft_ray.compress.transfer import count_rows, student_dataset, transfer_dataset, unlabeled_source
     from ptft_ray.config import FinetuneConfig
     from ptft_ray.data.tasks import load_task
 
@@ -220,7 +220,7 @@ def test_transfer_set_streams_through_ray_data_without_any_task_row(ray_session,
     leak = [task.texts[i] for i in [*task.splits["test"][:3], *task.splits["val"][:2], task.splits["train"][0]]]
     new = [f"an unseen line number {i}" for i in range(30)]
     (tmp_path / "more.txt").write_text("\n".join([leak[0], *new[:15], "   ", *leak[1:], *new[15:]]) + "\n")
-    rows = transfer_dataset(task, str(tmp_path / "more.txt"), "text", seed=5).take_all()
+    rows = transfer_dataset(task, unlabeled_source(str(tmp_path / "more.txt"), "text"), seed=5).take_all()
     got = [(r["text"], int(r["label"])) for r in rows]
     labeled = {(task.texts[i], int(task.labels[i])) for i in task.splits["train"]}
     assert len(got) == 130 and {g for g in got if g[1] >= 0} == labeled

@@ -146,11 +146,9 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
         if cfg.data.tokenizer == "hf":  # our architecture reads the teacher's tokenizer as a JSON, not as a model's
             cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tokenizer="bpe"))
         source = preset_source(preset, cfg, teacher_local)
-    if unlabeled:
-        from ..data import sources
+    from .transfer import unlabeled_source
 
-        files, fmt = sources.resolve_files(unlabeled, "auto", "--unlabeled")  # fails here, before Ray
-        sources.check_text_column(files, fmt, "text" if fmt == "text" else cfg.finetune.text_column)
+    extra = unlabeled_source(unlabeled, cfg.finetune.text_column)  # fails here, before Ray
     if overwrite and run.nonempty():  # every input checked: only now does the old run go
         run.clear()
     out_p = run.start()
@@ -168,8 +166,8 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from .transfer import count_rows, transfer_dataset
 
     init_ray()
-    transfer, _ = scored(transfer_dataset(task, unlabeled, cfg.finetune.text_column, cfg.finetune.split_seed + 3),
-                         teacher_local, rename={"label": "input_label"})
+    transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
+                         rename={"label": "input_label"})
     write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
     n_rows, n_unlabeled = count_rows(out_p / "teacher_probs.parquet")
     run.push("teacher_probs.parquet")  # where every node's Ray Data tasks can read it

@@ -24,23 +24,34 @@ def _unlabeled_rows(batch, column: str, skip: set):
     return pa.table({"text": pa.array(keep, pa.string()), "label": pa.array([-1] * len(keep), pa.int64())})
 
 
-def transfer_dataset(task, unlabeled: str | None, text_column: str, seed: int):
+def unlabeled_source(unlabeled: str | None, text_column: str) -> tuple[list[str], str, str] | None:
+    """--unlabeled -> (files, format, text column), checked before Ray starts (a missing file
+    or column is one line and exit 2)."""
+    if not unlabeled:
+        return None
+    from ..data import sources
+
+    files, fmt = sources.resolve_files(unlabeled, "auto", "--unlabeled")
+    column = "text" if fmt == "text" else text_column
+    sources.check_text_column(files, fmt, column)
+    return files, fmt, column
+
+
+def transfer_dataset(task, unlabeled: tuple[list[str], str, str] | None, seed: int):
     """The transfer set as a Ray Dataset {text, label}: the teacher's training rows with their
-    labels, then the --unlabeled texts (label -1), read block by block by Ray Data; globally
-    shuffled by Ray Data (out of core, spilling to disk), so a batch mixes both kinds."""
+    labels, then the --unlabeled texts (label -1; `unlabeled_source`), read block by block by
+    Ray Data; globally shuffled by Ray Data (out of core, spilling to disk), so a batch mixes
+    both kinds."""
     import pyarrow as pa
     import ray.data
 
-    from ..data import sources
     from ..serve.batch import read_dataset
 
     train = task.splits["train"]
     ds = ray.data.from_arrow(pa.table({"text": pa.array([task.texts[i] for i in train], pa.string()),
                                        "label": pa.array(task.labels[train].astype(np.int64))}))
     if unlabeled:
-        files, fmt = sources.resolve_files(unlabeled, "auto", "--unlabeled")
-        column = "text" if fmt == "text" else text_column
-        sources.check_text_column(files, fmt, column)
+        files, fmt, column = unlabeled
         extra = ray.data.read_text(files) if fmt == "text" else read_dataset(files, fmt).select_columns([column])
         # the task's own texts (its labeled file is in memory already); duplicates within
         # --unlabeled are kept (finding them would need a pass over the whole file)
