@@ -89,6 +89,15 @@ def process_kind(p) -> str:
     return "other"
 
 
+def ray_title(p) -> str:
+    """A process's Ray title (ray::IDLE, ray::ReadFilesParquetV2, ray::FooterReader...)."""
+    try:
+        cmd = p.cmdline()
+    except Exception:
+        return "gone"
+    return cmd[0].split(" ")[0] if cmd and cmd[0].startswith("ray::") else "(not a ray:: worker)"
+
+
 def plain_step(model, lr: float, compiled: bool = False):
     """The plain PyTorch reference step every benchmark compares against: next-token cross
     entropy (targets of -100 ignored), backward (DDP all-reduces here), clip 1.0, AdamW

@@ -236,27 +236,14 @@ def tiny_export(out: Path) -> str:
     return str(out)
 
 
-def _titles() -> dict:
-    """PSS (MB) and count of each Ray process title under this one (ray::IDLE, ray::ReadParquet...)."""
-    import psutil
-
-    out: dict = {}
-    for p in psutil.Process().children(recursive=True):
-        try:
-            cmd = p.cmdline()
-            title = cmd[0].split(" ")[0] if cmd and cmd[0].startswith("ray::") else "(not a ray:: worker)"
-            mb = p.memory_full_info().pss / 2 ** 20
-        except (psutil.NoSuchProcess, psutil.AccessDenied, IndexError):
-            continue
-        n, tot = out.get(title, (0, 0.0))
-        out[title] = (n + 1, tot + mb)
-    return {t: {"processes": n, "pss_mb": round(mb)} for t, (n, mb) in sorted(out.items())}
-
-
 def _memory_child(model: str, path: str, out: str, q) -> None:
     import ray
 
+    from .common import ray_title
     from .data_pipeline import tree_pss
+
+    def titles() -> dict:  # PSS and count per Ray process title (ray::IDLE, ray::ReadParquet...)
+        return tree_pss(ray_title)[1]
 
     from ptft_ray.cluster import local_ray_data_defaults
 
@@ -275,14 +262,14 @@ def _memory_child(model: str, path: str, out: str, q) -> None:
             kinds.append({"t_s": round(time.time() - t0, 1), "total_mb": series[-1],
                           **{k: v["pss_mb"] for k, v in by_kind.items()}})
             if total > peak[0]:
-                peak[0], peak[1] = total, {**kinds[-1], "processes": _titles()}
+                peak[0], peak[1] = total, {**kinds[-1], "processes": titles()}
             time.sleep(0.5)
     base, _ = tree_pss()
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
     r = predict_file(model, path, out, overwrite=True)
     stop.set(), th.join()
-    r["processes_at_end"] = _titles()
+    r["processes_at_end"] = titles()
     q.put({**r, "pss_before_mb": round(base / 2 ** 20), "peak_pss_mb": round(peak[0] / 2 ** 20),
            "pss_mb_over_time": series[::4], "pss_at_peak_by_process": peak[1], "pss_by_process_over_time": kinds[::4]})
     ray.shutdown()

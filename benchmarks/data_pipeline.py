@@ -23,12 +23,14 @@ from .common import RESULTS, save
 STORE = 100 * 1024 ** 2
 
 
-def tree_pss() -> tuple[int, dict]:
-    """PSS of the driver and every process under it, in total and by kind of process."""
+def tree_pss(key=None) -> tuple[int, dict]:
+    """PSS of the driver and every process under it, in total and grouped by `key(process)`
+    (default: common.process_kind, the kind of process)."""
     import psutil
 
     from .common import process_kind
 
+    key = key or process_kind
     me = psutil.Process()
     total, kinds = 0, {}
     for p in [me, *me.children(recursive=True)]:
@@ -37,7 +39,7 @@ def tree_pss() -> tuple[int, dict]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         total += pss
-        k = "driver" if p.pid == me.pid else process_kind(p)
+        k = "driver" if p.pid == me.pid else key(p)
         n, mb = kinds.get(k, (0, 0.0))
         kinds[k] = (n + 1, mb + pss / 2 ** 20)
     return total, {k: {"processes": n, "pss_mb": round(mb)} for k, (n, mb) in kinds.items()}

@@ -255,8 +255,9 @@ def compress_section(c: dict | None) -> list[str]:
         L.append("| batch-inference memory, how it got flat: profiled by process (PSS per Ray process title) | - | "
                  "first measurement: peak 2,804 MB at 4x vs 2,178 MB at 1x (1.29x). Two Ray Data Parquet defaults made "
                  "it: 32 FooterReader actors (11 alive at once, 1.1 GB, the early peak) and 128 MB read units (the "
-                 "read task's worker held ~0.9 GB): 1.16x with one FooterReader per 2 CPUs, then 1.02x with 16 MB "
-                 "read units, both now set for a local Ray by `cluster.local_ray_data_defaults` | flat | |")
+                 "read task's worker held ~0.9 GB): 1.16x with one FooterReader per 2 CPUs, then "
+                 f"{g:.2f}x (this table's run) with 16 MB read units, both now set for a local Ray by "
+                 "`cluster.local_ray_data_defaults` | flat | |")
     s = c.get("serve")
     if s:
         runs = "; ".join(f"{r['clients']} clients: p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, "

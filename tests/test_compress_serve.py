@@ -212,7 +212,7 @@ def test_transfer_set_streams_through_ray_data_without_any_task_row(ray_session,
     import pyarrow as pa
 
     from ptft_ray import tokenizer as toks
-    from ptft_ray.compress.transfer import count_rows, student_dataset, transfer_dataset, unlabeled_source
+    from ptft_ray.compress.transfer import count_unlabeled, student_dataset, transfer_dataset, unlabeled_source
     from ptft_ray.config import FinetuneConfig
     from ptft_ray.data.tasks import load_task
 
@@ -233,7 +233,7 @@ def test_transfer_set_streams_through_ray_data_without_any_task_row(ray_session,
     pq.write_table(pa.table({"text": [t for t, _ in got], "input_label": [y for _, y in got],
                              "label": ["neg"] * len(got), "prob_neg": probs[:, 0], "prob_pos": probs[:, 1]}),
                    tmp_path / "teacher_probs.parquet", row_group_size=40)
-    assert count_rows(tmp_path / "teacher_probs.parquet") == (130, 30)
+    assert count_unlabeled(tmp_path / "teacher_probs.parquet") == 30
     tok = toks.ByteTokenizer()
     student = student_dataset(str(tmp_path / "teacher_probs.parquet"), tok.to_json(), 16, ["neg", "pos"]).take_all()
     assert [int(r["label"]) for r in student] == [y for _, y in got]

@@ -163,13 +163,13 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     #    OUT/teacher_probs.parquet; the driver never holds the transfer set
     from ..cluster import init_ray
     from ..serve.batch import scored, write_parquet
-    from .transfer import count_rows, transfer_dataset
+    from .transfer import count_unlabeled, transfer_dataset
 
     init_ray()
     transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
                          rename={"label": "input_label"})
-    write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
-    n_rows, n_unlabeled = count_rows(out_p / "teacher_probs.parquet")
+    n_rows, _, _ = write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
+    n_unlabeled = count_unlabeled(out_p / "teacher_probs.parquet")
     run.push("teacher_probs.parquet")  # where every node's Ray Data tasks can read it
     probs_at = run.uri("teacher_probs.parquet") if storage.is_uri(out) else str(out_p / "teacher_probs.parquet")
 

@@ -60,13 +60,12 @@ def transfer_dataset(task, unlabeled: tuple[list[str], str, str] | None, seed: i
     return ds.random_shuffle(seed=seed)
 
 
-def count_rows(path: Path) -> tuple[int, int]:
-    """-> (rows, unlabeled rows) of teacher_probs.parquet, one column read a row group at a time."""
+def count_unlabeled(path: Path) -> int:
+    """Rows of teacher_probs.parquet with label -1, one column read a row group at a time."""
     import pyarrow.parquet as pq
 
     f = pq.ParquetFile(path)
-    unl = sum(int((b.column(0).to_numpy() < 0).sum()) for b in f.iter_batches(columns=["input_label"]))
-    return f.metadata.num_rows, unl
+    return sum(int((b.column(0).to_numpy() < 0).sum()) for b in f.iter_batches(columns=["input_label"]))
 
 
 def _student_rows(batch, tokenizer_json: str, max_len: int, labels: list[str]) -> dict:
