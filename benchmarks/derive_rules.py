@@ -18,7 +18,10 @@ Rules, per calibrated data size (pooling both tasks):
   but never past the grid's own edges (nothing was measured there: the planned tweets sweeps'
   draws above the grid's top LR, 3e-3, did worse than those below it);
 - levels: 'long' is offered only where the long budget beat the short one by > 1 point;
-- cost_model: least squares of trial wall time on train and eval tokens / measured rate;
+- cost_model: least squares of trial wall time on train and eval tokens / measured rate,
+  over the calibration trials and the planned sweeps added with --add-sweeps (kept in
+  benchmarks/results/cost_trials_<family>.json): one calibration cell has one shape, so it
+  cannot tell start-up, training and evaluation apart;
 - asha: grace period (share of a trial) and reduction factor, by replaying successive halving
   on the exhaustive trials' curves: the cheapest setting within 1 point in every cell.
 """
@@ -62,24 +65,57 @@ def nonneg_lstsq(a: np.ndarray, y: np.ndarray) -> np.ndarray:
         free.remove(int(np.argmin(coef)))
 
 
-def fit_cost(cells: dict, rate: float) -> dict:
-    rows, ys, strategies = [], [], sorted({t["strategy"] for c in cells.values() for t in c["exhaustive"]["trials"]})
+def calibration_rows(cells: dict, rate: float) -> list[dict]:
+    """One row per completed calibration trial: its strategy, train and eval tokens (the
+    planner's arithmetic in rules.trial_seconds: padded to max_len) over the measured rate,
+    and its wall time."""
+    rows = []
     for c in cells.values():
         sh, n_val = c["shape"], min(c["scan"]["examples"]["val"], c["shape"]["finetune.max_val_examples"])
         ml, bs = sh["finetune.max_len"], sh["sweep.batch_sizes"][0]
+        evals = math.ceil(sh["sweep.epochs"][0] * sh["finetune.evals_per_epoch"]) + 1
         for t in c["exhaustive"]["trials"] + c.get("scratch", {}).get("trials", []):
-            if t["stop_reason"] != "completed":
-                continue
-            evals = math.ceil(sh["sweep.epochs"][0] * sh["finetune.evals_per_epoch"]) + 1
-            x = [1.0] + [t["steps"] * bs * ml / rate if t["strategy"] == s else 0.0 for s in strategies]
-            rows.append(x + [evals * n_val * ml / rate])
-            ys.append(t["wall_s"])
-    coef = nonneg_lstsq(np.array(rows), np.array(ys))
-    pred = np.array(rows) @ coef
-    err = float(np.median(np.abs(pred - ys) / np.array(ys)))
+            if t["stop_reason"] == "completed":
+                rows.append({"run": c["cell"], "strategy": t["strategy"], "train_tokens": t["steps"] * bs * ml,
+                             "eval_tokens": evals * n_val * ml, "rate": rate, "wall_s": t["wall_s"]})
+    return rows
+
+
+def sweep_rows(run_dir: Path) -> list[dict]:
+    """The same rows from a planned sweep's run directory (plan.json + trials.csv): trials at
+    other data sizes, batches and epochs than the calibration cells, each over the rate the
+    plan measured for it. A calibration at one shape cannot tell start-up, training and
+    evaluation apart (all three grow together); these can."""
+    import csv
+
+    plan = json.loads((run_dir / "plan.json").read_text())
+    sh, rate = plan["shape"], plan["cost_model"]["rate_tokens_per_s"]
+    n_val, ml = min(plan["scan"]["examples"]["val"], sh["finetune.max_val_examples"]), sh["finetune.max_len"]
+    rows = []
+    with open(run_dir / "trials.csv") as f:
+        for t in csv.DictReader(f):
+            if t["stop_reason"] == "completed":
+                evals = math.ceil(float(t["epochs"]) * sh["finetune.evals_per_epoch"]) + 1
+                rows.append({"run": run_dir.name, "strategy": t["strategy"],
+                             "train_tokens": int(t["steps_trained"]) * int(t["batch_size"]) * ml,
+                             "eval_tokens": evals * n_val * ml, "rate": rate, "wall_s": float(t["wall_s"]),
+                             "concurrent": plan["max_concurrent_trials"]})
+    return rows
+
+
+def fit_cost(rows: list[dict]) -> dict:
+    """wall_s = a + b_strategy * train_tokens / rate + c * eval_tokens / rate, least squares."""
+    strategies = sorted({r["strategy"] for r in rows})
+    a = np.array([[1.0] + [r["train_tokens"] / r["rate"] if r["strategy"] == s else 0.0 for s in strategies]
+                  + [r["eval_tokens"] / r["rate"]] for r in rows])
+    ys = np.array([r["wall_s"] for r in rows])
+    coef = nonneg_lstsq(a, ys)
+    err = np.abs(a @ coef - ys) / ys
     return {"startup_s": round(float(coef[0]), 2),
             "train": {s: round(float(v), 3) for s, v in zip(strategies, coef[1:-1])},
-            "eval": round(float(coef[-1]), 3), "median_relative_error": round(err, 3), "trials": len(ys)}
+            "eval": round(float(coef[-1]), 3), "median_relative_error": round(float(np.median(err)), 3),
+            "max_relative_error": round(float(err.max()), 3), "trials": len(ys),
+            "runs": sorted({r["run"] for r in rows})}
 
 
 def replay_sha(trials: list[dict], grace: int, eta: int) -> tuple[float, float]:
@@ -155,12 +191,28 @@ def rules_for(cs: list[dict], grid_ranges: dict) -> dict:
             "within_1pt": [s for s in ranking if s in near], "lr_ranges": lr_ranges, "levels": levels}
 
 
+def swept_trials(family: str, add: list[str]) -> list[dict]:
+    """The family's planned-sweep trials kept so far, plus those of `add` (a run directory
+    added again replaces its rows)."""
+    path = Path(f"benchmarks/results/cost_trials_{family}.json")
+    kept = json.loads(path.read_text()) if path.is_file() else []
+    new = [r for d in add for r in sweep_rows(Path(d))]
+    rows = [r for r in kept if r["run"] not in {r["run"] for r in new}] + new
+    if new:
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
 def main() -> None:
     import argparse
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", default="gpt")
-    family = ap.parse_args().family
+    ap.add_argument("--add-sweeps", nargs="*", default=[], metavar="RUN_DIR",
+                    help="planned sweeps of this family to add to its cost fit (kept in "
+                         "benchmarks/results/cost_trials_<family>.json)")
+    args = ap.parse_args()
+    family = args.family
     suffix = "" if family == "gpt" else f"_{family}"
     src = f"benchmarks/results/calibration{suffix}.json"
     cal = json.loads(Path(src).read_text())
@@ -189,7 +241,8 @@ def main() -> None:
     flag = f" --family {family}" if suffix else ""
     out = {"source": src, "date": cal["date"], "pretrained": cal["pretrained"],
            "command": f"python benchmarks/calibrate.py{flag} && python benchmarks/derive_rules.py{flag}",
-           "reference_rate": rate, "buckets": buckets, "cost_model": fit_cost(cells, rate),
+           "reference_rate": rate, "buckets": buckets,
+           "cost_model": fit_cost(calibration_rows(cells, rate) + swept_trials(family, args.add_sweeps)),
            "asha": asha_rule(cells)}
     target = Path("ptft_ray/planner/calibrated.json")
     if family != "gpt":  # kept beside our GPT's rules

@@ -3,7 +3,7 @@
 the same budget per cell, on the whole test split.
 
     .venv/bin/python -m benchmarks.quality [--rows tfidf_lr,majority,minilm,...]
-                                           [--cells rt:100,rt:1000,...] [--budget 10m]
+                                           [--cells rt:100,rt:1000,...] [--budget 10m] [--redo]
 
 writes benchmarks/results/quality.json (merged with what earlier runs measured: a cell/row pair
 is measured once, its run directory under runs/quality/ reused) and, through summary.py, its
@@ -81,6 +81,8 @@ def main() -> None:
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--cells", default=",".join(CELLS))
     ap.add_argument("--budget", default="10m")
+    ap.add_argument("--redo", action="store_true", help="measure the given pairs again (their old run "
+                    "directory is kept beside, suffixed _before)")
     a = ap.parse_args()
     rows, cells = a.rows.split(","), a.cells.split(",")
     for x, known in ((rows, ROWS), (cells, CELLS)):
@@ -92,8 +94,11 @@ def main() -> None:
     notes = {"notes": old["notes"]} if old.get("notes") else {}  # written by hand: what was tried per cell
     for cell in cells:
         for row in rows:
-            if row in table.get(cell, {}):
+            if row in table.get(cell, {}) and not a.redo:
                 continue
+            run = OUT / f"{row}_{cell.replace(':', '_')}_{a.budget}"
+            if a.redo and run.is_dir():
+                run.rename(run.with_name(run.name + "_before"))
             table.setdefault(cell, {})[row] = measure(row, cell, a.budget)
             save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})  # after every pair: resumable
     save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})

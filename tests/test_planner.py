@@ -163,22 +163,48 @@ def test_many_classes_get_more_optimizer_steps_than_two():
 
 
 def test_rescoring_gives_way_to_trials_when_it_would_leave_a_slot_idle():
-    """MiniLM, 16 classes, 1,000 labels, 10 minutes on 2 CPUs: re-scoring's ~90 s left one
-    7-epoch trial for two slots (estimated 640 s for a 600 s budget); without it two trials
-    run side by side within the budget. With one trial only, there is nothing to re-score."""
+    """MiniLM, 16 classes, 1,000 labels, 380 s on 2 CPUs: re-scoring's ~56 s leaves room for no
+    7-epoch trial (~330 s) beside it, so one trial would hold two slots; without it two trials
+    run side by side within the budget. With one trial only, there is nothing to re-score.
+    (The same case at 10 minutes under the first MiniLM cost model, which put a trial at ~540 s.)"""
     ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1051.0, "family": "hf_encoder"}]
     sc = {**scan(1000, classes=16, p95=38.0), "val_split": 1986}
     sc["examples"]["val"] = 1986
-    p = choose(sc, ck, 600, CPU2)
-    assert p["num_trials"] == 2 and p["rescore"]["val_examples"] == 0 and p["estimated_cost_s"] <= 600
+    p = choose(sc, ck, 380, CPU2)
+    assert p["num_trials"] == 2 and p["rescore"]["val_examples"] == 0 and p["estimated_cost_s"] <= 380
     assert any("so that share runs 2 instead" in r for r in p["reasons"])
     gpu1 = {"cpus": 8.0, "gpus": 1.0, "max_node_cpus": 8.0, "max_node_gpus": 1.0, "nodes": 1}
-    one = choose(sc, ck, 600, gpu1)  # one slot, one trial: re-scoring would only overrun the budget
-    assert one["num_trials"] == 1 and one["rescore"]["val_examples"] == 0 and one["estimated_cost_s"] <= 600
+    one = choose(sc, ck, 380, gpu1)  # one slot, one trial: re-scoring would only overrun the budget
+    assert one["num_trials"] == 1 and one["rescore"]["val_examples"] == 0 and one["estimated_cost_s"] <= 380
     assert any("nothing to re-score it against" in r for r in one["reasons"])
     # a budget with room for both keeps re-scoring
     big = choose(sc, ck, 1200, CPU2)
     assert big["num_trials"] >= 2 and big["rescore"]["val_examples"] == 1986
+
+
+def test_one_strategy_spends_a_budget_beyond_one_round_on_longer_trials():
+    """Tweets-like 16 classes at 10,000 labels, 25 minutes, 2 CPUs: three 2-epoch trials (two
+    rounds, the second with a slot idle) become two 3-epoch trials side by side (measured: 4
+    epochs beat 2 by 6.6 points there). A budget of one round at the minimum stays as it is."""
+    from ptft_ray.planner.rules import DEPTH_MAX
+
+    ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1004.0, "family": "hf_encoder"}]
+    sc = {**scan(10000, classes=16, p95=38.0), "val_split": 6333}
+    sc["examples"]["val"] = 6333
+    p = choose(sc, ck, 1500, CPU2)
+    assert p["strategies"] == ["full"] and p["scheduler"]["type"] == "none"
+    assert p["num_trials"] == 2 and p["epochs"] == 3.0 and p["estimated_cost_s"] <= 1500
+    assert p["scheduler"]["max_t"] == math.ceil(3 * p["shape"]["finetune.evals_per_epoch"]) + 1
+    depth = [r for r in p["reasons"] if r.startswith("depth:")]
+    assert depth and "2 trial(s) of 3 epochs" in depth[0] and "rather than 3 of 2" in depth[0]
+    # the per-trial cost the estimate uses is the longer trial's
+    assert p["cost_model"]["per_trial_s"]["full"] * p["num_trials"] / 2 <= 1500 - 15
+    # never past DEPTH_MAX x the minimum, however large the budget of one strategy
+    huge = choose(sc, ck, 6 * 3600, CPU2, strategies_allowed=["full"])
+    assert huge["epochs"] == DEPTH_MAX * 2 and 2 <= huge["num_trials"] <= 8
+    # one round at the minimum: nothing to lengthen
+    tight = choose(sc, ck, 900, CPU2)
+    assert tight["epochs"] == 2.0 and not any(r.startswith("depth:") for r in tight["reasons"])
 
 
 def test_budget_below_one_trial_is_refused_with_what_to_change():
