@@ -159,6 +159,27 @@ def test_plan_for_an_uncalibrated_hf_model_measures_its_throughput_and_names_its
             assert p["lr_ranges"]["full"][1] <= 1e-4
 
 
+def test_a_hugging_face_checkpoint_is_timed_by_the_probe_even_when_it_carries_a_rate(
+        ray_session, hf_dirs, pretrained_ckpt):
+    """The Hugging Face calibration's cost model is in the probe's units; a rate carried from
+    masked-LM pretraining (~0.6x the probe's for MiniLM) would make the plan buy too little.
+    Our GPT's carried rate is its calibration's unit and is kept."""
+    import dataclasses
+
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.planner import measure_missing
+
+    cfg = load_config(None)
+    cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, max_len=1))
+    (bert,) = resolve_sources([hf_dirs["bert"]], cfg)
+    carried = dataclasses.replace(bert, lineage={**bert.lineage, "tokens_per_s_per_worker": 1.0})
+    (gpt,) = resolve_sources([pretrained_ckpt], cfg)
+    assert gpt.lineage.get("tokens_per_s_per_worker")
+    out = measure_missing([carried, gpt], {"gpus": 0})
+    assert set(out) == {carried.key} and out[carried.key] > 1.0
+
+
 def test_single_finetune_smoke_test_from_a_llama_directory(ray_session, hf_dirs, cls_data, tmp_path):
     """`ptft-ray finetune --smoke-test --pretrained HF_DIR`: a decoder fine-tuned as it is on
     Ray Train; the export evaluates through `ptft-ray evaluate` and loads in transformers."""

@@ -163,19 +163,25 @@ def test_many_classes_get_more_optimizer_steps_than_two():
 
 
 def test_rescoring_gives_way_to_trials_when_it_would_leave_a_slot_idle():
-    """MiniLM, 16 classes, 1,000 labels, 380 s on 2 CPUs: re-scoring's ~56 s leaves room for no
-    7-epoch trial (~330 s) beside it, so one trial would hold two slots; without it two trials
-    run side by side within the budget. With one trial only, there is nothing to re-score.
-    (The same case at 10 minutes under the first MiniLM cost model, which put a trial at ~540 s.)"""
+    """MiniLM, 16 classes, 1,000 labels on 2 CPUs, a budget of one 7-epoch trial + start-up +
+    20 s: re-scoring's share (~55 s) leaves room for no trial beside it, so one trial would hold
+    two slots; without it two trials run side by side within the budget. With one trial only,
+    there is nothing to re-score. (Seen at 10 minutes under the first MiniLM cost model.)"""
+    from ptft_ray.planner import sizing
+    from ptft_ray.planner.rules import STARTUP_S, calibration, trial_seconds
+
     ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1051.0, "family": "hf_encoder"}]
     sc = {**scan(1000, classes=16, p95=38.0), "val_split": 1986}
     sc["examples"]["val"] = 1986
-    p = choose(sc, ck, 380, CPU2)
-    assert p["num_trials"] == 2 and p["rescore"]["val_examples"] == 0 and p["estimated_cost_s"] <= 380
+    shape = sizing.shape_overrides(1000, 38.0, 512, "short", 16)
+    budget = STARTUP_S + 20 + trial_seconds("full", shape, 1000, 1000, 1051.0, calibration("hf_encoder")["cost_model"])
+    p = choose(sc, ck, budget, CPU2)
+    assert p["epochs"] == shape["sweep.epochs"][0] == 7.0
+    assert p["num_trials"] == 2 and p["rescore"]["val_examples"] == 0 and p["estimated_cost_s"] <= budget
     assert any("so that share runs 2 instead" in r for r in p["reasons"])
     gpu1 = {"cpus": 8.0, "gpus": 1.0, "max_node_cpus": 8.0, "max_node_gpus": 1.0, "nodes": 1}
-    one = choose(sc, ck, 380, gpu1)  # one slot, one trial: re-scoring would only overrun the budget
-    assert one["num_trials"] == 1 and one["rescore"]["val_examples"] == 0 and one["estimated_cost_s"] <= 380
+    one = choose(sc, ck, budget, gpu1)  # one slot, one trial: re-scoring would only overrun the budget
+    assert one["num_trials"] == 1 and one["rescore"]["val_examples"] == 0 and one["estimated_cost_s"] <= budget
     assert any("nothing to re-score it against" in r for r in one["reasons"])
     # a budget with room for both keeps re-scoring
     big = choose(sc, ck, 1200, CPU2)

@@ -93,9 +93,12 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     scan = scan_task(task, sources[0].tokenizer_json)
     measured = measure_missing(sources, res)
     info = [{"key": s.key, "max_seq_len": s.max_positions, "family": family(s),
-             "tokens_per_s_per_worker": s.lineage.get("tokens_per_s_per_worker") or measured.get(s.key),
-             "rate_how": "measured on the live cluster (3 timed fine-tuning steps of 16 x 64 tokens): the "
-                         "checkpoint carries no throughput of its own" if s.key in measured else ""}
+             "tokens_per_s_per_worker": measured.get(s.key) or s.lineage.get("tokens_per_s_per_worker"),
+             "rate_how": ("measured on the live cluster (3 timed fine-tuning steps of 16 x 64 tokens): "
+                          + ("the Hugging Face calibration's cost model is fitted in this probe's units (the "
+                             "rate the checkpoint carries is of its masked-LM pretraining steps)"
+                             if s.lineage.get("tokens_per_s_per_worker") else
+                             "the checkpoint carries no throughput of its own")) if s.key in measured else ""}
             for s in sources]
     p = choose(scan, info, budget_s, res, max_trials or 0)
     p["checkpoints"] = [s.key for s in sources]
@@ -127,13 +130,15 @@ def family(source) -> str:
 
 
 def measure_missing(sources: list, res: dict) -> dict[str, float]:
-    """Throughput of each real source that carries none (a Hugging Face model as it is); a
-    random-init twin shares its architecture's figure."""
+    """Throughput of each real source that carries none (a Hugging Face model as it is), and of
+    every Hugging Face checkpoint: their calibration's cost model was fitted on this probe's
+    rate, and a continued-pretraining rate (masked LM over a 30k-word head, DDP) is ~0.6x what
+    the probe measures for the same model; a random-init twin shares its architecture's figure."""
     from .throughput import measure_rate
 
     out: dict[str, float] = {}
     for s in sources:
-        if s.path and not s.lineage.get("tokens_per_s_per_worker"):
+        if s.path and (s.model.get("hf") or not s.lineage.get("tokens_per_s_per_worker")):
             out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1)
     for s in sources:
         if s.path is None and s.key not in out and out:

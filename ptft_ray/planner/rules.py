@@ -51,6 +51,9 @@ PER_STRATEGY = 8
 # one strategy: trials lengthened to at most 3x the shape's epochs (the 'long' level's 3x the
 # minimum steps), never past the epochs sizing caps a trial at
 DEPTH_MAX, MAX_EPOCHS = 3, 20
+# a lengthened trial must fit 0.9 of the room: Tune stops trials at the budget, and the MiniLM
+# cost model's errors on the planned sweeps' trials were up to 8 % (derive_rules.fit_cost)
+DEPTH_SLACK = 0.9
 
 
 def bucket(n_train: int, cal: dict = CALIBRATED) -> str:
@@ -279,7 +282,7 @@ def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, seconds
     for ep in range(int(base) + 1, int(min(MAX_EPOCHS, DEPTH_MAX * base)) + 1):
         sh = {**shape, "sweep.epochs": [float(ep)], "finetune.evals_per_epoch": sizing.evals_per_epoch_for(ep)}
         t = seconds(sh)
-        fits = _fit_trials(room, conc, t, 1, 1, 2)
+        fits = _fit_trials(room * DEPTH_SLACK, conc, t, 1, 1, 2)
         if fits < target:
             break
         best = sh, min(fits, n), t  # n: already within max_trials and PER_STRATEGY
