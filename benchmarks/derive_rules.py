@@ -96,7 +96,7 @@ def sweep_rows(run_dir: Path) -> list[dict]:
         for t in csv.DictReader(f):
             if t["stop_reason"] == "completed":
                 evals = math.ceil(float(t["epochs"]) * sh["finetune.evals_per_epoch"]) + 1
-                rows.append({"run": run_dir.name, "strategy": t["strategy"],
+                rows.append({"run": f"{run_dir.parent.name}/{run_dir.name}", "strategy": t["strategy"],
                              "train_tokens": int(t["steps_trained"]) * int(t["batch_size"]) * ml,
                              "eval_tokens": evals * n_val * ml, "rate": rate, "wall_s": float(t["wall_s"]),
                              "concurrent": plan["max_concurrent_trials"]})
