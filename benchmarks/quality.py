@@ -97,8 +97,11 @@ def main() -> None:
             if row in table.get(cell, {}) and not a.redo:
                 continue
             run = OUT / f"{row}_{cell.replace(':', '_')}_{a.budget}"
-            if a.redo and run.is_dir():
-                run.rename(run.with_name(run.name + "_before"))
+            if a.redo and run.is_dir():  # never overwrite an earlier measurement's run directory
+                keep, i = run.with_name(run.name + "_before"), 2
+                while keep.exists():
+                    keep, i = run.with_name(f"{run.name}_before{i}"), i + 1
+                run.rename(keep)
             table.setdefault(cell, {})[row] = measure(row, cell, a.budget)
             save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})  # after every pair: resumable
     save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})
