@@ -5,6 +5,7 @@ import json
 
 from .common import RESULTS, ROOT
 from .peer import section as peer_section
+from .planner_accept import section as planner_section
 
 
 def _load(name: str) -> dict | None:
@@ -61,49 +62,6 @@ def profiles() -> list[str]:
               f"{asha['reduction_factor']} (the cheapest setting within 1 point in every cell).", ""]
     notes = ROOT / "benchmarks" / "analysis.md"
     return L + (notes.read_text().splitlines() if notes.is_file() else [])
-
-
-def _accept_row(r: dict, cell: str, plan_extra: str, exhaustive: str) -> str:
-    p0 = r["planned"][0]["plan"]
-    plan = f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, {p0['scheduler']['type']}" + plan_extra
-    tests = " / ".join(f"{x['test']:.4f}" for x in r["planned"])
-    gaps = " / ".join(f"{g:+.1f}" for g in r["gap_points_by_seed"])
-    cost = " / ".join(f"{x['cost_model_ratio']:.2f}" if x.get("cost_model_ratio") else "-" for x in r["planned"])
-    return (f"| {cell} | {r['budget_s']} | {plan} | {tests} | {r['planned_test_mean']:.4f} | {exhaustive} | "
-            f"{r['gap_points']:+.1f} | {gaps} | {r['time_ratio']:.2f} | {cost} | "
-            f"{'**met**' if r['met'] else '**missed**'} |")
-
-
-def planner_section(pa: dict | None, history: dict) -> list[str]:
-    L = ["## Planner vs exhaustive sweep (issue 4)", "",
-         "`python -m benchmarks.planner_accept`. The planned sweep gets a third of the exhaustive sweep's trial "
-         "time as its budget (2 slots) and runs once per seed; both sides choose their best trial the same way "
-         "(top 3 by the sweep's validation subset re-scored on the whole validation split). Test accuracy on "
-         "the whole test split. Held-out cells (3,000 examples) were not used to derive the planner's rules.", ""]
-    if pa:
-        L += ["| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only "
-              "selection) | gap of the mean (points) | per seed | trial time ratio | trial s measured / cost model "
-              "(median per seed) | met |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r, held in [(r, False) for r in pa["cells"]] + [(r, True) for r in pa.get("held_out", [])]:
-            ex = r["exhaustive"]
-            L.append(_accept_row(r, r["cell"] + (" (held out)" if held else ""),
-                                 f", re-score {r['planned'][0]['plan']['rescore']['val_examples'] or 'off'}",
-                                 f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})"))
-    for rule, rows in (pa or {}).get("history", {}).items():
-        for r in rows:
-            L.append(_accept_row(r, f"{r['cell']} (before, {rule})", "", f"{r['exhaustive']['test']:.4f}"))
-    for title, rows in history.items():
-        if not rows:
-            continue
-        L += ["", f"Earlier, one seed each, subset-only selection on both sides: {title}", "",
-              "| cell | budget s | plan | planned test | exhaustive test | gap | trial time ratio |",
-              "|---|---|---|---|---|---|---|"]
-        for r in rows:
-            L.append(f"| {r['cell']} | {r['budget_s']} | {r['plan']['num_trials']} trials of "
-                     f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
-                     f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
-    return L
 
 
 def hf_section(hf: dict | None, cal: dict | None) -> list[str]:
