@@ -98,7 +98,7 @@ def planned(name: str, cell: dict, seed: int, budget: float, ckpt: str, tag: str
             "best_val": res["best_metric"], "baseline_tfidf_lr": res["baseline"]["tfidf_lr"]["accuracy"],
             "best": res["best_config"], "selection": res.get("selection"), "trial_time_s": res["trial_time_s"],
             "wall_s": res["wall_s"], "plan": {k: p[k] for k in ("strategies", "num_trials", "estimated_cost_s",
-                                                                 "scheduler", "rescore")}}
+                                                                 "scheduler", "rescore", "shape")}}
 
 
 def cost_model_ratio(d: Path, p: dict) -> float | None:
@@ -191,7 +191,10 @@ def section(pa: dict | None, history: dict) -> list[str]:
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in hf["cells"]:
             ex = r["exhaustive"]
-            row = _accept_row(r, r["cell"] + " (held out)", "", f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})")
+            shape = r["planned"][0]["plan"].get("shape") or {}
+            extra = f", {shape['sweep.epochs'][0]:g} epochs of batch {shape['sweep.batch_sizes'][0]}" if shape else ""
+            row = _accept_row(r, r["cell"] + " (held out)", extra,
+                              f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})")
             base = r["planned"][0]["baseline_tfidf_lr"]
             L.append(row + f" {base:.4f} | {'yes' if r['clears_tfidf_lr'] else '**no**'} |")
     for title, rows in history.items():
@@ -249,7 +252,7 @@ def accept_hf(names: list[str]) -> None:
     done = {r["cell"]: r for r in (prev.get("hf_encoder") or {}).get("cells", [])} | {r["cell"]: r for r in rows}
     save("planner_acceptance", {**prev, "hf_encoder": {
         "pretrained": HF_CKPT, "cells": list(done.values()),
-        "command": "python -m benchmarks.planner_accept --family hf_encoder --cells " + ",".join(names),
+        "command": "python -m benchmarks.planner_accept --family hf_encoder --cells " + ",".join(done),
         "note": "cells held out: the hf_encoder rules come from its 100-label calibration cell only",
         "goal": "mean planned test within 1 point of the exhaustive, <= 1/3 of its trial time, "
                 "and every planned model above its own TF-IDF + LR"}})
