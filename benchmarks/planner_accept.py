@@ -182,7 +182,7 @@ def section(pa: dict | None, history: dict) -> list[str]:
     if hf and hf.get("cells"):
         L += ["", f"On the real pretrained model (MiniLM, `{hf['command']}`): "
               "the hf_encoder rules were derived from MiniLM's 100-label calibration cell alone, so these "
-              "1,000-label cells are held out; their 18-trial exhaustive grids ran in MiniLM's LR space "
+              "1,000-label cells (tweets without URLs) are held out; their 18-trial exhaustive grids ran in MiniLM's LR space "
               "(calibration_hf_encoder_heldout.json). TF-IDF + LR: each planned sweep's own baseline on the same "
               "split.", "",
               "| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only "
@@ -193,7 +193,8 @@ def section(pa: dict | None, history: dict) -> list[str]:
             ex = r["exhaustive"]
             shape = r["planned"][0]["plan"].get("shape") or {}
             extra = f", {shape['sweep.epochs'][0]:g} epochs of batch {shape['sweep.batch_sizes'][0]}" if shape else ""
-            row = _accept_row(r, r["cell"] + " (held out)", extra,
+            # named "MiniLM, ..." (tweets without URLs): summary.withdraw_tweets drops rows opening "| tweets:"
+            row = _accept_row(r, f"MiniLM, {r['cell']} (held out)", extra,
                               f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})")
             base = r["planned"][0]["baseline_tfidf_lr"]
             L.append(row + f" {base:.4f} | {'yes' if r['clears_tfidf_lr'] else '**no**'} |")
