@@ -221,15 +221,20 @@ def main(argv: list[str] | None = None) -> None:
                     help="run only the calibration cells or only the held-out cells (default both)")
     ap.add_argument("--family", choices=["gpt", "hf_encoder"], default="gpt",
                     help="hf_encoder: the held-out 1,000-label cells from MiniLM (see above)")
-    ap.add_argument("--cells", default=",".join(HF_CELLS), help="with --family hf_encoder: the cells to run")
+    ap.add_argument("--cells", default=None, help="with --family hf_encoder: the cells to run "
+                    f"(default {','.join(HF_CELLS)})")
     a = ap.parse_args(argv)
     if a.family == "hf_encoder":
-        return accept_hf(a.cells.split(","))
+        if a.only:
+            ap.error("--only selects the gpt family's cells; with --family hf_encoder use --cells")
+        return accept_hf((a.cells or ",".join(HF_CELLS)).split(","))
+    if a.cells:
+        ap.error("--cells is for --family hf_encoder (the gpt family: --only calibrated|held-out)")
     cal = json.loads((RESULTS / "calibration.json").read_text())
     prev = json.loads((RESULTS / "planner_acceptance.json").read_text()) \
         if (RESULTS / "planner_acceptance.json").is_file() else {}
     init_ray()
-    out = {k: prev[k] for k in ("cells", "held_out", "history") if k in prev}
+    out = {k: prev[k] for k in ("cells", "held_out", "history", "hf_encoder") if k in prev}
     if a.only != "held-out":
         out["cells"] = accept([n for n in CELLS if n in cal["cells"]], cal["cells"], cal["pretrained"])
         # rows measured under earlier rules stay as history, named by the rule they measured
