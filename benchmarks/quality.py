@@ -76,6 +76,17 @@ def measure(row: str, cell: str, budget: str) -> dict:
             "trials": r["trials"]}
 
 
+def stage_effect(cell: str, budget: str) -> dict | None:
+    """Continued pretraining's effect in a cell: MiniLM adapted vs as is, McNemar's exact test
+    on the same test rows (both sweeps at the same budget); None until both have run."""
+    from ptft_ray.finetune.stats import paired
+
+    evs = [OUT / f"{row}_{cell.replace(':', '_')}_{budget}" / "evaluation.json" for row in ("minilm_adapted", "minilm")]
+    if not all(e.is_file() for e in evs):
+        return None
+    return paired(*(json.loads(e.read_text()) for e in evs))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", default=",".join(ROWS))
@@ -103,6 +114,9 @@ def main() -> None:
                     keep, i = run.with_name(f"{run.name}_before{i}"), i + 1
                 run.rename(keep)
             table.setdefault(cell, {})[row] = measure(row, cell, a.budget)
+            effect = stage_effect(cell, a.budget) if row in ("minilm", "minilm_adapted") else None
+            if effect and "minilm_adapted" in table[cell]:
+                table[cell]["minilm_adapted"]["vs_minilm"] = effect
             save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})  # after every pair: resumable
     save("quality", {"table": table, "rows": ROWS, "cells": CELLS, **notes})
 

@@ -124,6 +124,11 @@ def quality_section(q: dict | None) -> list[str]:
         goals.append(f"{best} {gap:+.1f} (goal >= {need:+.0f}; {rows_run} of 4 model rows run): "
                      f"{'**met**' if gap >= need else '**missed**'}")
     L.append("| best model row over TF-IDF + LR | " + " | ".join(goals) + " |")
+    effects = []
+    for c in q["cells"]:
+        e = q["table"].get(c, {}).get("minilm_adapted", {}).get("vs_minilm")
+        effects.append(f"{e['points']:+.1f}, p = {e['p_value']:.2g}" if e else "not measured")
+    L.append("| continued pretraining: minilm_adapted - minilm, same test rows (McNemar) | " + " | ".join(effects) + " |")
     budgets = sorted({f"{c} {m['budget']}" + (f" ({m['source']})" if m.get("source") else "")
                       for c in q["cells"] for m in q["table"].get(c, {}).values() if m.get("budget")})
     if budgets:
