@@ -53,6 +53,11 @@ FIXED = {"sweep.weight_decays": [0.01], "sweep.lr_decays": [0.7], "sweep.lora_ra
          "finetune.label_column": "label", "schedule.min_lr_ratio": 0.05, "train.log_every": 1000}
 
 
+def family_suffix(family: str) -> str:
+    """How a family's calibration files are named: calibration{suffix}.json ("" for our GPT)."""
+    return "" if family == "gpt" else f"_{family}"
+
+
 def overrides(d: dict) -> list[str]:
     return [f"{k}={json.dumps(v)}" for k, v in d.items()]
 
@@ -125,7 +130,7 @@ def main() -> None:
     from ptft_ray.cluster import init_ray
 
     ckpt = a.pretrained or default_checkpoint()
-    suffix = "" if a.family == "gpt" else f"_{a.family}"
+    suffix = family_suffix(a.family)
     root = Path(a.root or f"runs/calibration{suffix}")
     ranges = FAMILY_LR_RANGES[a.family]
     init_ray()

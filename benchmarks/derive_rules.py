@@ -213,7 +213,9 @@ def main() -> None:
                          "benchmarks/results/cost_trials_<family>.json)")
     args = ap.parse_args()
     family = args.family
-    suffix = "" if family == "gpt" else f"_{family}"
+    from benchmarks.calibrate import family_suffix
+
+    suffix = family_suffix(family)
     src = f"benchmarks/results/calibration{suffix}.json"
     cal = json.loads(Path(src).read_text())
     cells = cal["cells"]

@@ -113,9 +113,9 @@ def heldout_cells(names: list[str], ckpt: str, family: str = "gpt") -> dict:
     """The held-out cells' exhaustive grids (calibrate.run_cell without the scratch sweep, in
     the family's calibrated LR space), kept in calibration[_FAMILY]_heldout.json, which
     derive_rules.py never reads: the planner's rules were derived without them."""
-    from benchmarks.calibrate import FAMILY_LR_RANGES, run_cell
+    from benchmarks.calibrate import FAMILY_LR_RANGES, family_suffix, run_cell
 
-    suffix = "" if family == "gpt" else f"_{family}"
+    suffix = family_suffix(family)
     path = RESULTS / f"calibration{suffix}_heldout.json"
     done = json.loads(path.read_text())["cells"] if path.is_file() else {}
     for name in names:
@@ -148,6 +148,12 @@ def accept(names: list[str], cells: dict, ckpt: str, root: Path | None = None, t
     return rows
 
 
+# the acceptance table's columns (one row per cell: _accept_row)
+HEADER = ("| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only selection) "
+          "| gap of the mean (points) | per seed | trial time ratio | trial s measured / cost model (median per seed) "
+          "| met |")
+
+
 def _accept_row(r: dict, cell: str, plan_extra: str, exhaustive: str) -> str:
     p0 = r["planned"][0]["plan"]
     plan = f"{p0['num_trials']} trials of {', '.join(p0['strategies'])}, {p0['scheduler']['type']}" + plan_extra
@@ -166,10 +172,7 @@ def section(pa: dict | None, history: dict) -> list[str]:
          "(top 3 by the sweep's validation subset re-scored on the whole validation split). Test accuracy on "
          "the whole test split. Held-out cells (3,000 examples) were not used to derive the planner's rules.", ""]
     if pa:
-        L += ["| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only "
-              "selection) | gap of the mean (points) | per seed | trial time ratio | trial s measured / cost model "
-              "(median per seed) | met |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        L += [HEADER, "|---" * HEADER.count(" | ") + "|---|"]
         for r, held in [(r, False) for r in pa["cells"]] + [(r, True) for r in pa.get("held_out", [])]:
             ex = r["exhaustive"]
             L.append(_accept_row(r, r["cell"] + (" (held out)" if held else ""),
@@ -178,26 +181,6 @@ def section(pa: dict | None, history: dict) -> list[str]:
     for rule, rows in (pa or {}).get("history", {}).items():
         for r in rows:
             L.append(_accept_row(r, f"{r['cell']} (before, {rule})", "", f"{r['exhaustive']['test']:.4f}"))
-    hf = (pa or {}).get("hf_encoder")
-    if hf and hf.get("cells"):
-        L += ["", f"On the real pretrained model (MiniLM, `{hf['command']}`): "
-              "the hf_encoder rules were derived from MiniLM's 100-label calibration cell alone, so these "
-              "1,000-label cells (tweets without URLs) are held out; their 18-trial exhaustive grids ran in MiniLM's LR space "
-              "(calibration_hf_encoder_heldout.json). TF-IDF + LR: each planned sweep's own baseline on the same "
-              "split.", "",
-              "| cell | budget s | plan (seed 0) | planned test per seed | mean | exhaustive test (subset-only "
-              "selection) | gap of the mean (points) | per seed | trial time ratio | trial s measured / cost model "
-              "(median per seed) | met | TF-IDF + LR | planned above it |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in hf["cells"]:
-            ex = r["exhaustive"]
-            shape = r["planned"][0]["plan"].get("shape") or {}
-            extra = f", {shape['sweep.epochs'][0]:g} epochs of batch {shape['sweep.batch_sizes'][0]}" if shape else ""
-            # named "MiniLM, ..." (tweets without URLs): summary.withdraw_tweets drops rows opening "| tweets:"
-            row = _accept_row(r, f"MiniLM, {r['cell']} (held out)", extra,
-                              f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})")
-            base = r["planned"][0]["baseline_tfidf_lr"]
-            L.append(row + f" {base:.4f} | {'yes' if r['clears_tfidf_lr'] else '**no**'} |")
     for title, rows in history.items():
         if not rows:
             continue
@@ -208,6 +191,28 @@ def section(pa: dict | None, history: dict) -> list[str]:
             L.append(f"| {r['cell']} | {r['budget_s']} | {r['plan']['num_trials']} trials of "
                      f"{', '.join(r['plan']['strategies'])} | {r['planned_test']:.4f} | {r['exhaustive_test']:.4f} | "
                      f"{r['gap_points']:+.1f} | {r['time_ratio']:.2f} |")
+    return L
+
+
+def hf_section(pa: dict | None) -> list[str]:
+    """The acceptance on MiniLM (tweets without URLs: summary.withdraw_tweets leaves it alone)."""
+    hf = (pa or {}).get("hf_encoder")
+    if not (hf and hf.get("cells")):
+        return []
+    L = ["", f"On the real pretrained model (MiniLM, `{hf['command']}`): "
+          "the hf_encoder rules were derived from MiniLM's 100-label calibration cell alone, so these "
+          "1,000-label cells (tweets without URLs) are held out; their 18-trial exhaustive grids ran in MiniLM's LR space "
+          "(calibration_hf_encoder_heldout.json). TF-IDF + LR: each planned sweep's own baseline on the same "
+          "split.", "",
+          HEADER + " TF-IDF + LR | planned above it |", "|---" * (HEADER.count(" | ") + 2) + "|---|"]
+    for r in hf["cells"]:
+        ex = r["exhaustive"]
+        shape = r["planned"][0]["plan"].get("shape") or {}
+        extra = f", {shape['sweep.epochs'][0]:g} epochs of batch {shape['sweep.batch_sizes'][0]}" if shape else ""
+        row = _accept_row(r, f"{r['cell']} (held out)", extra,
+                          f"{ex['test']:.4f} ({ex['test_subset_selection']:.4f})")
+        base = r["planned"][0]["baseline_tfidf_lr"]
+        L.append(row + f" {base:.4f} | {'yes' if r['clears_tfidf_lr'] else '**no**'} |")
     return L
 
 

@@ -5,7 +5,7 @@ import json
 
 from .common import RESULTS, ROOT
 from .peer import section as peer_section
-from .planner_accept import section as planner_section
+from .planner_accept import hf_section as planner_hf_section, section as planner_section
 
 
 def _load(name: str) -> dict | None:
@@ -266,9 +266,9 @@ TWEETS_WITHDRAWN = [
 
 
 def withdraw_tweets(lines: list[str]) -> list[str]:
-    """Drop the table rows of tweets cells measured with URLs; say why, once."""
-    kept = [x for x in lines if not x.startswith("| tweets:")]
-    return kept[:2] + TWEETS_WITHDRAWN + kept[2:] if len(kept) < len(lines) else kept
+    """Drop the table rows of tweets cells from a section built on data measured with URLs (the
+    GPT family's calibration, sweeps and acceptance); write() says why, once."""
+    return [x for x in lines if not x.startswith("| tweets:")]
 
 
 def write() -> str:
@@ -352,15 +352,17 @@ def write() -> str:
                  f" | {r['pretrained_steps_to_scratch_final'] or 'never'} | {r['scratch_steps_to_best']} |")
     if sw:
         L += ["", f"![learning curves]({sw['learning_curves_png']})", ""]
+    url_era = withdraw_tweets(L)  # everything above: the GPT family's figures, some measured with URLs
+    L = url_era[:2] + TWEETS_WITHDRAWN + url_era[2:] if len(url_era) < len(L) else L
     L += hf_section(_load("hf_rt"), _load("calibration_hf_encoder"))
     L += quality_section(_load("quality"))
     L += compress_section(_load("compress"))
     L += peer_section(_load("peer"))
-    L += planner_section(_load("planner_acceptance"), (sw or {}).get("planner_history") or {})
+    pa = _load("planner_acceptance")
+    L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]
     if cal:
         L += ["", "Calibration table (every strategy's best validation accuracy per cell): "
               "[benchmarks/results/calibration.md](benchmarks/results/calibration.md)."]
-    L = withdraw_tweets(L)
     (ROOT / "BENCHMARKS.md").write_text("\n".join(L) + "\n")
     return str(ROOT / "BENCHMARKS.md")
