@@ -69,15 +69,16 @@ def calibration_rows(cells: dict, rate: float) -> list[dict]:
     """One row per completed calibration trial: its strategy, train and eval tokens (the
     planner's arithmetic in rules.trial_seconds: padded to max_len) over the measured rate,
     and its wall time."""
+    from ptft_ray.planner.rules import trial_tokens
+
     rows = []
     for c in cells.values():
         sh, n_val = c["shape"], min(c["scan"]["examples"]["val"], c["shape"]["finetune.max_val_examples"])
-        ml, bs = sh["finetune.max_len"], sh["sweep.batch_sizes"][0]
-        evals = math.ceil(sh["sweep.epochs"][0] * sh["finetune.evals_per_epoch"]) + 1
         for t in c["exhaustive"]["trials"] + c.get("scratch", {}).get("trials", []):
             if t["stop_reason"] == "completed":
-                rows.append({"run": c["cell"], "strategy": t["strategy"], "train_tokens": t["steps"] * bs * ml,
-                             "eval_tokens": evals * n_val * ml, "rate": rate, "wall_s": t["wall_s"]})
+                train, ev = trial_tokens(sh, t["steps"], n_val)
+                rows.append({"run": c["cell"], "strategy": t["strategy"], "train_tokens": train,
+                             "eval_tokens": ev, "rate": rate, "wall_s": t["wall_s"]})
     return rows
 
 
@@ -88,18 +89,19 @@ def sweep_rows(run_dir: Path) -> list[dict]:
     evaluation apart (all three grow together); these can."""
     import csv
 
+    from ptft_ray.planner.rules import trial_tokens
+
     plan = json.loads((run_dir / "plan.json").read_text())
     sh, rate = plan["shape"], plan["cost_model"]["rate_tokens_per_s"]
-    n_val, ml = min(plan["scan"]["examples"]["val"], sh["finetune.max_val_examples"]), sh["finetune.max_len"]
+    n_val = min(plan["scan"]["examples"]["val"], sh["finetune.max_val_examples"])
     rows = []
     with open(run_dir / "trials.csv") as f:
         for t in csv.DictReader(f):
             if t["stop_reason"] == "completed":
-                evals = math.ceil(float(t["epochs"]) * sh["finetune.evals_per_epoch"]) + 1
+                train, ev = trial_tokens({**sh, "sweep.batch_sizes": [int(t["batch_size"])]},
+                                         int(t["steps_trained"]), n_val, float(t["epochs"]))
                 rows.append({"run": f"{run_dir.parent.name}/{run_dir.name}", "strategy": t["strategy"],
-                             "train_tokens": int(t["steps_trained"]) * int(t["batch_size"]) * ml,
-                             "eval_tokens": evals * n_val * ml, "rate": rate, "wall_s": float(t["wall_s"]),
-                             "concurrent": plan["max_concurrent_trials"]})
+                             "train_tokens": train, "eval_tokens": ev, "rate": rate, "wall_s": float(t["wall_s"])})
     return rows
 
 

@@ -180,6 +180,36 @@ def test_a_hugging_face_checkpoint_is_timed_by_the_probe_even_when_it_carries_a_
     assert set(out) == {carried.key} and out[carried.key] > 1.0
 
 
+def test_the_sweeps_budget_check_takes_the_plans_rate_not_a_masked_lm_one(
+        ray_session, hf_dirs, cls_data, pretrained_ckpt):
+    """Found on Rotten Tomatoes (all labels) with the adapted MiniLM: the plan fitted 2 trials of
+    ~1,009 s into 20 minutes at the probe's rate, and the sweep's own budget check, at the
+    masked-LM rate the checkpoint carries, estimated 1,311 s and refused the plan. The check
+    takes the plan's measured rate, and never a Hugging Face checkpoint's carried one; our GPT's
+    carried rate (its fine-tuning units) still refuses a budget below one trial."""
+    import dataclasses
+
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.errors import PtftError
+    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.finetune.sweep import check_budget
+
+    cfg = load_config(None, [f"finetune.data={cls_data}", "finetune.max_len=32", "sweep.time_budget_s=60"])
+    task = load_task(cfg.finetune)
+
+    def slow(src):  # one token a second: any trial is far over 60 s at this rate
+        return dataclasses.replace(src, lineage={**src.lineage, "tokens_per_s_per_worker": 1.0})
+
+    (bert,) = resolve_sources([hf_dirs["bert"]], cfg)
+    check_budget(cfg, [slow(bert)], task)  # a masked-LM rate is no estimate: not refused
+    check_budget(cfg, [slow(bert)], task, {"cost_model": {"rate_tokens_per_s": 1e9}})
+    with pytest.raises(PtftError, match="sweep.time_budget_s=60 is below one trial"):
+        check_budget(cfg, [slow(bert)], task, {"cost_model": {"rate_tokens_per_s": 1.0}})
+    (gpt,) = resolve_sources([pretrained_ckpt], cfg)
+    with pytest.raises(PtftError, match="sweep.time_budget_s=60 is below one trial"):
+        check_budget(cfg, [slow(gpt)], task)
+
+
 def test_single_finetune_smoke_test_from_a_llama_directory(ray_session, hf_dirs, cls_data, tmp_path):
     """`ptft-ray finetune --smoke-test --pretrained HF_DIR`: a decoder fine-tuned as it is on
     Ray Train; the export evaluates through `ptft-ray evaluate` and loads in transformers."""

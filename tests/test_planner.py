@@ -213,6 +213,36 @@ def test_one_strategy_spends_a_budget_beyond_one_round_on_longer_trials():
     assert tight["epochs"] == 2.0 and not any(r.startswith("depth:") for r in tight["reasons"])
 
 
+def test_depth_goes_by_half_epochs_and_a_cut_last_round_is_said():
+    """The adapted MiniLM measured 954 tokens/s on tweets 10,000 with 25 minutes: 3 epochs did
+    not fit one round, so the plan was 3 trials of 2 epochs, the third in a second round the
+    budget cut (its slot's partner idle). Half epochs give the two trials 2.5 epochs each. Where
+    nothing can lengthen (100 tweets: 20 epochs, sizing's cap), the reasons say which trials
+    complete and which the budget stops short, and the estimate is rounds of trials, not a
+    fluid share of slots."""
+    ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 954.0, "family": "hf_encoder"}]
+    sc = {**scan(10000, classes=16, p95=38.0), "val_split": 6333}
+    sc["examples"]["val"] = 6333
+    p = choose(sc, ck, 1500, CPU2)
+    assert p["num_trials"] == 2 and p["epochs"] == 2.5, (p["num_trials"], p["epochs"])
+    assert p["scheduler"]["max_t"] == math.ceil(2.5 * p["shape"]["finetune.evals_per_epoch"]) + 1
+    depth = next(r for r in p["reasons"] if r.startswith("depth:"))
+    assert "2 trial(s) of 2.5 epochs" in depth and "rather than 3 of 2" in depth
+    assert p["cost_model"]["per_trial_s"]["full"] <= 0.9 * (1500 - 15 - p["rescore"]["estimated_s"])
+
+    sc = {**scan(100, classes=16, p95=38.0), "val_split": 2569}
+    sc["examples"]["val"] = 2569
+    p = choose(sc, ck, 300, CPU2)
+    t = p["cost_model"]["per_trial_s"]["full"]
+    assert p["epochs"] == 20.0 and p["num_trials"] == 3 and p["scheduler"]["type"] == "none"
+    assert 2 * t > 300 - 15 - p["rescore"]["estimated_s"]  # a second round does not fit ...
+    sched = next(r for r in p["reasons"] if r.startswith("scheduler:"))
+    assert "runs 2 complete trial(s) and 1 more in a last round it stops short" in sched
+    assert p["estimated_cost_s"] == 300.0  # ... so the sweep runs to its budget (fluid: 15 + 45 + 1.5 t)
+    two = choose(sc, ck, 250, CPU2)
+    assert two["num_trials"] == 2 and "stops short" not in " ".join(two["reasons"])
+
+
 def test_budget_below_one_trial_is_refused_with_what_to_change():
     with pytest.raises(PtftError, match="raise --budget to at least"):
         choose(scan(10000), CKPT, 20, CPU2)

@@ -64,18 +64,20 @@ def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: 
     return None
 
 
-def check_budget(cfg: Config, sources: list[Source], task: TaskData) -> None:
-    """Refuse a time budget smaller than the cheapest possible trial."""
+def check_budget(cfg: Config, sources: list[Source], task: TaskData, plan: dict | None = None) -> None:
+    """Refuse a time budget smaller than the cheapest possible trial, at the rate the plan
+    measured (if one chose the sweep) or the checkpoint's own."""
     budget = cfg.sweep.time_budget_s
     if not budget:
         return
+    rate = plan["cost_model"]["rate_tokens_per_s"] if plan else None
     cheapest = None
     for src in sources:
         for bs in cfg.sweep.batch_sizes:
             for ep in cfg.sweep.epochs:
                 trial = trial_config(cfg.to_dict(), {"lr": cfg.sweep.lr_min, "weight_decay": 0.0,
                                                      "batch_size": bs, "epochs": ep, "strategy": "full"})
-                est = estimate_trial_s(loop_config(trial, src, task), src)
+                est = estimate_trial_s(loop_config(trial, src, task), src, rate=rate)
                 if est is not None:
                     cheapest = est if cheapest is None else min(cheapest, est)
     if cheapest is not None and budget < cheapest:
@@ -135,7 +137,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     out_p = run_dir.local  # the driver's files; Tune and Train write to run_dir.where directly
     task = load_task(cfg.finetune)                   # data checked before Ray starts
     sources = resolve_sources(pretrained, cfg, arch_from)
-    check_budget(cfg, sources, task)
+    check_budget(cfg, sources, task, plan)
     if run_dir.nonempty() and not resume:
         if not overwrite:
             raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "

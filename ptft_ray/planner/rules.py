@@ -49,8 +49,9 @@ RESCORE_SHARE, RESCORE_TOP_K = 0.15, 3
 # over a 30x calibrated range are 30^(1/7) = 1.6x apart)
 PER_STRATEGY = 8
 # one strategy: trials lengthened to at most 3x the shape's epochs (the 'long' level's 3x the
-# minimum steps), never past the epochs sizing caps a trial at
-DEPTH_MAX, MAX_EPOCHS = 3, 20
+# minimum steps), never past the epochs sizing caps a trial at, in steps of half an epoch (at
+# 10,000 labels a whole epoch is ~400 s of a trial on one CPU: 3 epochs may not fit where 2.5 do)
+DEPTH_MAX, MAX_EPOCHS, DEPTH_STEP = 3, 20, 0.5
 # a lengthened trial must fit 0.9 of the room: Tune stops trials at the budget, and the MiniLM
 # cost model's errors on the planned sweeps' trials were within 11 % (derive_rules.fit_cost)
 DEPTH_SLACK = 0.9
@@ -78,16 +79,23 @@ def asha_fraction(n: int, grace: int, max_t: int, eta: int) -> float:
     return min(1.0, work / (n * max_t))
 
 
+def trial_tokens(shape: dict, steps: int, n_val: int, epochs: float | None = None) -> tuple[int, int]:
+    """(training tokens, evaluation tokens) of one trial of `shape` (its epochs unless given):
+    every batch padded to max_len, steps x batch x max_len; an evaluation every
+    1/evals_per_epoch epoch plus the final one, each over n_val examples. The cost model is
+    fitted (benchmarks/derive_rules.py) and applied (trial_seconds) on these same figures."""
+    ml, ep = shape["finetune.max_len"], shape["sweep.epochs"][0] if epochs is None else epochs
+    evals = math.ceil(ep * shape["finetune.evals_per_epoch"]) + 1
+    return steps * shape["sweep.batch_sizes"][0] * ml, evals * n_val * ml
+
+
 def trial_seconds(strategy: str, shape: dict, n_train: int, n_val: int, rate: float,
                   cm: dict = CALIBRATED["cost_model"]) -> float:
     """One trial, fitted on the calibration trials (cost_model in calibrated.json):
     t = a + b_strategy * train_tokens / rate + c * eval_tokens / rate, where rate is the
     checkpoint's measured tokens/s per worker (its own hardware)."""
-    bs, ep, ml = shape["sweep.batch_sizes"][0], shape["sweep.epochs"][0], shape["finetune.max_len"]
-    steps = math.ceil(ep * (n_train // bs))
-    train_tokens = steps * bs * ml
-    evals = math.ceil(ep * shape["finetune.evals_per_epoch"]) + 1
-    eval_tokens = evals * n_val * ml
+    bs, ep = shape["sweep.batch_sizes"][0], shape["sweep.epochs"][0]
+    train_tokens, eval_tokens = trial_tokens(shape, math.ceil(ep * (n_train // bs)), n_val)
     return (cm["startup_s"] + cm["train"].get(strategy, max(cm["train"].values())) * train_tokens / rate
             + cm["eval"] * eval_tokens / rate)
 
@@ -221,9 +229,9 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         else:
             rescore_n, rescore_s = kept
     if single:
-        shape, n, max_t, mean_full = deepen(shape, n, conc, max_trials, budget_s - STARTUP_S - rescore_s,
-                                            lambda sh: trial_seconds(keep[0], sh, n_train, n_val_eval, rate,
-                                                                     fam["cost_model"]), reasons)
+        shape, n, max_t, mean_full = deepen(
+            shape, n, conc, max_trials, budget_s - STARTUP_S - rescore_s, cost[level][keep[0]],
+            lambda sh: trial_seconds(keep[0], sh, n_train, n_val_eval, rate, fam["cost_model"]), reasons)
         cost[level][keep[0]] = mean_full
     scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
                  "reduction_factor": eta}
@@ -234,12 +242,18 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                        f"setting within 1 point when replayed on the calibration's trials): expected "
                        f"{frac:.0%} of the full-length work of {n} trials")
     elif single:
+        done, cut = whole_rounds(n, conc, mean_full, budget_s - STARTUP_S - rescore_s)
         reasons.append(f"scheduler: none: one strategy ({keep[0]}) at LRs within its calibrated range, whose "
-                       f"early evaluations differ by noise; the budget runs {n} complete trial(s)")
+                       f"early evaluations differ by noise; the budget runs {done} complete trial(s)"
+                       + (f" and {cut} more in a last round it stops short (each keeps its best evaluation)"
+                          if cut else ""))
     else:
         reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
-    # fewer trials than slots still take one trial's time
-    est = STARTUP_S + rescore_s + max(mean_full, n * mean_full * frac / conc)
+    # fewer trials than slots still take one trial's time; whole trials (no scheduler) run in
+    # rounds of `conc`, the last cut at the budget
+    work = max(mean_full, n * mean_full * frac / conc) if scheduler["type"] == "asha" else \
+        min(math.ceil(n / conc) * mean_full, max(mean_full, budget_s - STARTUP_S - rescore_s))
+    est = STARTUP_S + rescore_s + work
     reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
                    f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
     lr_ranges = {s: cal["lr_ranges"][s] for s in keep}
@@ -265,7 +279,8 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     }
 
 
-def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, seconds, reasons: list[str]):
+def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, per: float, seconds,
+           reasons: list[str]):
     """One strategy at LRs within its calibrated winner's range: trials beyond one per slot buy
     little (their LRs are within 2x of each other), longer training buys much. Measured on MiniLM
     (planned sweeps, 16-class tweets): 10,000 labels, 2 -> 4 epochs: 0.575 -> 0.641 test accuracy;
@@ -274,12 +289,14 @@ def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, seconds
     budget runs more trials than slots, each trial gets the most epochs (up to DEPTH_MAX x the
     shape's minimum, at most MAX_EPOCHS) at which one trial per slot still fits (more trials
     only where the longest trials leave room for them).
+    per: seconds of one trial of `shape`; seconds(shape) costs another shape.
     -> (shape, trials, evaluations per trial, seconds per trial)."""
     target = max(2, conc) if not max_trials else min(max(2, conc), max_trials)
     base = shape["sweep.epochs"][0]
-    per = seconds(shape)
     best = None
-    for ep in range(int(base) + 1, int(min(MAX_EPOCHS, DEPTH_MAX * base)) + 1):
+    longest = min(MAX_EPOCHS, DEPTH_MAX * base)
+    for k in range(1, int((longest - base) / DEPTH_STEP) + 1):
+        ep = base + k * DEPTH_STEP
         sh = {**shape, "sweep.epochs": [float(ep)], "finetune.evals_per_epoch": sizing.evals_per_epoch_for(ep)}
         t = seconds(sh)
         fits = _fit_trials(room * DEPTH_SLACK, conc, t, 1, 1, 2)
@@ -317,6 +334,14 @@ def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reason
                    f"(the sweep evaluates on {n_sweep}, and the best of many noisy readings flatters "
                    f"its trial), ~{RESCORE_TOP_K * n * per_example:.0f} s of the budget")
     return n, RESCORE_TOP_K * n * per_example
+
+
+def whole_rounds(n: int, conc: int, trial_s: float, room: float) -> tuple[int, int]:
+    """n whole trials in rounds of `conc` within `room` seconds -> (trials that complete, trials
+    the room stops short: the last round's, started but not finished)."""
+    rounds = max(1, int(room // trial_s)) if trial_s > 0 else math.ceil(n / conc)
+    done = min(n, rounds * conc)
+    return done, min(n - done, conc)
 
 
 def _fit_trials(budget: float, conc: int, trial_s: float, grace: int, max_t: int, eta: int) -> int:
