@@ -13,7 +13,11 @@ BENCHMARKS.md section. Rows:
   gpt_news             our GPT pretrained on the news corpus (runs/quality/pretrain_news)
   minilm               all-MiniLM-L6-v2 as it is
   minilm_adapted       MiniLM after task-adaptive masked-LM pretraining on the task's training
-                       text (pipeline_minilm_rt.yaml's settings), one adapted model per task
+                       text (pipeline_minilm_rt.yaml's settings), one adapted model per task; it
+                       runs the minilm row's planned sweep (its plan as --set pins), as the main
+                       job runs one plan for both: the paired test then compares checkpoints, not
+                       plans (two plans of the same architecture differ with the timing probe's
+                       noise: tweets 10,000 got 3 epochs as is, 2 adapted)
 Needs `make data`. The whole table is hours on 2 CPUs; run it cell by cell.
 """
 from __future__ import annotations
@@ -67,13 +71,22 @@ def measure(row: str, cell: str, budget: str) -> dict:
     if row in ("tfidf_lr", "majority"):
         b = baselines(task_of(cell))
         return {**b[row], "n_train": b["n_train"], "n_test": b["n_test"]}
+    from ptft_ray.planner import overrides
+
     name, n = cell.split(":")
+    control = run_dir("minilm", cell, budget) / "plan.json"
+    same = row == "minilm_adapted" and control.is_file()
+    pins = [a for o in (overrides(json.loads(control.read_text())) if same else []) for a in ("--set", o)]
     r = cli("sweep", "--plan", "auto", "--budget", budget, *source(row, cell), "--data", TASKS[name],
-            "--set", f"finetune.max_examples={0 if n == 'all' else n}", "--overwrite",
-            out=OUT / f"{row}_{cell.replace(':', '_')}_{budget}")
+            "--set", f"finetune.max_examples={0 if n == 'all' else n}", *pins, "--overwrite",
+            out=run_dir(row, cell, budget))
     return {"accuracy": r["test_accuracy"], "accuracy_ci": r["test_accuracy_ci"], "macro_f1": r["test_macro_f1"],
             "n_test": r["test_n"], "budget": budget, "best_config": r["best_config"], "wall_s": r["wall_s"],
-            "trials": r["trials"]}
+            "trials": r["trials"], **({"sweep_of": "minilm"} if same else {})}
+
+
+def run_dir(row: str, cell: str, budget: str):
+    return OUT / f"{row}_{cell.replace(':', '_')}_{budget}"
 
 
 def stage_effect(cell: str, budget: str) -> dict | None:
@@ -81,10 +94,23 @@ def stage_effect(cell: str, budget: str) -> dict | None:
     on the same test rows (both sweeps at the same budget); None until both have run."""
     from ptft_ray.finetune.stats import paired
 
-    evs = [OUT / f"{row}_{cell.replace(':', '_')}_{budget}" / "evaluation.json" for row in ("minilm_adapted", "minilm")]
+    evs = [run_dir(row, cell, budget) / "evaluation.json" for row in ("minilm_adapted", "minilm")]
     if not all(e.is_file() for e in evs):
         return None
-    return paired(*(json.loads(e.read_text()) for e in evs))
+    return {**paired(*(json.loads(e.read_text()) for e in evs)),
+            "sweeps": {row: sweep_run(run_dir(row, cell, budget)) for row in ("minilm_adapted", "minilm")}}
+
+
+def sweep_run(d) -> str:
+    """What a planned sweep ran (its plan with the pins on top), in a few words: the paired
+    test is like for like where the two read the same."""
+    from ptft_ray.planner import overrides
+
+    p = json.loads((d / "plan.json").read_text())
+    eff = dict(o.split("=", 1) for o in overrides(p) + p.get("pins", []))
+    return (f"{eff['sweep.num_samples']} x {','.join(json.loads(eff['sweep.strategies']))}, "
+            f"{float(eff['sweep.epochs'].strip('[]')):g} epochs, batch {eff['sweep.batch_sizes'].strip('[]')}, "
+            f"scheduler {eff['sweep.scheduler'].strip(chr(34))}")
 
 
 def main() -> None:
@@ -107,7 +133,7 @@ def main() -> None:
         for row in rows:
             if row in table.get(cell, {}) and not a.redo:
                 continue
-            run = OUT / f"{row}_{cell.replace(':', '_')}_{a.budget}"
+            run = run_dir(row, cell, a.budget)
             if a.redo and run.is_dir():  # never overwrite an earlier measurement's run directory
                 keep, i = run.with_name(run.name + "_before"), 2
                 while keep.exists():

@@ -127,8 +127,12 @@ def quality_section(q: dict | None) -> list[str]:
     effects = []
     for c in q["cells"]:
         e = q["table"].get(c, {}).get("minilm_adapted", {}).get("vs_minilm")
-        effects.append(f"{e['points']:+.1f}, p = {e['p_value']:.2g}" if e else "not measured")
-    L.append("| continued pretraining: minilm_adapted - minilm, same test rows (McNemar) | " + " | ".join(effects) + " |")
+        sweeps = (e or {}).get("sweeps", {})
+        differ = "" if len(set(sweeps.values())) < 2 else \
+            f" (sweeps differ: {sweeps['minilm_adapted']} vs {sweeps['minilm']})"
+        effects.append(f"{e['points']:+.1f}, p = {e['p_value']:.2g}{differ}" if e else "not measured")
+    L.append("| continued pretraining: minilm_adapted - minilm, same test rows (McNemar), the same sweep "
+             "unless said | " + " | ".join(effects) + " |")
     budgets = sorted({f"{c} {m['budget']}" + (f" ({m['source']})" if m.get("source") else "")
                       for c in q["cells"] for m in q["table"].get(c, {}).values() if m.get("budget")})
     if budgets:

@@ -39,14 +39,12 @@ def _throughput(meta: dict) -> float | None:
     return sorted(rates)[len(rates) // 2] / workers if rates else None
 
 
-def estimate_trial_s(lc: dict, source: Source, startup_s: float = 5.0, rate: float | None = None) -> float | None:
-    """Seconds for one trial: its tokens / the measured per-worker throughput + start-up.
-    rate: a fine-tuning rate measured for it (the planner's live probe); else the rate the
-    checkpoint carries, which only our GPT's is in these units (fine-tuning a classifier costs
-    about what its LM step does per token). A Hugging Face checkpoint's carried rate is of its
-    masked-LM pretraining, ~0.6x its fine-tuning rate (MiniLM): it would refuse budgets that
-    fit, so without a measured rate there is no estimate."""
-    rate = rate or (None if source.model.get("hf") else source.lineage.get("tokens_per_s_per_worker"))
+def estimate_trial_s(lc: dict, source: Source, startup_s: float = 5.0) -> float | None:
+    """Seconds for one trial: its tokens / the per-worker throughput the checkpoint carries +
+    start-up (fine-tuning a classifier costs about what our GPT's LM step does per token, or
+    less). A Hugging Face checkpoint's carried rate is of its masked-LM pretraining, ~0.6x its
+    fine-tuning rate (MiniLM): it would refuse budgets that fit, so it gives no estimate."""
+    rate = None if source.model.get("hf") else source.lineage.get("tokens_per_s_per_worker")
     if not rate:
         return None
     c = lc["config"]
