@@ -104,13 +104,13 @@ def stage_effect(cell: str, budget: str) -> dict | None:
 def sweep_run(d) -> str:
     """What a planned sweep ran (its plan with the pins on top), in a few words: the paired
     test is like for like where the two read the same."""
-    from ptft_ray.planner import overrides
+    from ptft_ray.config import load_config
+    from ptft_ray.planner import planned_config
 
     p = json.loads((d / "plan.json").read_text())
-    eff = dict(o.split("=", 1) for o in overrides(p) + p.get("pins", []))
-    return (f"{eff['sweep.num_samples']} x {','.join(json.loads(eff['sweep.strategies']))}, "
-            f"{float(eff['sweep.epochs'].strip('[]')):g} epochs, batch {eff['sweep.batch_sizes'].strip('[]')}, "
-            f"scheduler {eff['sweep.scheduler'].strip(chr(34))}")
+    sw = planned_config(load_config(None), p, p.get("pins")).sweep
+    return (f"{sw.num_samples} x {','.join(sw.strategies)}, {sw.epochs[0]:g} epochs, batch {sw.batch_sizes[0]}, "
+            f"scheduler {sw.scheduler}")
 
 
 def main() -> None:
