@@ -228,9 +228,10 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
             n = more
         else:
             rescore_n, rescore_s = kept
+    room = budget_s - STARTUP_S - rescore_s  # what the trials themselves have
     if single:
         shape, n, max_t, mean_full = deepen(
-            shape, n, conc, max_trials, budget_s - STARTUP_S - rescore_s, cost[level][keep[0]],
+            shape, n, conc, max_trials, room, cost[level][keep[0]],
             lambda sh: trial_seconds(keep[0], sh, n_train, n_val_eval, rate, fam["cost_model"]), reasons)
         cost[level][keep[0]] = mean_full
     scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
@@ -242,7 +243,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                        f"setting within 1 point when replayed on the calibration's trials): expected "
                        f"{frac:.0%} of the full-length work of {n} trials")
     elif single:
-        done, cut = whole_rounds(n, conc, mean_full, budget_s - STARTUP_S - rescore_s)
+        done, cut = whole_rounds(n, conc, mean_full, room)
         reasons.append(f"scheduler: none: one strategy ({keep[0]}) at LRs within its calibrated range, whose "
                        f"early evaluations differ by noise; the budget runs {done} complete trial(s)"
                        + (f" and {cut} more in a last round it stops short (each keeps its best evaluation)"
@@ -252,7 +253,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     # fewer trials than slots still take one trial's time; whole trials (no scheduler) run in
     # rounds of `conc`, the last cut at the budget
     work = max(mean_full, n * mean_full * frac / conc) if scheduler["type"] == "asha" else \
-        min(math.ceil(n / conc) * mean_full, max(mean_full, budget_s - STARTUP_S - rescore_s))
+        min(math.ceil(n / conc) * mean_full, max(mean_full, room))
     est = STARTUP_S + rescore_s + work
     reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
                    f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
@@ -339,7 +340,7 @@ def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reason
 def whole_rounds(n: int, conc: int, trial_s: float, room: float) -> tuple[int, int]:
     """n whole trials in rounds of `conc` within `room` seconds -> (trials that complete, trials
     the room stops short: the last round's, started but not finished)."""
-    rounds = max(1, int(room // trial_s)) if trial_s > 0 else math.ceil(n / conc)
+    rounds = max(1, int(room // trial_s))  # trial_s > 0: every cost model has a start-up term
     done = min(n, rounds * conc)
     return done, min(n - done, conc)
 
