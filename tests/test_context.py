@@ -37,3 +37,34 @@ def test_gpu_sweep_concurrency_comes_from_the_gpus(sets, want, sweep_config):
         assert bundle == want[2]
     else:
         assert scaling["resources_per_worker"]["GPU"] == 1.0 and scaling["num_workers"] == 2
+
+
+def test_first_batch_early_streams_the_same_batches_resumes_and_raises_in_the_loops_thread(ray_session):
+    """The loop's stream with its first batch fetched on a thread (while the model is built):
+    the same batches in the same order as the plain stream, across an epoch boundary; a
+    resumed stream skips what its checkpoint consumed; a fetch error reaches the caller."""
+    import ray.data
+
+    from ptft_ray.train.loop import FirstBatchEarly, _stream
+
+    ctx = TuneContext({"train": ray.data.from_items([{"x": i} for i in range(10)])})
+
+    def take(stream, n):
+        return [next(stream)["x"].tolist() for _ in range(n)]
+
+    plain_state = {"epoch": 0, "batch_in_epoch": 0}
+    plain_stream = _stream(ctx, plain_state, 4, 0, 0)
+    plain = take(plain_stream, 5)                                # 2 batches an epoch (drop_last)
+    early_state = {"epoch": 0, "batch_in_epoch": 0}
+    early = FirstBatchEarly(_stream(ctx, early_state, 4, 0, 0))
+    assert take(early, 5) == plain == [[0, 1, 2, 3], [4, 5, 6, 7]] * 2 + [[0, 1, 2, 3]]
+    assert early_state == plain_state == {"epoch": 2, "batch_in_epoch": 1}
+
+    resumed = FirstBatchEarly(_stream(ctx, {"epoch": 1, "batch_in_epoch": 1}, 4, 0, 0))
+    assert take(resumed, 2) == [[4, 5, 6, 7], [0, 1, 2, 3]]
+
+    too_big = FirstBatchEarly(_stream(ctx, {"epoch": 0, "batch_in_epoch": 0}, 11, 0, 0))
+    with pytest.raises(PtftError, match="yields no batch of 11"):
+        next(too_big)
+    for s in (plain_stream, early.stream, resumed.stream):  # Ray Data's iterators, closed while Ray runs
+        s.close()

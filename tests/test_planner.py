@@ -349,3 +349,25 @@ def test_each_model_family_gets_its_own_calibration():
     assert any(r.startswith("calibration: a pretrained Hugging Face encoder") for r in p["reasons"])
     # the encoder's LRs (1e-5..1e-4 for full), not our small GPT's (up to 3e-3)
     assert p["lr_ranges"]["full"][1] <= 1e-4 < choose(scan(1000), CKPT, 600, CPU2)["lr_ranges"]["full"][1]
+
+
+def test_one_winner_takes_depth_before_breadth():
+    """MiniLM at 980 tokens/s, Rotten Tomatoes-like 1,000 labels (binary, p95 48 tokens), 10
+    minutes on 2 CPUs. Counted under ASHA, full alone ran 11 trials, more than 8 LR draws, so
+    the plan added gradual_unfreeze at full's LRs: its first two trials stayed at the majority
+    class for their 2 epochs and the budget ran 6 of 11. Its winner runs complete trials, so
+    the budget lengthens them first; breadth comes only where the longest leave > 8 of them."""
+    from ptft_ray.planner.rules import DEPTH_MAX, PER_STRATEGY
+
+    ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 980.0, "family": "hf_encoder"}]
+    sc = {**scan(1000, p95=48.0), "val_split": 1280}
+    sc["examples"]["val"] = 1280
+    p = choose(sc, ck, 600, CPU2)
+    assert p["strategies"] == ["full"] and p["scheduler"]["type"] == "none", (p["strategies"], p["scheduler"])
+    assert p["epochs"] > 2.0 and p["num_trials"] == 2 and p["estimated_cost_s"] <= 600
+    assert any("depth before breadth" in r for r in p["reasons"])
+    assert not any(r.startswith("strategies: added") for r in p["reasons"])
+    # a budget whose longest trials of full still outnumber PER_STRATEGY buys breadth (and ASHA)
+    big = choose(sc, ck, 4 * 3600, CPU2)
+    assert len(big["strategies"]) > 1 and big["scheduler"]["type"] == "asha"
+    assert big["num_trials"] > PER_STRATEGY and DEPTH_MAX * 2.0 > big["epochs"]
