@@ -277,7 +277,7 @@ def main() -> None:
         return
     prev = ROOT / "benchmarks" / "results" / "peer.json"
     result = {k: v for k, v in (json.loads(prev.read_text()) if prev.is_file() else {}).items()
-              if k in ("speed", "search", "speed_before", "speed_before_first_batch", "profile")}
+              if k in ("speed", "search", "search_before", "speed_before", "speed_before_first_batch", "profile")}
     if parts == ["speed"]:
         result["speed"] = speed(a.n, a.batch, 5e-5)
     elif parts == ["profile"]:
@@ -330,12 +330,33 @@ def section(r: dict | None) -> list[str]:
         L.append(f"| search: test accuracy of the model each ends with | {h['test_accuracy']:.4f} | "
                  f"{o['test_accuracy']:.4f} | {100 * (o['test_accuracy'] - h['test_accuracy']):+.1f} points | not lower "
                  f"| {'**met**' if o['test_accuracy'] >= h['test_accuracy'] else '**missed**'} |")
+        sb = r.get("search_before")
+        if sb:
+            hb, ob = sb["hf_trainer"], sb["ours"]
+            L.append(f"| the same search before ({sb['measured']}; plan: {sb['plan']}): time to the threshold "
+                     f"| {secs(hb['first_over_threshold_s'])} | {secs(ob['first_over_threshold_s'])} | "
+                     f"{sb['time_ratio']:.2f}x | <= 0.5x | **missed** |")
+            L.append(f"| the same search before: test accuracy | {hb['test_accuracy']:.4f} | {ob['test_accuracy']:.4f} | "
+                     f"{100 * (ob['test_accuracy'] - hb['test_accuracy']):+.1f} points | not lower | **met** |")
         L += ["", f"Both searches: 2 trials at a time (1 CPU each); ours stops when its planned trials are done "
                   f"({o['wall_s']:.0f} s in all), Tune stops Hugging Face's at the time budget ({h['search_s']:.0f} s, "
                   f"{h['trials_finished']} trials finished). Clocks: ours from the sweep command's own start, "
                   f"Hugging Face's from before its imports, tokenization and `ray.init`."]
         L += ["", f"Search space on both sides (the plan's, for full fine-tuning; ours also draws the plan's other "
-                  f"strategies: {', '.join(o['strategies'])}): {json.dumps(q['space'])}."]
+                  f"strategies: {', '.join(o['strategies'])}): {json.dumps(q['space'])}. Plan: {q.get('plan', '-')}."]
+        if sb:
+            L += ["", f"Why the time goal is missed: both sides evaluate at the same steps (the benchmark gives "
+                      f"Trainer the plan's evaluations per epoch), and MiniLM on 1,000 labels clears TF-IDF + LR + 5 "
+                      f"points at a trial's first evaluation on both, so the time to the threshold is each side's "
+                      f"start-up plus the steps to that evaluation: {secs(o['first_over_threshold_s'])} vs "
+                      f"{secs(h['first_over_threshold_s'])}. In a separate run of the same sweep command the plan was "
+                      f"printed at 19 s (Ray start, the Ray Data scan, 3 timed steps on the live cluster), and the 62 "
+                      f"steps before a trial's first evaluation take ~43 s at the 23 examples/s each of two side-by-side "
+                      f"trials logs: those steps alone are {43 / h['first_over_threshold_s']:.2f}x Trainer's whole time, "
+                      f"so no cut in start-up reaches 0.5x. The earlier 0.64x came from a plan evaluating 3 times an epoch, where Trainer's "
+                      f"first trials crossed later. What the planned sweep buys here is the model it ends with "
+                      f"({100 * (o['test_accuracy'] - h['test_accuracy']):+.1f} points on test) and its end: "
+                      f"{o['wall_s']:.0f} s against Tune's {h['search_s']:.0f} s."]
     p = r.get("profile")
     if p and s and f:
         hf, ours = p["hf_ms_per_step"], p["ours_ms_per_step"]
