@@ -1,6 +1,7 @@
 """The one training loop: pretraining and fine-tuning, on a Ray Train worker or in a Tune trial.
 
-Read top to bottom: build task + model -> strategy plan -> resume -> for each step:
+Read top to bottom: resume state -> data stream (first batch fetched meanwhile) -> build
+task + model -> strategy plan -> resume weights / optimizer -> for each step:
 set the LR, accumulate grad_accum micro-batches, clip, step -> log / eval / checkpoint.
 
 Arithmetic of one optimizer step (pretraining):
