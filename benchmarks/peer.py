@@ -351,7 +351,7 @@ def section(r: dict | None) -> list[str]:
                       f"start-up plus the steps to that evaluation: {secs(o['first_over_threshold_s'])} vs "
                       f"{secs(h['first_over_threshold_s'])}. In a separate run of the same sweep command the plan was "
                       f"printed at 19 s (Ray start, the Ray Data scan, 3 timed steps on the live cluster), and the 62 "
-                      f"steps before a trial's first evaluation take ~43 s at the 23 examples/s each of two side-by-side "
+                      f"steps before a trial's first evaluation take ~43 s at the 23 examples/s that each of two side-by-side "
                       f"trials logs: those steps alone are {43 / h['first_over_threshold_s']:.2f}x Trainer's whole time, "
                       f"so no cut in start-up reaches 0.5x. The earlier 0.64x came from a plan evaluating 3 times an epoch, where Trainer's "
                       f"first trials crossed later. What the planned sweep buys here is the model it ends with "
