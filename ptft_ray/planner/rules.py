@@ -177,9 +177,14 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     asha = fam["asha"]
     grace, eta = max(1, round(asha["grace_fraction"] * max_t)), asha["reduction_factor"]
 
+    def room() -> float:
+        """What the trials themselves have: the budget less start-up and re-scoring (whose
+        share may still give way to trials, below)."""
+        return budget_s - STARTUP_S - rescore_s
+
     def fit(strategies: list[str]) -> tuple[int, int, float]:
         mean = sum(cost[level][s] for s in strategies) / len(strategies)
-        n = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, mean, grace, max_t, eta)
+        n = _fit_trials(room(), conc, mean, grace, max_t, eta)
         return (min(n, max_trials) if max_trials else n), eta, mean
 
     n, eta, mean_full = fit(keep)
@@ -202,7 +207,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     if len(keep) == 1 and n > PER_STRATEGY:
         longest = deeper(shape, min(MAX_EPOCHS, DEPTH_MAX * shape["sweep.epochs"][0]))
         t_long = trial_seconds(keep[0], longest, n_train, n_val_eval, rate, fam["cost_model"])
-        n_long = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, t_long, 1, 1, 2)
+        n_long = _complete_trials(room(), conc, t_long)
         if n_long <= PER_STRATEGY:
             reasons.append(f"strategies: {keep[0]} alone, depth before breadth: the budget runs "
                            f"{n_long} complete trial(s) of {longest['sweep.epochs'][0]:g} epochs "
@@ -225,7 +230,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     # stopped a trial on the grid winner's own path); the budget buys complete trials instead
     single = len(keep) == 1 and n > 1
     if single:
-        n_done = _fit_trials(budget_s - STARTUP_S - rescore_s, conc, mean_full, max_t, max_t, eta)
+        n_done = _complete_trials(room(), conc, mean_full)
         n = min(n_done, n)  # n is already within max_trials (fit)
     if rescore_n and n < max(2, conc):
         # re-scoring chooses among trials: where its share of the budget leaves fewer trials
@@ -234,7 +239,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
         rescore_n, rescore_s = 0, 0.0
         more = fit(keep)[0]
         if single:
-            more = min(more, _fit_trials(budget_s - STARTUP_S, conc, mean_full, max_t, max_t, eta))
+            more = min(more, _complete_trials(room(), conc, mean_full))  # room() without re-scoring
         if more > n or more < 2:
             i = next(i for i, r in enumerate(reasons) if r.startswith("selection:"))
             reasons[i] = "selection: the best trial by its validation examples; " + (
@@ -243,10 +248,9 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
             n = more
         else:
             rescore_n, rescore_s = kept
-    room = budget_s - STARTUP_S - rescore_s  # what the trials themselves have
     if single:
         shape, n, max_t, mean_full = deepen(
-            shape, n, conc, max_trials, room, cost[level][keep[0]],
+            shape, n, conc, max_trials, room(), cost[level][keep[0]],
             lambda sh: trial_seconds(keep[0], sh, n_train, n_val_eval, rate, fam["cost_model"]), reasons)
         cost[level][keep[0]] = mean_full
     scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
@@ -258,7 +262,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                        f"setting within 1 point when replayed on the calibration's trials): expected "
                        f"{frac:.0%} of the full-length work of {n} trials")
     elif single:
-        done, cut = whole_rounds(n, conc, mean_full, room)
+        done, cut = whole_rounds(n, conc, mean_full, room())
         reasons.append(f"scheduler: none: one strategy ({keep[0]}) at LRs within its calibrated range, whose "
                        f"early evaluations differ by noise; the budget runs {done} complete trial(s)"
                        + (f" and {cut} more in a last round it stops short (each keeps its best evaluation)"
@@ -268,7 +272,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     # fewer trials than slots still take one trial's time; whole trials (no scheduler) run in
     # rounds of `conc`, the last cut at the budget
     work = max(mean_full, n * mean_full * frac / conc) if scheduler["type"] == "asha" else \
-        min(math.ceil(n / conc) * mean_full, max(mean_full, room))
+        min(math.ceil(n / conc) * mean_full, max(mean_full, room()))
     est = STARTUP_S + rescore_s + work
     reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
                    f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
@@ -319,7 +323,7 @@ def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, per: fl
     for k in range(1, int((longest - base) / DEPTH_STEP) + 1):
         sh = deeper(shape, base + k * DEPTH_STEP)
         t = seconds(sh)
-        fits = _fit_trials(room * DEPTH_SLACK, conc, t, 1, 1, 2)
+        fits = _complete_trials(room * DEPTH_SLACK, conc, t)
         if fits < target:
             break
         best = sh, min(fits, n), t  # n: already within max_trials and PER_STRATEGY
@@ -362,6 +366,11 @@ def whole_rounds(n: int, conc: int, trial_s: float, room: float) -> tuple[int, i
     rounds = max(1, int(room // trial_s))  # trial_s > 0: every cost model has a start-up term
     done = min(n, rounds * conc)
     return done, min(n - done, conc)
+
+
+def _complete_trials(budget: float, conc: int, trial_s: float) -> int:
+    """The most trials run to completion (no early stopping) whose work fits the budget."""
+    return _fit_trials(budget, conc, trial_s, 1, 1, 2)  # grace >= max_t: nothing stops early
 
 
 def _fit_trials(budget: float, conc: int, trial_s: float, grace: int, max_t: int, eta: int) -> int:
