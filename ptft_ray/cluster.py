@@ -72,8 +72,9 @@ def _quiet_ray_data_console() -> None:
     os.environ["RAY_DATA_LOGGING_CONFIG"] = path
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None):
-    """Connect to a cluster (ray job submit sets RAY_ADDRESS) or start a local one.
+def init_ray(address: str | None = None, num_cpus: int | None = None, forward: list[str] | tuple = ()):
+    """Connect to a cluster (ray job submit sets RAY_ADDRESS) or start a local one; on a
+    cluster, the credentials named in `forward` (and FORWARDED_VARS) reach every worker.
 
     The dashboard stays on: without it Train cannot free the placement groups of
     finished Tune trials (shared/notes/ray-2.60-facts.md)."""
@@ -97,7 +98,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
         return ray
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        env = forwarded_env()
+        env = forwarded_env(forward)
         ray.init(address=address, log_to_driver=True, **({"runtime_env": {"env_vars": env}} if env else {}))
     else:  # a local Ray: its processes inherit this environment
         _quiet_ray_data_console()
@@ -122,16 +123,20 @@ def local_ray_data_defaults(cpus: int) -> None:
 
 AWS_VARS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
             "AWS_DEFAULT_REGION", "AWS_REGION")
+# what a worker needs to read what the driver reads: object stores, gated Hugging Face models,
+# experiment trackers. Extended by the config key cluster.forward_env or PTFT_FORWARD_ENV (A,B).
+FORWARDED_VARS = (*AWS_VARS, "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "GOOGLE_APPLICATION_CREDENTIALS",
+                  "GOOGLE_CLOUD_PROJECT", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME",
+                  "MLFLOW_TRACKING_PASSWORD")
 
 
-def forwarded_env() -> dict:
+def forwarded_env(extra: tuple[str, ...] | list[str] = ()) -> dict:
     """What a driver joining a running cluster passes to every worker it starts (runtime_env
-    env_vars): --verbose (workers quiet Ray's lines otherwise) and the standard AWS variables
-    set here, so s3:// paths resolve on every node as they do on the driver. Ray shows a
-    job's runtime_env in its dashboard: on nodes with instance roles leave the keys unset.
-    Keys the submitted job's own runtime_env sets are left out (Ray refuses the same key
-    twice, even with the same value)."""
-    env = {k: os.environ[k] for k in AWS_VARS if os.environ.get(k)}
+    env_vars): the variables named in FORWARDED_VARS, `extra` and PTFT_FORWARD_ENV that are
+    set here (values are never printed), and --verbose. Keys the submitted job's own
+    runtime_env sets are left out (Ray refuses the same key twice, even with the same value)."""
+    names = [*FORWARDED_VARS, *extra, *filter(None, os.environ.get("PTFT_FORWARD_ENV", "").split(","))]
+    env = {k.strip(): os.environ[k.strip()] for k in names if os.environ.get(k.strip())}
     if os.environ.get("PTFT_VERBOSE"):
         env["PTFT_VERBOSE"] = "1"
     try:
@@ -228,12 +233,39 @@ def worker_resources(num_workers: int, cpus_per_worker: float, use_gpu: bool,
     return out
 
 
-def storage_path(out_dir: str, num_nodes: int) -> str:
-    """A run directory as Ray Train wants it: absolute local path or a URI."""
-    if "://" in out_dir:
-        return out_dir
-    if num_nodes > 1 and not os.environ.get("PTFT_SHARED_STORAGE"):
-        raise PtftError(f"run.out_dir={out_dir!r} is a node-local path but the cluster has "
-                        f"{num_nodes} nodes: use shared storage (s3://..., gs://...), or set PTFT_SHARED_STORAGE=1 "
-                        f"if this path is a mount every node shares")
-    return os.path.abspath(out_dir)
+def shared_everywhere(p: str) -> bool:
+    """Can a worker on any node read or write `p`? A URI, a path under a mount every node shares
+    (PTFT_SHARED_MOUNTS, a list like PATH), or anything once PTFT_SHARED_STORAGE=1 says the
+    whole filesystem is shared."""
+    if not p or p == "none" or "://" in p or os.environ.get("PTFT_SHARED_STORAGE"):
+        return True
+    full = os.path.abspath(p)
+    mounts = [os.path.abspath(m) for m in os.environ.get("PTFT_SHARED_MOUNTS", "").split(os.pathsep) if m]
+    return any(full == m or full.startswith(m.rstrip("/") + "/") for m in mounts)
+
+
+def model_paths(*values: str) -> list[str]:
+    """The model inputs that are local directories (a Hugging Face hub id is no path here:
+    each node downloads it), for check_reachable."""
+    return [v for v in values if v and v != "none" and "://" not in v and os.path.exists(v)]
+
+
+def check_reachable(paths: dict, num_nodes: int) -> None:
+    """Pre-flight, before anything is spent: every path a worker reads or writes, by the flag or
+    key that names it ({flag: path or [paths]}), must be readable from every node of a
+    multi-node cluster; a node-local one is refused in one line naming the flag and the fix."""
+    if num_nodes <= 1:
+        return
+    for flag, value in paths.items():
+        for p in ([value] if isinstance(value, str) else value or []):
+            if not shared_everywhere(p):
+                raise PtftError(f"{flag}={p}: a local path, but the cluster has {num_nodes} nodes and workers on the "
+                                f"others cannot read this machine's files; put it on shared storage (s3://..., "
+                                f"gs://...) or name a mount every node shares in PTFT_SHARED_MOUNTS")
+
+
+def storage_path(out_dir: str, num_nodes: int, flag: str = "--out") -> str:
+    """A run directory as Ray Train / Tune want it (absolute local path or a URI), checked to be
+    reachable from every node."""
+    check_reachable({flag: out_dir}, num_nodes)
+    return out_dir if "://" in out_dir else os.path.abspath(out_dir)

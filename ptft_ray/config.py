@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,8 @@ from pathlib import Path
 import yaml
 
 from .errors import PtftError
-from .schema import (PRESETS, CheckpointConfig, DataConfig, FinetuneConfig, ModelConfig,  # noqa: F401 - re-exported
-                     OptimConfig, RunConfig, ScalingConfig, ScheduleConfig, SweepConfig, TrainConfig)
+from .schema import (PRESETS, CheckpointConfig, ClusterConfig, DataConfig, FinetuneConfig,  # noqa: F401 - re-exported
+                     ModelConfig, OptimConfig, RunConfig, ScalingConfig, ScheduleConfig, SweepConfig, TrainConfig)
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -222,6 +224,9 @@ def validate(cfg: Config) -> None:
     for key in ("sweep.strategies", "sweep.weight_decays", "sweep.batch_sizes", "sweep.epochs"):
         if not _get(cfg, key):
             _fail(key, "must not be empty")
+    for name in cfg.cluster.forward_env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            _fail("cluster.forward_env", f"{name!r} is not an environment variable name (names, not values)")
     if cfg.scaling.use_gpu and cfg.scaling.gpus_per_worker <= 0:
         _fail("scaling.gpus_per_worker", "must be > 0 when scaling.use_gpu is true")
     # DDP ranks sharing a GPU: Ray may place two ranks of one run on the same device, and NCCL

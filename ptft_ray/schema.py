@@ -93,6 +93,14 @@ class CheckpointConfig:
 
 
 @dataclass
+class ClusterConfig:
+    # environment variables (names) forwarded to every worker of a running cluster, besides the
+    # standard ones (cluster.FORWARDED_VARS: AWS, Hugging Face, Google Cloud, MLflow); values
+    # are read on the driver and never printed
+    forward_env: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RunConfig:
     name: str = "pretrain"
     out_dir: str = "runs/pretrain"   # local path or a URI pyarrow understands

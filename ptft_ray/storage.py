@@ -148,10 +148,12 @@ def upload(local: str | Path, dest: str) -> None:
 
 
 def localize(p: str, what: str = "path") -> str:
-    """A local path for p: p itself, or p's objects downloaded into the node's cache."""
+    """A local path for p: p itself, or p's objects downloaded into the node's cache, once per
+    node: the ranks and trials of one node wait on a file lock while the first one fetches,
+    then share its copy (each real download is one line of CACHE/uri/fetched.log)."""
     if not p or not is_uri(p):
         return p
-    import pyarrow.fs as pafs
+    import fcntl
 
     files = listing(p)
     if not files:
@@ -162,18 +164,29 @@ def localize(p: str, what: str = "path") -> str:
     if dest.exists():  # complete: directories are renamed into place only when whole
         return str(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "uri" / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not dest.exists():
+            _fetch(p, files, dest)
+            with open(CACHE / "uri" / "fetched.log", "a") as log:
+                log.write(f"{p}\t{key}\t{os.getpid()}\n")
+    return str(dest)
+
+
+def _fetch(p: str, files: list, dest: Path) -> None:
+    """Download p into dest through a temporary folder renamed into place when whole."""
+    import pyarrow.fs as pafs
+
     tmp = Path(tempfile.mkdtemp(prefix=".fetch-", dir=dest.parent))
     fs, path = resolve(p)
-    target = tmp / name
+    target = tmp / dest.name
     if files[0][0]:  # a directory: copy_files writes into an existing local folder only
         target.mkdir()
-    pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
     try:
+        pafs.copy_files(path, str(target), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
         os.rename(target, dest)
-    except OSError:  # another process on this node fetched it meanwhile
-        pass
-    shutil.rmtree(tmp, ignore_errors=True)
-    return str(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def mirror(p: str, suffixes=(".json", ".jsonl", ".csv", ".yaml")) -> Path:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,14 +13,7 @@ os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 # the suite starts many short Train runs. Ray propagates it to the controller.
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 
-WORDS = ("the cat sat on a mat while dogs ran in the park and birds sang over green hills "
-         "under a bright sky people walked slowly home after work").split()
-
-
-def synthetic_docs(n: int, seed: int = 0) -> list[str]:
-    """Text from a small word list: generated here, so no third-party text is committed."""
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 60))) for _ in range(n)]
+from ptft_ray.data.synthetic import WORDS, synthetic_docs, synthetic_reviews  # noqa: F401,E402 - re-exported to tests
 
 
 # Fault tests (test_faults, test_s3, test_multinode): where a run stands, and its trace file.
@@ -97,23 +89,6 @@ def tiny_corpus(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def debug_config() -> str:
     return os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", "debug.yaml")
-
-
-def synthetic_reviews(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """A binary task whose label is carried by a few cue words (generated, not third-party)."""
-    rng = random.Random(seed)
-    common = "the a film movie story it was and of to in this".split()
-    cues = {"pos": "great wonderful superb moving brilliant".split(),
-            "neg": "dull boring awful weak tedious".split()}
-    texts, labels = [], []
-    for _ in range(n):
-        y = rng.choice(["pos", "neg"])
-        words = [rng.choice(common) for _ in range(rng.randint(4, 10))]
-        for _ in range(3):
-            words.insert(rng.randrange(len(words)), rng.choice(cues[y]))
-        texts.append(" ".join(words))
-        labels.append(y)
-    return texts, labels
 
 
 @pytest.fixture(scope="session")

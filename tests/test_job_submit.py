@@ -1,14 +1,18 @@
-"""A real `ray job submit`: our own 2-node cluster (a head and a worker node, own ports, own
-temp dir), token auth on, a small pipeline job (pretrain -> plan -> sweep -> evaluate ->
-report) with its data and run directory on a real S3 API (moto), its artifacts checked on the
-store, and only that cluster stopped."""
+"""A real `ray job submit` from a head that does not have ptft_ray: our own 2-node cluster
+(a head and a worker node, own ports, own temp dirs, own token) started from a Python
+environment with our dependencies but without our package (no editable install, no source
+tree on its path), so the job imports ptft_ray only from what `--working-dir .
+--runtime-env jobs/runtime_env.yaml` uploads. The contract's smoke jobs (pipeline and sweep)
+write every artifact to a real S3 API (moto); only this test's cluster is stopped."""
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 
@@ -17,7 +21,6 @@ import yaml
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-BIN = os.path.dirname(sys.executable)
 
 
 def _free_port() -> int:
@@ -26,9 +29,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ray(*args, env=None, timeout=300):
-    return subprocess.run([os.path.join(BIN, "ray"), *args], capture_output=True, text=True,
+def _ray(*args, env=None, timeout=300, python=sys.executable):
+    return subprocess.run([python, "-m", "ray.scripts.scripts", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def clean_python(tmp_path_factory):
+    """A venv whose site-packages are this venv's minus its .pth files: Ray, torch and every
+    dependency import, ptft_ray does not (the editable install's finder is a .pth hook)."""
+    d = tmp_path_factory.mktemp("cleanvenv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(d)], check=True)
+    py = str(d / "bin" / "python")
+    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with open(os.path.join(site, "deps.pth"), "w") as f:   # a path line: its own .pth files stay unread
+        f.write(sysconfig.get_paths()["purelib"] + "\n")
+    probe = subprocess.run([py, "-c", "import ray, torch, transformers; import ptft_ray"], cwd=str(d),
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    assert "No module named 'ptft_ray'" in probe.stderr, probe.stderr[-2000:]
+    return py
 
 
 def _own_pids(marks: list[str]) -> set[int]:
@@ -58,18 +78,22 @@ def _stop_own_cluster(marks: list[str]) -> None:
 
 
 @pytest.fixture
-def head(s3):  # s3 first: the cluster's processes inherit its AWS variables
+def head(s3, clean_python):  # s3 first: the cluster's processes inherit its AWS variables
     temp_dir = tempfile.mkdtemp(prefix="/tmp/ptjob")  # short: Ray's socket paths have a length limit
     dash = _free_port()
-    # the head's jobs run `python` from its PATH: this venv's, as on a head where it is activated
-    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1",
-           "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
-    env.pop("RAY_ADDRESS", None)
+    # the head's jobs run `python` from its PATH: the clean venv's, without ptft_ray; its own
+    # token (never ~/.ray/auth_token): token auth is on for the head, the node and the client
+    env = {**os.environ, "RAY_DATA_DISABLE_PROGRESS_BARS": "1", "PYTHONPATH": "",
+           "PATH": os.path.dirname(clean_python) + os.pathsep + os.environ.get("PATH", ""),
+           "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    for k in ("RAY_ADDRESS", "VIRTUAL_ENV", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(k, None)
+    run = lambda *a, **k: _ray(*a, python=clean_python, **k)  # noqa: E731
     gcs = _free_port()
     ports = [f"--{name}={_free_port()}" for name in (
         "ray-client-server-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
         "runtime-env-agent-port", "metrics-export-port", "node-manager-port", "object-manager-port")]
-    r = _ray("start", "--head", f"--port={gcs}", f"--dashboard-port={dash}", *ports,
+    r = run("start", "--head", f"--port={gcs}", f"--dashboard-port={dash}", *ports,
              "--dashboard-host=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}",
              "--disable-usage-stats", env=env)
     marks = [temp_dir, f":{gcs}"]
@@ -85,13 +109,12 @@ def head(s3):  # s3 first: the cluster's processes inherit its AWS variables
         # runtime-env files (the job's working dir vanished under it at the sweep's end)
         node_dir = tempfile.mkdtemp(prefix="/tmp/ptnode")
         marks.append(node_dir)
-        r = _ray("start", f"--address=127.0.0.1:{gcs}", "--num-cpus=1", *node_ports, "--disable-usage-stats",
-                 f"--temp-dir={node_dir}", env={**env, "RAY_AUTH_MODE": "token"})
+        r = run("start", f"--address=127.0.0.1:{gcs}", "--num-cpus=1", *node_ports, "--disable-usage-stats",
+                f"--temp-dir={node_dir}", env=env)
         assert r.returncode == 0, r.stderr[-2000:]   # the second node
 
         t0 = time.time()  # the job agent comes up a little after `ray start` returns
-        while _ray("job", "list", "--address", address, env={**env, "RAY_AUTH_MODE": "token"},
-                   timeout=60).returncode != 0:
+        while _ray("job", "list", "--address", address, env=env, timeout=60).returncode != 0:
             assert time.time() - t0 < 120, "the head's job API did not come up"
             time.sleep(2)
         yield address, env
@@ -101,51 +124,57 @@ def head(s3):  # s3 first: the cluster's processes inherit its AWS variables
             shutil.rmtree(d, ignore_errors=True)
 
 
-def test_job_submit_pipeline_with_token_auth(head, s3, tiny_corpus, cls_data, debug_config, sweep_config, tmp_path):
-    """A small pipeline (pretrain -> plan -> sweep -> evaluate -> report) as a real job on two
-    nodes, reading its data from S3 and writing every artifact there."""
+def _submit(address: str, env: dict, *entrypoint: str):
+    """`ray job submit --working-dir . --runtime-env jobs/runtime_env.yaml -- ENTRYPOINT` -> its
+    output (asserted successful, the job's status read back)."""
+    cmd = ["job", "submit", "--address", address, "--working-dir", ".", "--runtime-env", "jobs/runtime_env.yaml",
+           "--", *entrypoint]
+    for _ in range(20):  # "No available agent ... try again later" while the agent starts
+        r = _ray(*cmd, env=env, timeout=600)
+        if "No available agent" not in r.stdout + r.stderr:
+            break
+        time.sleep(3)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-12000:]
+    job_id = re.search(r"raysubmit_\w+", out).group(0)
+    status = _ray("job", "status", job_id, "--address", address, env=env)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
+    assert re.search(r"succeeded", plain, re.I) and not re.search(r"failed|stopped", plain, re.I), plain
+    assert "No module named" not in out, out[-4000:]
+    return out
+
+
+def test_job_submit_smoke_jobs_from_a_head_without_ptft_ray(head, s3, tmp_path):
+    """The contract's smoke jobs from a head whose Python lacks ptft_ray, on two nodes, with
+    token auth: the pipeline (pretrain -> plan -> sweep -> evaluate -> report) and a sweep, each
+    writing every artifact to S3 and reading no file of this machine's but the upload."""
     from ptft_ray import storage
 
     address, env = head
     storage.CACHE = tmp_path / "cache"
-    for f in sorted(os.listdir(tiny_corpus)):
-        storage.upload(os.path.join(tiny_corpus, f), s3.uri("job", "corpus", f))
-    storage.upload(cls_data, s3.uri("job", "reviews.parquet"))
-    out = s3.uri("job", "run")
-    cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "pretrain_config": debug_config,
-        "pretrain_set": [f"data.path={s3.uri('job', 'corpus')}", "schedule.max_steps=20"],
-        "sweep_config": sweep_config, "data": s3.uri("job", "reviews.parquet"), "budget": "40s", "max_trials": 2,
-        "scratch_baseline": False}))
-    cmd = ["job", "submit", "--address", address, "--runtime-env", "jobs/runtime_env.yaml", "--",
-           "python", "jobs/pipeline.py", "--config", str(cfg), "--out", out]
     # without the token the head refuses the submission
-    no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
-    refused = _ray("job", "list", "--address", address, env={**no_token, "RAY_AUTH_MODE": "disabled"}, timeout=120)
-    assert refused.returncode != 0
-    for _ in range(20):  # "No available agent ... try again later" while the agent starts
-        r = _ray(*cmd, env={**env, "RAY_AUTH_MODE": "token"}, timeout=600)
-        if "No available agent" not in r.stdout + r.stderr:
-            break
-        time.sleep(3)
-    assert r.returncode == 0, (r.stdout + r.stderr)[-12000:]
-    job_id = re.search(r"raysubmit_\w+", r.stdout + r.stderr).group(0)
-    status = _ray("job", "status", job_id, "--address", address, env={**env, "RAY_AUTH_MODE": "token"})
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", status.stdout + status.stderr)
-    assert re.search(r"succeeded", plain, re.I) and not re.search(r"failed|stopped", plain, re.I), plain
+    wrong = _ray("job", "list", "--address", address, env={**env, "RAY_AUTH_TOKEN": secrets.token_hex(32)},
+                 timeout=120)
+    assert wrong.returncode != 0
+    out = s3.uri("job", "run")
+    log = _submit(address, env, "python", "jobs/pipeline.py", "--smoke-test", "--out", out)
     # the job's log ends with the report path; the artifacts are where it says
-    assert f"report: {out}/report/index.html" in r.stdout + r.stderr
-    assert "on 3 CPUs" in r.stdout + r.stderr                   # both nodes: 2 + 1 CPUs
+    assert f"report: {out}/report/index.html" in log
+    assert "on 3 CPUs" in log                   # both nodes: 2 + 1 CPUs
     man = storage.read_json(f"{out}/manifest.json")
     assert set(man["stages"]) >= {"pretrain", "plan", "sweep_pretrained", "report"}
     assert man["stages"]["sweep_pretrained"]["path"] == f"{out}/sweep_pretrained"
+    assert man["lineage"]["pretrained"]["corpus"] == f"{out}_inputs/corpus"   # generated beside the run
     assert storage.is_file(f"{out}/report/index.html")
     assert any(rel.endswith(".png") for rel, _, _ in storage.listing(f"{out}/report"))
     assert storage.read_json(f"{out}/pretrain/result.json")["steps"] == 20
     assert storage.is_file(f"{out}/sweep_pretrained/model/model.safetensors")
     assert storage.read_json(f"{out}/summary.json")["headline"]
     # the live progress lines reached the job log, one per line
-    assert "[sweep " in r.stdout + r.stderr and "[lm] step" in r.stdout + r.stderr
-    # the .venv beside the code (GBs) was not uploaded: the 100 MB cap would have refused it
-    assert os.path.isdir(os.path.join(ROOT, ".venv")) or os.environ.get("VIRTUAL_ENV")
+    assert "[sweep " in log and "[lm] step" in log
+
+    sweep = s3.uri("job", "sweep")
+    log = _submit(address, env, "python", "jobs/finetune_sweep.py", "--smoke-test", "--out", sweep)
+    res = storage.read_json(f"{sweep}/result.json")
+    assert res["trials_completed"] == res["trials"] == 2 and res["trials_failed"] == 0
+    assert storage.is_file(f"{sweep}/model/model.safetensors") and "[sweep " in log

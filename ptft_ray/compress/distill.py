@@ -149,6 +149,12 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from .transfer import unlabeled_source
 
     extra = unlabeled_source(unlabeled, cfg.finetune.text_column)  # fails here, before Ray
+    from ..cluster import check_reachable, cluster_summary, init_ray, model_paths
+
+    init_ray(forward=cfg.cluster.forward_env)
+    # the teacher travels through the object store; workers read the rest on any node
+    check_reachable({"--out": out, "--unlabeled": unlabeled or "",
+                     "--student": model_paths(student) if not (m or preset) else []}, cluster_summary()["nodes"])
     if overwrite and run.nonempty():  # every input checked: only now does the old run go
         run.clear()
     out_p = run.start()
@@ -161,11 +167,9 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass (read ->
     #    shuffle -> an actor pool scoring with the teacher), appended batch by batch to
     #    OUT/teacher_probs.parquet; the driver never holds the transfer set
-    from ..cluster import init_ray
     from ..serve.batch import scored, write_parquet
     from .transfer import count_unlabeled, transfer_dataset
 
-    init_ray()
     transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
                          rename={"label": "input_label"})
     n_rows, _, _ = write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")

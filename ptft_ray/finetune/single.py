@@ -5,7 +5,7 @@ import json
 import time
 
 from .. import storage
-from ..cluster import cluster_summary, init_ray, storage_path, train_logging, worker_resources
+from ..cluster import check_reachable, cluster_summary, init_ray, storage_path, train_logging, worker_resources
 from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
@@ -23,16 +23,18 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     out_p = run.local  # the driver's files; Ray Train writes its checkpoints to run.where
     task = load_task(cfg.finetune)
     (source,) = resolve_sources([pretrained] if pretrained else [], cfg, arch_from)
+    init_ray(forward=cfg.cluster.forward_env)
+    res = cluster_summary()
+    # workers load the checkpoint and write the run: refused here, before anything is replaced
+    check_reachable({"--out": run.where, "--pretrained": [source.path or ""]}, res["nodes"])
     if run.nonempty():
         if not overwrite:
             raise PtftError(f"{run.where} exists; use another --out or --overwrite")
         run.clear()
     run.start()
-    init_ray()
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    res = cluster_summary()
     sc, metric = cfg.scaling, cfg.sweep.metric
     per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
     lc = loop_config(cfg, source, task, world=sc.num_workers)

@@ -15,7 +15,7 @@ import math
 import time
 
 from .. import storage
-from ..cluster import DATA_CPUS, cluster_summary, init_ray, train_logging, worker_resources
+from ..cluster import DATA_CPUS, check_reachable, cluster_summary, init_ray, train_logging, worker_resources
 from ..config import Config
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
@@ -141,6 +141,10 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     task = load_task(cfg.finetune)                   # data checked before Ray starts
     sources = resolve_sources(pretrained, cfg, arch_from)
     check_budget(cfg, sources, task, plan)
+    init_ray(forward=cfg.cluster.forward_env)
+    res = cluster_summary()
+    # trials load their checkpoints and write the sweep on any node: refused before anything is replaced
+    check_reachable({"--out": run_dir.where, "--pretrained": [s.path or "" for s in sources]}, res["nodes"])
     if run_dir.nonempty() and not resume:
         if not overwrite:
             raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "
@@ -153,12 +157,10 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         (out_p / "plan.json").write_text(json.dumps(plan, indent=2, default=str))
         run_dir.push("plan.json")
 
-    init_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    res = cluster_summary()
     in_process, bundle, scaling, conc = trial_resources(cfg, res)
     sw = cfg.sweep
     base = cfg.to_dict()

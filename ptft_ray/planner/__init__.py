@@ -88,7 +88,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     # config's current value refuse a checkpoint here
     sources = resolve_sources(pretrained, dataclasses.replace(
         cfg, finetune=dataclasses.replace(cfg.finetune, max_len=1)), arch_from)
-    init_ray()
+    init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
     measured = measure_missing(sources, res)

@@ -168,6 +168,10 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
     rename = {c: f"input_{c}" for c in _input_columns(files, fmt) if c in ours}
 
     init_ray()
+    from ..cluster import check_reachable, cluster_summary
+
+    # Ray Data's read tasks open --data on any node (the model travels through the object store)
+    check_reachable({"--data": data}, cluster_summary()["nodes"])
     ds, actors = scored(read_dataset(files, fmt), model_dir, text_column, batch_size, actors, gpus_per_actor, rename)
     rows, t_first, first_rows = write_parquet(ds, out, data)
     wall = time.time() - t0

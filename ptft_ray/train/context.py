@@ -5,8 +5,8 @@ of a named dataset, report(metrics, checkpoint dir) and the checkpoint to resume
 """
 from __future__ import annotations
 
+import os
 import shutil
-import tempfile
 
 import torch
 
@@ -31,10 +31,15 @@ class _Base:
             local_shuffle_seed=seed if train and shuffle else None)
 
     def _restore(self, ckpt):
+        """The checkpoint as a local directory to read, never copied per rank: on an object store
+        it is fetched once per node into the node's cache (the ranks of the node share it);
+        a local or shared-mount checkpoint is read where it is."""
         if ckpt is None:
             return None
-        d = tempfile.mkdtemp(prefix="ptft-resume-")
-        return ckpt.to_directory(d)
+        from .. import storage
+
+        where = storage.to_uri(ckpt.filesystem, ckpt.path)
+        return storage.localize(where, "checkpoint") if storage.is_uri(where) else ckpt.path
 
 
 class TrainContext(_Base):
@@ -113,5 +118,7 @@ class TuneContext(_Base):
 
 
 def cleanup(d: str | None) -> None:
-    if d:
+    """Remove a temporary directory this process made (ptft-*); a checkpoint read in place or
+    from the node's cache is left as it is."""
+    if d and os.path.basename(d.rstrip("/")).startswith("ptft-"):
         shutil.rmtree(d, ignore_errors=True)

@@ -20,7 +20,8 @@ import yaml
 
 from .. import storage
 from .. import tokenizer as toks
-from ..cluster import cluster_summary, init_ray, storage_path, train_logging, worker_resources
+from ..cluster import (check_reachable, cluster_summary, init_ray, model_paths, storage_path, train_logging,
+                       worker_resources)
 from ..config import Config
 from ..data import sources
 from ..data.corpus import build_datasets, check_corpus, unigram_perplexity
@@ -117,12 +118,15 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
     if cfg.model.hf:
         cfg, objective = check_hf(cfg)
     files, fmt = check_corpus(cfg.data)          # before Ray starts
-    init_ray()
+    init_ray(forward=cfg.cluster.forward_env)
     from ray.data import ExecutionOptions
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     res = cluster_summary()
+    # workers read the corpus and the model, and write the run: every node must reach them
+    check_reachable({"--out": run.where, "data.path": cfg.data.path, "model.hf": model_paths(cfg.model.hf)},
+                    res["nodes"])
     sc = cfg.scaling
     per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
     resuming = prepare_run_dir(cfg, run, overwrite)  # only once the run can be scheduled
