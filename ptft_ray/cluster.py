@@ -7,6 +7,7 @@ so at least DATA_CPUS stay free, and refuses a request that cannot run instead o
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 from .errors import PtftError
@@ -99,7 +100,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, forward: l
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         env = forwarded_env(forward)
-        ray.init(address=address, log_to_driver=True, **({"runtime_env": {"env_vars": env}} if env else {}))
+        # Ray's "Connecting to existing Ray cluster" lines stay off the console unless --verbose:
+        # a refusal at pre-flight is one line
+        quiet = {} if os.environ.get("PTFT_VERBOSE") else {"logging_level": logging.WARNING}
+        ray.init(address=address, log_to_driver=True, **quiet, **({"runtime_env": {"env_vars": env}} if env else {}))
     else:  # a local Ray: its processes inherit this environment
         _quiet_ray_data_console()
         local_ray_data_defaults(num_cpus or os.cpu_count() or 1)

@@ -88,3 +88,15 @@ def test_fractional_gpus_with_several_ddp_workers_exit_2_naming_the_key(debug_co
     assert "scaling.gpus_per_worker" in r.stderr
     cfg = load_config(debug_config, ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.5"])  # one worker: fine
     assert cfg.scaling.gpus_per_worker == 0.5
+
+
+def test_forward_env_takes_variable_names_only():
+    import pytest
+
+    from ptft_ray.config import load_config
+    from ptft_ray.errors import PtftError
+
+    assert load_config(None, ["cluster.forward_env=[WANDB_API_KEY, MY_TOKEN]"]).cluster.forward_env == [
+        "WANDB_API_KEY", "MY_TOKEN"]
+    with pytest.raises(PtftError, match=r"cluster.forward_env.*'MY_TOKEN=abc' is not an environment variable name"):
+        load_config(None, ["cluster.forward_env=[MY_TOKEN=abc]"])

@@ -66,6 +66,10 @@ def test_pretrain_kill_resume_sweep_evaluate_report_all_on_s3(s3, debug_config, 
     assert steps[restart] - 1 >= registered >= 20          # from its S3 checkpoint, not step 0
     assert steps[restart:] == list(range(steps[restart], 41))
     assert storage.is_file(f"{pre}/config.yaml") and storage.is_file(f"{pre}/metrics.jsonl")
+    # the resume read its checkpoint through the node's cache: one download, no copy per rank
+    fetched = [x.split("\t")[0] for x in (tmp_path / "cache" / "uri" / "fetched.log").read_text().splitlines()]
+    resumed_from = [u for u in fetched if u.startswith(f"{pre}/checkpoint_")]
+    assert len(resumed_from) == 1 and len(set(fetched)) == len(fetched), fetched
 
     sweep = s3.uri("runs", "sweep")
     data = s3.uri("data", "reviews.parquet")
@@ -109,3 +113,27 @@ def test_bad_storage_uri_is_one_line_and_exit_2(s3, debug_config, tmp_path, tiny
                              capture_output=True, text=True, timeout=300)
         lines = [x for x in out.stderr.splitlines() if x.strip()]
         assert out.returncode == 2 and len(lines) == 1 and names in lines[0], out.stderr[-2000:]
+
+
+FETCH = "from ptft_ray import storage; import sys; print(storage.localize(sys.argv[1], 'model'))"
+
+
+def test_one_download_per_node_however_many_ranks_ask(s3, tmp_path):
+    """Eight processes of one node (the ranks of a run) localize the same s3:// model at once:
+    one downloads it under the node's lock, all read the same complete copy."""
+    src = tmp_path / "model"
+    src.mkdir()
+    for i in range(4):
+        (src / f"shard-{i}.bin").write_bytes(os.urandom(2 ** 20))
+    uri = s3.uri("dl", "model")
+    storage.upload(src, uri)
+    env = {**os.environ, **s3.env, "PTFT_CACHE": str(tmp_path / "node-cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", FETCH, uri], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    paths = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs) and len(paths) == 1
+    (got,) = paths
+    assert sorted(os.listdir(got)) == [f"shard-{i}.bin" for i in range(4)]
+    assert all((src / n).read_bytes() == open(os.path.join(got, n), "rb").read() for n in os.listdir(got))
+    log = (tmp_path / "node-cache" / "uri" / "fetched.log").read_text().splitlines()
+    assert len(log) == 1 and log[0].startswith(uri + "\t")
