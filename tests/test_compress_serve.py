@@ -80,6 +80,22 @@ def test_quantized_export_evaluates_and_predicts_like_the_fp32_one(ray_session, 
     assert r.returncode == 2 and "exists" in r.stderr
 
 
+def test_cpu_only_int8_export_is_refused_on_a_gpu(ray_session, teacher, cls_data, tmp_path):
+    """An fbgemm_dynamic export (int8 kernels for x86 CPUs only) asked onto a GPU by predict or
+    serve: one line naming the flag, exit 2, before anything is written or started."""
+    q = tmp_path / "fbgemm"
+    cli(ray_session, "quantize", "--model", teacher["export_path"], "--method", "fbgemm_dynamic", "--out", str(q))
+    for args, flag in ((["predict", "--model", str(q), "--data", cls_data, "--out", str(tmp_path / "p.parquet"),
+                         "--gpus-per-actor", "1"], "--gpus-per-actor 1"),
+                       (["serve", "--model", str(q), "--port", "18431", "--gpus-per-replica", "0.5"],
+                        "--gpus-per-replica 0.5")):
+        r = cli(ray_session, *args, check=False, timeout=120)
+        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
+        assert lines[0].startswith(f"ptft-ray: error: {flag}: ") and "int8_weight_only" in lines[0]
+    assert not (tmp_path / "p.parquet").exists()
+
+
 def test_explain_prints_attributions_that_add_up_to_the_logit_difference(ray_session, teacher):
     texts = ["the film was great and superb", "a dull boring awful movie"]
     r = cli(ray_session, "explain", "--model", teacher["export_path"], "--text", texts[0], "--text", texts[1])

@@ -28,6 +28,16 @@ from .hf import quiet_torchao
 quiet_torchao()
 
 METHODS = ("int8_weight_only", "int8_dynamic", "fbgemm_dynamic")
+CPU_ONLY = ("fbgemm_dynamic",)  # FBGEMM's int8 GEMMs have no CUDA kernel: every request would fail
+
+
+def check_device(meta: dict, on_gpu: bool, flag: str, model: str) -> None:
+    """Refuse, before anything starts, to put an export whose int8 kernels run on CPUs only on
+    a GPU (one line naming the flag and what to do instead)."""
+    method = (meta.get("quantized") or {}).get("method")
+    if on_gpu and method in CPU_ONLY:
+        raise PtftError(f"{flag}: {model} is a {method} int8 export, whose kernels run on x86 CPUs only; "
+                        f"drop {flag} to run it on CPUs, or quantize with --method int8_weight_only for GPUs")
 DEFAULT = "int8_weight_only"
 WEIGHTS = "quantized.pt"
 

@@ -107,6 +107,10 @@ def serve_model(model_dir: str, host: str = "127.0.0.1", port: int = 8000, block
     meta = ckpt.read_meta(model_dir)  # a bad --model fails here, before Ray
     if meta.get("task") != "cls":
         raise PtftError(f"--model {model_dir}: not a fine-tuned classifier")
+    from ..models.quantize import check_device
+
+    gpus = app_kw.get("gpus_per_replica", 0.0)
+    check_device(meta, bool(gpus), f"--gpus-per-replica {gpus:g}", model_dir)
     if not 0 < port < 65536:
         raise PtftError(f"--port {port}: not a TCP port")
     for key in ("replicas", "max_batch_size", "max_chars"):

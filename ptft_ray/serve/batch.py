@@ -157,6 +157,9 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
     if meta.get("task") != "cls":
         raise PtftError(f"--model {model_dir}: not a fine-tuned classifier")
     labels = meta["task_info"]["labels"]
+    from ..models.quantize import check_device
+
+    check_device(meta, bool(gpus_per_actor), f"--gpus-per-actor {gpus_per_actor:g}", model_dir)
     storage.check_bucket(out)
     if storage.exists(out) and not overwrite:
         raise PtftError(f"--out {out} exists; use another --out or --overwrite")
