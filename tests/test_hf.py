@@ -180,6 +180,26 @@ def test_a_hugging_face_checkpoint_is_timed_by_the_probe_even_when_it_carries_a_
     assert set(out) == {carried.key} and out[carried.key] > 1.0
 
 
+def test_decoder_sources_are_sized_on_the_meta_device_for_their_learning_rates(hf_dirs):
+    """The planner counts a Hugging Face decoder's parameters from its config (no weights read)
+    and only a decoder's: the count scales its learning rates (planner/decoder.py)."""
+    import dataclasses
+
+    import transformers
+
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.planner import decoder_params, family
+
+    cfg = load_config(None)
+    cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, max_len=1))
+    llama, gpt2, bert = resolve_sources([hf_dirs["llama"], hf_dirs["gpt2"], hf_dirs["bert"]], cfg)
+    assert family(llama) == family(gpt2) == "hf_decoder" and decoder_params(bert) is None
+    for src, d in ((llama, hf_dirs["llama"]), (gpt2, hf_dirs["gpt2"])):
+        real = transformers.AutoModelForCausalLM.from_pretrained(d)
+        assert decoder_params(src) == sum(p.numel() for p in real.parameters())
+
+
 def test_the_sweeps_budget_check_leaves_a_plan_to_the_planner_and_ignores_a_masked_lm_rate(
         ray_session, hf_dirs, cls_data, pretrained_ckpt):
     """Found on Rotten Tomatoes (all labels) with the adapted MiniLM: the plan fitted 2 trials of

@@ -351,6 +351,52 @@ def test_each_model_family_gets_its_own_calibration():
     assert p["lr_ranges"]["full"][1] <= 1e-4 < choose(scan(1000), CKPT, 600, CPU2)["lr_ranges"]["full"][1]
 
 
+def test_decoders_get_their_own_learning_rates_never_the_encoders():
+    """A Hugging Face decoder borrows the encoder calibration's cost model, not its LRs: the
+    decoder default, halved above 3B parameters, doubled under 350M; the whole table goes into
+    the sweep's overrides (so a strategy pinned on top keeps a decoder range too)."""
+    from ptft_ray.planner import overrides
+    from ptft_ray.planner.decoder import DECODER_LR
+    from ptft_ray.planner.rules import calibration
+
+    enc_full = calibration("hf_encoder")["buckets"]["100"]["lr_ranges"]["full"]
+
+    def dec(params):
+        return [{"key": "llama", "max_seq_len": 2048, "tokens_per_s_per_worker": 700.0, "family": "hf_decoder",
+                 "params": params}]
+    one_b = choose(scan(1000), dec(1.2e9), 600, CPU2)
+    assert one_b["lr_ranges"]["full"] == list(DECODER_LR["full"]) and one_b["lr_rule"]["params"] == 1.2e9
+    assert one_b["lr_ranges"]["full"][1] < enc_full[0]           # below the encoder's whole range
+    assert any("the decoder default (1200M parameters" in r for r in one_b["reasons"])
+    eight_b = choose(scan(1000), dec(8e9), 600, CPU2)
+    assert eight_b["lr_ranges"]["full"][1] == pytest.approx(DECODER_LR["full"][1] / 2)
+    small = choose(scan(1000), dec(124e6), 600, CPU2)
+    assert small["lr_ranges"]["full"][1] == pytest.approx(DECODER_LR["full"][1] * 2)
+    sets = dict(x.split("=", 1) for x in overrides({**one_b, "time_budget_s": 585.0}))
+    table = json.loads(sets["sweep.lr_ranges"])
+    assert set(table) == set(DECODER_LR) and table["lora"] == list(DECODER_LR["lora"])
+    # encoders are unchanged by the rule
+    enc = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 700.0, "family": "hf_encoder"}]
+    assert "lr_rule" not in choose(scan(1000), enc, 600, CPU2)
+
+
+def test_the_throughput_probe_runs_in_the_trials_precision():
+    """The probe and the training loop share one precision rule (train/precision.py): bf16
+    autocast on a GPU under `auto` (what trials run), fp32 on a CPU unless bf16 is asked for."""
+    from ptft_ray.config import ModelConfig
+    from ptft_ray.planner.throughput import _timed_steps
+    from ptft_ray.train.precision import uses_bf16
+
+    assert uses_bf16("auto", "cuda") and not uses_bf16("auto", "cpu") and uses_bf16("bf16", "cpu")
+    assert not uses_bf16("fp32", "cuda")
+    tiny = {**ModelConfig().__dict__, "preset": "gpt_tiny", "arch": "gpt", "d_model": 32, "n_layers": 1,
+            "n_heads": 2, "max_seq_len": 64}
+    rate_fp32, dtype = _timed_steps(tiny, None, 64, 0, False, "auto")
+    assert dtype == "float32" and rate_fp32 > 0
+    rate_bf16, dtype = _timed_steps(tiny, None, 64, 0, False, "bf16")
+    assert dtype == "bfloat16" and rate_bf16 > 0
+
+
 def test_one_winner_takes_depth_before_breadth():
     """MiniLM at 980 tokens/s, Rotten Tomatoes-like 1,000 labels (binary, p95 48 tokens), 10
     minutes on 2 CPUs. Counted under ASHA, full alone ran 11 trials, more than 8 LR draws, so

@@ -39,8 +39,9 @@ def overrides(p: dict) -> list[str]:
     from .rules import calibration
 
     # every calibrated range goes along, so a strategy the user pins on top keeps its range
-    ranges = {**{s: r for b in calibration(p["calibration"])["buckets"].values() for s, r in b["lr_ranges"].items()
-                 if s not in p["lr_ranges"]}, **p["lr_ranges"]}
+    table = p["lr_rule"]["ranges"].items() if p.get("lr_rule") else [
+        (s, r) for b in calibration(p["calibration"])["buckets"].values() for s, r in b["lr_ranges"].items()]
+    ranges = {**{s: r for s, r in table if s not in p["lr_ranges"]}, **p["lr_ranges"]}
     d = {"sweep.strategies": p["strategies"], "sweep.lr_ranges": ranges,
          "sweep.num_samples": p["num_trials"], "sweep.max_concurrent_trials": p["max_concurrent_trials"],
          "sweep.cpus_per_trial": p["resources_per_trial"]["CPU"],
@@ -91,10 +92,10 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
-    measured = measure_missing(sources, res)
-    info = [{"key": s.key, "max_seq_len": s.max_positions, "family": family(s),
+    measured = measure_missing(sources, res, cfg.train.precision)
+    info = [{"key": s.key, "max_seq_len": s.max_positions, "family": family(s), "params": decoder_params(s),
              "tokens_per_s_per_worker": measured.get(s.key) or s.lineage.get("tokens_per_s_per_worker"),
-             "rate_how": ("measured on the live cluster (3 timed fine-tuning steps of 16 x 64 tokens): "
+             "rate_how": ("measured on the live cluster (timed fine-tuning steps of 16 x 64 tokens in the trials' precision): "
                           + ("the Hugging Face calibration's cost model is fitted in this probe's units (the "
                              "rate the checkpoint carries is of its masked-LM pretraining steps)"
                              if s.lineage.get("tokens_per_s_per_worker") else
@@ -129,7 +130,27 @@ def family(source) -> str:
     return f"hf_{kind}"
 
 
-def measure_missing(sources: list, res: dict) -> dict[str, float]:
+def decoder_params(source) -> int | None:
+    """A Hugging Face decoder's parameter count, from its config on the meta device (no
+    weights read): what scales its learning rates (planner/decoder.py)."""
+    if family(source) != "hf_decoder":
+        return None
+    import torch
+    import transformers
+
+    from ..models.hf import hf_config
+    from ..storage import localize
+
+    conf = hf_config(localize(source.model["hf"], "model.hf"))
+    try:
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(conf)
+    except (ValueError, KeyError):  # an architecture without a causal-LM head class: size unknown
+        return None
+    return sum(p.numel() for p in model.parameters())
+
+
+def measure_missing(sources: list, res: dict, precision: str = "auto") -> dict[str, float]:
     """Throughput of each real source that carries none (a Hugging Face model as it is), and of
     every Hugging Face checkpoint: their calibration's cost model was fitted on this probe's
     rate, and a continued-pretraining rate (masked LM over a 30k-word head, DDP) is ~0.6x what
@@ -139,7 +160,7 @@ def measure_missing(sources: list, res: dict) -> dict[str, float]:
     out: dict[str, float] = {}
     for s in sources:
         if s.path and (s.model.get("hf") or not s.lineage.get("tokens_per_s_per_worker")):
-            out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1)
+            out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision)
     for s in sources:
         if s.path is None and s.key not in out and out:
             out[s.key] = min(out.values())

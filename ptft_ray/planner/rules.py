@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import PtftError
 from ..finetune.select import rescore_size
 from . import sizing
+from .decoder import decoder_rule
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
 # what each family's calibration was measured on (a plan names the one it used)
@@ -28,7 +29,7 @@ def calibration(family: str) -> dict:
 
 def family_of(sources: list[dict]) -> tuple[str, str]:
     """-> (calibrated family to use, why). Hugging Face decoders have no calibration of their
-    own: a pretrained Transformer fine-tunes in the encoder's LR range, so theirs is nearest."""
+    own: the encoder's is nearest for cost and ranking (their LRs: planner/decoder.py)."""
     kinds = {s.get("family", "gpt") for s in sources}
     fams = CALIBRATED.get("families", {})
     if kinds == {"gpt"} or not fams:
@@ -276,15 +277,17 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     est = STARTUP_S + rescore_s + work
     reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
                    f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
-    lr_ranges = {s: cal["lr_ranges"][s] for s in keep}
+    rule = decoder_rule(sources)
+    lr_ranges = {s: (rule["ranges"] if rule else cal["lr_ranges"])[s] for s in keep}
     reasons.append("learning rates: " + "; ".join(f"{s} {lo:.1e}..{hi:.1e}" for s, (lo, hi) in lr_ranges.items())
-                   + " (the calibration's winning LRs, widened by half a grid step but not past the LRs it measured)")
+                   + (f" ({rule['why']})" if rule else " (the calibration's winning LRs, widened by half a grid "
+                                                         "step but not past the LRs it measured)"))
     return {
         "strategies": keep, "lr_ranges": lr_ranges, "num_trials": n, "max_concurrent_trials": conc,
         "resources_per_trial": resources, "workers_per_trial": workers, "scheduler": scheduler,
         "epochs": shape["sweep.epochs"][0], "batch_size": shape["sweep.batch_sizes"][0],
         "max_len": shape["finetune.max_len"], "level": level, "calibration_bucket": b,
-        "calibration": family,
+        "calibration": family, **({"lr_rule": rule} if rule else {}),
         "estimated_cost_s": round(est, 1),
         "rescore": {"top_k": RESCORE_TOP_K if rescore_n else 1, "val_examples": rescore_n,
                     "estimated_s": round(rescore_s, 1)},

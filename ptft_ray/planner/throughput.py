@@ -1,21 +1,30 @@
 """Measured throughput of a checkpoint that carries none (a Hugging Face model as it is):
-a few timed fine-tuning steps on the live cluster, in a one-CPU Ray task shaped like a
-CPU trial (one torch thread), or on one GPU where the trials will use one.
+timed fine-tuning steps on the live cluster, in a one-CPU Ray task shaped like a CPU trial
+(one torch thread), or on one GPU where the trials will use one, in the trials' precision
+(train/precision.py: bf16 autocast on a GPU under `auto`).
 
-    tokens/s = steps x batch x seq_len / seconds   (after one untimed warm-up step)
+    tokens/s = steps x batch x seq_len / seconds   (after untimed warm-up steps)
+
+On a CPU, 3 steps after 1 warm-up (what the calibration's cost model was fitted on); on a GPU
+a step of this shape is milliseconds, so 5 warm-up steps, then steps until both GPU_MIN_STEPS
+and GPU_MIN_S are reached: kernel launches and allocation are then a vanishing share.
 """
 from __future__ import annotations
 
 import time
 
 BATCH, SEQ_LEN, STEPS = 16, 64, 3
+GPU_WARMUP, GPU_MIN_STEPS, GPU_MIN_S = 5, 30, 2.0
 
 
-def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool) -> float:
+def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool,
+                 precision: str = "auto") -> tuple[float, str]:
+    """-> (tokens/s, the dtype the step computed its logits in)."""
     import torch
 
     from ..config import ModelConfig
     from ..models import build_classifier
+    from ..train.precision import autocast
 
     torch.set_num_threads(1)
     device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
@@ -27,31 +36,42 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
     mask = torch.ones_like(ids, dtype=torch.bool)
     y = torch.randint(0, 2, (BATCH,), generator=g).to(device)
 
+    seen = []
+
     def step():
-        logits = model(ids, mask)
+        with autocast(precision, device):
+            logits = model(ids, mask)
+        seen[:] = [str(logits.dtype).removeprefix("torch.")]
+        logits = logits.float()
         loss = (torch.nn.functional.cross_entropy(logits, y) if logits.ndim == 2
                 else torch.nn.functional.binary_cross_entropy_with_logits(logits, y.float()))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    step()  # warm-up: allocations, first-call overheads
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(STEPS):
+    gpu = device.type == "cuda"
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    for _ in range(GPU_WARMUP if gpu else 1):  # allocations, first-call overheads, kernel selection
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return STEPS * BATCH * SEQ_LEN / (time.perf_counter() - t0)
+    sync()
+    steps, t0 = 0, time.perf_counter()
+    while steps < (GPU_MIN_STEPS if gpu else STEPS) or (gpu and time.perf_counter() - t0 < GPU_MIN_S):
+        step()
+        steps += 1
+        if gpu and steps % 10 == 0:
+            sync()
+    sync()
+    return steps * BATCH * SEQ_LEN / (time.perf_counter() - t0), seen[0]
 
 
-def measure_rate(source, use_gpu: bool = False) -> float:
-    """Training tokens/s per worker of `source` (finetune.runner.Source), measured now."""
+def measure_rate(source, use_gpu: bool = False, precision: str = "auto") -> float:
+    """Training tokens/s per worker of `source` (finetune.runner.Source), measured now in the
+    precision its trials will use."""
     import ray
 
     from .. import tokenizer as toks
 
     tok = toks.from_json(source.tokenizer_json)
     task = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_timed_steps)
-    return float(ray.get(task.remote(source.model, source.path, tok.vocab_size, tok.pad_id, use_gpu)))
+    rate, _ = ray.get(task.remote(source.model, source.path, tok.vocab_size, tok.pad_id, use_gpu, precision))
+    return float(rate)

@@ -25,6 +25,7 @@ from ..cluster import quiet_ray_logs
 from ..config import Config
 from ..errors import DivergenceError, PtftError
 from .plan import Plan
+from .precision import autocast
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
 from .tasks import build_task
@@ -186,8 +187,7 @@ def run(lc: dict, ctx) -> dict:
         ckpt.load_optimizer(optimizer, resume)
         cleanup(resume)
 
-    bf16 = tc.precision == "bf16" or (tc.precision == "auto" and ctx.device.type == "cuda")
-    amp = torch.autocast(ctx.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    amp = autocast(tc.precision, ctx.device)
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     # compiling fuses the memory-bound ops (GELU, LayerNorm, log-softmax of the V-wide output)
     # that dominate small models on CPU; evaluation stays eager (no second compile)
