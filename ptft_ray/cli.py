@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--text", required=True, action="append")
     p.add_argument("--steps", type=int, default=50, help="integration steps")
+    p.add_argument("--gpus", type=float, default=0.0, help="explain in a Ray task holding this many GPUs")
 
     p = sub.add_parser("distill", help="knowledge distillation of a fine-tuned teacher into a smaller student")
     p.add_argument("--teacher", required=True, help="a fine-tuned export")
@@ -235,7 +236,7 @@ def run(args) -> int:
 
         if args.steps < 2:
             raise PtftError(f"--steps {args.steps}: integrated gradients needs at least 2 steps")
-        for row in explain_texts(args.model, args.text, args.steps):
+        for row in explain_texts(args.model, args.text, args.steps, args.gpus):
             print(json.dumps(row))
     elif args.cmd == "distill":
         from .compress.distill import distill

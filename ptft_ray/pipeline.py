@@ -235,7 +235,7 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     head = headline(results["sweep_pretrained"], evals, "continued pretraining" if pcfg.model.hf else "pretraining")
     write_json(root / "summary.json", {"headline": head})  # the report opens with it
     best = storage.localize(results["sweep_pretrained"]["export_path"], "export")  # compress stages read it here
-    extra = _compress_stages(pc, root, best, evals["sweep_pretrained"], man, scfg.finetune)
+    extra = _compress_stages(pc, root, best, evals["sweep_pretrained"], man, scfg)
     run.publish(last="summary.json")  # a URI run: its staged files up before the report reads the store
     page, t = _timed(lambda: report(run.where))
     man.stage("report", page, "done", t)
@@ -253,19 +253,23 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     return summary
 
 
-def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict, man: Manifest, ft) -> dict:
-    """distill / quantize / explain the best export, as the pipeline config asks."""
+def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict, man: Manifest, scfg) -> dict:
+    """distill / quantize / explain the best export, as the pipeline config asks; what workers
+    read or write (the transfer set, the student's run) lives where the run does."""
     from .compress import stages
 
-    out = {}
+    out, run = {}, man.run
     if pc.distill:
-        unlabeled = str(root / "task_text.parquet") if pc.distill_unlabeled else None
-        if unlabeled:
-            task_corpus(ft, Path(unlabeled))
-        r, t = _timed(lambda: stages.distill_stage(best, pc.distill, pc.data, root, unlabeled, pc.distill_temperature,
-                                                   pc.distill_alpha, pc.distill_set))
+        unlabeled = None
+        if pc.distill_unlabeled:
+            unlabeled = task_corpus(scfg.finetune, root / "task_text.parquet")
+            if run.remote:
+                run.push("task_text.parquet")
+                unlabeled = run.uri("task_text.parquet")
+        r, t = _timed(lambda: stages.distill_stage(best, pc.distill, pc.data, run.uri("distill"), unlabeled,
+                                                   pc.distill_temperature, pc.distill_alpha, pc.distill_set))
         out["distill"] = {k: r[k] for k in ("student_accuracy", "teacher_accuracy", "points_lost", "speedup", "model")}
-        man.stage("distill", str(root / "distill"), "done", t, **out["distill"])
+        man.stage("distill", run.uri("distill"), "done", t, **out["distill"])
         man.d["lineage"]["distill"] = {"teacher": best, "student": pc.distill, "export": r["model"]}
     if pc.quantize:
         r, t = _timed(lambda: stages.quantize_stage(best, pc.quantize, pc.data, root, best_eval))
@@ -273,7 +277,8 @@ def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict,
         man.stage("quantize", r["path"], "done", t, **{k: v for k, v in out["quantize"].items() if k != "path"})
         man.d["lineage"]["quantize"] = {"from": best, "export": r["path"], "method": pc.quantize}
     if pc.explain:
-        r, t = _timed(lambda: stages.explain_stage(best, best_eval, pc.data, root, pc.explain))
+        gpus = scfg.scaling.gpus_per_worker if scfg.scaling.use_gpu else 0.0
+        r, t = _timed(lambda: stages.explain_stage(best, best_eval, pc.data, root, pc.explain, gpus=gpus))
         out["explain"] = {k: r[k] for k in ("n", "frac_relative_delta_under_5pct", "deletion_top3_prob_drop",
                                              "deletion_random3_prob_drop")}
         man.stage("explain", str(root / "explain.json"), "done", t, **out["explain"])

@@ -96,6 +96,32 @@ def test_cpu_only_int8_export_is_refused_on_a_gpu(ray_session, teacher, cls_data
     assert not (tmp_path / "p.parquet").exists()
 
 
+def test_scoring_and_explaining_off_the_driver_match_the_driver(ray_session, teacher):
+    """The path evaluation, re-scoring and explanations take where a GPU is there: the model
+    shipped through the object store into a Ray task (here on the CPU, the device the task is
+    given), the same probabilities and attributions as in this process; asking for a GPU the
+    cluster lacks is one line, not a wait forever."""
+    import numpy as np
+
+    from ptft_ray.compress.explain import _explain_all
+    from ptft_ray.errors import PtftError
+    from ptft_ray.finetune.predictor import Predictor, _probs, _shipped, on_device, scorer
+    from ptft_ray.ship import ship
+
+    d, texts = teacher["export_path"], ["a great superb film", "a dull boring awful movie", "it was the film"]
+    here = Predictor(d).probs(texts)
+    there = ray_session.get(ray_session.remote(num_cpus=1)(_shipped).remote(_probs, ship(d), "cpu", texts))
+    assert np.allclose(here, there, atol=1e-6)
+    ex_here = _explain_all(d, "cpu", texts[:1], 8)
+    ex_there = ray_session.get(ray_session.remote(num_cpus=1)(_shipped).remote(_explain_all, ship(d), "cpu", texts[:1], 8))
+    assert ex_here == ex_there
+    assert scorer(d, 0.0) is None
+    with pytest.raises(PtftError, match="1 GPU asked for scoring .* the cluster has 0"):
+        on_device(_probs, d, 1.0, texts)
+    r = cli(ray_session, "explain", "--model", d, "--text", "a film", "--gpus", "1", check=False, timeout=120)
+    assert r.returncode == 2 and "the cluster has 0" in r.stderr
+
+
 def test_explain_prints_attributions_that_add_up_to_the_logit_difference(ray_session, teacher):
     texts = ["the film was great and superb", "a dull boring awful movie"]
     r = cli(ray_session, "explain", "--model", teacher["export_path"], "--text", texts[0], "--text", texts[1])

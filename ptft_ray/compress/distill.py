@@ -170,8 +170,9 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..serve.batch import scored, write_parquet
     from .transfer import count_unlabeled, transfer_dataset
 
+    gpus = cfg.scaling.gpus_per_worker if cfg.scaling.use_gpu else 0.0  # the teacher scores on GPUs too
     transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
-                         rename={"label": "input_label"})
+                         gpus_per_actor=gpus, rename={"label": "input_label"})
     n_rows, _, _ = write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
     n_unlabeled = count_unlabeled(out_p / "teacher_probs.parquet")
     run.push("teacher_probs.parquet")  # where every node's Ray Data tasks can read it
@@ -189,13 +190,14 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     # 3. export, evaluate both on the same test rows, time both
     from ..finetune.evaluate import evaluate_export
     from ..finetune.export import export
+    from ..finetune.predictor import scorer
     from ..finetune.stats import paired
 
     model_dir = export(best_path, out_p / "model",
                        extra_meta={"distilled_from": _named(teacher),
                                    "distill": {"temperature": temperature, "alpha": alpha, "student": student}})
-    ev_s = evaluate_export(str(model_dir), data, "test")
-    ev_t = evaluate_export(teacher_local, data, "test")
+    ev_s = evaluate_export(str(model_dir), data, "test", probs_fn=scorer(str(model_dir), gpus))
+    ev_t = evaluate_export(teacher_local, data, "test", probs_fn=scorer(teacher_local, gpus))
     test_texts = [task.texts[i] for i in task.splits["test"]]
     speed = {f"batch_{b}": {"teacher_rows_per_s": round(_speed(teacher_local, test_texts[:256], b), 1),
                             "student_rows_per_s": round(_speed(str(model_dir), test_texts[:256], b), 1)}

@@ -19,7 +19,7 @@ import torch
 
 from ..data.tasks import encode
 from ..errors import PtftError
-from ..finetune.predictor import Predictor
+from ..finetune.predictor import Predictor, on_device
 
 
 def _embedding_layer(model) -> torch.nn.Module:
@@ -29,8 +29,8 @@ def _embedding_layer(model) -> torch.nn.Module:
 
 
 class Explainer:
-    def __init__(self, model_dir: str, n_steps: int = 50):
-        self.pr = Predictor(model_dir)
+    def __init__(self, model_dir: str, n_steps: int = 50, device: str = "cpu"):
+        self.pr = Predictor(model_dir, device)
         if self.pr.meta.get("quantized"):
             raise PtftError(f"{model_dir} is quantized (int8 weights have no gradient path); explain its fp32 export")
         from captum.attr import LayerIntegratedGradients
@@ -50,7 +50,7 @@ class Explainer:
         n = int(lengths[0])
         if n == 0:
             raise PtftError("explain: the text is empty")
-        ids = torch.as_tensor(ids_np[:, :n]).long()
+        ids = torch.as_tensor(ids_np[:, :n]).long().to(self.pr.device)
         mask = torch.ones_like(ids, dtype=torch.bool)
         probs = self.pr.probs([text])[0]
         cls = int(probs.argmax()) if target is None else int(target)
@@ -58,7 +58,7 @@ class Explainer:
             binary = self.model(ids, mask).ndim == 1
         arg = (1 if cls == 1 else -1) if binary else cls
         base = ids.clone()
-        keep = torch.tensor([int(i) in self.special for i in ids[0]])
+        keep = torch.tensor([int(i) in self.special for i in ids[0]], device=ids.device)
         base[0, ~keep] = self.tok.pad_id
         self.model.zero_grad(set_to_none=True)
         attr, delta = self.lig.attribute(ids, baselines=base, additional_forward_args=(mask, arg),
@@ -66,7 +66,7 @@ class Explainer:
                                          return_convergence_delta=True)
         with torch.no_grad():
             diff = float(self._target_logit(ids, mask, arg) - self._target_logit(base, mask, arg))
-        per_token = attr.sum(-1)[0].detach().numpy()
+        per_token = attr.sum(-1)[0].detach().float().cpu().numpy()
         return {"text": text, "label": self.pr.labels[cls], "probability": round(float(probs[cls]), 6),
                 "tokens": self.tok.token_strings(ids[0].tolist()),
                 "attributions": [round(float(a), 6) for a in per_token], "delta": round(float(delta[0]), 6),
@@ -74,8 +74,14 @@ class Explainer:
                 "special": keep.tolist()}
 
 
-def explain_texts(model_dir: str, texts: list[str], n_steps: int = 50) -> list[dict]:
-    ex = Explainer(model_dir, n_steps)
+def explain_texts(model_dir: str, texts: list[str], n_steps: int = 50, gpus: float = 0.0) -> list[dict]:
+    """Each text explained, here on the CPU, or with gpus in a Ray task on a GPU (the driver's
+    node of a GPU cluster usually has none)."""
+    return on_device(_explain_all, model_dir, gpus, texts, n_steps)
+
+
+def _explain_all(model_dir: str, device: str, texts: list[str], n_steps: int) -> list[dict]:
+    ex = Explainer(model_dir, n_steps, device)
     return [ex.explain(t) for t in texts]
 
 
@@ -94,7 +100,7 @@ def deletion_drop(ex: Explainer, explanation: dict, k: int = 3, rng: np.random.G
     rand = list(rng.choice(words, size=k, replace=False))
 
     def prob_without(drop):
-        kept = torch.as_tensor(np.delete(ids, drop))[None].long()
+        kept = torch.as_tensor(np.delete(ids, drop))[None].long().to(ex.pr.device)
         with torch.no_grad():
             from ..finetune.predictor import probabilities
 

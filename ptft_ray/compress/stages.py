@@ -18,15 +18,16 @@ import numpy as np
 from ..train.checkpoint import write_json
 
 
-def distill_stage(teacher: str, student: str, data: str, root: Path, unlabeled: str | None,
+def distill_stage(teacher: str, student: str, data: str, out: str, unlabeled: str | None,
                   temperature: float, alpha: float, overrides: list[str]) -> dict:
+    """out: the stage's directory, a URI where the run is one (every node writes there)."""
+    from .. import storage
     from .distill import distill
 
-    d = root / "distill"
-    if (d / "result.json").is_file():
-        print(f"[pipeline] reusing finished distillation {d}", flush=True)
-        return json.loads((d / "result.json").read_text())
-    return distill(teacher, student, data, str(d), unlabeled, temperature, alpha, overrides, overwrite=True)
+    if storage.is_file(f"{out}/result.json"):
+        print(f"[pipeline] reusing finished distillation {out}", flush=True)
+        return storage.read_json(f"{out}/result.json")
+    return distill(teacher, student, data, out, unlabeled, temperature, alpha, overrides, overwrite=True)
 
 
 def _rows_per_s(model_dir: str, texts: list[str]) -> float:
@@ -67,11 +68,26 @@ def quantize_stage(model_dir: str, method: str, data: str, root: Path, fp32_eval
     return out
 
 
-def explain_stage(model_dir: str, evaluation: dict, data: str, root: Path, n: int, seed: int = 0) -> dict:
-    """n test rows explained: half from the right predictions, half from the wrong ones."""
+def _explain_picks(model_dir: str, device: str, picks: list, rng_state: dict) -> tuple[list, list]:
+    """(kind, row, text, true label) each explained, and its deletion test (random deletions
+    drawn on from the stage's generator, wherever this runs)."""
+    from .explain import Explainer, deletion_drop
+
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    ex = Explainer(model_dir, device=device)
+    examples = [{**ex.explain(text), "kind": kind, "true_label": label, "row": row} for kind, row, text, label in picks]
+    return examples, [deletion_drop(ex, e, 3, rng) for e in examples]
+
+
+def explain_stage(model_dir: str, evaluation: dict, data: str, root: Path, n: int, seed: int = 0,
+                  gpus: float = 0.0) -> dict:
+    """n test rows explained (half from the right predictions, half from the wrong ones), on a
+    GPU where the run trained on GPUs."""
     from ..data.tasks import load_task
     from ..finetune.export import load_finetuned
-    from .explain import Explainer, class_tokens, deletion_drop
+    from ..finetune.predictor import on_device
+    from .explain import class_tokens
     import dataclasses
 
     f = root / "explain.json"
@@ -84,15 +100,10 @@ def explain_stage(model_dir: str, evaluation: dict, data: str, root: Path, n: in
     right, wrong = rows[y == pred], rows[y != pred]
     pick_w = rng.choice(wrong, size=min(n // 2, len(wrong)), replace=False) if len(wrong) else []
     pick_r = rng.choice(right, size=min(n - len(pick_w), len(right)), replace=False)
-    ex = Explainer(model_dir)
+    picks = [(kind, int(i), task.texts[int(i)], task.label_names[int(task.labels[int(i)])])
+             for kind, chosen in (("right", pick_r), ("wrong", pick_w)) for i in chosen]
     t0 = time.time()
-    examples = []
-    for kind, picks in (("right", pick_r), ("wrong", pick_w)):
-        for i in picks:
-            e = ex.explain(task.texts[int(i)])
-            e.update(kind=kind, true_label=task.label_names[int(task.labels[int(i)])], row=int(i))
-            examples.append(e)
-    drops = [deletion_drop(ex, e, 3, rng) for e in examples]
+    examples, drops = on_device(_explain_picks, model_dir, gpus, picks, rng.bit_generator.state)
     out = {"model": model_dir, "n": len(examples), "wall_s": round(time.time() - t0, 1),
            "frac_relative_delta_under_5pct": float(np.mean([e["relative_delta"] < 0.05 for e in examples])),
            "deletion_top3_prob_drop": float(np.mean([d[0] for d in drops])),

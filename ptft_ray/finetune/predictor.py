@@ -43,3 +43,40 @@ class Predictor:
         p = self.probs(texts)
         return [{"label": self.labels[int(row.argmax())],
                  "probabilities": {lab: round(float(x), 6) for lab, x in zip(self.labels, row)}} for row in p]
+
+
+def on_device(fn, model_dir: str, gpus: float, *args):
+    """fn(model_dir, device, *args) here on the CPU, or with gpus > 0 in a Ray task holding that
+    many GPUs: the model travels through the object store (ship.py), the result comes back.
+    Where a GPU is there, evaluation, re-scoring, explanations use it."""
+    if not gpus:
+        return fn(model_dir, "cpu", *args)
+    import ray
+
+    from ..cluster import cluster_summary, init_ray
+    from ..errors import PtftError
+    from ..ship import ship
+
+    init_ray()
+    have = cluster_summary()["gpus"]
+    if have < gpus:  # Ray would wait for it forever
+        raise PtftError(f"{gpus:g} GPU asked for scoring {model_dir}, but the cluster has {have:g}")
+    return ray.get(ray.remote(num_cpus=1, num_gpus=gpus)(_shipped).remote(fn, ship(model_dir), "cuda", *args))
+
+
+def _shipped(fn, shipped: list, device: str, *args):
+    from ..ship import unship
+
+    return fn(unship(shipped), device, *args)
+
+
+def _probs(model_dir: str, device: str, texts: list[str]) -> np.ndarray:
+    return Predictor(model_dir, device).probs(texts)
+
+
+def scorer(model_dir: str, gpus: float = 0.0):
+    """A probs_fn for evaluate_export: None (score in this process) without GPUs, else one
+    that scores in a Ray task on a GPU."""
+    if not gpus:
+        return None
+    return lambda texts: on_device(_probs, model_dir, gpus, list(texts))

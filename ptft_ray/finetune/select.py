@@ -11,6 +11,7 @@ best checkpoints are evaluated again on a larger validation set (sweep.rescore_v
 from __future__ import annotations
 
 from .evaluate import evaluate_export
+from .predictor import scorer
 
 RESCORABLE = ("val_accuracy", "val_macro_f1")  # what classification_metrics computes
 
@@ -22,8 +23,9 @@ def rescore_size(n_sweep_val: int, n_val_split: int, cap: int) -> int:
 
 
 def select_best(ok: list[dict], metric: str, mode: str, data: str, top_k: int, n_sweep_val: int,
-                n_val_split: int, cap: int) -> tuple[dict, dict]:
-    """-> (the chosen row, how it was chosen). ok: trials.csv rows with a checkpoint."""
+                n_val_split: int, cap: int, gpus: float = 0.0) -> tuple[dict, dict]:
+    """-> (the chosen row, how it was chosen). ok: trials.csv rows with a checkpoint. gpus: the
+    re-scoring runs on a GPU (where the trials did)."""
     ranked = sorted(ok, key=lambda r: r["best_metric"], reverse=mode == "max")
     n = rescore_size(n_sweep_val, n_val_split, cap)
     how = {"by": metric, "n_val": n_sweep_val, "rescored": []}
@@ -31,7 +33,8 @@ def select_best(ok: list[dict], metric: str, mode: str, data: str, top_k: int, n
         return ranked[0], how
     key = metric.removeprefix("val_")
     for r in ranked[:top_k]:
-        ev = evaluate_export(r["best_checkpoint"], data, "val", max_val_examples=0 if n == n_val_split else n)
+        ev = evaluate_export(r["best_checkpoint"], data, "val", max_val_examples=0 if n == n_val_split else n,
+                             probs_fn=scorer(r["best_checkpoint"], gpus))
         how["rescored"].append({"trial_id": r["trial_id"], "strategy": r.get("strategy"), "lr": r.get("lr"),
                                 "sweep_metric": r["best_metric"], "rescored": ev[key], "n": ev["n"]})
     # ties keep the sweep's order (max returns the first)

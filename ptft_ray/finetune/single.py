@@ -13,6 +13,7 @@ from ..errors import raise_user_error
 from ..train.loop import train_loop_per_worker
 from .evaluate import evaluate_export, headline
 from .export import export
+from .predictor import scorer
 from .runner import datasets_for, loop_config, resolve_sources
 
 
@@ -55,7 +56,9 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     best_ckpt, best_metrics = result.best_checkpoints[0]
     model_dir = out_p / "model"
     export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)
-    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True)
+    gpus = sc.gpus_per_worker if sc.use_gpu else 0.0  # tested on a GPU where it trained on one
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
+                           probs_fn=scorer(str(model_dir), gpus))
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
                "export_path": run.uri("model"), "test_accuracy": test["accuracy"],
                "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),

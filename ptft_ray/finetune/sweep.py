@@ -24,6 +24,7 @@ from ..train.context import TuneContext
 from ..train.loop import run, train_loop_per_worker
 from .evaluate import evaluate_export, headline
 from .export import export
+from .predictor import scorer
 from .results import trial_row, write_trials_csv
 from .select import select_best
 from .runner import Source, datasets_for, estimate_trial_s, loop_config, resolve_sources
@@ -216,13 +217,15 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     if not ok:
         reasons = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:500]
         raise PtftError(f"sweep {run_dir.where}: no trial produced a checkpoint ({reasons or 'none finished'})")
+    gpus = cfg.scaling.gpus_per_worker if cfg.scaling.use_gpu else 0.0  # re-scoring and testing where trials ran
     best, selection = select_best(ok, sw.metric, sw.mode, cfg.finetune.data, sw.rescore_top_k,
-                                  len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples)
+                                  len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples, gpus)
     model_dir = out_p / "model"
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,
                                  "best_metric": best["best_metric"]}})
-    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True)
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
+                           probs_fn=scorer(str(model_dir), gpus))
     summary = {
         "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
         "best_metric": best["best_metric"], "export_path": run_dir.uri("model"), "selection": selection,

@@ -17,7 +17,7 @@ import signal
 import time
 
 from ..errors import PtftError
-from .ship import ship, unship
+from ..ship import ship, unship
 
 MAX_TEXTS = 256  # texts in one request
 

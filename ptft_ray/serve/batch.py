@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .. import storage
 from ..data import sources
 from ..errors import PtftError
-from .ship import ship, unship
+from ..ship import ship, unship
 
 if TYPE_CHECKING:
     import numpy as np
