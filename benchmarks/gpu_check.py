@@ -5,11 +5,19 @@
      eager and with train.compile: tokens/s and MFU = model FLOPs/s / that peak, where model
      FLOPs per token = 6 N + attention 6 L T d + the tied output projection 6 V d;
   3. a sweep of fractional-GPU in-process trials (4 trials at 0.25 GPU each share the GPU):
-     every trial completes, how many ran at once, the sweep's wall time.
+     every trial completes, how many ran at once, the sweep's wall time; its re-scoring and
+     test evaluation run in Ray tasks on the GPU (finetune/predictor.on_device);
+  4. the planner's throughput probe on the GPU in the trials' precision (bf16 autocast) and in
+     fp32: tokens/s of each and the dtype the step computed in;
+  5. scoring and explanations off the driver on the GPU against the driver's CPU: the same
+     predictions, attributions within tolerance, rows/s of each;
+  6. batch prediction on a GPU actor (Ray Data, what distillation's teacher scoring uses) of
+     an int8_weight_only export, and the refusal of a CPU-only fbgemm_dynamic one there.
 
-Writes benchmarks/results/gpu_check.json. Needs data/news and data/rotten_tomatoes (`make
-data`). `--dry-run` walks the same code on the CPU at toy sizes and writes nothing (a check
-of this script where no GPU is lent).
+Writes benchmarks/results/gpu_check.json. Uses data/news and data/rotten_tomatoes where `make
+data` made them, else generated text (data/synthetic.py: a device machine has no network).
+`--dry-run` walks the same code on the CPU at toy sizes and writes nothing (a check of this
+script where no GPU is lent).
 """
 from __future__ import annotations
 
@@ -38,7 +46,17 @@ def bf16_peak(n: int = 8192, seconds: float = 5.0) -> float:
     return 2 * n ** 3 * k / (time.perf_counter() - t0)
 
 
-def pretrain_run(out: Path, gpu: bool, compile: bool, steps: int) -> dict:
+def inputs(tmp: Path) -> tuple[str, str]:
+    """(corpus, labelled task): the prepared data where `make data` made it, else generated."""
+    news, rt = ROOT / "data" / "news", ROOT / "data" / "rotten_tomatoes.parquet"
+    if news.is_dir() and rt.is_file():
+        return str(news), str(rt)
+    from ptft_ray.data.synthetic import smoke_inputs
+
+    return smoke_inputs(str(tmp / "generated"))
+
+
+def pretrain_run(out: Path, gpu: bool, compile: bool, steps: int, corpus: str) -> dict:
     from ptft_ray.config import load_config
     from ptft_ray.models import build_lm
     from ptft_ray.train.pretrain import pretrain
@@ -46,7 +64,7 @@ def pretrain_run(out: Path, gpu: bool, compile: bool, steps: int) -> dict:
     size = (["model.preset=gpt_small", "model.d_model=768", "model.n_layers=12", "model.n_heads=12",
              "model.max_seq_len=512", "data.seq_len=512", "train.batch_size=32"] if gpu else
             ["model.preset=gpt_tiny", "data.seq_len=32", "train.batch_size=8"])
-    cfg = load_config(None, [*size, "data.path=data/news", "data.tokenizer=bpe", "data.vocab_size=8192",
+    cfg = load_config(None, [*size, f"data.path={corpus}", "data.tokenizer=bpe", "data.vocab_size=8192",
                              "schedule.warmup_steps=5", "train.log_every=10", "train.eval_every=0",
                              f"schedule.max_steps={steps}", f"train.compile={compile}", f"scaling.use_gpu={gpu}",
                              "checkpoint.every_steps=100000", "data.max_val_blocks=16"])
@@ -61,20 +79,92 @@ def pretrain_run(out: Path, gpu: bool, compile: bool, steps: int) -> dict:
             "params": sum(p.numel() for p in model.parameters())}
 
 
-def sweep_run(out: Path, checkpoint: str, gpu: bool) -> dict:
+def sweep_run(out: Path, checkpoint: str, gpu: bool, task: str) -> dict:
     from ptft_ray.config import load_config
     from ptft_ray.finetune.sweep import sweep
 
     gpus = ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.25"] if gpu else []
     cfg = load_config(str(ROOT / "jobs" / "configs" / "debug_sweep.yaml"), [
-        *gpus, "finetune.data=data/rotten_tomatoes.parquet", "finetune.max_examples=2000", "sweep.num_samples=4",
+        *gpus, f"finetune.data={task}", "finetune.max_examples=2000", "sweep.num_samples=4",
         "sweep.strategies=[full,lora]", "sweep.scheduler=none", "sweep.epochs=[1]", "sweep.cpus_per_trial=1",
         "finetune.max_len=128"])
     t0 = time.time()
     r = sweep(cfg, [checkpoint], str(out), overwrite=True)
     return {"trials": r["trials"], "trials_completed": r["trials_completed"], "trials_failed": r["trials_failed"],
             "max_concurrent_trials": r["max_concurrent_trials"], "trial_time_s": r["trial_time_s"],
-            "wall_s": time.time() - t0, "test_accuracy": r["test_accuracy"]}
+            "wall_s": time.time() - t0, "test_accuracy": r["test_accuracy"], "selection": r["selection"],
+            "export": r["export_path"]}
+
+
+def probe_precision(checkpoint: str, gpu: bool) -> dict:
+    """The planner's probe as the planner runs it (a Ray task on the GPU), bf16 and fp32."""
+    import ray
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.config import load_config
+    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.planner.throughput import _timed_steps
+
+    (src,) = resolve_sources([checkpoint], load_config(None))
+    tok = toks.from_json(src.tokenizer_json)
+    task = ray.remote(num_cpus=1, num_gpus=1 if gpu else 0)(_timed_steps)
+    out = {}
+    for precision in ("auto", "fp32"):
+        rate, dtype = ray.get(task.remote(src.model, src.path, tok.vocab_size, tok.pad_id, gpu, precision))
+        out[precision] = {"tokens_per_s": rate, "compute_dtype": dtype}
+    out["bf16_speedup"] = out["auto"]["tokens_per_s"] / out["fp32"]["tokens_per_s"]
+    return out
+
+
+def off_driver(model: str, task_file: str, gpu: bool) -> dict:
+    """Scoring and explanations in a Ray task on the GPU vs this process's CPU."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ptft_ray.compress.explain import explain_texts
+    from ptft_ray.finetune.predictor import Predictor, _probs, on_device
+
+    texts = pq.read_table(task_file, columns=["text"])["text"].to_pylist()[:512]
+    gpus = 1.0 if gpu else 0.0
+    t0 = time.perf_counter()
+    cpu = Predictor(model).probs(texts)
+    t_cpu = time.perf_counter() - t0
+    on_device(_probs, model, gpus, texts[:8])  # the task's start and the model's load, untimed
+    t0 = time.perf_counter()
+    dev = on_device(_probs, model, gpus, texts)
+    t_dev = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ex_cpu = explain_texts(model, texts[:4], 32)
+    t_ex_cpu = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ex_dev = explain_texts(model, texts[:4], 32, gpus)
+    t_ex_dev = time.perf_counter() - t0
+    att = [np.abs(np.array(a["attributions"]) - np.array(b["attributions"])).max() for a, b in zip(ex_cpu, ex_dev)]
+    return {"rows": len(texts), "same_predictions": bool((cpu.argmax(1) == dev.argmax(1)).all()),
+            "max_prob_diff": float(np.abs(cpu - dev).max()), "cpu_rows_per_s": len(texts) / t_cpu,
+            "device_rows_per_s_with_task": len(texts) / t_dev, "explain_cpu_s": t_ex_cpu, "explain_device_s": t_ex_dev,
+            "explain_max_attribution_diff": float(max(att)),
+            "explain_same_labels": [a["label"] for a in ex_cpu] == [b["label"] for b in ex_dev]}
+
+
+def int8_on_device(model: str, task_file: str, tmp: Path, gpu: bool) -> dict:
+    """Batch prediction on a GPU actor of an int8_weight_only export; a fbgemm_dynamic one is
+    refused there before anything starts."""
+    from ptft_ray.compress.quantize import quantize
+    from ptft_ray.errors import PtftError
+    from ptft_ray.serve.batch import predict_file
+
+    gpus = 1.0 if gpu else 0.0
+    out = {}
+    for method in ("int8_weight_only", "fbgemm_dynamic"):
+        q = tmp / method
+        quantize(model, str(q), method, overwrite=True)
+        try:
+            r = predict_file(str(q), task_file, str(tmp / f"{method}.parquet"), gpus_per_actor=gpus, overwrite=True)
+            out[method] = {"rows": r["rows"], "rows_per_s": r["rows_per_s"], "actors": r["actors"]}
+        except PtftError as e:
+            out[method] = {"refused": str(e)}
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -91,9 +181,11 @@ def main(argv: list[str]) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="ptft-gpu-"))
     gpu = not dry
     steps = 20 if dry else 200
-    eager = pretrain_run(tmp / "eager", gpu, False, steps)
-    compiled = pretrain_run(tmp / "compiled", gpu, True, steps)
+    corpus, task = inputs(tmp)
+    eager = pretrain_run(tmp / "eager", gpu, False, steps, corpus)
+    compiled = pretrain_run(tmp / "compiled", gpu, True, steps, corpus)
     peak = bf16_peak() if gpu else None
+    sweep = sweep_run(tmp / "sweep", eager["checkpoint"], gpu, task)
     out = {
         "device": torch.cuda.get_device_name(0) if gpu else "cpu (dry run)",
         "torch": torch.__version__, "bf16_matmul_peak_flops_per_s": peak,
@@ -101,8 +193,12 @@ def main(argv: list[str]) -> int:
         "mfu_eager": eager["flops_per_token"] * eager["tokens_per_s"] / peak if peak else None,
         "mfu_compiled": compiled["flops_per_token"] * compiled["tokens_per_s"] / peak if peak else None,
         "compile_speedup": compiled["tokens_per_s"] / eager["tokens_per_s"],
-        "fractional_gpu_sweep": sweep_run(tmp / "sweep", eager["checkpoint"], gpu),
-        "command": ".venv/bin/python -m benchmarks.gpu_check",
+        "fractional_gpu_sweep": sweep,
+        "probe_precision": probe_precision(eager["checkpoint"], gpu),
+        "off_driver": off_driver(sweep["export"], task, gpu),
+        "int8_on_device": int8_on_device(sweep["export"], task, tmp, gpu),
+        "data": {"corpus": corpus, "task": task},
+        "command": ".venv/bin/python -m benchmarks gpu_check",
     }
     print(json.dumps(out, indent=2, default=str))
     if not dry:
