@@ -97,3 +97,30 @@ def test_preflight_counts_the_autoscalers_gpu_nodes(tmp_path, capsys):
     assert "waiting for the autoscaler to add gpu_worker" in capsys.readouterr().out
     with pytest.raises(PtftError, match=f"cluster has {reach:g} GPUs"):
         worker_resources(int(reach) + 1, 1.0, True, 1.0, res)
+
+
+def test_what_workers_read_must_reach_every_node(tmp_path, monkeypatch):
+    """The pre-flight rule (cluster.check_reachable): on one node anything goes; on several a
+    local path is refused naming its flag, unless it lies under a mount named in
+    PTFT_SHARED_MOUNTS (a prefix of whole folders) or PTFT_SHARED_STORAGE=1; URIs and hub ids
+    (no such local path: each node downloads them) always pass."""
+    import pytest
+
+    from ptft_ray.cluster import check_reachable, model_paths
+    from ptft_ray.errors import PtftError
+
+    monkeypatch.delenv("PTFT_SHARED_MOUNTS", raising=False)
+    monkeypatch.delenv("PTFT_SHARED_STORAGE", raising=False)
+    check_reachable({"--out": "runs/x", "data.path": str(tmp_path)}, 1)
+    with pytest.raises(PtftError, match=r"^--out=runs/x: a local path, but the cluster has 2 nodes"):
+        check_reachable({"--out": "runs/x"}, 2)
+    with pytest.raises(PtftError, match=r"^--pretrained=/ck: "):
+        check_reachable({"--pretrained": ["s3://b/ck", "/ck"]}, 2)
+    check_reachable({"--out": "s3://b/x", "--pretrained": ["none", ""], "model.hf": model_paths("org/name")}, 2)
+    assert model_paths("org/name", "none", "s3://b/m", str(tmp_path)) == [str(tmp_path)]
+    monkeypatch.setenv("PTFT_SHARED_MOUNTS", os.pathsep.join(["/mnt/shared", str(tmp_path)]))
+    check_reachable({"data.path": str(tmp_path / "corpus"), "--out": "/mnt/shared/run"}, 3)
+    with pytest.raises(PtftError, match="data.path="):
+        check_reachable({"data.path": f"{tmp_path}-other/corpus"}, 3)   # a prefix of the name is no mount
+    monkeypatch.setenv("PTFT_SHARED_STORAGE", "1")
+    check_reachable({"--out": "runs/x"}, 2)

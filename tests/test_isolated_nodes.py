@@ -169,3 +169,12 @@ def test_pretrain_sweep_export_on_nodes_that_share_no_files(isolated, s3, debug_
     res = storage.read_json(f"{sweep}/result.json")
     assert res["trials_completed"] == 2 and res["export_path"] == f"{sweep}/model"
     assert storage.is_file(f"{sweep}/model/model.safetensors")
+
+    # a sweep's or a distillation's node-local --out: refused before a trial or a score is spent
+    for args in (["sweep", "--config", sweep_cfg, "--pretrained", ck, "--data", s3.uri("iso", "reviews.parquet"),
+                  *common, "--out", str(hidden / "sweep-local")],
+                 ["distill", "--teacher", f"{sweep}/model", "--student", "gpt_tiny", "--data",
+                  s3.uri("iso", "reviews.parquet"), "--out", str(hidden / "distill-local")]):
+        r = _cli(env, *args)
+        assert r.returncode == 2 and f"--out={hidden}" in r.stderr, r.stderr[-3000:]
+        assert not (hidden / "sweep-local").exists() and not (hidden / "distill-local").exists()
