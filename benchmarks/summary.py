@@ -6,6 +6,7 @@ import json
 from .common import RESULTS, ROOT
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
+from .serving import serve_load_section
 
 
 def _load(name: str) -> dict | None:
@@ -362,6 +363,7 @@ def write() -> str:
     L += quality_section(_load("quality"))
     L += compress_section(_load("compress"))
     L += peer_section(_load("peer"))
+    L += serve_load_section(_load("serve_load"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]

@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-chars", type=int, default=10_000, help="longest text accepted (413 beyond)")
     p.add_argument("--cpus-per-replica", type=float, default=1.0)
     p.add_argument("--gpus-per-replica", type=float, default=0.0)
+    p.add_argument("--max-body-bytes", type=int, default=2 ** 20, help="largest request body (413 beyond)")
+    p.add_argument("--auth-token-file", default=None,
+                   help="POST /predict and GET /metrics need 'Authorization: Bearer <its first line>' "
+                        "(or set PTFT_SERVE_TOKEN)")
 
     p = sub.add_parser("explain", help="per-token attributions (Captum integrated gradients), one JSON per text")
     p.add_argument("--model", required=True)
@@ -230,7 +234,8 @@ def run(args) -> int:
         serve_model(args.model, args.host, args.port, replicas=args.replicas, max_replicas=args.max_replicas,
                     target_ongoing=args.target_ongoing_requests, max_batch_size=args.max_batch_size,
                     batch_wait_ms=args.batch_wait_ms, max_chars=args.max_chars,
-                    cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica)
+                    cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
+                    max_body_bytes=args.max_body_bytes, auth_token_file=args.auth_token_file)
     elif args.cmd == "explain":
         from .compress.explain import explain_texts
 

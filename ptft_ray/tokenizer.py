@@ -111,6 +111,11 @@ class HFTokenizer:
 
         from transformers import AutoTokenizer
 
+        if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+            raise PtftError("tokenizer files map: expected {file name: text}")
+        odd = sorted(set(files) - set(HF_FILES))
+        if odd:  # names come from a model directory's files: only the known ones, never a path
+            raise PtftError(f"tokenizer files map names {odd[0]!r}: not one of {', '.join(HF_FILES)} (refused)")
         with tempfile.TemporaryDirectory(prefix="ptft-tok-") as d:
             for name, text in files.items():
                 Path(d, name).write_text(text)

@@ -62,14 +62,19 @@ def _skeleton(d: str, cfg: Config, meta: dict) -> torch.nn.Module:
 
 def _quantized(d: str, cfg: Config, meta: dict) -> torch.nn.Module:
     """Rebuild the fp32 skeleton, quantize it the way the export was, load its int8 state."""
-    from ..models.quantize import WEIGHTS, quantize_model
+    import pickle
+
+    from ..models.quantize import WEIGHTS, quantize_model, safe_globals
 
     model = quantize_model(_skeleton(d, cfg, meta), meta["quantized"]["method"])
     f = Path(d) / WEIGHTS
-    try:  # our own file written by `ptft-ray quantize` (tensor subclasses need the pickle loader)
-        state = torch.load(f, map_location="cpu", weights_only=False)
+    try:  # tensors and torchao's few int8 tensor classes only: a file from elsewhere runs no code
+        with torch.serialization.safe_globals(safe_globals()):
+            state = torch.load(f, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise PtftError(f"{f}: holds objects other than tensors; refused (loading it could run code)") from None
     except (OSError, RuntimeError, EOFError) as e:
-        raise PtftError(f"{f}: corrupt or missing quantized weights ({e})") from None
+        raise PtftError(f"{f}: corrupt or missing quantized weights ({str(e).splitlines()[0][:200]})") from None
     model.load_state_dict(state, assign=True)
     return model.eval()
 

@@ -12,7 +12,8 @@
 
 A quantized export is saved with torch.save (torchao's tensors are tensor subclasses that
 safetensors does not hold) and loaded by rebuilding the fp32 skeleton, quantizing it the
-same way and loading the state with assign=True (finetune/export.py).
+same way and loading the state with assign=True (finetune/export.py), through
+torch.load(weights_only=True) with only `safe_globals()` allowed: no code runs on load.
 """
 from __future__ import annotations
 
@@ -39,6 +40,17 @@ def check_device(meta: dict, on_gpu: bool, flag: str, model: str) -> None:
         raise PtftError(f"{flag}: {model} is a {method} int8 export, whose kernels run on x86 CPUs only; "
                         f"drop {flag} to run it on CPUs, or quantize with --method int8_weight_only for GPUs")
 DEFAULT = "int8_weight_only"
+
+
+def safe_globals() -> list:
+    """The classes a quantized state may hold besides plain tensors: torchao's int8 tensor and
+    what its int8_dynamic variant records (fbgemm_dynamic's state is plain tensors)."""
+    from torchao.quantization import Int8Tensor
+    from torchao.quantization.granularity import PerRow
+    from torchao.quantization.quant_primitives import MappingType
+    from torchao.quantization.quantize_.workflows.int8.int8_tensor import QuantizeTensorToInt8Kwargs
+
+    return [Int8Tensor, PerRow, MappingType, QuantizeTensorToInt8Kwargs]
 WEIGHTS = "quantized.pt"
 
 

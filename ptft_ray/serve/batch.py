@@ -12,6 +12,7 @@ class. An input column already named `label` or `prob_<class>` is kept as `input
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,14 +41,19 @@ class _Scorer:
         import numpy as np
         import pyarrow as pa
 
-        texts = [t if isinstance(t, str) else "" for t in batch.column(self.col).to_pylist()]
-        probs = self.p.probs(texts)
+        texts = batch.column(self.col).to_pylist()
+        # a row without a text (null, not a string) keeps its place with an empty label:
+        # write_parquet reports it by row number; nothing is dropped or scored as ""
+        ok = np.array([isinstance(t, str) for t in texts], dtype=bool)
+        probs = np.full((len(texts), len(self.p.labels)), np.nan, dtype=np.float32)
+        probs[ok] = self.p.probs([t for t, good in zip(texts, ok) if good])
+        labels = np.array(self.p.labels, dtype=object)[np.nan_to_num(probs, nan=-1.0).argmax(1)]
         if self.rename:
             batch = batch.rename_columns([self.rename.get(c, c) for c in batch.column_names])
-        batch = batch.append_column("label", pa.array(np.array(self.p.labels, dtype=object)[probs.argmax(1)].tolist(),
+        batch = batch.append_column("label", pa.array([lab if good else None for lab, good in zip(labels, ok)],
                                                       pa.string()))
         for j, lab in enumerate(self.p.labels):
-            batch = batch.append_column(f"prob_{lab}", pa.array(probs[:, j], pa.float32()))
+            batch = batch.append_column(f"prob_{lab}", pa.array(probs[:, j], pa.float32(), mask=~ok))
         return batch
 
 
@@ -97,9 +103,9 @@ def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, 
         num_cpus=1, num_gpus=gpus_per_actor or None), actors
 
 
-def write_parquet(ds, out: str, data: str) -> tuple[int, float, int]:
+def write_parquet(ds, out: str, data: str, unreadable: list | None = None) -> tuple[int, float, int]:
     """Append the dataset's batches, in order, to one Parquet file -> (rows, time of the first
-    batch, its rows). Written under a temporary name beside `out` and moved into place when
+    batch, its rows); `unreadable` collects the row numbers whose `label` is empty. Written under a temporary name beside `out` and moved into place when
     complete (a rename on disk, copy + delete on an object store), so a failed run leaves no
     half file under the real name, locally or on S3."""
     import pyarrow.fs as pafs
@@ -117,6 +123,9 @@ def write_parquet(ds, out: str, data: str) -> tuple[int, float, int]:
                 t_first, first_rows = time.time(), batch.num_rows  # Ray, the actors and the model are up
                 writer = pq.ParquetWriter(tmp, batch.schema, filesystem=fs)
             writer.write_table(batch)
+            if unreadable is not None and "label" in batch.column_names:
+                nulls = batch.column("label").is_null().to_numpy(zero_copy_only=False)
+                unreadable.extend(rows + int(i) for i in nulls.nonzero()[0])
             rows += batch.num_rows
         if writer is None:
             raise PtftError(f"--data {data}: no rows")
@@ -176,9 +185,15 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
     # Ray Data's read tasks open --data on any node (the model travels through the object store)
     check_reachable({"--data": data}, cluster_summary()["nodes"])
     ds, actors = scored(read_dataset(files, fmt), model_dir, text_column, batch_size, actors, gpus_per_actor, rename)
-    rows, t_first, first_rows = write_parquet(ds, out, data)
+    unreadable: list[int] = []
+    rows, t_first, first_rows = write_parquet(ds, out, data, unreadable)
+    if unreadable:
+        shown = ", ".join(map(str, unreadable[:10])) + (", ..." if len(unreadable) > 10 else "")
+        print(f"ptft-ray: warning: --data {data}: {len(unreadable)} row(s) without a text in column "
+              f"{text_column!r} (rows {shown}, counted from 0): kept in --out with an empty label",
+              file=sys.stderr, flush=True)
     wall = time.time() - t0
     steady = (rows - first_rows) / max(time.time() - t_first, 1e-9) if rows > first_rows else None
     return {"out": out if storage.is_uri(out) else str(Path(out)), "rows": rows, "actors": actors, "wall_s": round(wall, 2),
             "rows_per_s": round(rows / wall, 2), "rows_per_s_after_first_batch": steady and round(steady, 2),
-            "renamed": rename}
+            "renamed": rename, "unreadable_rows": len(unreadable), "unreadable_row_numbers": unreadable[:100]}
