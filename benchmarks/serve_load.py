@@ -27,16 +27,26 @@ TEXTS = ["a great and moving film", "dull, boring and far too long", "the story 
          "an awful, tedious movie", "it was a film", "brilliant acting and a weak plot"]
 
 
-def model_dir(arg: str | None, tmp: Path) -> str:
+def model_dir(arg: str | None, tmp: Path) -> tuple[str, str]:
+    """-> (the model directory, how the results name it)."""
     if arg:
-        return arg
+        return arg, arg
     main = ROOT / "runs" / "main" / "sweep_pretrained" / "model"
     if main.is_dir():
-        return str(main)
+        return str(main), "runs/main/sweep_pretrained/model (the main job's export)"
     out = tmp / "sweep"
     subprocess.run([sys.executable, "jobs/finetune_sweep.py", "--smoke-test", "--out", str(out)], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return str(out / "model")
+    return str(out / "model"), "a 2-trial smoke sweep export (jobs/finetune_sweep.py --smoke-test), built by the benchmark"
+
+
+def describe(model: str) -> str:
+    from ptft_ray.train.checkpoint import read_meta
+
+    c = read_meta(model)["config"]
+    m = c["model"]
+    name = m["hf"] or f"our {m['arch']} (d_model {m['d_model']}, {m['n_layers']} layers)"
+    return f"{name}, max_len {c['finetune']['max_len']}"
 
 
 def post(port: int, token: str, text: str) -> int:
@@ -113,7 +123,7 @@ def level(port: int, token: str, clients: int, seconds: float) -> dict:
 def main(argv: list[str]) -> int:
     seconds = float(argv[argv.index("--seconds") + 1]) if "--seconds" in argv else 20.0
     tmp = Path(tempfile.mkdtemp(prefix="ptft-load-"))
-    model = model_dir(argv[argv.index("--model") + 1] if "--model" in argv else None, tmp)
+    model, label = model_dir(argv[argv.index("--model") + 1] if "--model" in argv else None, tmp)
     token = secrets.token_hex(16)
     (tmp / "token").write_text(token)
     import socket
@@ -133,7 +143,7 @@ def main(argv: list[str]) -> int:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=120)
-    out = {"model": model, "start_s": info.get("start_s"), "levels": levels, "seconds_per_level": seconds,
+    out = {"model": label, "model_desc": describe(model), "start_s": info.get("start_s"), "levels": levels, "seconds_per_level": seconds,
            "note": f"{os.cpu_count()} CPUs, clients and server on the same machine",
            "command": "python -m benchmarks serve_load"}
     save("serve_load", out)
