@@ -89,7 +89,11 @@ def listing(p: str) -> list[tuple[str, int, int]]:
     out = []
     for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
         if f.type == pafs.FileType.File:
-            out.append((f.path[len(path):].lstrip("/"), f.size, f.mtime_ns or 0))
+            rel = f.path[len(path):].lstrip("/")
+            if ".." in rel.split("/"):  # an object store key may say anything: it never leaves its copy
+                raise PtftError(f"{p}: holds an object named {rel!r}, which would be copied outside its "
+                                f"directory; refused")
+            out.append((rel, f.size, f.mtime_ns or 0))
     return sorted(out)
 
 

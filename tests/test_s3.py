@@ -137,3 +137,20 @@ def test_one_download_per_node_however_many_ranks_ask(s3, tmp_path):
     assert all((src / n).read_bytes() == open(os.path.join(got, n), "rb").read() for n in os.listdir(got))
     log = (tmp_path / "node-cache" / "uri" / "fetched.log").read_text().splitlines()
     assert len(log) == 1 and log[0].startswith(uri + "\t")
+
+
+def test_an_object_key_that_climbs_out_of_its_directory_is_refused(s3, tmp_path):
+    """S3 keys may contain '..': a model directory on a store holding `model/../../x` would be
+    copied outside the node's cache. Refused in one line; nothing is written."""
+    import boto3
+
+    c = boto3.client("s3", endpoint_url=s3.endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                     region_name="us-east-1")
+    c.put_object(Bucket=s3.bucket, Key="climb/model/meta.json", Body=b"{}")
+    c.put_object(Bucket=s3.bucket, Key="climb/model/../../escaped.txt", Body=b"x")
+    env = {**os.environ, **s3.env, "PTFT_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "predict", "--model", s3.uri("climb", "model"),
+                        "--text", "hi"], env=env, capture_output=True, text=True, timeout=120)
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "'../../escaped.txt'" in lines[0], r.stderr[-2000:]
+    assert not list(tmp_path.rglob("escaped.txt"))

@@ -255,3 +255,23 @@ def test_token_sources_and_the_exposure_warning(tmp_path, monkeypatch):
     assert authorized("Bearer " + "t" * 16, d) and authorized("bearer  " + "t" * 16, d)
     assert not any(authorized(h, d) for h in (None, "", "Bearer", "Basic " + "t" * 16, "Bearer " + "u" * 16))
     assert authorized(None, None)
+
+
+def test_code_in_a_model_directory_is_never_imported(tmp_path, hf_dirs):
+    """A config.json that maps its classes to the directory's own Python (auto_map) needs
+    trust_remote_code, which stays off: refused in one line, the module never imported."""
+    import shutil
+
+    from ptft_ray.errors import PtftError
+    from ptft_ray.models.hf import hf_config
+
+    d = tmp_path / "remote_code"
+    shutil.copytree(hf_dirs["bert"], d)
+    mark = tmp_path / "imported"
+    (d / "evil.py").write_text(f"import pathlib\npathlib.Path({str(mark)!r}).touch()\n"
+                               "from transformers import BertConfig\nclass EvilConfig(BertConfig):\n    pass\n")
+    conf = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**conf, "model_type": "evil", "auto_map": {"AutoConfig": "evil.EvilConfig"}}))
+    with pytest.raises(PtftError, match="model.hf="):
+        hf_config(str(d))
+    assert not mark.exists()
