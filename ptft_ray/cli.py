@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["test", "val", "train", "all"])
     p.add_argument("--on-ray", action="store_true",
                    help="score the rows with Ray Data batch inference (the predict --data path)")
+    p.add_argument("--gpus", type=float, default=0.0, help="score in a Ray task holding this many GPUs")
 
     p = sub.add_parser("report", help="HTML + Markdown report with PNG plots of a run directory")
     p.add_argument("run_dir")
@@ -200,7 +201,11 @@ def run(args) -> int:
     elif args.cmd == "evaluate":
         from .finetune.evaluate import evaluate_export
 
-        probs_fn = None
+        from .finetune.predictor import scorer
+
+        if args.on_ray and args.gpus:
+            raise PtftError("--on-ray and --gpus: choose one (batch inference on CPUs, or one task on a GPU)")
+        probs_fn = scorer(args.model, args.gpus)
         if args.on_ray:
             from .serve.batch import probs_on_ray
             from .train.checkpoint import read_meta
