@@ -307,3 +307,22 @@ def test_pipeline_adapts_an_hf_encoder_on_the_task_text_and_compares_with_it_as_
         assert section in md, section
     stages = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
     assert {"distill", "quantize", "explain"} <= set(stages)
+
+
+def test_a_bf16_checkpoint_trains_on_fp32_master_weights(hf_dirs, tmp_path):
+    """transformers 5 loads a checkpoint that declares bfloat16 in bf16 (dtype="auto"); every
+    parameter we train, LM or classifier, is fp32 (bf16 only as autocast's compute dtype)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ptft_ray.models.hf import HFClassifier, HFLM
+
+    d = tmp_path / "llama_bf16"
+    m = AutoModelForCausalLM.from_pretrained(hf_dirs["llama"], dtype=torch.bfloat16)
+    m.save_pretrained(d)
+    AutoTokenizer.from_pretrained(hf_dirs["llama"]).save_pretrained(d)
+    assert AutoModelForCausalLM.from_pretrained(d).dtype == torch.bfloat16   # what transformers does
+    lm = HFLM.load(str(d))
+    clf = HFClassifier.build(str(d), ["a", "b"], 0, 0.1, pretrained=True)
+    for model in (lm, clf):
+        assert {p.dtype for p in model.parameters()} == {torch.float32}

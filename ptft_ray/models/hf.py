@@ -120,8 +120,8 @@ class HFLM(_HFModule):
         _quiet()
         kind = kind or hf_kind(hf_config(path))
         auto = AutoModelForMaskedLM if kind == "encoder" else AutoModelForCausalLM
-        try:
-            return cls(auto.from_pretrained(path))
+        try:  # fp32 master weights: transformers 5 loads a bf16 checkpoint in bf16 by default
+            return cls(auto.from_pretrained(path, dtype=torch.float32))
         except Exception as e:  # noqa: BLE001
             raise PtftError(f"model.hf={path}: cannot load it as a {kind} "
                             f"({str(e).splitlines()[0][:200]})") from None
@@ -166,8 +166,8 @@ class HFClassifier(_HFModule):
             config.classifier_dropout = dropout
         config.problem_type = "single_label_classification"
         try:
-            hf = (AutoModelForSequenceClassification.from_pretrained(path, config=config) if pretrained
-                  else AutoModelForSequenceClassification.from_config(config))
+            hf = (AutoModelForSequenceClassification.from_pretrained(path, config=config, dtype=torch.float32)
+                  if pretrained else AutoModelForSequenceClassification.from_config(config, dtype=torch.float32))
         except Exception as e:  # noqa: BLE001
             raise PtftError(f"{path}: cannot build a sequence classifier on it "
                             f"({str(e).splitlines()[0][:200]})") from None
