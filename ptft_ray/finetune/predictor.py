@@ -65,9 +65,16 @@ def on_device(fn, model_dir: str, gpus: float, *args):
 
 
 def _shipped(fn, shipped: list, device: str, *args):
+    import shutil
+
     from ..ship import unship
 
-    return fn(unship(shipped), device, *args)
+    d = unship(shipped)
+    try:
+        return fn(d, device, *args)
+    finally:
+        if not isinstance(shipped[0], str):  # the copy this task rebuilt from the object store
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _probs(model_dir: str, device: str, texts: list[str]) -> np.ndarray:
