@@ -326,3 +326,36 @@ def test_a_bf16_checkpoint_trains_on_fp32_master_weights(hf_dirs, tmp_path):
     clf = HFClassifier.build(str(d), ["a", "b"], 0, 0.1, pretrained=True)
     for model in (lm, clf):
         assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_continued_pretraining_of_a_llama_learns_end_of_text(ray_session, tiny_corpus, hf_dirs, tmp_path):
+    """Llama's tokenizer has no pad token, so blocks are padded with EOS; EOS targets used to be
+    masked as padding and the model never learned where a document ends. After 40 steps of
+    continued pretraining the loss at end-of-text targets falls (measured 5.71 -> 4.97; under
+    the old masking it rose, 5.71 -> 5.99)."""
+    import torch
+    import torch.nn.functional as F
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.data.packing import pack
+    from ptft_ray.data.synthetic import synthetic_docs
+    from ptft_ray.models.hf import HFLM
+    from ptft_ray.train.checkpoint import load_pretrained
+    from ptft_ray.train.pretrain import pretrain
+
+    res = pretrain(_cfg(tiny_corpus, hf_dirs["llama"], "schedule.max_steps=40", "train.eval_every=0"),
+                   str(tmp_path / "run"))
+    tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
+    assert tok.pad_id == tok.eot_id
+    # measured on blocks padded with -1 (no token), so the real EOS targets are known apart
+    # from the rule under test; the model reads EOS where the -1 padding is
+    blocks = torch.as_tensor(pack(tok.encode_batch(synthetic_docs(200, seed=9)), tok.eot_id, -1, 33)).long()
+    inp, tgt = blocks[:, :-1].masked_fill(blocks[:, :-1] < 0, tok.eot_id), blocks[:, 1:]
+    at_eos = tgt == tok.eot_id
+
+    @torch.no_grad()
+    def eos_loss(model):
+        return F.cross_entropy(model.eval()(inp)[at_eos].float(), tgt[at_eos]).item()
+    before, after = eos_loss(HFLM.load(hf_dirs["llama"])), eos_loss(load_pretrained(res["checkpoint"])[0])
+    print(f"EOS-target loss: {before:.3f} -> {after:.3f} over {int(at_eos.sum())} targets")
+    assert at_eos.sum() > 100 and after < before - 0.3

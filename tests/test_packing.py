@@ -44,3 +44,25 @@ def test_ray_data_pipeline_loses_and_duplicates_no_token(ray_session, tiny_corpu
     have = Counter(tuple(d) for d in unpack(got, tok.eot_id, tok.pad_id))
     assert have == want
     assert counts.sum() > 0 and counts[tok.pad_id] == 0
+
+
+def test_end_of_text_stays_a_target_where_the_tokenizer_pads_with_it(hf_dirs):
+    """GPT-2 and Llama tokenizers have no pad token: blocks are padded with EOS. Every stream
+    token but each block's first is a target, EOS separators included; only the tail is
+    padding. Our BPE tokenizer (pad != EOS) keeps its old rule under the same invariant."""
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.data.packing import padding
+    from ptft_ray.data.synthetic import synthetic_docs
+
+    texts = synthetic_docs(40, seed=2)
+    ours = toks.build("bpe", texts, 300)
+    for tok in (toks.HFTokenizer.from_dir(hf_dirs["gpt2"]), toks.HFTokenizer.from_dir(hf_dirs["llama"]), ours):
+        docs = tok.encode_batch(texts)
+        for block in (7, 16, 33):
+            blocks = pack(docs, tok.eot_id, tok.pad_id, block)
+            stream_len = sum(len(d) + 1 for d in docs)
+            kept = ~padding(blocks, tok.pad_id, tok.eot_id).numpy()[:, 1:]
+            assert kept.sum() == stream_len - len(blocks)            # every target but padding
+            eos_targets = int((blocks[:, 1:][kept] == tok.eot_id).sum()) + int((blocks[:, 0] == tok.eot_id).sum())
+            assert eos_targets == len(docs), (type(tok).__name__, block)   # each document's end, once
+        assert (tok.pad_id == tok.eot_id) == (tok is not ours)

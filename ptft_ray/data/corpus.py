@@ -19,7 +19,7 @@ from ..config import DataConfig
 from ..errors import PtftError
 from ..tokenizer import Tokenizer, from_json
 from . import sources
-from .packing import is_val, pack
+from .packing import is_val, pack, padding
 
 
 def tokenize_pack(batch: dict, *, column: str, tok_json: str, split: str,
@@ -90,9 +90,9 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
         raise PtftError(f"corpus {dc.path}: the validation split is empty "
                         f"(too few documents for data.val_fraction={dc.val_fraction})")
     counts = np.zeros(tok.vocab_size, dtype=np.int64)
-    for b in val.iter_batches(batch_size=256, batch_format="numpy"):
-        counts += np.bincount(b["tokens"][:, 1:].reshape(-1), minlength=tok.vocab_size)
-    counts[tok.pad_id] = 0
+    for b in val.iter_batches(batch_size=256, batch_format="numpy"):  # the targets the loss scores
+        keep = ~padding(b["tokens"], tok.pad_id, tok.eot_id).numpy()[:, 1:]
+        counts += np.bincount(b["tokens"][:, 1:][keep], minlength=tok.vocab_size)
     return split("train"), val, counts
 
 

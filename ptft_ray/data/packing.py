@@ -6,8 +6,8 @@ Documents are joined with an end-of-text token into one stream and cut into bloc
     blocks = L // (seq_len + 1) full blocks, then one tail block padded with <pad>
 
 Every token of the stream lands in exactly one block (nothing lost, nothing duplicated);
-the training loop masks targets that are <pad>. The tail costs < 1 block per call, i.e.
-per `data.docs_per_batch` documents.
+the training loop masks the targets that are padding (`padding`). The tail costs < 1 block
+per call, i.e. per `data.docs_per_batch` documents.
 """
 from __future__ import annotations
 
@@ -28,6 +28,23 @@ def pack(docs: list[list[int]], eot: int, pad: int, block: int) -> np.ndarray:
     out = np.full(n_blocks * block, pad, dtype=np.int32)
     out[:len(stream)] = stream
     return out.reshape(n_blocks, block)
+
+
+def padding(blocks, pad: int, eot: int):
+    """[rows, block] bool (torch): the padded tail of each block. A tokenizer without a pad
+    token pads with its EOS (GPT-2, Llama): there the tail run's first token is the last
+    document's real end of text and is no padding, so end-of-text stays a target; EOS tokens
+    inside a block are never padding. (Only an empty document's EOS right before the tail of
+    a full block is lost to this rule.)"""
+    import torch
+
+    x = torch.as_tensor(blocks)
+    is_pad = x == pad
+    if pad != eot:
+        return is_pad
+    tail = is_pad.flip(-1).to(torch.int8).cumprod(-1).flip(-1).bool()   # the trailing run
+    first = tail & ~torch.cat([torch.zeros_like(tail[..., :1]), tail[..., :-1]], -1)
+    return tail & ~first
 
 
 def unpack(blocks: np.ndarray, eot: int, pad: int) -> list[list[int]]:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..config import Config
 from ..errors import PtftError
+from ..data.packing import padding
 from ..models import build_lm
 from .plan import Plan
 
@@ -31,14 +32,14 @@ class LMTask:
     name = "lm"
     unit = "tokens"
 
-    def __init__(self, cfg: Config, vocab_size: int, pad_id: int):
-        self.pad_id = pad_id
+    def __init__(self, cfg: Config, vocab_size: int, pad_id: int, eot_id: int | None = None):
+        self.pad_id, self.eot_id = pad_id, eot_id
         self.model = build_lm(cfg.model, vocab_size)
 
     def loss(self, model, batch):
         x = batch["tokens"].long()
         inp, tgt = x[:, :-1], x[:, 1:].clone()      # predict token t+1 from tokens <= t
-        tgt[tgt == self.pad_id] = IGNORE              # the padded tail of a packed block
+        tgt[padding(x, self.pad_id, self.eot_id)[:, 1:]] = IGNORE   # the padded tail of a packed block
         logits = model(inp)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(),
                                ignore_index=IGNORE, reduction="sum")
@@ -114,5 +115,5 @@ def build_task(cfg: Config, lc: dict):
     if lc["task"] == "lm" and lc.get("objective") == "mlm":
         return MLMTask(cfg, lc["vocab_size"], lc["pad_id"], lc["mask_id"], lc["special_ids"])
     if lc["task"] == "lm":
-        return LMTask(cfg, lc["vocab_size"], lc["pad_id"])
+        return LMTask(cfg, lc["vocab_size"], lc["pad_id"], lc.get("eot_id"))
     raise PtftError(f"unknown task {lc['task']!r}")
