@@ -359,3 +359,50 @@ def test_continued_pretraining_of_a_llama_learns_end_of_text(ray_session, tiny_c
     before, after = eos_loss(HFLM.load(hf_dirs["llama"])), eos_loss(load_pretrained(res["checkpoint"])[0])
     print(f"EOS-target loss: {before:.3f} -> {after:.3f} over {int(at_eos.sum())} targets")
     assert at_eos.sum() > 100 and after < before - 0.3
+
+
+def test_sharded_hugging_face_weights_read_resume_and_refuse_a_climbing_index(hf_dirs, tiny_corpus, ray_session,
+                                                                               tmp_path):
+    """Models past save_pretrained's max_shard_size come as model-0000X-of-0000N.safetensors +
+    an index: a sharded input trains and resumes; a sharded checkpoint reads back whole
+    (read_meta, is_complete, load_dir) and is incomplete without one shard; an index naming
+    a file outside the directory is refused."""
+    import json
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ptft_ray.errors import PtftError
+    from ptft_ray.models.hf import HFLM
+    from ptft_ray.train import checkpoint as ckpt
+    from ptft_ray.train.pretrain import pretrain
+
+    d = tmp_path / "llama_sharded"
+    AutoModelForCausalLM.from_pretrained(hf_dirs["llama"]).save_pretrained(d, max_shard_size="20KB")
+    AutoTokenizer.from_pretrained(hf_dirs["llama"]).save_pretrained(d)
+    shards = sorted(p.name for p in d.glob("model-*.safetensors"))
+    assert len(shards) > 1 and (d / "model.safetensors.index.json").is_file() and not (d / "model.safetensors").exists()
+
+    run = str(tmp_path / "run")
+    first = pretrain(_cfg(tiny_corpus, str(d), "schedule.max_steps=10", "checkpoint.every_steps=5"), run)
+    c = tmp_path / "ck"   # kept aside: the resumed run rotates its checkpoints
+    shutil.copytree(first["checkpoint"], c)
+    again = pretrain(_cfg(tiny_corpus, str(d), "schedule.max_steps=20", "checkpoint.every_steps=5"), run)
+    assert first["steps"] == 10 and again["steps"] == 20 and again["resumed"] is True
+
+    # our own checkpoint, sharded the way save_pretrained shards a large model
+    lm = HFLM.load(str(c))
+    (c / "model.safetensors").unlink()
+    lm.hf.save_pretrained(c, max_shard_size="20KB")
+    assert ckpt.read_meta(c)["state"]["step"] == 10 and ckpt.is_complete(c)
+    fresh = HFLM.load(str(d))
+    fresh.load_dir(c)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), lm.state_dict().values()))
+    next(c.glob("model-*.safetensors")).unlink()
+    assert not ckpt.is_complete(c)
+    index = json.loads((d / "model.safetensors.index.json").read_text())
+    index["weight_map"] = {k: "../elsewhere.safetensors" for k in index["weight_map"]}
+    (c / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(PtftError, match="refused"):
+        fresh.load_dir(c)

@@ -90,11 +90,15 @@ class _HFModule(nn.Module):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        f = Path(d) / "model.safetensors"
-        try:
-            state = load_file(str(f))
-        except (SafetensorError, OSError) as e:
-            raise PtftError(f"{f}: corrupt or missing weights ({e})") from None
+        from .weights import weight_files
+
+        state = {}
+        for f in weight_files(d):  # one file, or save_pretrained's shards
+            try:
+                state.update(load_file(str(f)))
+            except (SafetensorError, OSError) as e:
+                raise PtftError(f"{f}: corrupt or missing weights ({e})") from None
+        f = Path(d)
         try:
             missing, unexpected = self.hf.load_state_dict(state, strict=False)
         except RuntimeError as e:

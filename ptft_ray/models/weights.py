@@ -11,6 +11,30 @@ from torch import nn
 from ..errors import PtftError
 
 WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"   # save_pretrained's shards (a model past max_shard_size)
+
+
+def weight_files(d: str | Path) -> list[Path]:
+    """The safetensors files of a directory: model.safetensors, or the shards its index names
+    (each a plain file name: a name from a model directory never points outside it)."""
+    import json
+
+    d = Path(d)
+    if not (d / INDEX).is_file():
+        return [d / WEIGHTS]
+    try:
+        names = sorted(set(json.loads((d / INDEX).read_text())["weight_map"].values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PtftError(f"{d / INDEX}: not a shard index ({e})") from None
+    bad = [n for n in names if not isinstance(n, str) or Path(n).name != n or not n.endswith(".safetensors")]
+    if bad or not names:
+        raise PtftError(f"{d / INDEX}: names {bad[:1] or 'no'} shard file(s); refused")
+    return [d / n for n in names]
+
+
+def has_weights(names: set[str]) -> bool:
+    """A listing (file names) holds weights: one file, shards with their index, or int8 ones."""
+    return bool({WEIGHTS, INDEX, "quantized.pt"} & names)
 
 
 def save_weights(model: nn.Module, d: str | Path) -> None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..errors import PtftError
 from ..storage import is_uri, listing, read_text
-from ..models.weights import WEIGHTS, load_weights, save_weights  # noqa: F401 - re-exported
+from ..models.weights import WEIGHTS, has_weights, load_weights, save_weights, weight_files  # noqa: F401 - re-exported
 
 STATE, META, TOKENIZER = "train_state.pt", "meta.json", "tokenizer.json"
 
@@ -75,13 +75,13 @@ def read_meta(d: str | Path) -> dict:
         names = {rel for rel, _, _ in listing(str(d))}
         if not names:
             raise PtftError(f"checkpoint not found: {d}")
-        has = {META: META in names, WEIGHTS: WEIGHTS in names or "quantized.pt" in names}
+        has = {META: META in names, WEIGHTS: has_weights(names)}
         text = read_text(f"{str(d).rstrip('/')}/{META}") if all(has.values()) else None
     else:
         d = Path(d)
         if not d.is_dir():
             raise PtftError(f"checkpoint not found: {d}")
-        has = {META: (d / META).is_file(), WEIGHTS: (d / WEIGHTS).is_file() or (d / "quantized.pt").is_file()}
+        has = {META: (d / META).is_file(), WEIGHTS: has_weights({p.name for p in d.iterdir()})}
         text = (d / META).read_text() if all(has.values()) else None
     if text is None:
         raise PtftError(f"{d} is not a ptft_ray checkpoint (needs {META} and {WEIGHTS})")
@@ -107,9 +107,10 @@ def is_complete(d: str | Path) -> bool:
 
     try:
         read_meta(d)
-        with safe_open(str(Path(d) / WEIGHTS), framework="pt") as f:
-            for k in f.keys():
-                f.get_tensor(k)
+        for w in weight_files(d):
+            with safe_open(str(w), framework="pt") as f:
+                for k in f.keys():
+                    f.get_tensor(k)
         torch.load(Path(d) / STATE, map_location="cpu", weights_only=True)
         return True
     except Exception:  # noqa: BLE001 - any failure means: not usable
