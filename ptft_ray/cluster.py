@@ -139,8 +139,8 @@ def forwarded_env(extra: tuple[str, ...] | list[str] = ()) -> dict:
     env_vars): the variables named in FORWARDED_VARS, `extra` and PTFT_FORWARD_ENV that are
     set here (values are never printed), and --verbose. Keys the submitted job's own
     runtime_env sets are left out (Ray refuses the same key twice, even with the same value)."""
-    names = [*FORWARDED_VARS, *extra, *filter(None, os.environ.get("PTFT_FORWARD_ENV", "").split(","))]
-    env = {k.strip(): os.environ[k.strip()] for k in names if os.environ.get(k.strip())}
+    names = [*FORWARDED_VARS, *extra, *(n.strip() for n in os.environ.get("PTFT_FORWARD_ENV", "").split(","))]
+    env = {k: os.environ[k] for k in names if k and os.environ.get(k)}
     if os.environ.get("PTFT_VERBOSE"):
         env["PTFT_VERBOSE"] = "1"
     try:

@@ -277,8 +277,8 @@ def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict,
         man.stage("quantize", r["path"], "done", t, **{k: v for k, v in out["quantize"].items() if k != "path"})
         man.d["lineage"]["quantize"] = {"from": best, "export": r["path"], "method": pc.quantize}
     if pc.explain:
-        gpus = scfg.scaling.gpus_per_worker if scfg.scaling.use_gpu else 0.0
-        r, t = _timed(lambda: stages.explain_stage(best, best_eval, pc.data, root, pc.explain, gpus=gpus))
+        r, t = _timed(lambda: stages.explain_stage(best, best_eval, pc.data, root, pc.explain,
+                                                   gpus=scfg.scaling.gpus_in_use))
         out["explain"] = {k: r[k] for k in ("n", "frac_relative_delta_under_5pct", "deletion_top3_prob_drop",
                                              "deletion_random3_prob_drop")}
         man.stage("explain", str(root / "explain.json"), "done", t, **out["explain"])

@@ -85,6 +85,11 @@ class ScalingConfig:
     cpus_per_worker: float = 0.0   # 0 = size from the cluster, leaving CPU for Ray Data
     gpus_per_worker: float = 1.0
 
+    @property
+    def gpus_in_use(self) -> float:
+        """GPUs a worker holds: what evaluation, re-scoring and scoring next to it ask for too."""
+        return self.gpus_per_worker if self.use_gpu else 0.0
+
 
 @dataclass
 class CheckpointConfig:

@@ -170,7 +170,7 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..serve.batch import scored, write_parquet
     from .transfer import count_unlabeled, transfer_dataset
 
-    gpus = cfg.scaling.gpus_per_worker if cfg.scaling.use_gpu else 0.0  # the teacher scores on GPUs too
+    gpus = cfg.scaling.gpus_in_use  # the teacher scores on GPUs too
     transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
                          gpus_per_actor=gpus, rename={"label": "input_label"})
     n_rows, _, _ = write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")

@@ -56,7 +56,7 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     best_ckpt, best_metrics = result.best_checkpoints[0]
     model_dir = out_p / "model"
     export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)
-    gpus = sc.gpus_per_worker if sc.use_gpu else 0.0  # tested on a GPU where it trained on one
+    gpus = sc.gpus_in_use  # tested on a GPU where it trained on one
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),

@@ -217,7 +217,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     if not ok:
         reasons = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:500]
         raise PtftError(f"sweep {run_dir.where}: no trial produced a checkpoint ({reasons or 'none finished'})")
-    gpus = cfg.scaling.gpus_per_worker if cfg.scaling.use_gpu else 0.0  # re-scoring and testing where trials ran
+    gpus = cfg.scaling.gpus_in_use  # re-scoring and testing where trials ran
     best, selection = select_best(ok, sw.metric, sw.mode, cfg.finetune.data, sw.rescore_top_k,
                                   len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples, gpus)
     model_dir = out_p / "model"

@@ -98,17 +98,16 @@ class _HFModule(nn.Module):
                 state.update(load_file(str(f)))
             except (SafetensorError, OSError) as e:
                 raise PtftError(f"{f}: corrupt or missing weights ({e})") from None
-        f = Path(d)
         try:
             missing, unexpected = self.hf.load_state_dict(state, strict=False)
         except RuntimeError as e:
-            raise PtftError(f"{f}: weights do not fit this model: {str(e)[:300]}") from None
+            raise PtftError(f"{d}: weights do not fit this model: {str(e)[:300]}") from None
         self.hf.tie_weights()
         loaded = {p.data_ptr() for k, p in self.hf.state_dict().items() if k in state}
         # a key save_pretrained dropped because it is tied to a loaded one is not missing
         missing = [k for k in missing if self.hf.state_dict()[k].data_ptr() not in loaded]
         if missing or unexpected:
-            raise PtftError(f"{f}: weights do not fit this model: missing {sorted(missing)[:5]}, "
+            raise PtftError(f"{d}: weights do not fit this model: missing {sorted(missing)[:5]}, "
                             f"unexpected {sorted(unexpected)[:5]}")
 
     def flops_per_token(self, seq_len: int) -> int:

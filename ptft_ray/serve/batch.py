@@ -105,9 +105,10 @@ def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, 
 
 def write_parquet(ds, out: str, data: str, unreadable: list | None = None) -> tuple[int, float, int]:
     """Append the dataset's batches, in order, to one Parquet file -> (rows, time of the first
-    batch, its rows); `unreadable` collects the row numbers whose `label` is empty. Written under a temporary name beside `out` and moved into place when
-    complete (a rename on disk, copy + delete on an object store), so a failed run leaves no
-    half file under the real name, locally or on S3."""
+    batch, its rows); `unreadable` collects the row numbers whose `label` is empty. Written
+    under a temporary name beside `out` and moved into place when complete (a rename on disk,
+    copy + delete on an object store), so a failed run leaves no half file under the real
+    name, locally or on S3."""
     import pyarrow.fs as pafs
     import pyarrow.parquet as pq
 
