@@ -76,7 +76,7 @@ def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
     kinds: which of the two sweeps to run (a held-out cell needs only the exhaustive one)."""
     from ptft_ray.config import load_config
     from ptft_ray.data.tasks import load_task
-    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.finetune.backbones import resolve_sources
     from ptft_ray.finetune.sweep import sweep
     from ptft_ray.planner.scan import scan_task
     from ptft_ray.planner.sizing import shape_overrides
@@ -136,7 +136,7 @@ def main() -> None:
     init_ray()
     rate = None
     if a.family != "gpt":  # no pretraining history: the planner's own live measurement
-        from ptft_ray.finetune.runner import resolve_sources
+        from ptft_ray.finetune.backbones import resolve_sources
         from ptft_ray.config import load_config
         from ptft_ray.planner.throughput import measure_rate
 

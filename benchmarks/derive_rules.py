@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def rate_of(ckpt: str) -> float:
-    from ptft_ray.finetune.runner import _throughput
+    from ptft_ray.finetune.backbones import _throughput
     from ptft_ray.train.checkpoint import read_meta
 
     return _throughput(read_meta(ckpt))

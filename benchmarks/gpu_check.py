@@ -102,7 +102,7 @@ def probe_precision(checkpoint: str, gpu: bool) -> dict:
 
     from ptft_ray import tokenizer as toks
     from ptft_ray.config import load_config
-    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.finetune.backbones import resolve_sources
     from ptft_ray.planner.throughput import _timed_steps
 
     (src,) = resolve_sources([checkpoint], load_config(None))

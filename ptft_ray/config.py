@@ -1,8 +1,9 @@
 """Config: dataclasses + YAML + dotted overrides (`--set optim.lr=3e-4`).
 
 Everything is checked at load, before Ray starts: unknown keys, wrong types and impossible
-values raise PtftError naming the key. The resolved config travels to workers as a plain
-dict (`to_dict`) and is saved in every checkpoint.
+values raise PtftError naming the key. The resolved config travels to workers as the typed
+Config itself (inside a RunSpec), changed only through `with_values` / `dataclasses.replace`,
+and is saved as a dict in every checkpoint.
 """
 from __future__ import annotations
 
@@ -237,6 +238,23 @@ def validate(cfg: Config) -> None:
         if cfg.scaling.use_gpu and workers > 1 and g != int(g):
             _fail("scaling.gpus_per_worker", f"{g:g} GPU per worker with {what}={workers}: DDP ranks need whole "
                                              f"GPUs each (NCCL refuses two ranks on one device); use 1 (or more)")
+
+
+def with_values(cfg: Config, values: dict) -> Config:
+    """A new Config with `{"section.key": value}` set (typed as a loaded value, then checked):
+    how a sweep trial's draws and a plan's choices reach a config, without a round trip
+    through strings or dicts."""
+    sections: dict[str, dict] = {}
+    for key, value in values.items():
+        sec, _, name = key.partition(".")
+        fhints = typing.get_type_hints(type(getattr(cfg, sec, None))) if hasattr(cfg, sec) else {}
+        if name not in fhints:
+            _fail(key, "unknown key")
+        sections.setdefault(sec, {})[name] = _coerce(key, value, fhints[name])
+    cfg = dataclasses.replace(cfg, **{sec: dataclasses.replace(getattr(cfg, sec), **kv)
+                                      for sec, kv in sections.items()})
+    validate(cfg)
+    return cfg
 
 
 def _get(cfg: Config, key: str):

@@ -257,7 +257,7 @@ def test_sweep_refuses_a_model_setting_the_checkpoint_decides_and_applies_dropou
     checkpoint's model section replaced it): now it exits 2 naming the key; model.dropout,
     which a fine-tune can honour, reaches the loop's config."""
     from ptft_ray.data.tasks import load_task
-    from ptft_ray.finetune.runner import loop_config, resolve_sources
+    from ptft_ray.finetune.backbones import resolve_sources, run_spec
 
     out = tmp_path / "never"
     assert_refused(cli(*sweep_args(cls_data, "--set", "model.d_model=96", "--out", str(out),
@@ -265,8 +265,8 @@ def test_sweep_refuses_a_model_setting_the_checkpoint_decides_and_applies_dropou
     assert not out.exists()
     cfg = load_config(DEBUG_SWEEP, [f"finetune.data={cls_data}", "model.dropout=0.2"])
     (src,) = resolve_sources([pretrained_ckpt], cfg)
-    lc = loop_config(cfg, src, load_task(cfg.finetune))
-    assert lc["config"]["model"]["dropout"] == 0.2
-    assert lc["config"]["model"]["d_model"] == src.model["d_model"]
+    spec = run_spec(cfg, src, load_task(cfg.finetune))
+    assert spec.config.model.dropout == 0.2
+    assert spec.config.model.d_model == src.model["d_model"]
     plain = load_config(DEBUG_SWEEP, [f"finetune.data={cls_data}"])
-    assert loop_config(plain, src, load_task(plain.finetune))["config"]["model"]["dropout"] == src.model["dropout"]
+    assert run_spec(plain, src, load_task(plain.finetune)).config.model.dropout == src.model["dropout"]

@@ -167,7 +167,7 @@ def test_a_hugging_face_checkpoint_is_timed_by_the_probe_even_when_it_carries_a_
     import dataclasses
 
     from ptft_ray.config import load_config
-    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.finetune.backbones import resolve_sources
     from ptft_ray.planner import measure_missing
 
     cfg = load_config(None)
@@ -188,7 +188,7 @@ def test_decoder_sources_are_sized_on_the_meta_device_for_their_learning_rates(h
     import transformers
 
     from ptft_ray.config import load_config
-    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.finetune.backbones import resolve_sources
     from ptft_ray.planner import decoder_params, family
 
     cfg = load_config(None)
@@ -211,7 +211,7 @@ def test_the_sweeps_budget_check_leaves_a_plan_to_the_planner_and_ignores_a_mask
 
     from ptft_ray.data.tasks import load_task
     from ptft_ray.errors import PtftError
-    from ptft_ray.finetune.runner import resolve_sources
+    from ptft_ray.finetune.backbones import resolve_sources
     from ptft_ray.finetune.sweep import check_budget
 
     cfg = load_config(None, [f"finetune.data={cls_data}", "finetune.max_len=32", "sweep.time_budget_s=60"])

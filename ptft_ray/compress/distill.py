@@ -26,9 +26,10 @@ from .. import storage
 from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
-from ..finetune.runner import Source, hf_source
+from ..finetune.backbones import Source, hf_source
 from ..schema import PRESETS
 from ..train import checkpoint as ckpt
+from ..train.spec import Steps
 
 
 def student_from_layers(teacher_dir: str, k: int, out: Path) -> str:
@@ -228,25 +229,24 @@ def _named(p: str) -> str:
 
 def _prepare(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], temperature, alpha,
              world: int, materialize: bool = False):
-    """-> (the loop's config, {"train", "val"} Ray Datasets). The student's training rows
+    """-> (the loop's RunSpec, {"train", "val"} Ray Datasets). The student's training rows
     stream from teacher_probs.parquet through a Ray Data map that tokenizes them."""
     from ..cluster import init_ray
     from ..data.tasks import to_ray
-    from ..finetune.runner import loop_config
+    from ..finetune.backbones import run_spec
     from .. import tokenizer as toks
-    from .distill_task import DistillTask
+    from .distill_task import DistillSpec
     from .transfer import student_dataset
 
     init_ray()
-    lc = loop_config(cfg, source, task, world=world)
-    # the transfer set, not the labeled rows alone, sets the step arithmetic:
-    # steps/epoch = transfer rows // (batch x grad_accum x workers)
-    per_step = cfg.train.batch_size * cfg.train.grad_accum * world
-    steps_per_epoch = max(1, n_rows // per_step)
-    lc.update(task_factory=DistillTask, distill={"temperature": temperature, "alpha": alpha},
-              steps_per_epoch=steps_per_epoch, max_steps=max(1, int(cfg.finetune.epochs * steps_per_epoch)),
-              eval_every=max(1, steps_per_epoch // cfg.finetune.evals_per_epoch))
-    lc["lineage"]["distilled_from"] = cfg.finetune.data
+    spec = run_spec(cfg, source, task, world=world)
+    # the transfer set, not the labeled rows alone, sets the step arithmetic
+    steps = Steps.from_epochs(n_rows, cfg.train.batch_size * cfg.train.grad_accum * world, cfg.finetune.epochs,
+                              cfg.finetune.evals_per_epoch, where="the transfer set")
+    info = DistillSpec(**{f.name: getattr(spec.task, f.name) for f in dataclasses.fields(spec.task)},
+                       temperature=temperature, alpha=alpha)
+    spec = dataclasses.replace(spec, task=info, steps=steps,
+                               lineage={**spec.lineage, "distilled_from": cfg.finetune.data})
     train = student_dataset(probs_at, source.tokenizer_json, cfg.finetune.max_len, labels)
     if materialize:
         # a Tune grid: every CPU may be held by a trial, leaving none for a Ray Data task, so
@@ -254,43 +254,26 @@ def _prepare(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list
         # to disk past its size), and each trial only reads them
         train = train.materialize()
     tok = toks.from_json(source.tokenizer_json)
-    return lc, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
+    return spec, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
 
 
 def _train(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], temperature, alpha,
            run: storage.Run):
-    from ..cluster import cluster_summary, storage_path, train_logging, worker_resources
-    from ..errors import raise_user_error
-    from ..train.loop import train_loop_per_worker
-
-    sc, metric = cfg.scaling, cfg.sweep.metric
-    lc, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, sc.num_workers)
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+    from ..cluster import cluster_summary, storage_path
+    from ..train.launch import Workers, fit
 
     res = cluster_summary()
-    trainer = TorchTrainer(
-        train_loop_per_worker, train_loop_config=lc,
-        scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
-                                     resources_per_worker=worker_resources(sc.num_workers, sc.cpus_per_worker,
-                                                                           sc.use_gpu, sc.gpus_per_worker, res)),
-        run_config=RunConfig(**storage.ray_storage(storage_path(run.uri("train"), res["nodes"])), **train_logging(),
-                             failure_config=FailureConfig(max_failures=cfg.run.max_failures),
-                             checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
-                                                                checkpoint_score_order=cfg.sweep.mode)),
-        datasets=datasets)
-    try:
-        return trainer.fit()
-    except Exception as e:  # noqa: BLE001
-        raise_user_error(e)
+    workers = Workers.of(cfg, res)
+    spec, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, workers.num)
+    return fit(spec, datasets, workers, storage_path(run.uri("train"), res["nodes"]))
 
 
-def _distill_trial(params: dict, *, lc: dict, datasets: dict, use_gpu: bool) -> None:
+def _distill_trial(params: dict, *, spec, datasets: dict, use_gpu: bool) -> None:
     from ..train.context import TuneContext
     from ..train.loop import run
 
-    run({**lc, "distill": {"temperature": params["temperature"], "alpha": params["alpha"]}},
-        TuneContext(datasets, use_gpu))
+    info = dataclasses.replace(spec.task, temperature=params["temperature"], alpha=params["alpha"])
+    run(dataclasses.replace(spec, task=info), TuneContext(datasets, use_gpu))
 
 
 def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], grid, run: storage.Run):
@@ -299,24 +282,18 @@ def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[s
     from ray import tune
 
     from ..cluster import cluster_summary
+    from ..train.launch import fit_trials, trial_resources
 
-    lc, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, grid[0][0], grid[0][1], 1, materialize=True)
-    sw, res = cfg.sweep, cluster_summary()
-    cpus = sw.cpus_per_trial or 1.0
-    conc = sw.max_concurrent_trials or max(1, int(res["cpus"] // cpus))
-    bundle = {"CPU": cpus, **({"GPU": cfg.scaling.gpus_per_worker} if cfg.scaling.use_gpu else {})}
-    tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(_distill_trial, lc=lc, datasets=datasets,
-                                                 use_gpu=cfg.scaling.use_gpu), bundle),
+    spec, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, grid[0][0], grid[0][1], 1,
+                              materialize=True)
+    sw = cfg.sweep
+    one = dataclasses.replace(cfg, sweep=dataclasses.replace(sw, in_process="always", workers_per_trial=1))
+    _, bundle, _, conc = trial_resources(one, cluster_summary())
+    results = fit_trials(
+        tune.with_parameters(_distill_trial, spec=spec, datasets=datasets, use_gpu=cfg.scaling.use_gpu), bundle,
+        run.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=conc, max_failures=sw.max_failures,
         param_space={"temperature": tune.grid_search(sorted({t for t, _ in grid})),
-                     "alpha": tune.grid_search(sorted({a for _, a in grid}))},
-        tune_config=tune.TuneConfig(metric=sw.metric, mode=sw.mode, max_concurrent_trials=conc),
-        run_config=tune.RunConfig(**storage.ray_storage(run.uri("tune")), verbose=0,
-                                  failure_config=tune.FailureConfig(max_failures=cfg.sweep.max_failures),
-                                  checkpoint_config=tune.CheckpointConfig(
-                                      num_to_keep=1, checkpoint_score_attribute=sw.metric,
-                                      checkpoint_score_order=sw.mode)))
-    results = tuner.fit()
+                     "alpha": tune.grid_search(sorted({a for _, a in grid}))})
     trials = []
     for r in results:
         best = r.get_best_checkpoint(sw.metric, sw.mode) if r.error is None else None

@@ -16,14 +16,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
-from ..finetune.task import ClsTask, trim
+from dataclasses import dataclass
+
+from ..finetune.task import ClsSpec, ClsTask, trim
+
+
+@dataclass(frozen=True)
+class DistillSpec(ClsSpec):
+    """The classification task with the teacher's probabilities: temperature T and the soft
+    term's weight alpha."""
+    temperature: float = 2.0
+    alpha: float = 0.5
+
+    def build(self, spec) -> "DistillTask":
+        return DistillTask(spec, self)
 
 
 class DistillTask(ClsTask):
-    def __init__(self, cfg: Config, lc: dict):
-        super().__init__(cfg, lc)
-        self.T, self.alpha = float(lc["distill"]["temperature"]), float(lc["distill"]["alpha"])
+    def __init__(self, spec, info: DistillSpec):
+        super().__init__(spec, info)
+        self.T, self.alpha = float(info.temperature), float(info.alpha)
 
     def _student_log_probs(self, logits: torch.Tensor, T: float) -> torch.Tensor:
         if logits.ndim == 1:  # our binary models: one logit z for labels[1]

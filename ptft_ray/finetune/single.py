@@ -5,16 +5,15 @@ import json
 import time
 
 from .. import storage
-from ..cluster import check_reachable, cluster_summary, init_ray, storage_path, train_logging, worker_resources
+from ..cluster import check_reachable, cluster_summary, init_ray, storage_path
 from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
-from ..errors import raise_user_error
-from ..train.loop import train_loop_per_worker
+from ..train.launch import Workers, fit
 from .evaluate import evaluate_export, headline
 from .export import export
 from .predictor import scorer
-from .runner import datasets_for, loop_config, resolve_sources
+from .backbones import datasets_for, resolve_sources, run_spec
 
 
 def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwrite: bool = False,
@@ -33,26 +32,11 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
             raise PtftError(f"{run.where} exists; use another --out or --overwrite")
         run.clear()
     run.start()
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     sc, metric = cfg.scaling, cfg.sweep.metric
-    per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
-    lc = loop_config(cfg, source, task, world=sc.num_workers)
-    trainer = TorchTrainer(
-        train_loop_per_worker, train_loop_config=lc,
-        scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
-                                     resources_per_worker=per_worker),
-        run_config=RunConfig(
-            **storage.ray_storage(storage_path(run.uri("train"), res["nodes"])), **train_logging(),
-            failure_config=FailureConfig(max_failures=cfg.run.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
-                                               checkpoint_score_order=cfg.sweep.mode)),
-        datasets=datasets_for(task, source, cfg.finetune.max_len))
-    try:
-        result = trainer.fit()
-    except Exception as e:  # noqa: BLE001
-        raise_user_error(e)
+    workers = Workers.of(cfg, res)
+    spec = run_spec(cfg, source, task, world=workers.num)
+    result = fit(spec, datasets_for(task, source, cfg.finetune.max_len), workers,
+                 storage_path(run.uri("train"), res["nodes"]))
     best_ckpt, best_metrics = result.best_checkpoints[0]
     model_dir = out_p / "model"
     export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)

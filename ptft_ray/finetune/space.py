@@ -6,11 +6,10 @@ grid (`sweep.grid_points`) runs every strategy at that many log-spaced LRs acros
 """
 from __future__ import annotations
 
-import copy
 import math
 import random
 
-from ..config import Config, SweepConfig
+from ..config import Config, SweepConfig, with_values
 from ..errors import PtftError
 
 # strategy -> (trial parameter, sweep config list it is drawn from)
@@ -36,15 +35,12 @@ def trial_lr(p: dict) -> float:
     return p["lr"] if p.get("lr") is not None else p[f"lr_{p['strategy']}"]
 
 
-def trial_config(base: dict, p: dict) -> Config:
-    d = copy.deepcopy(base)
-    d["optim"].update(lr=trial_lr(p), weight_decay=p["weight_decay"])
-    d["train"]["batch_size"] = p["batch_size"]
-    d["finetune"].update(strategy=p["strategy"], epochs=p["epochs"])
-    for param, _ in CONDITIONAL.values():
-        if p.get(param) is not None:
-            d["finetune"][param] = p[param]
-    return Config.from_dict(d)
+def trial_config(base: Config, p: dict) -> Config:
+    """The sweep's config with one trial's draws in place, checked as a loaded config is."""
+    conditional = {f"finetune.{param}": p[param] for param, _ in CONDITIONAL.values() if p.get(param) is not None}
+    return with_values(base, {"optim.lr": trial_lr(p), "optim.weight_decay": p["weight_decay"],
+                              "train.batch_size": p["batch_size"], "finetune.strategy": p["strategy"],
+                              "finetune.epochs": p["epochs"], **conditional})
 
 
 def n_trials(sw: SweepConfig) -> int:

@@ -3,7 +3,7 @@
 A strategy gets the classifier (our own or a Hugging Face one: both give `layer_groups()`,
 parameter lists from the embeddings at the bottom to the head at the top, and `backbone`),
 the fine-tune config, the base LR and the number of optimizer steps per epoch, sets
-`requires_grad`, and returns a Plan: parameter groups with their own LR, and (gradual
+`requires_grad`, and returns ParamGroups: parameter groups with their own LR, and (gradual
 unfreezing) the step from which each frozen group starts to train.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import nn
 from ..config import STRATEGIES as NAMES
 from ..config import FinetuneConfig
 from ..errors import PtftError
-from ..train.plan import Plan
+from ..train.param_groups import ParamGroups
 from .lora import apply_lora
 
 
@@ -36,27 +36,27 @@ def _freeze(groups: list[list[nn.Parameter]]) -> None:
 
 
 @register("full")
-def full(model, ft: FinetuneConfig, lr: float, steps_per_epoch: int) -> Plan:
-    return Plan([(list(model.parameters()), lr)])
+def full(model, ft: FinetuneConfig, lr: float, steps_per_epoch: int) -> ParamGroups:
+    return ParamGroups([(list(model.parameters()), lr)])
 
 
 @register("linear_probe")
-def linear_probe(model, ft, lr, steps_per_epoch) -> Plan:
+def linear_probe(model, ft, lr, steps_per_epoch) -> ParamGroups:
     groups = model.layer_groups()            # [..backbone groups.., head]
     _freeze(groups[:-1])
-    return Plan([(groups[-1], lr)])
+    return ParamGroups([(groups[-1], lr)])
 
 
 @register("partial")
-def partial(model, ft, lr, steps_per_epoch) -> Plan:
+def partial(model, ft, lr, steps_per_epoch) -> ParamGroups:
     groups = model.layer_groups()
     k = min(ft.unfreeze_top_k, len(groups) - 1)
     _freeze(groups[:len(groups) - 1 - k])
-    return Plan([([p for g in groups[len(groups) - 1 - k:] for p in g], lr)])
+    return ParamGroups([([p for g in groups[len(groups) - 1 - k:] for p in g], lr)])
 
 
 @register("lora")
-def lora(model, ft, lr, steps_per_epoch) -> Plan:
+def lora(model, ft, lr, steps_per_epoch) -> ParamGroups:
     groups = model.layer_groups()
     _freeze(groups[:-1])
     if apply_lora(model.backbone, ft) == 0:
@@ -65,25 +65,25 @@ def lora(model, ft, lr, steps_per_epoch) -> Plan:
     for p in groups[-1]:  # peft froze everything in the backbone but adapters (BERT's pooler is head)
         p.requires_grad_(True)
     adapters = [p for n, p in model.backbone.named_parameters() if "lora_" in n]
-    return Plan([(adapters + groups[-1], lr)])
+    return ParamGroups([(adapters + groups[-1], lr)])
 
 
 @register("discriminative_lr")
-def discriminative_lr(model, ft, lr, steps_per_epoch) -> Plan:
+def discriminative_lr(model, ft, lr, steps_per_epoch) -> ParamGroups:
     groups = model.layer_groups()
     top = len(groups) - 1
     # head gets lr, the group below lr * decay, then lr * decay^2, ... (ULMFiT uses 1/2.6)
-    return Plan([(g, lr * ft.lr_decay ** (top - i)) for i, g in enumerate(groups)])
+    return ParamGroups([(g, lr * ft.lr_decay ** (top - i)) for i, g in enumerate(groups)])
 
 
 @register("gradual_unfreeze")
-def gradual_unfreeze(model, ft, lr, steps_per_epoch) -> Plan:
+def gradual_unfreeze(model, ft, lr, steps_per_epoch) -> ParamGroups:
     groups = model.layer_groups()
     every = ft.unfreeze_every or steps_per_epoch
     top = len(groups) - 1
     # the head trains from step 0, the top backbone group from `every`, the next from 2*every...
     frozen = [((top - i) * every, g) for i, g in enumerate(groups) if i < top]
-    return Plan([(list(model.parameters()), lr)], frozen_until=frozen)
+    return ParamGroups([(list(model.parameters()), lr)], frozen_until=frozen)
 
 
 assert tuple(STRATEGIES) == NAMES, "config.STRATEGIES must list the registered strategies in order"

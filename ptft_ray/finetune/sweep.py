@@ -15,54 +15,39 @@ import math
 import time
 
 from .. import storage
-from ..cluster import DATA_CPUS, check_reachable, cluster_summary, init_ray, train_logging, worker_resources
-from ..config import Config
+from ..cluster import check_reachable, cluster_summary, init_ray
+from ..config import Config, with_values
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
 from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
-from ..train.loop import run, train_loop_per_worker
+from ..train.launch import Workers, fit, fit_trials, trial_resources
+from ..train.loop import run
 from .evaluate import evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
 from .select import select_best
-from .runner import Source, datasets_for, estimate_trial_s, loop_config, resolve_sources
+from .backbones import Source, datasets_for, estimate_trial_s, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
 
-def run_trial(params: dict, *, base: dict, sources: dict, datasets: dict, task: TaskData,
-              in_process: bool, scaling: dict, storage: str) -> dict | None:
-    """One Tune trial: the fine-tune loop from the trial's pretrained checkpoint."""
+def run_trial(params: dict, *, base: Config, sources: dict, datasets: dict, task: TaskData,
+              in_process: bool, workers: Workers, storage: str) -> None:
+    """One Tune trial: the fine-tune loop from the trial's pretrained checkpoint, in this actor
+    (one worker) or on its own TorchTrainer. Returns nothing: everything was reported already,
+    and a returned dict would be logged as one more result."""
     from ray import tune
 
-    cfg = trial_config(base, params)
     src: Source = sources[params["checkpoint"]]
-    lc = loop_config(cfg, src, task, world=scaling["num_workers"])
+    spec = run_spec(trial_config(base, params), src, task, world=workers.num)
     if in_process:
-        # everything was reported already; a returned dict would be logged as one more result
-        run(lc, TuneContext(datasets[src.key], scaling["use_gpu"]))
-        return None
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+        run(spec, TuneContext(datasets[src.key], workers.use_gpu))
+        return
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from ..errors import raise_user_error
-
-    trainer = TorchTrainer(
-        train_loop_per_worker, train_loop_config=lc,
-        scaling_config=ScalingConfig(**scaling),
-        run_config=RunConfig(
-            name=f"train-{tune.get_context().get_trial_id()}", storage_path=storage, **train_logging(),
-            callbacks=[TuneReportCallback()],
-            checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=base["sweep"]["metric"],
-                                               checkpoint_score_order=base["sweep"]["mode"])),
-        datasets=datasets[src.key])
-    try:
-        trainer.fit()
-    except Exception as e:  # noqa: BLE001
-        raise_user_error(e)
-    return None
+    fit(spec, datasets[src.key], workers, f"{storage}/train-{tune.get_context().get_trial_id()}",
+        retries=0, callbacks=(TuneReportCallback(),))
 
 
 def check_budget(cfg: Config, sources: list[Source], task: TaskData, plan: dict | None = None) -> None:
@@ -79,9 +64,9 @@ def check_budget(cfg: Config, sources: list[Source], task: TaskData, plan: dict 
     for src in sources:
         for bs in cfg.sweep.batch_sizes:
             for ep in cfg.sweep.epochs:
-                trial = trial_config(cfg.to_dict(), {"lr": cfg.sweep.lr_min, "weight_decay": 0.0,
-                                                     "batch_size": bs, "epochs": ep, "strategy": "full"})
-                est = estimate_trial_s(loop_config(trial, src, task), src)
+                trial = trial_config(cfg, {"lr": cfg.sweep.lr_min, "weight_decay": 0.0,
+                                           "batch_size": bs, "epochs": ep, "strategy": "full"})
+                est = estimate_trial_s(run_spec(trial, src, task), src)
                 if est is not None:
                     cheapest = est if cheapest is None else min(cheapest, est)
     if cheapest is not None and budget < cheapest:
@@ -95,57 +80,14 @@ def max_evals(cfg: Config) -> int:
     return int(math.ceil(max(cfg.sweep.epochs) * cfg.finetune.evals_per_epoch)) + 1
 
 
-def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, dict, int]:
-    """-> (in_process, Tune bundle for the trial, Train ScalingConfig kwargs, concurrency)."""
-    sw, sc = cfg.sweep, cfg.scaling
-    in_process = sw.in_process == "always" or (sw.in_process == "auto" and sw.workers_per_trial == 1)
-    if in_process and sw.workers_per_trial != 1:
-        raise PtftError("sweep.in_process=always needs sweep.workers_per_trial=1")
-    scaling = {"num_workers": sw.workers_per_trial, "use_gpu": sc.use_gpu}
-    # trials at a time: what the CPUs allow, and with GPUs no more than the GPUs hold
-    # (32 CPUs / 4 GPUs at 1 GPU a trial: 4, not 32)
-    gpu_slots = (int(res["gpus"] / (sw.workers_per_trial * sc.gpus_per_worker) + 1e-9)
-                 if sc.use_gpu else None)
-    if in_process:
-        cpus = sw.cpus_per_trial or 1.0
-        conc = sw.max_concurrent_trials or max(1, min(int(res["cpus"] // cpus), gpu_slots or 10 ** 9))
-        if cpus * conc > res["cpus"] + 1e-9 or cpus > res["max_node_cpus"]:
-            raise PtftError(f"sweep: {conc} concurrent trial(s) x {cpus:g} CPU do not fit a cluster of "
-                            f"{res['cpus']:g} CPUs (largest node {res['max_node_cpus']:g}); lower "
-                            f"sweep.max_concurrent_trials or sweep.cpus_per_trial")
-        bundle = {"CPU": cpus}
-        if sc.use_gpu:
-            worker_resources(1, cpus, True, sc.gpus_per_worker, {**res, "cpus": res["cpus"] + DATA_CPUS},
-                             copies=conc, what="sweep")
-            bundle["GPU"] = sc.gpus_per_worker
-        return True, bundle, scaling, conc
-    conc = sw.max_concurrent_trials or max(1, min(int((res["cpus"] - DATA_CPUS) // sw.workers_per_trial),
-                                                  gpu_slots or 10 ** 9))
-    per_worker = worker_resources(sw.workers_per_trial, sw.cpus_per_trial, sc.use_gpu,
-                                  sc.gpus_per_worker, res, copies=conc, what="sweep")
-    scaling["resources_per_worker"] = per_worker
-    # the trial function only waits on its TorchTrainer: a sliver of CPU
-    return False, {"CPU": 0.01}, scaling, conc
-
-
 def resumable(out: str) -> bool:
     """A sweep directory (local or URI) that `sweep(..., resume=True)` can continue: Tune's
     experiment state is there."""
     return storage.exists(f"{out.rstrip('/')}/tune/tuner.pkl")
 
 
-def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
-          overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None) -> dict:
-    t0 = time.time()
-    run_dir = storage.Run(out or f"runs/{cfg.sweep.name}")
-    out_p = run_dir.local  # the driver's files; Tune and Train write to run_dir.where directly
-    task = load_task(cfg.finetune)                   # data checked before Ray starts
-    sources = resolve_sources(pretrained, cfg, arch_from)
-    check_budget(cfg, sources, task, plan)
-    init_ray(forward=cfg.cluster.forward_env)
-    res = cluster_summary()
-    # trials load their checkpoints and write the sweep on any node: refused before anything is replaced
-    check_reachable({"--out": run_dir.where, "--pretrained": [s.path or "" for s in sources]}, res["nodes"])
+def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: dict | None):
+    """Refuse what would be lost, then start (or continue) the sweep directory."""
     if run_dir.nonempty() and not resume:
         if not overwrite:
             raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "
@@ -153,66 +95,80 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         run_dir.clear()
     if resume and not resumable(run_dir.where):
         raise PtftError(f"--resume: no sweep to resume in {run_dir.where}")
-    run_dir.start()
+    out_p = run_dir.start()
     if plan is not None:
         (out_p / "plan.json").write_text(json.dumps(plan, indent=2, default=str))
         run_dir.push("plan.json")
 
+
+def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
+          overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None) -> dict:
+    t0 = time.time()
+    run_dir = storage.Run(out or f"runs/{cfg.sweep.name}")
+    task = load_task(cfg.finetune)                   # data checked before Ray starts
+    sources = resolve_sources(pretrained, cfg, arch_from)
+    check_budget(cfg, sources, task, plan)
+    init_ray(forward=cfg.cluster.forward_env)
+    res = cluster_summary()
+    # trials load their checkpoints and write the sweep on any node: refused before anything is replaced
+    check_reachable({"--out": run_dir.where, "--pretrained": [s.path or "" for s in sources]}, res["nodes"])
+    open_sweep_dir(run_dir, resume, overwrite, plan)
+    in_process, bundle, workers, conc = trial_resources(cfg, res)
+    grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume)
+    rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, storage.ray_storage(run_dir.uri("tune"))
+                      .get("storage_filesystem")) for r in grid]
+    write_trials_csv(rows, run_dir.local / "trials.csv")
+    summary = export_best(cfg, rows, task, run_dir)
+    summary.update({
+        "class_balance": task.balance("train"), "task_type": task.task_type,
+        "in_process_trials": in_process, "max_concurrent_trials": conc,
+        "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
+        "wall_s": time.time() - t0, "resumed": resume})
+    ckpt.write_json(run_dir.local / "result.json", summary)
+    run_dir.publish()  # a URI run: trials.csv, model/, evaluation.json, then result.json
+    return summary
+
+
+def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: storage.Run, in_process: bool,
+               bundle: dict, workers: Workers, conc: int, resume: bool):
+    """The Tune experiment: one tokenized copy of the data per distinct tokenizer, the search
+    space, ASHA (or FIFO), the progress and MLflow callbacks. -> Tune's ResultGrid."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    in_process, bundle, scaling, conc = trial_resources(cfg, res)
     sw = cfg.sweep
-    base = cfg.to_dict()
-    if in_process and not base["train"]["threads"]:  # one torch thread per trial CPU
-        base["train"]["threads"] = max(1, int(bundle["CPU"]))
+    if in_process and not cfg.train.threads:  # one torch thread per trial CPU
+        cfg = with_values(cfg, {"train.threads": max(1, int(bundle["CPU"]))})
     by_tok: dict[str, dict] = {}
-    for s in sources:  # one tokenized copy per distinct tokenizer
+    for s in sources:
         if s.tokenizer_json not in by_tok:
             by_tok[s.tokenizer_json] = datasets_for(task, s, cfg.finetune.max_len)
-    datasets = {s.key: by_tok[s.tokenizer_json] for s in sources}
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=base, sources={s.key: s for s in sources},
-                             datasets=datasets, task=task, in_process=in_process, scaling=scaling,
-                             storage=run_dir.uri("train")),
-        bundle)
     checkpoints = [s.key for s in sources]
-    tune_storage = storage.ray_storage(run_dir.uri("tune"))
+    trainable = tune.with_parameters(
+        run_trial, base=cfg, sources={s.key: s for s in sources},
+        datasets={s.key: by_tok[s.tokenizer_json] for s in sources}, task=task, in_process=in_process,
+        workers=workers, storage=run_dir.uri("train"))
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_evals(cfg),
                                grace_period=sw.grace_period, reduction_factor=sw.reduction_factor)
                  if sw.scheduler == "asha" else FIFOScheduler())
-    # a BasicVariantGenerator instance ignores TuneConfig.max_concurrent_trials: bound it here
     search = (optuna_search(sw, checkpoints) if sw.search == "optuna"
               else BasicVariantGenerator(max_concurrent=conc, random_state=sw.seed))
-    if resume:
-        # the conditional sample_from functions are stored as placeholders: hand them back
-        fs, tune_path = storage.resolve(run_dir.uri("tune"))
-        tuner = tune.Tuner.restore(tune_path, trainable=trainable, resume_errored=False, storage_filesystem=fs,
-                                   param_space=build_space(sw, checkpoints) if sw.search == "random" else None)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=build_space(sw, checkpoints) if sw.search == "random" else None,
-            tune_config=tune.TuneConfig(
-                metric=sw.metric, mode=sw.mode, scheduler=scheduler, search_alg=search,
-                num_samples=sw.num_samples,
-                max_concurrent_trials=conc if sw.search == "optuna" else None,
-                time_budget_s=sw.time_budget_s or None),
-            run_config=tune.RunConfig(
-                **tune_storage, verbose=0,
-                callbacks=[SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
-                           *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{out_p.name}")],
-                # a trial lost with its node (spot preemption) runs again from its checkpoint
-                failure_config=tune.FailureConfig(max_failures=sw.max_failures),
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=1, checkpoint_score_attribute=sw.metric, checkpoint_score_order=sw.mode)))
     print(f"[sweep] {sw.num_samples} sample(s), {conc} at a time, "
           f"{'in-process' if in_process else 'TorchTrainer'} trials with {bundle}; sources: {checkpoints}",
           flush=True)
-    grid = tuner.fit()
-    rows = [trial_row(r, sw.metric, sw.mode, tune_storage.get("storage_filesystem")) for r in grid]
-    write_trials_csv(rows, out_p / "trials.csv")
+    return fit_trials(
+        trainable, bundle, run_dir.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=conc,
+        param_space=build_space(sw, checkpoints) if sw.search == "random" else None,
+        search=search, scheduler=scheduler, num_samples=sw.num_samples, time_budget_s=sw.time_budget_s,
+        callbacks=(SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
+                   *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{run_dir.local.name}")),
+        max_failures=sw.max_failures, resume=resume)
+
+
+def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.Run) -> dict:
+    """The best trial (re-scored where the metric was noisy) exported to DIR/model and tested."""
+    sw, out_p = cfg.sweep, run_dir.local
     ok = [r for r in rows if r["best_checkpoint"]]
     if not ok:
         reasons = "; ".join(sorted({r["error"] for r in rows if r["error"]}))[:500]
@@ -226,7 +182,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
                                  "best_metric": best["best_metric"]}})
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
-    summary = {
+    ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
+    return {
         "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
         "best_metric": best["best_metric"], "export_path": run_dir.uri("model"), "selection": selection,
         "best_config": {k: best[k] for k in ("checkpoint", "strategy", "lr", "weight_decay",
@@ -236,14 +193,4 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         "trials_completed": sum(r["stop_reason"] == "completed" for r in rows),
         "trials_stopped": sum(r["stop_reason"] == "stopped" for r in rows),
         "trials_failed": sum(r["stop_reason"] in ("error", "diverged", "oom") for r in rows),
-        "trials": len(rows), "trial_time_s": sum(r["wall_s"] or 0 for r in rows),
-        "class_balance": task.balance("train"), "task_type": task.task_type,
-        "in_process_trials": in_process, "max_concurrent_trials": conc,
-        "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
-        "wall_s": time.time() - t0, "resumed": resume,
-    }
-    ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
-    ckpt.write_json(out_p / "result.json", summary)
-    run_dir.publish()  # a URI run: trials.csv, model/, evaluation.json, then result.json
-    return summary
-
+        "trials": len(rows), "trial_time_s": sum(r["wall_s"] or 0 for r in rows)}

@@ -1,15 +1,16 @@
 """The classification task the loop fine-tunes on: any backbone (ours or Hugging Face),
 each batch padded to its longest example, the strategy choosing what trains.
 
-It reaches the loop (train/loop.py) as `lc["task_factory"]` (finetune/runner.py)."""
+It reaches the loop (train/loop.py) as the RunSpec's ClsSpec (finetune/backbones.py)."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
 from ..models import build_classifier
-from ..train.plan import Plan
+from ..train.param_groups import ParamGroups
 from .strategies import STRATEGIES
 
 
@@ -21,15 +22,15 @@ class ClsTask:
     name = "cls"
     unit = "examples"
 
-    def __init__(self, cfg: Config, lc: dict):
-        info, init_from = lc["task_info"], lc.get("init_from")
-        self.labels = info["labels"]
+    def __init__(self, spec, info: "ClsSpec"):
+        cfg = spec.config
+        self.labels = list(info.labels)
         self.n = len(self.labels)
         self.binary = self.n == 2 and not cfg.model.hf
-        self.pad_id = info["pad_id"]
-        # cfg.model is the source's own model section (finetune/runner.py)
-        self.model = build_classifier(cfg.model, self.labels, info["vocab_size"], self.pad_id,
-                                      cfg.finetune.head_dropout, init_from)
+        self.pad_id = info.pad_id
+        # cfg.model is the source's own model section (finetune/backbones.py)
+        self.model = build_classifier(cfg.model, self.labels, info.vocab_size, self.pad_id,
+                                      cfg.finetune.head_dropout, spec.init_from)
 
     def _forward(self, model, batch):
         ids, mask = trim(batch["input_ids"].long(), batch["length"])
@@ -56,9 +57,31 @@ class ClsTask:
         conf = s[2:].view(self.n, self.n)               # rows: true label, cols: predicted
         return {"val_loss": (s[0] / s[1].clamp_min(1)).item(), **classification_metrics(conf)}
 
-    def plan(self, cfg: Config, lc: dict) -> Plan:
+    def groups(self, spec) -> ParamGroups:
         """The strategy sets requires_grad and returns the parameter groups and their LRs."""
-        return STRATEGIES[cfg.finetune.strategy](self.model, cfg.finetune, cfg.optim.lr, lc["steps_per_epoch"])
+        cfg = spec.config
+        return STRATEGIES[cfg.finetune.strategy](self.model, cfg.finetune, cfg.optim.lr, spec.steps.steps_per_epoch)
+
+
+@dataclass(frozen=True)
+class ClsSpec:
+    """Text classification: the labels, the tokenizer's ids, what the training split holds."""
+    labels: tuple[str, ...]
+    task_type: str
+    vocab_size: int
+    pad_id: int
+    eot_id: int | None = None
+    train_examples: int = 0
+    class_balance: dict = field(default_factory=dict)
+
+    def build(self, spec) -> ClsTask:
+        return ClsTask(spec, self)
+
+    def meta(self) -> dict:
+        return {"vocab_size": self.vocab_size, "pad_id": self.pad_id, "eot_id": self.eot_id, "objective": None,
+                "task_info": {"labels": list(self.labels), "task_type": self.task_type,
+                              "vocab_size": self.vocab_size, "pad_id": self.pad_id,
+                              "train_examples": self.train_examples, "class_balance": self.class_balance}}
 
 
 def classification_metrics(conf: torch.Tensor, prefix: str = "val_") -> dict:

@@ -57,7 +57,7 @@ def overrides(p: dict) -> list[str]:
 
 def preflight(cfg: Config, res: dict) -> None:
     """Refuse, with what to change, a plan the live cluster cannot schedule."""
-    from ..finetune.sweep import trial_resources
+    from ..train.launch import trial_resources
 
     trial_resources(cfg, res)  # raises PtftError naming the key to change
 
@@ -74,7 +74,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
          max_trials: int = 0, arch_from: str | None = None, pins: list[str] | None = None) -> dict:
     from ..cluster import cluster_summary, init_ray
     from ..data.tasks import load_task
-    from ..finetune.runner import resolve_sources
+    from ..finetune.backbones import resolve_sources
     from .rules import STARTUP_S, choose
     from .scan import scan_task
 

@@ -65,7 +65,7 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
 
 
 def measure_rate(source, use_gpu: bool = False, precision: str = "auto") -> float:
-    """Training tokens/s per worker of `source` (finetune.runner.Source), measured now in the
+    """Training tokens/s per worker of `source` (finetune.backbones.Source), measured now in the
     precision its trials will use."""
     import ray
 

@@ -18,17 +18,18 @@ import tempfile
 import time
 import zlib
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
 
 from ..cluster import quiet_ray_logs
 from ..config import Config
 from ..errors import DivergenceError, PtftError
-from .plan import Plan
+from .param_groups import ParamGroups
 from .precision import autocast
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
-from .tasks import build_task
+from .spec import RunSpec
 from .tblog import log_scalars, tensorboard_writer
 
 
@@ -50,9 +51,9 @@ def trace(path: str, step: int, state: dict, batch: dict, rank: int = 0) -> None
                             "samples": [zlib.crc32(r.tobytes()) for r in rows]}) + "\n")
 
 
-def train_loop_per_worker(lc: dict) -> dict:
-    """Entry point given to TorchTrainer; `lc` is the config dict plus task info."""
-    return run(lc, TrainContext())
+def train_loop_per_worker(config: dict) -> dict:
+    """Entry point given to TorchTrainer: Ray hands over its loop config, which holds one RunSpec."""
+    return run(config["spec"], TrainContext())
 
 
 def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float, decay: str) -> float:
@@ -66,7 +67,7 @@ def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float, decay: s
     return min_ratio + (1 - min_ratio) * shape
 
 
-def make_optimizer(plan: Plan, cfg: Config, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(plan: ParamGroups, cfg: Config, device: torch.device) -> torch.optim.AdamW:
     """AdamW over the plan's groups; matrices decay, biases / norms / gains do not."""
     o, groups, seen = cfg.optim, [], set()
     for params, lr in plan.groups:
@@ -79,10 +80,7 @@ def make_optimizer(plan: Plan, cfg: Config, device: torch.device) -> torch.optim
                                "weight_decay": o.weight_decay if decay else 0.0})
     if not groups:
         raise PtftError("nothing to train: the strategy left no parameter trainable")
-    # fused: one kernel over all parameters instead of a loop of ops per tensor list. On one
-    # CPU thread, MiniLM's 22.7M parameters: 24 ms a step fused vs 171-212 ms default (foreach),
-    # itself ~20 % of a ~0.9 s batch-16 fine-tuning step (benchmarks.peer --parts profile);
-    # Hugging Face Trainer's default too
+    # fused: one kernel over all parameters, 7x faster than foreach on CPU (docs/decisions.md)
     return torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps,
                              fused=device.type in ("cuda", "cpu"))
 
@@ -106,10 +104,8 @@ def _stream(ctx, state: dict, batch_size: int, shuffle: int, seed: int):
 
 class FirstBatchEarly:
     """Fetches a stream's first batch on a thread while the model is built, then steps the
-    stream itself. Ray Data's first batch of a run is its slowest: the split coordinator
-    starts the read and map tasks (1.5 s of a 29 s MiniLM fine-tuning epoch on 2 CPUs,
-    benchmarks.peer --parts speed), time in which the worker otherwise only loads weights.
-    An error met while fetching is raised where the loop asks for that batch."""
+    stream itself: Ray Data's first batch of a run is its slowest (docs/decisions.md). An
+    error met while fetching is raised where the loop asks for that batch."""
 
     def __init__(self, stream):
         import threading
@@ -152,139 +148,177 @@ def evaluate(task, model, ctx, cfg: Config, amp) -> dict:
     return task.metrics(ctx.all_reduce(stats))
 
 
-def run(lc: dict, ctx) -> dict:
+@dataclass
+class Live:
+    """What one run holds while it trains: the state a checkpoint saves, and the objects the
+    step needs. state["train_s"]: seconds in training steps (no evaluation, no checkpoints),
+    so that tokens / train_s is the run's throughput, resumes included."""
+    spec: RunSpec
+    ctx: object
+    state: dict = field(default_factory=lambda: {"step": 0, "tokens": 0, "epoch": 0,
+                                                 "batch_in_epoch": 0, "train_s": 0.0})
+    history: list = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    best: float | None = None      # what the next best-only checkpoint must beat
+
+
+class Window:
+    """Sums over the steps since the last log line, reduced over ranks when read."""
+
+    def __init__(self, device):
+        self.loss = torch.zeros((), device=device)
+        self.items = torch.zeros((), device=device)  # what the loss averages over (masked tokens for MLM)
+        self.seen = torch.zeros((), device=device)   # what throughput counts (every input token / example)
+        self.reset()
+
+    def reset(self):
+        self.steps, self.t0, self.data_wait = 0, time.perf_counter(), 0.0
+
+    def read(self, ctx) -> torch.Tensor:
+        total = ctx.all_reduce(torch.stack([self.loss, self.items.float(), self.seen.float()]))
+        self.loss.zero_(), self.items.zero_(), self.seen.zero_()
+        return total
+
+
+def run(spec: RunSpec, ctx) -> dict:
     quiet_ray_logs()  # this worker's / trial's own Ray loggers
-    cfg = Config.from_dict(lc["config"])
-    tc, sc = cfg.train, cfg.schedule
+    cfg, tc = spec.config, spec.config.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
-    # train_s: seconds spent in training steps (evaluation and checkpoints excluded), so that
-    # tokens / train_s is the run's training throughput, resumes included
-    state = {"step": 0, "tokens": 0, "epoch": 0, "batch_in_epoch": 0, "train_s": 0.0}
-    history: list[dict] = []
-    metrics: dict = {}
-    resume = ctx.resume_dir(lc.get("run_dir"))
+    live, resume = Live(spec, ctx), ctx.resume_dir(spec.run_dir)
     if resume:
         meta = ckpt.read_meta(resume)
-        state.update(meta["state"])
-        history, metrics = meta.get("history", []), dict(meta.get("metrics", {}))
+        live.state.update(meta["state"])
+        live.history, live.metrics = meta.get("history", []), dict(meta.get("metrics", {}))
     # where the data resumes is known now: its first batch streams in while the model is built
-    data = FirstBatchEarly(_stream(ctx, state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed))
-
+    data = FirstBatchEarly(_stream(ctx, live.state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed))
     torch.manual_seed(tc.seed)  # identical init on every rank (DDP also broadcasts rank 0's)
-    task = build_task(cfg, lc)
+    task = spec.task.build(spec)
     raw = task.model
-    max_steps = lc.get("max_steps") or sc.max_steps
-    eval_every = lc.get("eval_every", tc.eval_every)
-    plan = task.plan(cfg, lc)  # which parameters train, at which LR
+    groups = task.groups(spec)  # which parameters train, at which LR
     if resume:
         ckpt.load_weights(raw, resume)
-    best = metrics.get(cfg.sweep.metric) if task.name == "cls" else None  # what a checkpoint must beat
+    live.best = live.metrics.get(spec.keep.metric) if spec.keep.best_only else None
     raw.train()  # from_pretrained hands back a model in eval mode (dropout off)
     model = ctx.prepare(raw)
-    optimizer = make_optimizer(plan, cfg, ctx.device)
+    optimizer = make_optimizer(groups, cfg, ctx.device)
     if resume:
         ckpt.load_optimizer(optimizer, resume)
         cleanup(resume)
-
     amp = autocast(tc.precision, ctx.device)
-    trainable = [p for g in optimizer.param_groups for p in g["params"]]
-    # compiling fuses the memory-bound ops (GELU, LayerNorm, log-softmax of the V-wide output)
-    # that dominate small models on CPU; evaluation stays eager (no second compile)
+    # compiling fuses the memory-bound ops that dominate small models on CPU; evaluation stays eager
     loss_fn = torch.compile(task.loss) if tc.compile else task.loss
-    loss_sum = torch.zeros((), device=ctx.device)
-    items = torch.zeros((), device=ctx.device)   # what the loss averages over (masked tokens for MLM)
-    seen = torch.zeros((), device=ctx.device)    # what throughput counts (every input token / example)
-    steps_in_window, t_window, data_wait = 0, time.perf_counter(), 0.0
-    tb = tensorboard_writer(lc.get("run_dir"), ctx.rank)
-
-    while state["step"] < max_steps:
-        step = state["step"]
-        # dropout's random stream is a function of (seed, rank, step): it differs per rank, and a
-        # resumed run draws what the uninterrupted one would have at the same step
-        torch.manual_seed((tc.seed * 1_000_003 + ctx.rank) * 1_000_003 + step)
-        mult = lr_factor(step, sc.warmup_steps, max_steps, sc.min_lr_ratio, sc.decay)
-        for g in optimizer.param_groups:
-            g["lr"] = g["base_lr"] * mult
-        for micro in range(tc.grad_accum):
-            t_data = time.perf_counter()
-            batch = next(data)
-            data_wait += time.perf_counter() - t_data  # time the step waited for its batch
-            if tc.trace_file:
-                trace(tc.trace_file, step + 1, state, batch, ctx.rank)
-            # gradients are all-reduced once per optimizer step, on the last micro-batch
-            sync = micro == tc.grad_accum - 1 or ctx.world == 1
-            if hasattr(task, "reseed"):  # masked LM: this micro-batch's masks, the same after a resume
-                task.reseed(tc.seed, ctx.rank, step, micro)
-            with (nullcontext() if sync else model.no_sync()), amp:
-                total, n = loss_fn(model, batch)
-                (total / n.clamp_min(1) / tc.grad_accum).backward()
-            loss_sum += total.detach().float()
-            items += n
-            seen += task.seen(batch) if hasattr(task, "seen") else n
-        for until, params in plan.frozen_until:  # gradual unfreezing: frozen groups drop grads
-            if step < until:
-                for p in params:
-                    p.grad = None
-        if cfg.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for p in trainable if p.grad is not None], cfg.optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        state["step"] = s = step + 1
-        steps_in_window += 1
-
-        last = s == max_steps
-        do_log = s % tc.log_every == 0 or last
-        do_eval = (eval_every and s % eval_every == 0) or last
-        # fine-tuning checkpoints exactly at evaluations: each Tune report carries the metric
-        do_ckpt = do_eval if task.name == "cls" else (s % cfg.checkpoint.every_steps == 0 or last)
+    window, tb = Window(ctx.device), tensorboard_writer(spec.run_dir, ctx.rank)
+    while live.state["step"] < spec.steps.max_steps:
+        train_step(live, task, model, optimizer, groups, loss_fn, amp, data, window)
+        s = live.state["step"]
+        do_log, do_eval, do_ckpt = due(spec, s)
         if do_log or do_eval or do_ckpt:
-            window = ctx.all_reduce(torch.stack([loss_sum, items.float(), seen.float()]))
-            loss_sum.zero_(), items.zero_(), seen.zero_()
-            if window[1] > 0:
-                train_loss = (window[0] / window[1]).item()
-                if not math.isfinite(train_loss):
-                    raise DivergenceError(f"loss is {train_loss} at step {s} (optim.lr={cfg.optim.lr}): "
-                                          f"training diverged")
-                elapsed = time.perf_counter() - t_window
-                state["tokens"] += int(window[2].item())
-                state["train_s"] = state.get("train_s", 0.0) + elapsed
-                metrics.update(step=s, max_steps=max_steps, epoch=state["epoch"], train_loss=train_loss,
-                               lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
-                               **{f"{task.unit}_per_s": window[2].item() / max(elapsed, 1e-9)},
-                               data_wait_frac=data_wait / max(elapsed, 1e-9), train_s=state["train_s"])
-                eta = (max_steps - s) * elapsed / max(steps_in_window, 1)
-                if ctx.rank == 0:
-                    say(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} "
-                        f"{metrics[f'{task.unit}_per_s']:.0f} {task.unit}/s eta {eta:.0f}s")
+            log_window(live, task, optimizer, window)
         if do_eval:
-            metrics.update(evaluate(task, model, ctx, cfg, amp))
+            live.metrics.update(evaluate(task, model, ctx, cfg, amp))
             if ctx.rank == 0:
-                say(f"[{task.name}] step {s} " + " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                say(f"[{task.name}] step {s} " + " ".join(f"{k} {v:.4f}" for k, v in live.metrics.items()
                                                          if k.startswith("val_")))
         if do_log or do_eval:
-            history.append(dict(metrics))
+            live.history.append(dict(live.metrics))
             if tb:
-                log_scalars(tb, metrics, s)
+                log_scalars(tb, live.metrics, s)
         if do_eval or do_ckpt:
-            d = None
-            # fine-tuning keeps its best checkpoint only (Tune / Train drop the rest): one that does
-            # not improve the metric is not written at all (less disk, fewer experiment snapshots)
-            value = metrics.get(cfg.sweep.metric)
-            improved = value is not None and (best is None or (value > best if cfg.sweep.mode == "max" else value < best))
-            if improved:
-                best = value
-            if ctx.rank == 0 and (improved or task.name != "cls"):
-                d = tempfile.mkdtemp(prefix="ptft-ckpt-")
-                meta = {"format": 1, "task": task.name, "state": dict(state), "history": history,
-                        "metrics": dict(metrics), "config": cfg.to_dict(),
-                        **{k: lc.get(k) for k in ("vocab_size", "pad_id", "eot_id", "task_info",
-                                                  "init_from", "lineage", "objective")}}
-                ckpt.fill_dir(d, raw, meta, lc["tokenizer"], optimizer)
-            ctx.report(dict(metrics), d)
-            cleanup(d)
+            checkpoint(live, task, raw, optimizer)
         if do_log or do_eval or do_ckpt:
-            steps_in_window, t_window, data_wait = 0, time.perf_counter(), 0.0
+            window.reset()
     if tb:
         tb.close()
-    return {**metrics, "history": history}
+    return {**live.metrics, "history": live.history}
+
+
+def due(spec: RunSpec, s: int) -> tuple[bool, bool, bool]:
+    """-> (log, evaluate, checkpoint) after step s. Best-only runs checkpoint exactly at
+    evaluations: each Tune report carries the metric."""
+    tc, last = spec.config.train, s == spec.steps.max_steps
+    do_log = s % tc.log_every == 0 or last
+    do_eval = bool(spec.steps.eval_every and s % spec.steps.eval_every == 0) or last
+    do_ckpt = do_eval if spec.keep.best_only else (s % spec.config.checkpoint.every_steps == 0 or last)
+    return do_log, do_eval, do_ckpt
+
+
+def train_step(live: Live, task, model, optimizer, groups: ParamGroups, loss_fn, amp, data, window: Window):
+    """One optimizer step: set the LR, accumulate grad_accum micro-batches, clip, step."""
+    spec, ctx, state = live.spec, live.ctx, live.state
+    cfg, tc, sc = spec.config, spec.config.train, spec.config.schedule
+    step = state["step"]
+    # dropout's random stream is a function of (seed, rank, step): it differs per rank, and a
+    # resumed run draws what the uninterrupted one would have at the same step
+    torch.manual_seed((tc.seed * 1_000_003 + ctx.rank) * 1_000_003 + step)
+    mult = lr_factor(step, sc.warmup_steps, spec.steps.max_steps, sc.min_lr_ratio, sc.decay)
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * mult
+    for micro in range(tc.grad_accum):
+        t_data = time.perf_counter()
+        batch = next(data)
+        window.data_wait += time.perf_counter() - t_data  # time the step waited for its batch
+        if tc.trace_file:
+            trace(tc.trace_file, step + 1, state, batch, ctx.rank)
+        # gradients are all-reduced once per optimizer step, on the last micro-batch
+        sync = micro == tc.grad_accum - 1 or ctx.world == 1
+        if hasattr(task, "reseed"):  # masked LM: this micro-batch's masks, the same after a resume
+            task.reseed(tc.seed, ctx.rank, step, micro)
+        with (nullcontext() if sync else model.no_sync()), amp:
+            total, n = loss_fn(model, batch)
+            (total / n.clamp_min(1) / tc.grad_accum).backward()
+        window.loss += total.detach().float()
+        window.items += n
+        window.seen += task.seen(batch) if hasattr(task, "seen") else n
+    for until, params in groups.frozen_until:  # gradual unfreezing: frozen groups drop grads
+        if step < until:
+            for p in params:
+                p.grad = None
+    if cfg.optim.grad_clip:
+        trainable = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    state["step"] = step + 1
+    window.steps += 1
+
+
+def log_window(live: Live, task, optimizer, window: Window) -> None:
+    """Train loss and throughput over the window; a non-finite loss stops the run."""
+    spec, state, s = live.spec, live.state, live.state["step"]
+    total = window.read(live.ctx)
+    if total[1] <= 0:
+        return
+    train_loss, max_steps = (total[0] / total[1]).item(), spec.steps.max_steps
+    if not math.isfinite(train_loss):
+        raise DivergenceError(f"loss is {train_loss} at step {s} (optim.lr={spec.config.optim.lr}): "
+                              f"training diverged")
+    elapsed = time.perf_counter() - window.t0
+    state["tokens"] += int(total[2].item())
+    state["train_s"] = state.get("train_s", 0.0) + elapsed
+    rate = total[2].item() / max(elapsed, 1e-9)
+    live.metrics.update(step=s, max_steps=max_steps, epoch=state["epoch"], train_loss=train_loss,
+                        lr=optimizer.param_groups[0]["lr"], **{task.unit: state["tokens"]},
+                        **{f"{task.unit}_per_s": rate},
+                        data_wait_frac=window.data_wait / max(elapsed, 1e-9), train_s=state["train_s"])
+    eta = (max_steps - s) * elapsed / max(window.steps, 1)
+    if live.ctx.rank == 0:
+        say(f"[{task.name}] step {s}/{max_steps} loss {train_loss:.4f} {rate:.0f} {task.unit}/s eta {eta:.0f}s")
+
+
+def checkpoint(live: Live, task, raw, optimizer) -> None:
+    """Report the metrics, with a checkpoint written by rank 0. A best-only run writes none
+    that does not improve its metric (less disk, fewer experiment snapshots)."""
+    spec, ctx = live.spec, live.ctx
+    improved = spec.keep.improves(live.metrics.get(spec.keep.metric), live.best)
+    if improved:
+        live.best = live.metrics[spec.keep.metric]
+    d = None
+    if ctx.rank == 0 and (improved or not spec.keep.best_only):
+        d = tempfile.mkdtemp(prefix="ptft-ckpt-")
+        meta = {"format": 1, "task": task.name, "state": dict(live.state), "history": live.history,
+                "metrics": dict(live.metrics), "config": spec.config.to_dict(), **spec.task.meta(),
+                "init_from": spec.init_from, "lineage": spec.lineage}
+        ckpt.fill_dir(d, raw, meta, spec.tokenizer, optimizer)
+    ctx.report(dict(live.metrics), d)
+    cleanup(d)

@@ -20,16 +20,16 @@ import yaml
 
 from .. import storage
 from .. import tokenizer as toks
-from ..cluster import (check_reachable, cluster_summary, init_ray, model_paths, storage_path, train_logging,
-                       worker_resources)
+from ..cluster import check_reachable, cluster_summary, init_ray, model_paths, storage_path
 from ..config import Config
 from ..data import sources
 from ..data.corpus import build_datasets, check_corpus, unigram_perplexity
 from ..errors import PtftError
 from ..mlflow_log import log_pretrain
 from . import checkpoint as ckpt
-from ..errors import raise_user_error
-from .loop import train_loop_per_worker
+from .launch import Workers, fit
+from .spec import RunSpec, Steps
+from .tasks import LMSpec
 
 # keys whose change makes an existing run's checkpoints unusable
 _INCOMPATIBLE = ("model", "data.tokenizer", "data.vocab_size", "data.seq_len", "data.path")
@@ -119,16 +119,11 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         cfg, objective = check_hf(cfg)
     files, fmt = check_corpus(cfg.data)          # before Ray starts
     init_ray(forward=cfg.cluster.forward_env)
-    from ray.data import ExecutionOptions
-    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
     res = cluster_summary()
     # workers read the corpus and the model, and write the run: every node must reach them
     check_reachable({"--out": run.where, "data.path": cfg.data.path, "model.hf": model_paths(cfg.model.hf)},
                     res["nodes"])
-    sc = cfg.scaling
-    per_worker = worker_resources(sc.num_workers, sc.cpus_per_worker, sc.use_gpu, sc.gpus_per_worker, res)
+    workers = Workers.of(cfg, res)
     resuming = prepare_run_dir(cfg, run, overwrite)  # only once the run can be scheduled
     tok = get_tokenizer(cfg, out, files, fmt)
     run.push("tokenizer.json")
@@ -137,42 +132,27 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
     where = storage_path(run.where, res["nodes"])  # the run dir as Ray Train sees it
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
-    lc = {"config": cfg.to_dict(), "task": "lm", "objective": objective, "tokenizer": tok.to_json(),
-          "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
-          "mask_id": getattr(tok, "mask_id", None), "special_ids": getattr(tok, "special_ids", []),
-          "lineage": {"corpus": cfg.data.path, "config_hash": cfg.hash()},
-          "run_dir": where}
-    trainer = TorchTrainer(
-        train_loop_per_worker, train_loop_config=lc,
-        scaling_config=ScalingConfig(num_workers=sc.num_workers, use_gpu=sc.use_gpu,
-                                     resources_per_worker=per_worker),
-        run_config=RunConfig(
-            **storage.ray_storage(where), **train_logging(),
-            checkpoint_config=CheckpointConfig(num_to_keep=cfg.checkpoint.num_to_keep),
-            failure_config=FailureConfig(max_failures=cfg.run.max_failures)),
-        datasets={"train": train_ds, "val": val_ds},
-        # a deterministic block order lets a resumed run skip exactly what was consumed
-        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)))
+    spec = RunSpec(config=cfg, tokenizer=tok.to_json(), run_dir=where,
+                   task=LMSpec(objective, tok.vocab_size, tok.pad_id, tok.eot_id, getattr(tok, "mask_id", None),
+                               tuple(getattr(tok, "special_ids", []))),
+                   steps=Steps(cfg.schedule.max_steps, cfg.train.eval_every),
+                   lineage={"corpus": cfg.data.path, "config_hash": cfg.hash()})
     print(f"[pretrain] {'resuming' if resuming else 'starting'} {run.where} on {res['cpus']:g} CPUs / "
-          f"{res['gpus']:g} GPUs: {sc.num_workers} worker(s) x {per_worker}", flush=True)
+          f"{res['gpus']:g} GPUs: {workers.num} worker(s) x {workers.per_worker}", flush=True)
     t0 = time.time()
-    try:
-        result = trainer.fit()
-    except Exception as e:  # noqa: BLE001 - re-raised as the user's error where it is one
-        raise_user_error(e)
+    result = fit(spec, {"train": train_ds, "val": val_ds}, workers, where, ordered=True)
     final = result.return_value or {}
     history = final.pop("history", [])
     with open(out / "metrics.jsonl", "w") as f:
         for row in history:
             f.write(json.dumps(row) + "\n")
     summary = {
-        "train_loss": final.get("train_loss"), "val_loss": final.get("val_loss"),
-        "val_perplexity": final.get("val_perplexity"), "tokens_per_s": final.get("tokens_per_s"),
+        **{k: final.get(k) for k in ("train_loss", "val_loss", "val_perplexity", "tokens_per_s")},
         "steps": final.get("step"), "tokens": final.get("tokens"),
         "checkpoint": storage.to_uri(result.checkpoint.filesystem, result.checkpoint.path)
         if result.checkpoint else None,
         "unigram_val_perplexity": unigram_perplexity(val_counts),
-        "vocab_size": tok.vocab_size, "num_workers": sc.num_workers, "wall_s": time.time() - t0,
+        "vocab_size": tok.vocab_size, "num_workers": workers.num, "wall_s": time.time() - t0,
         "objective": objective, **({"hf": cfg.model.hf} if cfg.model.hf else {}),
         "resumed": resuming,
     }

@@ -14,12 +14,15 @@ import numpy as np
 import torch
 
 from ..config import Config
-from .tasks import LMTask, build_task
+from .spec import RunSpec, Steps
+from .tasks import LMSpec, LMTask
 
 
 def _task(lc: dict) -> LMTask:
     torch.manual_seed(lc["seed"])
-    return build_task(Config.from_dict(lc["config"]), {"task": "lm", **lc})
+    task = LMSpec(lc.get("objective", "clm"), lc["vocab_size"], lc["pad_id"], lc.get("eot_id"),
+                  lc.get("mask_id"), tuple(lc.get("special_ids", ())))
+    return task.build(RunSpec(config=Config.from_dict(lc["config"]), task=task, tokenizer="", steps=Steps(1)))
 
 
 def _batch(lc: dict, rows: slice) -> dict:

@@ -3,18 +3,19 @@
     LMTask    causal LM: our GPT / LSTM, or a Hugging Face decoder (packed blocks)
     MLMTask   masked LM: a Hugging Face encoder (packed blocks, 15 % of tokens masked)
 
-Fine-tuning's classification task lives with fine-tuning (finetune/task.py) and reaches the
-loop as `lc["task_factory"]`, so this package never imports that one. A task gives the loop:
+A task is built by its spec (LMSpec here; fine-tuning's ClsSpec lives in finetune/task.py,
+so this package never imports it) and gives the loop:
     model                       an nn.Module (not yet wrapped for DDP)
     loss(model, batch)          -> (sum of per-item losses, number of items)
     eval_stats(model, batch)    -> a 1-D float tensor that is summed over batches and workers
     metrics(stats)              -> {"val_...": ...} from the summed stats
-    plan(cfg, lc)               -> the optimizer's parameter groups (Plan)
+    groups(spec)                -> the optimizer's parameter groups (ParamGroups)
 """
 from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,7 @@ from ..config import Config
 from ..errors import PtftError
 from ..data.packing import padding
 from ..models import build_lm
-from .plan import Plan
+from .param_groups import ParamGroups
 
 IGNORE = -100
 
@@ -49,8 +50,8 @@ class LMTask:
         loss, n = self.loss(model, batch)
         return torch.stack([loss.detach().float(), n.float()])
 
-    def plan(self, cfg: Config, lc: dict) -> Plan:
-        return Plan([(list(self.model.parameters()), cfg.optim.lr)])
+    def groups(self, spec) -> ParamGroups:
+        return ParamGroups([(list(self.model.parameters()), spec.config.optim.lr)])
 
     def metrics(self, s: torch.Tensor) -> dict:
         val_loss = (s[0] / s[1].clamp_min(1)).item()
@@ -109,11 +110,21 @@ class MLMTask(LMTask):
         return torch.stack([loss.detach().float(), n.float()])
 
 
-def build_task(cfg: Config, lc: dict):
-    if lc.get("task_factory"):  # fine-tuning's classification task (finetune/task.py)
-        return lc["task_factory"](cfg, lc)
-    if lc["task"] == "lm" and lc.get("objective") == "mlm":
-        return MLMTask(cfg, lc["vocab_size"], lc["pad_id"], lc["mask_id"], lc["special_ids"])
-    if lc["task"] == "lm":
-        return LMTask(cfg, lc["vocab_size"], lc["pad_id"], lc.get("eot_id"))
-    raise PtftError(f"unknown task {lc['task']!r}")
+@dataclass(frozen=True)
+class LMSpec:
+    """Language-model pretraining: causal (clm) or masked (mlm), and the token ids it needs."""
+    objective: str
+    vocab_size: int
+    pad_id: int
+    eot_id: int | None = None
+    mask_id: int | None = None
+    special_ids: tuple[int, ...] = ()
+
+    def build(self, spec) -> LMTask:
+        if self.objective == "mlm":
+            return MLMTask(spec.config, self.vocab_size, self.pad_id, self.mask_id, list(self.special_ids))
+        return LMTask(spec.config, self.vocab_size, self.pad_id, self.eot_id)
+
+    def meta(self) -> dict:
+        return {"vocab_size": self.vocab_size, "pad_id": self.pad_id, "eot_id": self.eot_id,
+                "task_info": None, "objective": self.objective}

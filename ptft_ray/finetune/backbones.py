@@ -7,7 +7,6 @@ real source given beside it, so the from-scratch baseline differs only in its we
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from ..data.tasks import TaskData, to_ray
 from ..errors import PtftError
 from ..models.hf import is_hf_dir
 from ..train import checkpoint as ckpt
-from .task import ClsTask
+from ..train.spec import Keep, RunSpec, Steps
+from .task import ClsSpec
 
 
 @dataclass
@@ -39,7 +39,7 @@ def _throughput(meta: dict) -> float | None:
     return sorted(rates)[len(rates) // 2] / workers if rates else None
 
 
-def estimate_trial_s(lc: dict, source: Source, startup_s: float = 5.0) -> float | None:
+def estimate_trial_s(spec: RunSpec, source: Source, startup_s: float = 5.0) -> float | None:
     """Seconds for one trial: its tokens / the per-worker throughput the checkpoint carries +
     start-up (fine-tuning a classifier costs about what our GPT's LM step does per token, or
     less). A Hugging Face checkpoint's carried rate is of its masked-LM pretraining, ~0.6x its
@@ -47,8 +47,8 @@ def estimate_trial_s(lc: dict, source: Source, startup_s: float = 5.0) -> float 
     rate = None if source.model.get("hf") else source.lineage.get("tokens_per_s_per_worker")
     if not rate:
         return None
-    c = lc["config"]
-    tokens = lc["max_steps"] * c["train"]["batch_size"] * c["train"]["grad_accum"] * c["finetune"]["max_len"]
+    c = spec.config
+    tokens = spec.steps.max_steps * c.train.batch_size * c.train.grad_accum * c.finetune.max_len
     return startup_s + tokens / rate
 
 
@@ -166,34 +166,22 @@ def datasets_for(task: TaskData, source: Source, max_len: int) -> dict:
     return {s: to_ray(task, tok, max_len, s) for s in ("train", "val")}
 
 
-def loop_config(cfg: Config, source: Source, task: TaskData, world: int = 1) -> dict:
-    """The dict that travels to the loop: config (model section = the backbone's), task info,
-    and the step arithmetic derived from the data size."""
+def run_spec(cfg: Config, source: Source, task: TaskData, world: int = 1) -> RunSpec:
+    """What travels to the loop: the config with the backbone's model section, the task's
+    labels and token ids, and the step arithmetic derived from the data size."""
     tok = toks.from_json(source.tokenizer_json)
-    d = cfg.to_dict()
-    d["model"] = dict(source.model)
+    model = dict(source.model)
     if source.path and not source.model.get("hf"):  # what check_model_overrides lets through
-        d["model"].update({k: v for k, v in user_model_keys(cfg).items() if k in APPLIED_MODEL_KEYS})
-    if source.data:
-        d["data"] = dict(source.data)
-    d["finetune"]["init_from"] = source.path or "none"
-    resolved = Config.from_dict(d)
-    # steps per epoch = train examples // (batch x accumulation x workers), batches drop_last
+        model.update({k: v for k, v in user_model_keys(cfg).items() if k in APPLIED_MODEL_KEYS})
+    d = {**cfg.to_dict(), "model": model, **({"data": dict(source.data)} if source.data else {})}
+    d["finetune"] = {**d["finetune"], "init_from": source.path or "none"}
+    resolved = Config.from_dict(d)   # the backbone's sections are checked like the user's own
     per_step = cfg.train.batch_size * cfg.train.grad_accum * world
-    steps_per_epoch = len(task.splits["train"]) // per_step
-    if steps_per_epoch == 0:
-        raise PtftError(f"{task.path}: {len(task.splits['train'])} training examples are fewer than "
-                        f"one step's batch ({per_step}); lower train.batch_size")
-    return {
-        "config": resolved.to_dict(), "task": "cls", "task_factory": ClsTask, "tokenizer": source.tokenizer_json,
-        "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "eot_id": tok.eot_id,
-        "init_from": source.path,
-        "task_info": {"labels": task.label_names, "task_type": task.task_type,
-                      "vocab_size": tok.vocab_size, "pad_id": tok.pad_id,
-                      "train_examples": int(len(task.splits["train"])),
-                      "class_balance": task.balance("train")},
-        "steps_per_epoch": steps_per_epoch,
-        "max_steps": max(1, math.ceil(cfg.finetune.epochs * steps_per_epoch)),
-        "eval_every": max(1, steps_per_epoch // cfg.finetune.evals_per_epoch),
-        "lineage": {"pretrained": source.lineage, "data": task.path},
-    }
+    steps = Steps.from_epochs(len(task.splits["train"]), per_step, cfg.finetune.epochs,
+                              cfg.finetune.evals_per_epoch, where=task.path)
+    info = ClsSpec(labels=tuple(task.label_names), task_type=task.task_type, vocab_size=tok.vocab_size,
+                   pad_id=tok.pad_id, eot_id=tok.eot_id, train_examples=int(len(task.splits["train"])),
+                   class_balance=task.balance("train"))
+    return RunSpec(config=resolved, task=info, tokenizer=source.tokenizer_json, steps=steps,
+                   keep=Keep(best_only=True, metric=cfg.sweep.metric, mode=cfg.sweep.mode),
+                   init_from=source.path, lineage={"pretrained": source.lineage, "data": task.path})

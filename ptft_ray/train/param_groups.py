@@ -9,6 +9,6 @@ from torch import nn
 
 
 @dataclass
-class Plan:
+class ParamGroups:
     groups: list[tuple[list[nn.Parameter], float]]           # (params, lr)
     frozen_until: list[tuple[int, list[nn.Parameter]]] = field(default_factory=list)
