@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from .common import RESULTS, ROOT
+from .headline import summary_table
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
 from .serving import serve_load_section
@@ -358,7 +359,7 @@ def write() -> str:
     if sw:
         L += ["", f"![learning curves]({sw['learning_curves_png']})", ""]
     url_era = withdraw_tweets(L)  # everything above: the GPT family's figures, some measured with URLs
-    L = url_era[:2] + TWEETS_WITHDRAWN + url_era[2:] if len(url_era) < len(L) else L
+    L = url_era[:2] + summary_table() + (TWEETS_WITHDRAWN if len(url_era) < len(L) else []) + url_era[2:]
     L += hf_section(_load("hf_rt"), _load("calibration_hf_encoder"))
     L += quality_section(_load("quality"))
     L += compress_section(_load("compress"))

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PtftError
 from ..finetune.select import rescore_size
 from . import sizing
+from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
 from .decoder import decoder_rule
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
@@ -64,43 +66,6 @@ def bucket(n_train: int, cal: dict = CALIBRATED) -> str:
     return str(min(sizes, key=lambda s: abs(math.log(s) - math.log(max(n_train, 1)))))
 
 
-def asha_fraction(n: int, grace: int, max_t: int, eta: int) -> float:
-    """Expected share of full-length work ASHA spends: at rung r_k = grace * eta^k a trial
-    continues only if it is in the top 1/eta of its rung, so n/eta^k trials reach r_k.
-    work = sum_k (n / eta^k) * (r_k - r_{k-1}), ending at max_t; fraction = work / (n * max_t)."""
-    if n <= 1 or grace >= max_t:
-        return 1.0
-    work, prev, k = 0.0, 0, 0
-    while True:
-        r = min(grace * eta ** k, max_t)
-        work += max(n / eta ** k, 1.0) * (r - prev)
-        if r >= max_t:
-            break
-        prev, k = r, k + 1
-    return min(1.0, work / (n * max_t))
-
-
-def trial_tokens(shape: dict, steps: int, n_val: int, epochs: float | None = None) -> tuple[int, int]:
-    """(training tokens, evaluation tokens) of one trial of `shape` (its epochs unless given):
-    every batch padded to max_len, steps x batch x max_len; an evaluation every
-    1/evals_per_epoch epoch plus the final one, each over n_val examples. The cost model is
-    fitted (benchmarks/derive_rules.py) and applied (trial_seconds) on these same figures."""
-    ml, ep = shape["finetune.max_len"], shape["sweep.epochs"][0] if epochs is None else epochs
-    evals = math.ceil(ep * shape["finetune.evals_per_epoch"]) + 1
-    return steps * shape["sweep.batch_sizes"][0] * ml, evals * n_val * ml
-
-
-def trial_seconds(strategy: str, shape: dict, n_train: int, n_val: int, rate: float,
-                  cm: dict = CALIBRATED["cost_model"]) -> float:
-    """One trial, fitted on the calibration trials (cost_model in calibrated.json):
-    t = a + b_strategy * train_tokens / rate + c * eval_tokens / rate, where rate is the
-    checkpoint's measured tokens/s per worker (its own hardware)."""
-    bs, ep = shape["sweep.batch_sizes"][0], shape["sweep.epochs"][0]
-    train_tokens, eval_tokens = trial_tokens(shape, math.ceil(ep * (n_train // bs)), n_val)
-    return (cm["startup_s"] + cm["train"].get(strategy, max(cm["train"].values())) * train_tokens / rate
-            + cm["eval"] * eval_tokens / rate)
-
-
 def choose_resources(res: dict) -> tuple[dict, int, int, list[str]]:
     """-> (resources per trial, concurrency, workers per trial, reasons)."""
     reasons = []
@@ -117,10 +82,70 @@ def choose_resources(res: dict) -> tuple[dict, int, int, list[str]]:
     return {"CPU": 1.0}, conc, 1, reasons
 
 
+@dataclass
+class Facts:
+    """What a plan is chosen from: the task, the calibration, the cluster, the trial shape and
+    each strategy's cost at it; `reasons` collects one line per choice."""
+    budget_s: float
+    max_trials: int
+    family: str
+    fam: dict
+    cal: dict
+    bucket: str
+    which: str
+    resources: dict
+    conc: int
+    workers: int
+    rate: float
+    n_train: int
+    n_val_eval: int
+    ranked: list
+    level: str
+    shape: dict
+    cost: dict                   # strategy -> s a trial at the chosen level
+    reasons: list
+    max_t: int = 0
+    grace: int = 1
+    eta: int = 2
+    rescore_n: int = 0
+    rescore_s: float = 0.0
+
+    def room(self) -> float:
+        """What the trials themselves have: the budget less start-up and re-scoring (whose
+        share may still give way to trials)."""
+        return self.budget_s - STARTUP_S - self.rescore_s
+
+    def seconds(self, strategy: str, shape: dict) -> float:
+        return trial_seconds(strategy, shape, self.n_train, self.n_val_eval, self.rate, self.fam["cost_model"])
+
+    def fit(self, strategies: list[str]) -> tuple[int, float]:
+        """-> (trials the room holds under ASHA, within max_trials; mean s a trial)."""
+        mean = sum(self.cost[s] for s in strategies) / len(strategies)
+        n = fit_trials(self.room(), self.conc, mean, self.grace, self.max_t, self.eta)
+        return (min(n, self.max_trials) if self.max_trials else n), mean
+
+
 def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trials: int = 0,
            strategies_allowed: list[str] | None = None) -> dict:
+    f = facts(scan, sources, budget_s, res, max_trials, strategies_allowed)
+    keep = candidates(f, scan)
+    keep, n, mean_full = count_trials(f, keep)
+    single = len(keep) == 1 and n > 1
+    n, mean_full = trade_rescoring(f, keep, n, mean_full, single)
+    if single:
+        f.shape, n, f.max_t, mean_full = deepen(f.shape, n, f.conc, f.max_trials, f.room(), f.cost[keep[0]],
+                                                lambda sh: f.seconds(keep[0], sh), f.reasons)
+        f.cost[keep[0]] = mean_full
+    scheduler, frac = choose_scheduler(f, keep, n, mean_full, single)
+    return plan_dict(f, sources, keep, n, mean_full, scheduler, frac)
+
+
+def facts(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trials: int,
+          strategies_allowed: list[str] | None) -> Facts:
+    """The calibration of the checkpoints' family at this data size and task type, the
+    cluster's slots, the throughput, and the trial shape: 'long' (3x the optimizer steps)
+    where the budget runs every ranked strategy twice at it, else 'short'."""
     n_train, n_val = scan["examples"]["train"], scan["examples"]["val"]
-    model_max = min(s["max_seq_len"] for s in sources)
     reasons: list[str] = []
     family, why_family = family_of(sources)
     fam = calibration(family)
@@ -132,21 +157,12 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     which = f"{ttype} tasks" if cal is not fam["buckets"][b] else "all calibrated tasks"
     resources, conc, workers, why = choose_resources(res)
     reasons += why
-    rate = min(s["tokens_per_s_per_worker"] or fam["reference_rate"] for s in sources)
-    if any(not s["tokens_per_s_per_worker"] for s in sources):
-        reasons.append(f"cost: a checkpoint has no measured throughput; using the calibration "
-                       f"machine's {fam['reference_rate']:.0f} tokens/s per worker")
-    for s in sources:
-        if s.get("rate_how"):
-            reasons.append(f"cost: {s['key']}: {s['tokens_per_s_per_worker']:.0f} tokens/s per worker, {s['rate_how']}")
-
-    # budget level: the long shape (3x the optimizer steps) if the budget runs every ranked
-    # strategy twice at it, else the short one
+    rate = source_rate(sources, fam, reasons)
     ranked = [s for s in cal["ranking"] if not strategies_allowed or s in strategies_allowed]
     if not ranked:
         raise PtftError(f"plan: none of the allowed strategies {strategies_allowed} was calibrated")
-    p95 = scan["length"]["p95"]
-    classes = scan.get("num_classes", 2)
+    p95, classes = scan["length"]["p95"], scan.get("num_classes", 2)
+    model_max = min(s["max_seq_len"] for s in sources)
     shapes = {lv: sizing.shape_overrides(n_train, p95, model_max, lv, classes) for lv in ("short", "long")}
     n_val_eval = min(n_val, shapes["short"]["finetune.max_val_examples"])
     cost = {lv: {s: trial_seconds(s, shapes[lv], n_train, n_val_eval, rate, fam["cost_model"]) for s in ranked}
@@ -160,145 +176,155 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
                    f"'{level}' level{' since the budget affords it' if level == 'long' else ''}), "
                    f"max_len {shape['finetune.max_len']} (95% of examples have <= {p95:.0f} tokens), "
                    f"{shape['finetune.max_val_examples']} validation examples per evaluation")
+    return Facts(budget_s, max_trials, family, fam, cal, b, which, resources, conc, workers, rate, n_train,
+                 n_val_eval, ranked, level, shape, cost[level], reasons)
 
-    # strategies: the calibrated ranking for this data size, trimmed to what the budget runs
-    # at least twice each (a strategy tried once is decided by its one LR draw)
-    keep = [s for s in ranked if s in cal["within_1pt"]] or ranked[:1]
-    reasons.append(f"strategies: at ~{b} examples the calibration on {which} ranks {', '.join(ranked)}; "
-                   f"{', '.join(keep)} came within 1 point of the best there")
-    max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
-    cheapest = min(cost[level][s] for s in keep)
-    rescore_n, rescore_s = choose_rescore(scan, shape, budget_s, rate, reasons, fam["cost_model"])
-    if budget_s < cheapest + STARTUP_S:
-        raise PtftError(f"budget {budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
+
+def source_rate(sources: list[dict], fam: dict, reasons: list[str]) -> float:
+    """The slowest checkpoint's tokens/s per worker (the calibration machine's where unmeasured)."""
+    rate = min(s["tokens_per_s_per_worker"] or fam["reference_rate"] for s in sources)
+    if any(not s["tokens_per_s_per_worker"] for s in sources):
+        reasons.append(f"cost: a checkpoint has no measured throughput; using the calibration "
+                       f"machine's {fam['reference_rate']:.0f} tokens/s per worker")
+    for s in sources:
+        if s.get("rate_how"):
+            reasons.append(f"cost: {s['key']}: {s['tokens_per_s_per_worker']:.0f} tokens/s per worker, {s['rate_how']}")
+    return rate
+
+
+def candidates(f: Facts, scan: dict) -> list[str]:
+    """The strategies within a point of the calibrated best; the re-scoring share; ASHA's
+    grace and reduction factor. Refuses a budget below one trial."""
+    keep = [s for s in f.ranked if s in f.cal["within_1pt"]] or f.ranked[:1]
+    f.reasons.append(f"strategies: at ~{f.bucket} examples the calibration on {f.which} ranks "
+                     f"{', '.join(f.ranked)}; {', '.join(keep)} came within 1 point of the best there")
+    f.max_t = math.ceil(f.shape["sweep.epochs"][0] * f.shape["finetune.evals_per_epoch"]) + 1
+    cheapest = min(f.cost[s] for s in keep)
+    f.rescore_n, f.rescore_s = choose_rescore(scan, f.shape, f.budget_s, f.rate, f.reasons, f.fam["cost_model"])
+    if f.budget_s < cheapest + STARTUP_S:
+        raise PtftError(f"budget {f.budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
                         f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
                         f"{math.ceil(cheapest + STARTUP_S)} s or lower finetune.max_examples")
-    # ASHA's grace and reduction factor: the cheapest setting that, replayed on the calibration's
-    # completed trials, lost <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
-    asha = fam["asha"]
-    grace, eta = max(1, round(asha["grace_fraction"] * max_t)), asha["reduction_factor"]
+    # the cheapest ASHA setting that, replayed on the calibration's completed trials, lost
+    # <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
+    asha = f.fam["asha"]
+    f.grace, f.eta = max(1, round(asha["grace_fraction"] * f.max_t)), asha["reduction_factor"]
+    return keep
 
-    def room() -> float:
-        """What the trials themselves have: the budget less start-up and re-scoring (whose
-        share may still give way to trials, below)."""
-        return budget_s - STARTUP_S - rescore_s
 
-    def fit(strategies: list[str]) -> tuple[int, int, float]:
-        mean = sum(cost[level][s] for s in strategies) / len(strategies)
-        n = _fit_trials(room(), conc, mean, grace, max_t, eta)
-        return (min(n, max_trials) if max_trials else n), eta, mean
-
-    n, eta, mean_full = fit(keep)
+def count_trials(f: Facts, keep: list[str]) -> tuple[list[str], int, float]:
+    """Trials for the kept strategies: at least two per strategy (the costliest tied one gives
+    way), then breadth beyond PER_STRATEGY LR draws each, capped there. One winner takes depth
+    first (docs/decisions.md, "depth before breadth")."""
+    keep, ranked = keep[:], f.ranked
+    n, mean_full = f.fit(keep)
     while n < 2 * len(keep) and len(keep) > 1:
-        # the kept strategies are tied within a point: give up the costliest, so the budget
-        # buys more trials of the cheaper ones
-        dropped = max(keep, key=lambda s: cost[level][s])
+        dropped = max(keep, key=lambda s: f.cost[s])
         keep.remove(dropped)
-        reasons.append(f"strategies: dropped {dropped} (the costliest, ~{cost[level][dropped]:.0f} s a "
-                       f"trial): the budget runs {n} trial(s), fewer than two per strategy")
-        n, eta, mean_full = fit(keep)
-    # a budget beyond PER_STRATEGY LR draws of each calibrated winner buys breadth: the next
-    # strategies in the ranking (winners first: the others lost by > 1 point in calibration).
-    # One winner takes depth first: it runs complete trials (no ASHA, below), lengthened up to
-    # DEPTH_MAX x its epochs (deepen); breadth joins only where even the longest trials leave
-    # more than PER_STRATEGY of them. (Measured on MiniLM, Rotten Tomatoes 1,000 labels, 10
-    # minutes: an ASHA count of 11 trials of 'full' added gradual_unfreeze at full's LRs; both
-    # trials of its first round stayed at the majority class for their 2 epochs, ASHA's grace
-    # rung came before any trial left it, and the budget ran 6 of the 11 trials.)
+        f.reasons.append(f"strategies: dropped {dropped} (the costliest, ~{f.cost[dropped]:.0f} s a "
+                         f"trial): the budget runs {n} trial(s), fewer than two per strategy")
+        n, mean_full = f.fit(keep)
     if len(keep) == 1 and n > PER_STRATEGY:
-        longest = deeper(shape, min(MAX_EPOCHS, DEPTH_MAX * shape["sweep.epochs"][0]))
-        t_long = trial_seconds(keep[0], longest, n_train, n_val_eval, rate, fam["cost_model"])
-        n_long = _complete_trials(room(), conc, t_long)
+        longest = deeper(f.shape, min(MAX_EPOCHS, DEPTH_MAX * f.shape["sweep.epochs"][0]))
+        t_long = f.seconds(keep[0], longest)
+        n_long = complete_trials(f.room(), f.conc, t_long)
         if n_long <= PER_STRATEGY:
-            reasons.append(f"strategies: {keep[0]} alone, depth before breadth: the budget runs "
-                           f"{n_long} complete trial(s) of {longest['sweep.epochs'][0]:g} epochs "
-                           f"(~{t_long:.0f} s each), not more than {PER_STRATEGY} LR draws")
+            f.reasons.append(f"strategies: {keep[0]} alone, depth before breadth: the budget runs "
+                             f"{n_long} complete trial(s) of {longest['sweep.epochs'][0]:g} epochs "
+                             f"(~{t_long:.0f} s each), not more than {PER_STRATEGY} LR draws")
             ranked = keep[:]
     for s in ranked:
         if n <= PER_STRATEGY * len(keep):
             break
         if s not in keep:
             keep.append(s)
-            n, eta, mean_full = fit(keep)
-            reasons.append(f"strategies: added {s} (next in the ranking): the budget runs {n} trials, "
-                           f"more than {PER_STRATEGY} LR draws per strategy")
+            n, mean_full = f.fit(keep)
+            f.reasons.append(f"strategies: added {s} (next in the ranking): the budget runs {n} trials, "
+                             f"more than {PER_STRATEGY} LR draws per strategy")
     if n > PER_STRATEGY * len(keep):
-        reasons.append(f"trials: capped at {PER_STRATEGY * len(keep)} ({PER_STRATEGY} LR draws per "
-                       f"strategy); the budget allowed {n}")
+        f.reasons.append(f"trials: capped at {PER_STRATEGY * len(keep)} ({PER_STRATEGY} LR draws per "
+                         f"strategy); the budget allowed {n}")
         n = PER_STRATEGY * len(keep)
-    # one strategy left: its trials differ only by LR within the calibrated winner's range, and
-    # their early evaluations differ by noise, not by setting (the planned tweets sweeps: ASHA
-    # stopped a trial on the grid winner's own path); the budget buys complete trials instead
-    single = len(keep) == 1 and n > 1
+    return keep, n, mean_full
+
+
+def trade_rescoring(f: Facts, keep: list[str], n: int, mean_full: float, single: bool) -> tuple[int, float]:
+    """One strategy runs complete trials (its trials differ only by LR, and their early
+    evaluations by noise). Where re-scoring's share leaves fewer trials than slots, the share
+    runs trials instead."""
     if single:
-        n_done = _complete_trials(room(), conc, mean_full)
-        n = min(n_done, n)  # n is already within max_trials (fit)
-    if rescore_n and n < max(2, conc):
-        # re-scoring chooses among trials: where its share of the budget leaves fewer trials
-        # than slots (one 7-epoch tweets trial on 2 CPUs, one CPU idle), the share runs trials
-        kept = rescore_n, rescore_s
-        rescore_n, rescore_s = 0, 0.0
-        more = fit(keep)[0]
+        n = min(complete_trials(f.room(), f.conc, mean_full), n)  # n is already within max_trials
+    if f.rescore_n and n < max(2, f.conc):
+        kept = f.rescore_n, f.rescore_s
+        f.rescore_n, f.rescore_s = 0, 0.0
+        more = f.fit(keep)[0]
         if single:
-            more = min(more, _complete_trials(room(), conc, mean_full))  # room() without re-scoring
+            more = min(more, complete_trials(f.room(), f.conc, mean_full))  # room() without re-scoring
         if more > n or more < 2:
-            i = next(i for i, r in enumerate(reasons) if r.startswith("selection:"))
-            reasons[i] = "selection: the best trial by its validation examples; " + (
-                f"re-scoring's ~{kept[1]:.0f} s would leave {n} trial(s) for {conc} slot(s), so that share "
+            i = next(i for i, r in enumerate(f.reasons) if r.startswith("selection:"))
+            f.reasons[i] = "selection: the best trial by its validation examples; " + (
+                f"re-scoring's ~{kept[1]:.0f} s would leave {n} trial(s) for {f.conc} slot(s), so that share "
                 f"runs {more} instead" if more > n else "one trial: nothing to re-score it against")
             n = more
         else:
-            rescore_n, rescore_s = kept
-    if single:
-        shape, n, max_t, mean_full = deepen(
-            shape, n, conc, max_trials, room(), cost[level][keep[0]],
-            lambda sh: trial_seconds(keep[0], sh, n_train, n_val_eval, rate, fam["cost_model"]), reasons)
-        cost[level][keep[0]] = mean_full
+            f.rescore_n, f.rescore_s = kept
+    return n, mean_full
+
+
+def choose_scheduler(f: Facts, keep: list[str], n: int, mean_full: float, single: bool) -> tuple[dict, float]:
+    """-> (the scheduler, the expected share of full-length work ASHA spends)."""
+    grace, max_t, eta = f.grace, f.max_t, f.eta
     scheduler = {"type": "asha" if n > eta and not single else "none", "grace_period": grace, "max_t": max_t,
                  "reduction_factor": eta}
     frac = asha_fraction(n, grace, max_t, eta) if scheduler["type"] == "asha" else 1.0
     if scheduler["type"] == "asha":
-        reasons.append(f"scheduler: ASHA over {max_t} evaluations per trial, grace {grace} "
-                       f"({asha['grace_fraction']:.0%} of a trial), reduction factor {eta} (the cheapest "
-                       f"setting within 1 point when replayed on the calibration's trials): expected "
-                       f"{frac:.0%} of the full-length work of {n} trials")
+        f.reasons.append(f"scheduler: ASHA over {max_t} evaluations per trial, grace {grace} "
+                         f"({f.fam['asha']['grace_fraction']:.0%} of a trial), reduction factor {eta} (the cheapest "
+                         f"setting within 1 point when replayed on the calibration's trials): expected "
+                         f"{frac:.0%} of the full-length work of {n} trials")
     elif single:
-        done, cut = whole_rounds(n, conc, mean_full, room())
-        reasons.append(f"scheduler: none: one strategy ({keep[0]}) at LRs within its calibrated range, whose "
-                       f"early evaluations differ by noise; the budget runs {done} complete trial(s)"
-                       + (f" and {cut} more in a last round it stops short (each keeps its best evaluation)"
-                          if cut else ""))
+        done, cut = whole_rounds(n, f.conc, mean_full, f.room())
+        f.reasons.append(f"scheduler: none: one strategy ({keep[0]}) at LRs within its calibrated range, whose "
+                         f"early evaluations differ by noise; the budget runs {done} complete trial(s)"
+                         + (f" and {cut} more in a last round it stops short (each keeps its best evaluation)"
+                            if cut else ""))
     else:
-        reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
-    # fewer trials than slots still take one trial's time; whole trials (no scheduler) run in
-    # rounds of `conc`, the last cut at the budget
-    work = max(mean_full, n * mean_full * frac / conc) if scheduler["type"] == "asha" else \
-        min(math.ceil(n / conc) * mean_full, max(mean_full, room()))
-    est = STARTUP_S + rescore_s + work
-    reasons.append(f"trials: {n} ({conc} at a time) fit {budget_s:.0f} s at ~{mean_full:.0f} s per "
-                   f"full-length trial (rate {rate:.0f} tokens/s per worker x the calibrated cost model)")
+        f.reasons.append(f"scheduler: none: {n} trial(s) are too few to stop any early")
+    return scheduler, frac
+
+
+def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full: float, scheduler: dict,
+              frac: float) -> dict:
+    """The plan with its estimated cost (fewer trials than slots still take one trial's time;
+    whole trials run in rounds of `conc`, the last cut at the budget) and its LR ranges."""
+    work = max(mean_full, n * mean_full * frac / f.conc) if scheduler["type"] == "asha" else \
+        min(math.ceil(n / f.conc) * mean_full, max(mean_full, f.room()))
+    est = STARTUP_S + f.rescore_s + work
+    f.reasons.append(f"trials: {n} ({f.conc} at a time) fit {f.budget_s:.0f} s at ~{mean_full:.0f} s per "
+                     f"full-length trial (rate {f.rate:.0f} tokens/s per worker x the calibrated cost model)")
     rule = decoder_rule(sources)
-    lr_ranges = {s: (rule["ranges"] if rule else cal["lr_ranges"])[s] for s in keep}
-    reasons.append("learning rates: " + "; ".join(f"{s} {lo:.1e}..{hi:.1e}" for s, (lo, hi) in lr_ranges.items())
-                   + (f" ({rule['why']})" if rule else " (the calibration's winning LRs, widened by half a grid "
-                                                         "step but not past the LRs it measured)"))
+    lr_ranges = {s: (rule["ranges"] if rule else f.cal["lr_ranges"])[s] for s in keep}
+    f.reasons.append("learning rates: " + "; ".join(f"{s} {lo:.1e}..{hi:.1e}" for s, (lo, hi) in lr_ranges.items())
+                     + (f" ({rule['why']})" if rule else " (the calibration's winning LRs, widened by half a grid "
+                                                           "step but not past the LRs it measured)"))
+    shape = f.shape
     return {
-        "strategies": keep, "lr_ranges": lr_ranges, "num_trials": n, "max_concurrent_trials": conc,
-        "resources_per_trial": resources, "workers_per_trial": workers, "scheduler": scheduler,
+        "strategies": keep, "lr_ranges": lr_ranges, "num_trials": n, "max_concurrent_trials": f.conc,
+        "resources_per_trial": f.resources, "workers_per_trial": f.workers, "scheduler": scheduler,
         "epochs": shape["sweep.epochs"][0], "batch_size": shape["sweep.batch_sizes"][0],
-        "max_len": shape["finetune.max_len"], "level": level, "calibration_bucket": b,
-        "calibration": family, **({"lr_rule": rule} if rule else {}),
+        "max_len": shape["finetune.max_len"], "level": f.level, "calibration_bucket": f.bucket,
+        "calibration": f.family, **({"lr_rule": rule} if rule else {}),
         "estimated_cost_s": round(est, 1),
-        "rescore": {"top_k": RESCORE_TOP_K if rescore_n else 1, "val_examples": rescore_n,
-                    "estimated_s": round(rescore_s, 1)},
-        "cost_model": {"per_trial_s": {s: round(cost[level][s], 1) for s in keep},
-                       "asha_fraction": round(frac, 3), "startup_s": STARTUP_S, "rate_tokens_per_s": rate,
-                       "rescore_s": round(rescore_s, 1),
+        "rescore": {"top_k": RESCORE_TOP_K if f.rescore_n else 1, "val_examples": f.rescore_n,
+                    "estimated_s": round(f.rescore_s, 1)},
+        "cost_model": {"per_trial_s": {s: round(f.cost[s], 1) for s in keep},
+                       "asha_fraction": round(frac, 3), "startup_s": STARTUP_S, "rate_tokens_per_s": f.rate,
+                       "rescore_s": round(f.rescore_s, 1),
                        "how": "trials x mean full-length trial s x ASHA fraction / concurrency + start-up "
                               "+ re-scoring; "
                               "trial s = a + b_strategy * train tokens / rate + c * eval tokens / rate, "
                               "fitted on the calibration trials"},
-        "shape": shape, "reasons": reasons,
+        "shape": shape, "reasons": f.reasons,
     }
 
 
@@ -326,7 +352,7 @@ def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, per: fl
     for k in range(1, int((longest - base) / DEPTH_STEP) + 1):
         sh = deeper(shape, base + k * DEPTH_STEP)
         t = seconds(sh)
-        fits = _complete_trials(room * DEPTH_SLACK, conc, t)
+        fits = complete_trials(room * DEPTH_SLACK, conc, t)
         if fits < target:
             break
         best = sh, min(fits, n), t  # n: already within max_trials and PER_STRATEGY
@@ -361,29 +387,3 @@ def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reason
                    f"(the sweep evaluates on {n_sweep}, and the best of many noisy readings flatters "
                    f"its trial), ~{RESCORE_TOP_K * n * per_example:.0f} s of the budget")
     return n, RESCORE_TOP_K * n * per_example
-
-
-def whole_rounds(n: int, conc: int, trial_s: float, room: float) -> tuple[int, int]:
-    """n whole trials in rounds of `conc` within `room` seconds -> (trials that complete, trials
-    the room stops short: the last round's, started but not finished)."""
-    rounds = max(1, int(room // trial_s))  # trial_s > 0: every cost model has a start-up term
-    done = min(n, rounds * conc)
-    return done, min(n - done, conc)
-
-
-def _complete_trials(budget: float, conc: int, trial_s: float) -> int:
-    """The most trials run to completion (no early stopping) whose work fits the budget."""
-    return _fit_trials(budget, conc, trial_s, 1, 1, 2)  # grace >= max_t: nothing stops early
-
-
-def _fit_trials(budget: float, conc: int, trial_s: float, grace: int, max_t: int, eta: int) -> int:
-    """The most trials whose ASHA-discounted work fits the budget across `conc` slots."""
-    n = 1
-    while n < 200:
-        nxt = n + 1
-        frac = asha_fraction(nxt, grace, max_t, eta) if nxt > eta else 1.0
-        waves = nxt * trial_s * frac / conc if nxt >= conc else trial_s
-        if waves > budget:
-            break
-        n = nxt
-    return n
