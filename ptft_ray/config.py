@@ -47,9 +47,10 @@ class Config:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-# the registered fine-tuning strategies (finetune/strategies.py; a test keeps the two equal):
-# named here so a config validates without importing torch
-STRATEGIES = ("full", "linear_probe", "partial", "lora", "discriminative_lr", "gradual_unfreeze")
+# the fine-tuning strategies (finetune/strategies.py; a test keeps the two equal): named here so
+# a config validates without importing torch; a strategy registered there is appended
+BUILTIN_STRATEGIES = ("full", "linear_probe", "partial", "lora", "discriminative_lr", "gradual_unfreeze")
+STRATEGIES: list[str] = list(BUILTIN_STRATEGIES)
 # model keys that describe our own architectures: with model.hf the Hugging Face model's own
 # configuration decides them, so a value set here would be ignored and is refused
 _OWN_ARCH = ("arch", "d_model", "n_layers", "n_heads", "d_ff", "hidden", "max_seq_len", "dropout", "vocab_size")
@@ -260,6 +261,14 @@ def with_values(cfg: Config, values: dict) -> Config:
 def _get(cfg: Config, key: str):
     sec, name = key.split(".")
     return getattr(getattr(cfg, sec), name)
+
+
+def parse_sets(overrides: list[str]) -> dict:
+    """`section.key=value` strings -> {"section.key": value}, each value parsed as YAML."""
+    out: dict = {}
+    for k, v in apply_overrides({}, overrides).items():
+        out.update({f"{k}.{name}": value for name, value in v.items()})
+    return out
 
 
 def apply_overrides(d: dict, overrides: list[str]) -> dict:

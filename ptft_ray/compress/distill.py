@@ -113,40 +113,18 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     """One (temperature, alpha): a Ray Train run (scaling.num_workers DDP workers). Several
     values of either: a Ray Tune grid over them (one in-process trial each), best on
     validation kept."""
-    from ..config import apply_overrides
-
     t0 = time.time()
     run = storage.Run(out)  # a local directory or a URI (staged here, published at the end)
+    grid = _grid(temperature, alpha)
     meta = ckpt.read_meta(teacher)
     if meta.get("task") != "cls" or meta.get("quantized"):
         raise PtftError(f"--teacher {teacher}: not an fp32 fine-tuned classifier export")
-    temps = [float(x) for x in (temperature if isinstance(temperature, list) else [temperature])]
-    alphas = [float(x) for x in (alpha if isinstance(alpha, list) else [alpha])]
-    if not temps or min(temps) <= 0:
-        raise PtftError(f"--temperature {temperature}: each value must be > 0")
-    if not alphas or not all(0 <= a <= 1 for a in alphas):
-        raise PtftError(f"--alpha {alpha}: each value must be between 0 and 1")
     if run.nonempty() and not overwrite:
         raise PtftError(f"--out {out} exists; use another --out or --overwrite")
     teacher_local = storage.localize(teacher, "--teacher")  # a URI: fetched once into the cache
-    tcfg = Config.from_dict(meta["config"], source=f"{teacher}/meta.json")
-    d = tcfg.to_dict()
-    d["finetune"].update(data=data, strategy="full")
-    cfg = Config.from_dict(apply_overrides(d, overrides or []), source="distill --set")
+    cfg, task = _student_config(meta, teacher, data, overrides)
     labels = meta["task_info"]["labels"]
-    task = load_task(cfg.finetune, label_names=labels)
-    m = re.fullmatch(r"layers:(\d+)", student)
-    preset = _preset(student)
-    student_local = None if m or preset else storage.localize(student, "--student")
-    if not (m or preset) and not Path(student_local, "config.json").is_file():
-        raise PtftError(f"--student {student!r}: give layers:K (K of the teacher's layers), a preset "
-                        f"({', '.join(PRESETS)}) or a Hugging Face model directory")
-    if m and not tcfg.model.hf:
-        raise PtftError("--student layers:K needs a Hugging Face teacher; give --student PRESET or HF_DIR")
-    if preset:
-        if cfg.data.tokenizer == "hf":  # our architecture reads the teacher's tokenizer as a JSON, not as a model's
-            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tokenizer="bpe"))
-        source = preset_source(preset, cfg, teacher_local)
+    kind, cfg, source = _student_kind(student, cfg, teacher_local, teacher_hf=bool(meta["config"]["model"].get("hf")))
     from .transfer import unlabeled_source
 
     extra = unlabeled_source(unlabeled, cfg.finetune.text_column)  # fails here, before Ray
@@ -155,48 +133,103 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     init_ray(forward=cfg.cluster.forward_env)
     # the teacher travels through the object store; workers read the rest on any node
     check_reachable({"--out": out, "--unlabeled": unlabeled or "",
-                     "--student": model_paths(student) if not (m or preset) else []}, cluster_summary()["nodes"])
+                     "--student": model_paths(student) if kind == "dir" else []}, cluster_summary()["nodes"])
     if overwrite and run.nonempty():  # every input checked: only now does the old run go
         run.clear()
     out_p = run.start()
-    if m:  # saved in the run, where every worker can read it (pushed when the run is a URI)
-        student_local = student_from_layers(teacher_local, int(m.group(1)), out_p / "student_init")
+    if kind == "layers":  # saved in the run, where every worker can read it (pushed when the run is a URI)
+        student_from_layers(teacher_local, int(student.split(":")[1]), out_p / "student_init")
         run.push("student_init")
-    if not preset:  # (read here, loaded by the workers: a URI they fetch, or a path)
-        source = hf_source(student_local, run.uri("student_init") if m else student)
-
-    # 1. the teacher's probabilities for the whole transfer set: one Ray Data pass (read ->
-    #    shuffle -> an actor pool scoring with the teacher), appended batch by batch to
-    #    OUT/teacher_probs.parquet; the driver never holds the transfer set
-    from ..serve.batch import scored, write_parquet
-    from .transfer import count_unlabeled, transfer_dataset
-
-    gpus = cfg.scaling.gpus_in_use  # the teacher scores on GPUs too
-    transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
-                         gpus_per_actor=gpus, rename={"label": "input_label"})
-    n_rows, _, _ = write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
-    n_unlabeled = count_unlabeled(out_p / "teacher_probs.parquet")
-    run.push("teacher_probs.parquet")  # where every node's Ray Data tasks can read it
-    probs_at = run.uri("teacher_probs.parquet") if storage.is_uri(out) else str(out_p / "teacher_probs.parquet")
-
-    # 2. the student trains on Ray Train: the classification loop with the distillation loss
-    grid = [(t, a) for t in temps for a in alphas]
+    if kind != "preset":  # (read here, loaded by the workers: a URI they fetch, or a path)
+        source = hf_source(str(out_p / "student_init") if kind == "layers" else storage.localize(student, "--student"),
+                           run.uri("student_init") if kind == "layers" else student)
+    probs_at, n_rows, n_unlabeled = _teacher_probs(cfg, task, extra, teacher_local, run)
+    # the student trains on Ray Train: the classification loop with the distillation loss
     if len(grid) == 1:
         (temperature, alpha), trials = grid[0], None
         best = _train(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, run).best_checkpoints[0][0]
         best_path = storage.to_uri(best.filesystem, best.path)
     else:
         best_path, (temperature, alpha), trials = _sweep(cfg, source, task, probs_at, n_rows, labels, grid, run)
+    summary = _export_and_compare(best_path, teacher, teacher_local, student, data, task, cfg, run,
+                                  {"temperature": temperature, "alpha": alpha})
+    summary.update({"transfer_rows": n_rows, "unlabeled_rows": n_unlabeled,
+                    **({"trials": trials} if trials else {}), "wall_s": round(time.time() - t0, 1)})
+    (out_p / "result.json").write_text(json.dumps(summary, indent=2))
+    run.publish()
+    return summary
 
-    # 3. export, evaluate both on the same test rows, time both
+
+def _grid(temperature, alpha) -> list[tuple[float, float]]:
+    """Every (temperature, alpha) asked for, each checked."""
+    temps = [float(x) for x in (temperature if isinstance(temperature, list) else [temperature])]
+    alphas = [float(x) for x in (alpha if isinstance(alpha, list) else [alpha])]
+    if not temps or min(temps) <= 0:
+        raise PtftError(f"--temperature {temperature}: each value must be > 0")
+    if not alphas or not all(0 <= a <= 1 for a in alphas):
+        raise PtftError(f"--alpha {alpha}: each value must be between 0 and 1")
+    return [(t, a) for t in temps for a in alphas]
+
+
+def _student_config(meta: dict, teacher: str, data: str, overrides: list[str] | None):
+    """The teacher's own settings (full fine-tuning on --data), with the user's --set on top;
+    -> (config, the task with the teacher's labels and split)."""
+    from ..config import apply_overrides
+
+    d = Config.from_dict(meta["config"], source=f"{teacher}/meta.json").to_dict()
+    d["finetune"].update(data=data, strategy="full")
+    cfg = Config.from_dict(apply_overrides(d, overrides or []), source="distill --set")
+    return cfg, load_task(cfg.finetune, label_names=meta["task_info"]["labels"])
+
+
+def _student_kind(student: str, cfg: Config, teacher_local: str, teacher_hf: bool):
+    """-> ("layers" | "preset" | "dir", the config, the Source of a preset student, else None)."""
+    m = re.fullmatch(r"layers:(\d+)", student)
+    preset = _preset(student)
+    if m:
+        if not teacher_hf:
+            raise PtftError("--student layers:K needs a Hugging Face teacher; give --student PRESET or HF_DIR")
+        return "layers", cfg, None
+    if preset:
+        if cfg.data.tokenizer == "hf":  # our architecture reads the teacher's tokenizer as a JSON, not as a model's
+            cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tokenizer="bpe"))
+        return "preset", cfg, preset_source(preset, cfg, teacher_local)
+    if not Path(storage.localize(student, "--student"), "config.json").is_file():
+        raise PtftError(f"--student {student!r}: give layers:K (K of the teacher's layers), a preset "
+                        f"({', '.join(PRESETS)}) or a Hugging Face model directory")
+    return "dir", cfg, None
+
+
+def _teacher_probs(cfg: Config, task, extra, teacher_local: str, run: storage.Run) -> tuple[str, int, int]:
+    """The teacher's probabilities for the whole transfer set: one Ray Data pass (read ->
+    shuffle -> an actor pool scoring with the teacher), appended batch by batch to
+    OUT/teacher_probs.parquet; the driver never holds the transfer set.
+    -> (where workers read it, rows, unlabeled rows)."""
+    from ..serve.batch import scored, write_parquet
+    from .transfer import count_unlabeled, transfer_dataset
+
+    out_p = run.local
+    transfer, _ = scored(transfer_dataset(task, extra, cfg.finetune.split_seed + 3), teacher_local,
+                         gpus_per_actor=cfg.scaling.gpus_in_use, rename={"label": "input_label"})
+    n_rows, _, _ = write_parquet(transfer, str(out_p / "teacher_probs.parquet"), "the transfer set")
+    n_unlabeled = count_unlabeled(out_p / "teacher_probs.parquet")
+    run.push("teacher_probs.parquet")  # where every node's Ray Data tasks can read it
+    probs_at = run.uri("teacher_probs.parquet") if run.remote else str(out_p / "teacher_probs.parquet")
+    return probs_at, n_rows, n_unlabeled
+
+
+def _export_and_compare(best_path: str, teacher: str, teacher_local: str, student: str, data: str, task,
+                        cfg: Config, run: storage.Run, chosen: dict) -> dict:
+    """Export OUT/model; evaluate teacher and student on the same test rows; time both."""
     from ..finetune.evaluate import evaluate_export
-    from ..finetune.export import export
+    from ..finetune.export import export, load_finetuned
     from ..finetune.predictor import scorer
     from ..finetune.stats import paired
+    from ..models import count_params
 
-    model_dir = export(best_path, out_p / "model",
-                       extra_meta={"distilled_from": _named(teacher),
-                                   "distill": {"temperature": temperature, "alpha": alpha, "student": student}})
+    gpus = cfg.scaling.gpus_in_use  # scored on GPUs where the student trained on them
+    model_dir = export(best_path, run.local / "model",
+                       extra_meta={"distilled_from": _named(teacher), "distill": {**chosen, "student": student}})
     ev_s = evaluate_export(str(model_dir), data, "test", probs_fn=scorer(str(model_dir), gpus))
     ev_t = evaluate_export(teacher_local, data, "test", probs_fn=scorer(teacher_local, gpus))
     test_texts = [task.texts[i] for i in task.splits["test"]]
@@ -205,22 +238,14 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
              for b in (1, 64)}
     for v in speed.values():
         v["speedup"] = round(v["student_rows_per_s"] / v["teacher_rows_per_s"], 2)
-    from ..models import count_params
-    from ..finetune.export import load_finetuned
-
-    summary = {"teacher": _named(teacher), "student": student, "model": run.uri("model"),
-               "teacher_accuracy": ev_t["accuracy"], "student_accuracy": ev_s["accuracy"],
-               "student_accuracy_ci": ev_s["accuracy_ci"], "teacher_accuracy_ci": ev_t["accuracy_ci"],
-               "points_lost": round(100 * (ev_t["accuracy"] - ev_s["accuracy"]), 2),
-               "vs_teacher": paired(ev_t, ev_s), "speedup": speed["batch_64"]["speedup"], "speed": speed,
-               "teacher_params": count_params(load_finetuned(teacher_local)[0]),
-               "student_params": count_params(load_finetuned(str(model_dir))[0]),
-               "transfer_rows": n_rows, "unlabeled_rows": n_unlabeled, "test_n": ev_s["n"],
-               "temperature": temperature, "alpha": alpha, **({"trials": trials} if trials else {}),
-               "wall_s": round(time.time() - t0, 1)}
-    (out_p / "result.json").write_text(json.dumps(summary, indent=2))
-    run.publish()
-    return summary
+    return {"teacher": _named(teacher), "student": student, "model": run.uri("model"),
+            "teacher_accuracy": ev_t["accuracy"], "student_accuracy": ev_s["accuracy"],
+            "student_accuracy_ci": ev_s["accuracy_ci"], "teacher_accuracy_ci": ev_t["accuracy_ci"],
+            "points_lost": round(100 * (ev_t["accuracy"] - ev_s["accuracy"]), 2),
+            "vs_teacher": paired(ev_t, ev_s), "speedup": speed["batch_64"]["speedup"], "speed": speed,
+            "teacher_params": count_params(load_finetuned(teacher_local)[0]),
+            "student_params": count_params(load_finetuned(str(model_dir))[0]),
+            "test_n": ev_s["n"], **chosen}
 
 
 def _named(p: str) -> str:

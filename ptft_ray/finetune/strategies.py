@@ -5,31 +5,37 @@ parameter lists from the embeddings at the bottom to the head at the top, and `b
 the fine-tune config, the base LR and the number of optimizer steps per epoch, sets
 `requires_grad`, and returns ParamGroups: parameter groups with their own LR, and (gradual
 unfreezing) the step from which each frozen group starts to train.
+
+A new strategy is one function here under `@register("name")`: the name joins the registry
+that config validation reads (`config.STRATEGIES`), so `finetune.strategy=name` and
+`sweep.strategies=[..., name]` are accepted. This module imports no torch, so the CLI reads
+the registry before any heavy import.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from torch import nn
-
+from ..config import BUILTIN_STRATEGIES
 from ..config import STRATEGIES as NAMES
 from ..config import FinetuneConfig
 from ..errors import PtftError
 from ..train.param_groups import ParamGroups
-from .lora import apply_lora
 
 
 STRATEGIES: dict[str, Callable] = {}
 
 
 def register(name: str):
+    """fn(model, ft: FinetuneConfig, lr, steps_per_epoch) -> ParamGroups, under `name`."""
     def deco(fn):
         STRATEGIES[name] = fn
+        if name not in NAMES:
+            NAMES.append(name)
         return fn
     return deco
 
 
-def _freeze(groups: list[list[nn.Parameter]]) -> None:
+def _freeze(groups: list) -> None:
     for g in groups:
         for p in g:
             p.requires_grad_(False)
@@ -57,6 +63,8 @@ def partial(model, ft, lr, steps_per_epoch) -> ParamGroups:
 
 @register("lora")
 def lora(model, ft, lr, steps_per_epoch) -> ParamGroups:
+    from .lora import apply_lora
+
     groups = model.layer_groups()
     _freeze(groups[:-1])
     if apply_lora(model.backbone, ft) == 0:
@@ -86,4 +94,5 @@ def gradual_unfreeze(model, ft, lr, steps_per_epoch) -> ParamGroups:
     return ParamGroups([(list(model.parameters()), lr)], frozen_until=frozen)
 
 
-assert tuple(STRATEGIES) == NAMES, "config.STRATEGIES must list the registered strategies in order"
+assert tuple(STRATEGIES)[:len(BUILTIN_STRATEGIES)] == BUILTIN_STRATEGIES, \
+    "config.BUILTIN_STRATEGIES must name the strategies registered here, in order"

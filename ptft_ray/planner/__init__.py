@@ -34,25 +34,57 @@ def parse_budget(text: str | float) -> float:
     return seconds
 
 
-def overrides(p: dict) -> list[str]:
-    """The plan as `--set` overrides of the sweep config."""
-    from .rules import calibration
+@dataclasses.dataclass(frozen=True)
+class SweepPlan:
+    """The planner's choices that a sweep config takes, typed; `apply` sets them on a Config
+    (no round trip through `--set` strings). The plan's whole record, with its reasons and
+    estimates, stays the dict that plan.json holds."""
+    strategies: tuple[str, ...]
+    lr_ranges: dict            # strategy -> [lo, hi]: the chosen ones over every calibrated range
+    num_trials: int
+    max_concurrent_trials: int
+    resources_per_trial: dict
+    workers_per_trial: int
+    scheduler: dict
+    time_budget_s: float
+    rescore: dict
+    shape: dict                # config key -> value: batch size, epochs, max_len, evaluations
 
-    # every calibrated range goes along, so a strategy the user pins on top keeps its range
-    table = p["lr_rule"]["ranges"].items() if p.get("lr_rule") else [
-        (s, r) for b in calibration(p["calibration"])["buckets"].values() for s, r in b["lr_ranges"].items()]
-    ranges = {**{s: r for s, r in table if s not in p["lr_ranges"]}, **p["lr_ranges"]}
-    d = {"sweep.strategies": p["strategies"], "sweep.lr_ranges": ranges,
-         "sweep.num_samples": p["num_trials"], "sweep.max_concurrent_trials": p["max_concurrent_trials"],
-         "sweep.cpus_per_trial": p["resources_per_trial"]["CPU"],
-         "scaling.use_gpu": "GPU" in p["resources_per_trial"],
-         "sweep.workers_per_trial": p["workers_per_trial"],
-         "sweep.scheduler": p["scheduler"]["type"], "sweep.grace_period": p["scheduler"]["grace_period"],
-         "sweep.reduction_factor": p["scheduler"]["reduction_factor"],
-         "sweep.time_budget_s": p["time_budget_s"], "sweep.search": "random", "sweep.grid_points": 0,
-         "sweep.lrs": [], "sweep.rescore_top_k": p["rescore"]["top_k"],
-         "sweep.rescore_val_examples": p["rescore"]["val_examples"], **p["shape"]}
-    return [f"{k}={json.dumps(v)}" for k, v in d.items()]
+    @classmethod
+    def of(cls, p: dict) -> "SweepPlan":
+        from .rules import calibration
+
+        # every calibrated range goes along, so a strategy the user pins on top keeps its range
+        table = p["lr_rule"]["ranges"].items() if p.get("lr_rule") else [
+            (s, r) for b in calibration(p["calibration"])["buckets"].values() for s, r in b["lr_ranges"].items()]
+        ranges = {**{s: r for s, r in table if s not in p["lr_ranges"]}, **p["lr_ranges"]}
+        return cls(tuple(p["strategies"]), ranges, p["num_trials"], p["max_concurrent_trials"],
+                   p["resources_per_trial"], p["workers_per_trial"], p["scheduler"], p["time_budget_s"],
+                   p["rescore"], p["shape"])
+
+    def values(self) -> dict:
+        """{config key: value} for `config.with_values`."""
+        return {"sweep.strategies": list(self.strategies), "sweep.lr_ranges": self.lr_ranges,
+                "sweep.num_samples": self.num_trials, "sweep.max_concurrent_trials": self.max_concurrent_trials,
+                "sweep.cpus_per_trial": self.resources_per_trial["CPU"],
+                "scaling.use_gpu": "GPU" in self.resources_per_trial,
+                "sweep.workers_per_trial": self.workers_per_trial,
+                "sweep.scheduler": self.scheduler["type"], "sweep.grace_period": self.scheduler["grace_period"],
+                "sweep.reduction_factor": self.scheduler["reduction_factor"],
+                "sweep.time_budget_s": self.time_budget_s, "sweep.search": "random", "sweep.grid_points": 0,
+                "sweep.lrs": [], "sweep.rescore_top_k": self.rescore["top_k"],
+                "sweep.rescore_val_examples": self.rescore["val_examples"], **self.shape}
+
+    def apply(self, cfg: Config, pins: list[str] | None = None) -> Config:
+        """The plan's values, then the user's own `--set` lines on top (they pin)."""
+        from ..config import parse_sets, with_values
+
+        return with_values(with_values(cfg, self.values()), parse_sets(pins or []))
+
+
+def overrides(p: dict) -> list[str]:
+    """The plan as `--set` lines, for a command line that replays it (benchmarks.quality)."""
+    return [f"{k}={json.dumps(v)}" for k, v in SweepPlan.of(p).values().items()]
 
 
 def preflight(cfg: Config, res: dict) -> None:
@@ -63,11 +95,8 @@ def preflight(cfg: Config, res: dict) -> None:
 
 
 def planned_config(cfg: Config, p: dict, pins: list[str] | None = None) -> Config:
-    """The sweep config the plan runs: the plan's overrides, then the user's own `--set`
-    lines on top (a user pins what they know better)."""
-    from ..config import apply_overrides
-
-    return Config.from_dict(apply_overrides(apply_overrides(cfg.to_dict(), overrides(p)), pins or []), "plan")
+    """The sweep config the plan (plan.json's record) runs, the user's `--set` lines pinned on top."""
+    return SweepPlan.of(p).apply(cfg, pins)
 
 
 def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Config | None = None,

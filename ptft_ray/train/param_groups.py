@@ -4,11 +4,13 @@ parameter at one LR; a fine-tuning strategy (finetune/strategies.py) builds its 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # no torch at import: the strategy registry is read when a config loads
+    from torch import nn
 
 
 @dataclass
 class ParamGroups:
-    groups: list[tuple[list[nn.Parameter], float]]           # (params, lr)
-    frozen_until: list[tuple[int, list[nn.Parameter]]] = field(default_factory=list)
+    groups: list[tuple[list["nn.Parameter"], float]]           # (params, lr)
+    frozen_until: list[tuple[int, list["nn.Parameter"]]] = field(default_factory=list)
