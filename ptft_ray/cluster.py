@@ -114,13 +114,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, forward: l
 def local_ray_data_defaults(cpus: int) -> None:
     """Two Ray Data Parquet defaults sized for a cluster, set smaller for a local Ray (call
     before it starts: its processes inherit the environment; a variable already set wins;
-    a cluster keeps Ray's defaults). Measured by process (benchmarks.compress --parts memory,
-    `predict` over 1x and 4x a 100 MB object store on 2 CPUs):
-      - FooterReader actors: Ray starts 32 (a Python process each, ~100 MB) to read the
-        files' footers; 11 alive at once held 1.1 GB, the run's early peak. One per 2 CPUs.
-      - read units: Ray bin-packs up to 128 MB of row groups into one read task, whose
-        worker then held ~0.9 GB decoding it. 16 MB: peak 2,643 -> 1,849 MB at 4x and
-        1.16x -> 1.02x the 1x run's peak, with more rows/s (1,352 -> 1,561)."""
+    a cluster keeps Ray's defaults): one footer-reader actor per 2 CPUs instead of 32, and
+    16 MB read units instead of 128 MB (docs/decisions.md, "Local Ray Data defaults")."""
     os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(max(1, cpus // 2)))
     os.environ.setdefault("RAY_DATA_PARQUET_BIN_PACKING_BYTES", str(16 * 2 ** 20))
 

@@ -246,11 +246,14 @@ def with_values(cfg: Config, values: dict) -> Config:
     how a sweep trial's draws and a plan's choices reach a config, without a round trip
     through strings or dicts."""
     sections: dict[str, dict] = {}
+    known = {f.name for f in dataclasses.fields(Config)}
     for key, value in values.items():
         sec, _, name = key.partition(".")
-        fhints = typing.get_type_hints(type(getattr(cfg, sec, None))) if hasattr(cfg, sec) else {}
+        if sec not in known:
+            _fail(key, f"unknown section (known: {', '.join(sorted(known))})")
+        fhints = typing.get_type_hints(type(getattr(cfg, sec)))
         if name not in fhints:
-            _fail(key, "unknown key")
+            _fail(key, f"unknown key (known: {', '.join(fhints)})")
         sections.setdefault(sec, {})[name] = _coerce(key, value, fhints[name])
     cfg = dataclasses.replace(cfg, **{sec: dataclasses.replace(getattr(cfg, sec), **kv)
                                       for sec, kv in sections.items()})

@@ -155,83 +155,18 @@ def _timed(fn):
 
 
 def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list[str] | None = None) -> dict:
-    from .finetune.evaluate import evaluate_export
-    from .finetune.sweep import resumable, sweep
-    from .planner import format_plan, parse_budget, plan, planned_config
     from .report import report
+
     pc = load_pipeline_config(config, overrides)
     run = storage.Run(out)   # a URI: a missing bucket fails here, before anything starts
     run.pull("manifest.json", "plan.json")  # a remote run's own files, to continue it
     root = run.local
-    # every config is checked before anything starts
-    scfg = load_config(pc.sweep_config, [f"finetune.data={pc.data}", *pc.sweep_set])
-    pre_set = list(pc.pretrain_set)
-    if pc.adapt_on_task:
-        root.mkdir(parents=True, exist_ok=True)
-        corpus = task_corpus(scfg.finetune, root / "task_text.parquet")
-        if run.remote:  # every node's Ray Data tasks read it from the store
-            run.push("task_text.parquet")
-            corpus = run.uri("task_text.parquet")
-        pre_set.append(f"data.path={corpus}")
-    pcfg = load_config(pc.pretrain_config, pre_set)
-    if pc.base_control and not pcfg.model.hf:
-        raise PtftError(f"pipeline.base_control: {pc.pretrain_config} pretrains from scratch (no model.hf), "
-                        f"so there is no un-adapted model to compare with; set base_control: false")
+    scfg, pcfg = _configs(pc, run)   # every config is checked before anything starts
     root.mkdir(parents=True, exist_ok=True)
     man = Manifest(run, pc)
-
-    pre, t = _timed(lambda: _pretrain_once(pcfg, run.uri("pretrain")))
-    ck = pre["checkpoint"]
-    from .train.checkpoint import read_meta
-
-    meta = read_meta(ck)
-    man.d["lineage"]["pretrained"] = {"path": ck, "step": meta["state"]["step"], "config_hash": pcfg.hash(),
-                                      "corpus": pcfg.data.path, "tokens": pre["tokens"]}
-    man.stage("pretrain", run.uri("pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
-              unigram_val_perplexity=pre["unigram_val_perplexity"], tokens_per_s=pre["tokens_per_s"])
-
-    the_plan = None
-    if pc.budget:
-        plan_file = root / "plan.json"
-        pins = [f"finetune.data={pc.data}", *pc.sweep_set]
-        old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
-        if old and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == pins:
-            the_plan, t = old, 0.0  # the sweeps it started must resume under the same plan
-            print(f"[pipeline] reusing plan {plan_file}", flush=True)
-        else:
-            the_plan, t = _timed(lambda: plan(None, [ck], pc.budget, scfg, pc.max_trials, pins=pins))
-            plan_file.write_text(json.dumps(the_plan, indent=2, default=str))
-            run.push("plan.json")
-        print(format_plan(the_plan), flush=True)
-        scfg = planned_config(scfg, the_plan, pins)  # the pipeline's own --set lines pin over the plan
-        man.stage("plan", run.uri("plan.json"), "done", t, num_trials=the_plan["num_trials"],
-                  strategies=the_plan["strategies"], estimated_cost_s=the_plan["estimated_cost_s"])
-
-    runs = [("sweep_pretrained", [ck], None)]
-    runs += [("sweep_base", [pcfg.model.hf], None)] if pc.base_control else []
-    runs += [("sweep_scratch", ["none"], ck)] if pc.scratch_baseline else []
-    evals = {}
-    results = {}
-    for name, sources, arch_from in runs:
-        d = run.uri(name)
-        if storage.is_file(f"{d}/result.json"):
-            print(f"[pipeline] reusing finished sweep {d}", flush=True)
-            res, t = storage.read_json(f"{d}/result.json"), 0.0
-        else:
-            res, t = _timed(lambda: sweep(scfg, sources, d, resume=resumable(d),
-                                          arch_from=arch_from, plan=the_plan))
-        results[name] = res
-        man.stage(name, d, "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
-                  trials=res["trials"], trial_time_s=res["trial_time_s"])
-        ev, t = storage.read_json(f"{d}/evaluation.json") if storage.is_file(f"{d}/evaluation.json") else {}, 0.0
-        if "rows" not in ev or "baseline" not in ev:  # a sweep finished by an older ptft_ray
-            ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test", with_baselines=True))
-            storage.write_text(f"{d}/evaluation.json", json.dumps(ev, indent=2, default=str))
-        evals[name] = ev
-        man.stage(f"evaluate_{name}", f"{d}/evaluation.json", "done", t, accuracy=ev["accuracy"],
-                  macro_f1=ev["macro_f1"], n=ev["n"])
-        man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}
-        man.write()
+    pre = _pretrain_stage(pcfg, run, man)
+    scfg, the_plan = _plan_stage(pc, scfg, pre["checkpoint"], run, man)
+    results, evals = _sweep_stages(pc, pcfg, scfg, pre["checkpoint"], the_plan, run, man)
     head = headline(results["sweep_pretrained"], evals, "continued pretraining" if pcfg.model.hf else "pretraining")
     write_json(root / "summary.json", {"headline": head})  # the report opens with it
     best = storage.localize(results["sweep_pretrained"]["export_path"], "export")  # compress stages read it here
@@ -251,6 +186,93 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     run.push("summary.json")
     _print_summary(pre, results, head, page)
     return summary
+
+
+def _configs(pc: PipelineConfig, run: storage.Run):
+    """-> (the sweep config, the pretraining config), both loaded and checked. adapt_on_task:
+    the corpus is the task's training text, written beside the run (never a val / test row)."""
+    scfg = load_config(pc.sweep_config, [f"finetune.data={pc.data}", *pc.sweep_set])
+    pre_set = list(pc.pretrain_set)
+    if pc.adapt_on_task:
+        run.local.mkdir(parents=True, exist_ok=True)
+        corpus = task_corpus(scfg.finetune, run.local / "task_text.parquet")
+        if run.remote:  # every node's Ray Data tasks read it from the store
+            run.push("task_text.parquet")
+            corpus = run.uri("task_text.parquet")
+        pre_set.append(f"data.path={corpus}")
+    pcfg = load_config(pc.pretrain_config, pre_set)
+    if pc.base_control and not pcfg.model.hf:
+        raise PtftError(f"pipeline.base_control: {pc.pretrain_config} pretrains from scratch (no model.hf), "
+                        f"so there is no un-adapted model to compare with; set base_control: false")
+    return scfg, pcfg
+
+
+def _pretrain_stage(pcfg, run: storage.Run, man: Manifest) -> dict:
+    from .train.checkpoint import read_meta
+
+    pre, t = _timed(lambda: _pretrain_once(pcfg, run.uri("pretrain")))
+    ck = pre["checkpoint"]
+    meta = read_meta(ck)
+    man.d["lineage"]["pretrained"] = {"path": ck, "step": meta["state"]["step"], "config_hash": pcfg.hash(),
+                                      "corpus": pcfg.data.path, "tokens": pre["tokens"]}
+    man.stage("pretrain", run.uri("pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
+              unigram_val_perplexity=pre["unigram_val_perplexity"], tokens_per_s=pre["tokens_per_s"])
+    return pre
+
+
+def _plan_stage(pc: PipelineConfig, scfg, ck: str, run: storage.Run, man: Manifest):
+    """The plan for pc.budget (reused on a re-run with the same budget and pins: the sweeps it
+    started must resume under it); -> (the planned sweep config, the plan or None)."""
+    from .planner import format_plan, parse_budget, plan, planned_config
+
+    if not pc.budget:
+        return scfg, None
+    plan_file = run.local / "plan.json"
+    pins = [f"finetune.data={pc.data}", *pc.sweep_set]
+    old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    if old and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == pins:
+        the_plan, t = old, 0.0
+        print(f"[pipeline] reusing plan {plan_file}", flush=True)
+    else:
+        the_plan, t = _timed(lambda: plan(None, [ck], pc.budget, scfg, pc.max_trials, pins=pins))
+        plan_file.write_text(json.dumps(the_plan, indent=2, default=str))
+        run.push("plan.json")
+    print(format_plan(the_plan), flush=True)
+    man.stage("plan", run.uri("plan.json"), "done", t, num_trials=the_plan["num_trials"],
+              strategies=the_plan["strategies"], estimated_cost_s=the_plan["estimated_cost_s"])
+    return planned_config(scfg, the_plan, pins), the_plan  # the pipeline's own --set lines pin over the plan
+
+
+def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storage.Run, man: Manifest):
+    """The sweep from the checkpoint and its controls, each evaluated on the test rows with
+    its baselines; a finished one is reused. -> (results, evaluations) by sweep name."""
+    from .finetune.evaluate import evaluate_export
+    from .finetune.sweep import resumable, sweep
+
+    runs = [("sweep_pretrained", [ck], None)]
+    runs += [("sweep_base", [pcfg.model.hf], None)] if pc.base_control else []
+    runs += [("sweep_scratch", ["none"], ck)] if pc.scratch_baseline else []
+    evals, results = {}, {}
+    for name, sources, arch_from in runs:
+        d = run.uri(name)
+        if storage.is_file(f"{d}/result.json"):
+            print(f"[pipeline] reusing finished sweep {d}", flush=True)
+            res, t = storage.read_json(f"{d}/result.json"), 0.0
+        else:
+            res, t = _timed(lambda: sweep(scfg, sources, d, resume=resumable(d), arch_from=arch_from, plan=the_plan))
+        results[name] = res
+        man.stage(name, d, "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
+                  trials=res["trials"], trial_time_s=res["trial_time_s"])
+        ev, t = storage.read_json(f"{d}/evaluation.json") if storage.is_file(f"{d}/evaluation.json") else {}, 0.0
+        if "rows" not in ev or "baseline" not in ev:  # a sweep finished by an older ptft_ray
+            ev, t = _timed(lambda: evaluate_export(res["export_path"], pc.data, "test", with_baselines=True))
+            storage.write_text(f"{d}/evaluation.json", json.dumps(ev, indent=2, default=str))
+        evals[name] = ev
+        man.stage(f"evaluate_{name}", f"{d}/evaluation.json", "done", t, accuracy=ev["accuracy"],
+                  macro_f1=ev["macro_f1"], n=ev["n"])
+        man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}
+        man.write()
+    return results, evals
 
 
 def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict, man: Manifest, scfg) -> dict:

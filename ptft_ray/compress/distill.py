@@ -174,11 +174,10 @@ def _grid(temperature, alpha) -> list[tuple[float, float]]:
 def _student_config(meta: dict, teacher: str, data: str, overrides: list[str] | None):
     """The teacher's own settings (full fine-tuning on --data), with the user's --set on top;
     -> (config, the task with the teacher's labels and split)."""
-    from ..config import apply_overrides
+    from ..config import parse_sets, with_values
 
-    d = Config.from_dict(meta["config"], source=f"{teacher}/meta.json").to_dict()
-    d["finetune"].update(data=data, strategy="full")
-    cfg = Config.from_dict(apply_overrides(d, overrides or []), source="distill --set")
+    cfg = Config.from_dict(meta["config"], source=f"{teacher}/meta.json")  # the one parse of the checkpoint's
+    cfg = with_values(cfg, {"finetune.data": data, "finetune.strategy": "full", **parse_sets(overrides or [])})
     return cfg, load_task(cfg.finetune, label_names=meta["task_info"]["labels"])
 
 

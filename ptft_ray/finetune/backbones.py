@@ -101,7 +101,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
                            meta["config"]["data"],
                            {"path": where, "step": meta["state"]["step"],
                             "tokens_per_s_per_worker": _throughput(meta),
-                            "config_hash": Config.from_dict(meta["config"]).hash(),
+                            "config_hash": pre.hash(),
                             "corpus": meta["config"]["data"]["path"],
                             **({"hf": pre.model.hf} if pre.model.hf else {})}, limit))
     check_model_overrides(cfg, real)

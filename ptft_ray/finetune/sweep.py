@@ -52,11 +52,8 @@ def run_trial(params: dict, *, base: Config, sources: dict, datasets: dict, task
 
 def check_budget(cfg: Config, sources: list[Source], task: TaskData, plan: dict | None = None) -> None:
     """Refuse a time budget smaller than the cheapest possible trial (tokens / the checkpoint's
-    carried rate). A plan's own check stands where a plan chose the sweep: the planner refused a
-    budget below one trial with its calibrated cost model at a rate it measured live, and this
-    cruder estimate (an LM step's cost per token; measured 0.86x of it for MiniLM's `full`
-    trials, 0.45x for our GPT's) refused plans that fit (RT all, adapted MiniLM, 20m: 1,311 s
-    here vs the plan's 1,009 s). Trials a user's pins lengthen are cut at the budget."""
+    carried rate). Where a plan chose the sweep its own, calibrated check stands instead: this
+    cruder one refused plans that fit (docs/decisions.md, "One budget check per sweep")."""
     budget = cfg.sweep.time_budget_s
     if not budget or plan:
         return

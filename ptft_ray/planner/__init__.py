@@ -110,9 +110,9 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     budget_s = parse_budget(budget)
     cfg = cfg or load_config(None)
     if data:
-        d = cfg.to_dict()
-        d["finetune"]["data"] = data
-        cfg = Config.from_dict(d)
+        from ..config import with_values
+
+        cfg = with_values(cfg, {"finetune.data": data})
     task = load_task(cfg.finetune)
     # the plan chooses max_len itself (never over a checkpoint's positions): do not let the
     # config's current value refuse a checkpoint here

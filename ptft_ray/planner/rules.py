@@ -43,7 +43,7 @@ def family_of(sources: list[dict]) -> tuple[str, str]:
     return "hf_encoder", (f"calibration: {FAMILY_NAMES['hf_encoder']}: the nearest calibrated family to "
                           f"{', '.join(sorted(kinds))} (no calibration of their own)")
 # reserved from the budget for the sweep's own start (Ray, data encoding), the export and the
-# test evaluation; tests/test_planner.py measures a 60 s budget ending within 60 + 20 s
+# test evaluation (tests/test_planner.py holds a 60 s budget to 60 + 20 s)
 STARTUP_S = 15.0
 # the share of the budget kept for re-scoring the top trials on a larger validation set
 # (finetune/select.py), and how many trials are re-scored
@@ -51,12 +51,10 @@ RESCORE_SHARE, RESCORE_TOP_K = 0.15, 3
 # LR draws per strategy before the budget is spent on more strategies (8 draws spread evenly
 # over a 30x calibrated range are 30^(1/7) = 1.6x apart)
 PER_STRATEGY = 8
-# one strategy: trials lengthened to at most 3x the shape's epochs (the 'long' level's 3x the
-# minimum steps), never past the epochs sizing caps a trial at, in steps of half an epoch (at
-# 10,000 labels a whole epoch is ~400 s of a trial on one CPU: 3 epochs may not fit where 2.5 do)
+# one strategy: trials lengthened to at most 3x the shape's epochs, never past the epochs sizing
+# caps a trial at, in half-epoch steps; a lengthened trial must fit 0.9 of the room, since Tune
+# stops trials at the budget (docs/decisions.md, "Depth before breadth")
 DEPTH_MAX, MAX_EPOCHS, DEPTH_STEP = 3, 20, 0.5
-# a lengthened trial must fit 0.9 of the room: Tune stops trials at the budget, and the MiniLM
-# cost model's errors on the planned sweeps' trials were within 11 % (derive_rules.fit_cost)
 DEPTH_SLACK = 0.9
 
 
@@ -336,10 +334,9 @@ def deeper(shape: dict, epochs: float) -> dict:
 def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, per: float, seconds,
            reasons: list[str]):
     """One strategy at LRs within its calibrated winner's range: trials beyond one per slot buy
-    little (their LRs are within 2x of each other), longer training buys much. Measured on MiniLM
-    (planned sweeps, 16-class tweets): 10,000 labels, 2 -> 4 epochs: 0.575 -> 0.641 test accuracy;
-    1,000 labels, 2 -> 4 -> 7 epochs: 0.312 -> 0.400 -> 0.468; the loop keeps each trial's best
-    evaluation, so a longer trial cannot end below its own earlier evaluations. So where the
+    little (their LRs are within 2x of each other), longer training buys much (docs/decisions.md,
+    "Depth before breadth"); the loop keeps each trial's best evaluation, so a longer trial cannot
+    end below its own earlier ones. So where the
     budget runs more trials than slots, each trial gets the most epochs (up to DEPTH_MAX x the
     shape's minimum, at most MAX_EPOCHS) at which one trial per slot still fits (more trials
     only where the longest trials leave room for them).

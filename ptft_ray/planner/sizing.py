@@ -21,9 +21,7 @@ def batch_size_for(n_train: int) -> int:
 
 def min_steps(level: str, classes: int = 2) -> int:
     # a K-way head has K directions to separate, not one: the minimum grows with log2(K)
-    # (binary 1x, 4 classes 2x, 16 classes 4x). Measured (MiniLM, health tweets without URLs,
-    # 16 sources, 1,000 labels, 10m planned sweep): 2 epochs (124 steps) 0.312 test accuracy,
-    # the same sweep with 4 epochs pinned 0.400 (README): the binary minimum under-trained it
+    # (binary 1x, 4 classes 2x, 16 classes 4x; docs/decisions.md, "Steps grow with the classes")
     return int(round(MIN_STEPS[level] * max(1.0, math.log2(max(2, classes)))))
 
 
@@ -53,6 +51,6 @@ def shape_overrides(n_train: int, p95: float, model_max: int, level: str = "shor
 
 
 def val_examples_for(n_train: int) -> int:
-    # measured: with 100 training examples, 9 passes over 1,000 validation examples cost 10x the
-    # training itself; a validation set larger than the training set buys little (test stays whole)
+    # a validation set much larger than the training set costs more than the training and buys
+    # little (the test split stays whole)
     return int(min(VAL_CAP[1], max(VAL_CAP[0], n_train)))

@@ -246,12 +246,12 @@ def due(spec: RunSpec, s: int) -> tuple[bool, bool, bool]:
 def train_step(live: Live, task, model, optimizer, groups: ParamGroups, loss_fn, amp, data, window: Window):
     """One optimizer step: set the LR, accumulate grad_accum micro-batches, clip, step."""
     spec, ctx, state = live.spec, live.ctx, live.state
-    cfg, tc, sc = spec.config, spec.config.train, spec.config.schedule
+    cfg, tc, sched = spec.config, spec.config.train, spec.config.schedule
     step = state["step"]
     # dropout's random stream is a function of (seed, rank, step): it differs per rank, and a
     # resumed run draws what the uninterrupted one would have at the same step
     torch.manual_seed((tc.seed * 1_000_003 + ctx.rank) * 1_000_003 + step)
-    mult = lr_factor(step, sc.warmup_steps, spec.steps.max_steps, sc.min_lr_ratio, sc.decay)
+    mult = lr_factor(step, sched.warmup_steps, spec.steps.max_steps, sched.min_lr_ratio, sched.decay)
     for g in optimizer.param_groups:
         g["lr"] = g["base_lr"] * mult
     for micro in range(tc.grad_accum):
