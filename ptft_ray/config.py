@@ -65,6 +65,8 @@ CHOICES = {
     "sweep.scheduler": ("asha", "none"),
     "sweep.mode": ("max", "min"),
     "sweep.in_process": ("auto", "always", "never"),
+    "scaling.strategy": ("auto", "ddp", "fsdp"),
+    "train.activation_checkpointing": ("auto", "true", "false"),
 }
 POSITIVE = [  # (key, strictly positive?)
     ("model.d_model", True), ("model.n_layers", True), ("model.n_heads", True),
@@ -77,7 +79,7 @@ POSITIVE = [  # (key, strictly positive?)
     ("schedule.min_lr_ratio", False), ("train.batch_size", True), ("train.grad_accum", True),
     ("train.log_every", True), ("train.eval_every", False), ("train.eval_batches", False),
     ("train.threads", False), ("scaling.num_workers", True), ("scaling.cpus_per_worker", False),
-    ("scaling.gpus_per_worker", False), ("checkpoint.every_steps", True),
+    ("scaling.gpus_per_worker", False), ("scaling.gpu_memory_gb", False), ("checkpoint.every_steps", True),
     ("checkpoint.num_to_keep", True), ("run.max_failures", False), ("sweep.max_failures", False),
     ("finetune.unfreeze_top_k", True), ("finetune.lora_rank", True), ("finetune.lora_alpha", True),
     ("finetune.lr_decay", True), ("finetune.unfreeze_every", False), ("finetune.epochs", True),
@@ -134,6 +136,8 @@ def _coerce(key: str, value, tp):
     if tp is str:
         if value is None:
             return ""
+        if isinstance(value, bool):  # YAML reads `true` as a boolean: the choice keys name it "true"
+            return "true" if value else "false"
         if not isinstance(value, str):
             _fail(key, f"expected a string, got {value!r}")
         return value

@@ -76,6 +76,7 @@ class TrainConfig:
     threads: int = 0            # torch threads per worker (0 = leave torch's default)
     compile: bool = False       # torch.compile the training loss (model + loss fused; compiles once, ~30 s)
     trace_file: str = ""        # audit: every rank appends each step's sample fingerprints here
+    activation_checkpointing: str = "auto"  # true | false | auto: per block, where the memory plan needs it
 
 
 @dataclass
@@ -84,6 +85,8 @@ class ScalingConfig:
     use_gpu: bool = False
     cpus_per_worker: float = 0.0   # 0 = size from the cluster, leaving CPU for Ray Data
     gpus_per_worker: float = 1.0
+    strategy: str = "auto"         # ddp | fsdp | auto: the memory plan picks (DDP where the model fits)
+    gpu_memory_gb: float = 0.0     # a GPU's memory for the memory plan (0 = read from the cluster's GPUs)
 
     @property
     def gpus_in_use(self) -> float:

@@ -48,6 +48,9 @@ def _agree(got: dict, ref: dict, what: str):
     np.testing.assert_allclose(got["losses"], ref["losses"], rtol=1e-4, err_msg=f"{what}: losses")
     assert got["params"].keys() == ref["params"].keys()
     for k in ref["params"]:
+        if k.endswith("key.bias"):  # softmax ignores a key bias: its gradient is rounding noise, which
+            continue                # AdamW's normalisation scales up to a whole step
+
         np.testing.assert_allclose(got["params"][k], ref["params"][k], rtol=1e-3, atol=2e-5, err_msg=f"{what}: {k}")
 
 

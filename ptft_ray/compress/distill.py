@@ -29,7 +29,7 @@ from ..errors import PtftError
 from ..finetune.backbones import Source, hf_source
 from ..schema import PRESETS
 from ..train import checkpoint as ckpt
-from ..train.spec import Steps
+from ..train.spec import Parallel, Steps
 
 
 def student_from_layers(teacher_dir: str, k: int, out: Path) -> str:
@@ -270,7 +270,9 @@ def _prepare(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list
     info = DistillSpec(**{f.name: getattr(spec.task, f.name) for f in dataclasses.fields(spec.task)},
                        temperature=temperature, alpha=alpha)
     spec = dataclasses.replace(spec, task=info, steps=steps,
-                               lineage={**spec.lineage, "distilled_from": cfg.finetune.data})
+                               lineage={**spec.lineage, "distilled_from": cfg.finetune.data},
+                               parallel=Parallel("fsdp" if cfg.scaling.strategy == "fsdp" and not materialize else "ddp",
+                                                 cfg.train.activation_checkpointing == "true"))
     train = student_dataset(probs_at, source.tokenizer_json, cfg.finetune.max_len, labels)
     if materialize:
         # a Tune grid: every CPU may be held by a trial, leaving none for a Ray Data task, so

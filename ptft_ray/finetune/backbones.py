@@ -17,7 +17,7 @@ from ..data.tasks import TaskData, to_ray
 from ..errors import PtftError
 from ..models.hf import is_hf_dir
 from ..train import checkpoint as ckpt
-from ..train.spec import Keep, RunSpec, Steps
+from ..train.spec import Keep, Parallel, RunSpec, Steps
 from .task import ClsSpec
 
 
@@ -166,7 +166,18 @@ def datasets_for(task: TaskData, source: Source, max_len: int) -> dict:
     return {s: to_ray(task, tok, max_len, s) for s in ("train", "val")}
 
 
-def run_spec(cfg: Config, source: Source, task: TaskData, world: int = 1) -> RunSpec:
+def source_shape(source: Source, n_labels: int):
+    """The memory plan's view of a backbone with a classification head (no vocabulary logits)."""
+    import dataclasses
+
+    from ..train.memory import shape_for
+
+    model = Config.from_dict({"model": source.model}, source=f"{source.key} model").model
+    shape = shape_for(model, toks.from_json(source.tokenizer_json).vocab_size)
+    return dataclasses.replace(shape, vocab=n_labels)
+
+
+def run_spec(cfg: Config, source: Source, task: TaskData, world: int = 1, parallel: Parallel | None = None) -> RunSpec:
     """What travels to the loop: the config with the backbone's model section, the task's
     labels and token ids, and the step arithmetic derived from the data size."""
     tok = toks.from_json(source.tokenizer_json)
@@ -184,4 +195,5 @@ def run_spec(cfg: Config, source: Source, task: TaskData, world: int = 1) -> Run
                    class_balance=task.balance("train"))
     return RunSpec(config=resolved, task=info, tokenizer=source.tokenizer_json, steps=steps,
                    keep=Keep(best_only=True, metric=cfg.sweep.metric, mode=cfg.sweep.mode),
-                   init_from=source.path, lineage={"pretrained": source.lineage, "data": task.path})
+                   init_from=source.path, lineage={"pretrained": source.lineage, "data": task.path},
+                   parallel=parallel or Parallel())

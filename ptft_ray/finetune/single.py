@@ -13,7 +13,8 @@ from ..train.launch import Workers, fit
 from .evaluate import evaluate_export, headline
 from .export import export
 from .predictor import scorer
-from .backbones import datasets_for, resolve_sources, run_spec
+from ..train.memory import device_memory, resolve
+from .backbones import datasets_for, resolve_sources, run_spec, source_shape
 
 
 def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwrite: bool = False,
@@ -34,7 +35,9 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     run.start()
     sc, metric = cfg.scaling, cfg.sweep.metric
     workers = Workers.of(cfg, res)
-    spec = run_spec(cfg, source, task, world=workers.num)
+    parallel, cfg, _ = resolve(cfg, source_shape(source, len(task.label_names)), workers.num, cfg.finetune.max_len,
+                               device_memory(cfg.scaling, res))
+    spec = run_spec(cfg, source, task, world=workers.num, parallel=parallel)
     result = fit(spec, datasets_for(task, source, cfg.finetune.max_len), workers,
                  storage_path(run.uri("train"), res["nodes"]))
     best_ckpt, best_metrics = result.best_checkpoints[0]

@@ -28,19 +28,19 @@ from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
 from .select import select_best
-from .backbones import Source, datasets_for, estimate_trial_s, resolve_sources, run_spec
+from .backbones import Source, datasets_for, estimate_trial_s, resolve_sources, run_spec, source_shape
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
 
 def run_trial(params: dict, *, base: Config, sources: dict, datasets: dict, task: TaskData,
-              in_process: bool, workers: Workers, storage: str) -> None:
+              in_process: bool, workers: Workers, storage: str, parallel=None) -> None:
     """One Tune trial: the fine-tune loop from the trial's pretrained checkpoint, in this actor
     (one worker) or on its own TorchTrainer. Returns nothing: everything was reported already,
     and a returned dict would be logged as one more result."""
     from ray import tune
 
     src: Source = sources[params["checkpoint"]]
-    spec = run_spec(trial_config(base, params), src, task, world=workers.num)
+    spec = run_spec(trial_config(base, params), src, task, world=workers.num, parallel=parallel)
     if in_process:
         run(spec, TuneContext(datasets[src.key], workers.use_gpu))
         return
@@ -111,7 +111,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     check_reachable({"--out": run_dir.where, "--pretrained": [s.path or "" for s in sources]}, res["nodes"])
     open_sweep_dir(run_dir, resume, overwrite, plan)
     in_process, bundle, workers, conc = trial_resources(cfg, res)
-    grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume)
+    parallel = sweep_memory(cfg, sources, task, workers, res)
+    grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume, parallel)
     rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, storage.ray_storage(run_dir.uri("tune"))
                       .get("storage_filesystem")) for r in grid]
     write_trials_csv(rows, run_dir.local / "trials.csv")
@@ -126,8 +127,24 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     return summary
 
 
+def sweep_memory(cfg: Config, sources: list[Source], task: TaskData, workers: Workers, res: dict):
+    """The memory plan at the largest batch the sweep draws, for its largest backbone; a batch
+    size that does not fit a device is refused (sweeps do not change their batch sizes)."""
+    from ..train.memory import device_memory, resolve
+
+    real = [s for s in sources if s.path] or sources
+    biggest = max((source_shape(s, len(task.label_names)) for s in real), key=lambda m: m.params)
+    top = with_values(cfg, {"train.batch_size": max(cfg.sweep.batch_sizes)})
+    parallel, fitted, plan = resolve(top, biggest, workers.num, cfg.finetune.max_len, device_memory(cfg.scaling, res))
+    if fitted.train.batch_size < top.train.batch_size:
+        raise PtftError(f"sweep.batch_sizes: {top.train.batch_size} does not fit a device "
+                        f"({plan['per_device_bytes']['total'] / 2 ** 30:.1f} GiB needed); the largest that fits is "
+                        f"{fitted.train.batch_size}")
+    return parallel
+
+
 def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: storage.Run, in_process: bool,
-               bundle: dict, workers: Workers, conc: int, resume: bool):
+               bundle: dict, workers: Workers, conc: int, resume: bool, parallel=None):
     """The Tune experiment: one tokenized copy of the data per distinct tokenizer, the search
     space, ASHA (or FIFO), the progress and MLflow callbacks. -> Tune's ResultGrid."""
     from ray import tune
@@ -145,7 +162,7 @@ def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: stor
     trainable = tune.with_parameters(
         run_trial, base=cfg, sources={s.key: s for s in sources},
         datasets={s.key: by_tok[s.tokenizer_json] for s in sources}, task=task, in_process=in_process,
-        workers=workers, storage=run_dir.uri("train"))
+        workers=workers, storage=run_dir.uri("train"), parallel=parallel)
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_evals(cfg),
                                grace_period=sw.grace_period, reduction_factor=sw.reduction_factor)
                  if sw.scheduler == "asha" else FIFOScheduler())

@@ -44,6 +44,20 @@ def save_weights(model: nn.Module, d: str | Path) -> None:
         save_model(model, str(Path(d) / WEIGHTS))  # handles tied (shared) tensors
 
 
+def save_state(model: nn.Module, state: dict, d: str | Path) -> None:
+    """The model's weights from a state dict gathered off its shards (keys as the model's own):
+    the same files save_weights writes."""
+    if hasattr(model, "save_dir"):  # Hugging Face: save_pretrained with the gathered weights
+        model.hf.save_pretrained(str(d), state_dict={k.removeprefix("hf."): v for k, v in state.items()},
+                                 safe_serialization=True)
+        return
+    from safetensors.torch import _remove_duplicate_names, save_file
+
+    tied = {n for names in _remove_duplicate_names(state).values() for n in names}  # as save_model drops them
+    save_file({k: v.contiguous() for k, v in state.items() if k not in tied}, str(Path(d) / WEIGHTS),
+              metadata={"format": "pt"})
+
+
 def load_weights(model: nn.Module, d: str | Path, strict: bool = True) -> None:
     """Load safetensors weights; a shape or key mismatch names what differs."""
     if hasattr(model, "load_dir"):  # Hugging Face: in place, tied weights re-tied

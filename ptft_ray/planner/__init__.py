@@ -142,9 +142,23 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     p["time_budget_s"] = max(1.0, budget_s - STARTUP_S - p["rescore"]["estimated_s"])
     p["scan"], p["cluster"] = scan, res
     p["pins"] = list(pins or [])
+    p["memory"] = memory_of(planned_config(cfg, p, pins), sources, task, p, res)
     preflight(planned_config(cfg, p, pins), res)
     p["preflight"] = "ok: schedulable on the live cluster"
     return p
+
+
+def memory_of(cfg: Config, sources: list, task, p: dict, res: dict) -> dict:
+    """The memory plan of the planned trials: the largest backbone at the plan's batch size."""
+    from ..finetune.backbones import source_shape
+    from ..train.memory import choose, device_memory
+    from ..train.precision import uses_bf16
+
+    real = [s for s in sources if s.path] or sources
+    shape = max((source_shape(s, len(task.label_names)) for s in real), key=lambda m: m.params)
+    bf16 = uses_bf16(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")
+    return choose(shape, p["workers_per_trial"], p["batch_size"], p["max_len"], bf16,
+                  device_memory(cfg.scaling, res), cfg.scaling.strategy, cfg.train.activation_checkpointing)
 
 
 def family(source) -> str:
@@ -208,6 +222,10 @@ def format_plan(p: dict) -> str:
              f"max_t {p['scheduler']['max_t']}, reduction {p['scheduler']['reduction_factor']})",
              f"  trial shape   batch {p['batch_size']}, {p['epochs']:g} epoch(s), max_len {p['max_len']}",
              f"  estimated     {p['estimated_cost_s']:.0f} s"]
+    if p.get("memory"):
+        from ..train.memory import table
+
+        lines.append("  " + table(p["memory"]).replace("\n", "\n  "))
     if p.get("pins"):  # the user's --set lines run over the plan: say so, not only the plan's values
         lines.append(f"  pinned        {', '.join(p['pins'])} (your --set lines, applied after the plan)")
     lines.append("why:")

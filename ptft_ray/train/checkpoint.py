@@ -56,11 +56,17 @@ def write_dir(path: str | Path, model: nn.Module, meta: dict, tokenizer_json: st
 
 
 def fill_dir(d: str | Path, model: nn.Module, meta: dict, tokenizer_json: str,
-             optimizer: torch.optim.Optimizer | None = None) -> None:
+             optimizer: torch.optim.Optimizer | None = None, state: dict | None = None) -> None:
+    """state: the whole model's weights gathered from its shards (an FSDP run: its optimizer
+    state is in the directory's dcp/), written in place of the model's own."""
     from .. import tokenizer as toks
+    from ..models.weights import save_state
 
     d = Path(d)
-    save_weights(model, d)
+    if state is not None:
+        save_state(model, state, d)
+    else:
+        save_weights(model, d)
     if optimizer is not None:
         torch.save({"optimizer": optimizer.state_dict()}, d / STATE)
     (d / META).write_text(json.dumps(meta, indent=1))
@@ -111,7 +117,8 @@ def is_complete(d: str | Path) -> bool:
             with safe_open(str(w), framework="pt") as f:
                 for k in f.keys():
                     f.get_tensor(k)
-        torch.load(Path(d) / STATE, map_location="cpu", weights_only=True)
+        if not Path(d, "dcp", ".metadata").is_file():  # a sharded run's optimizer is in its DCP shards
+            torch.load(Path(d) / STATE, map_location="cpu", weights_only=True)
         return True
     except Exception:  # noqa: BLE001 - any failure means: not usable
         return False

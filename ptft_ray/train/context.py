@@ -53,10 +53,14 @@ class TrainContext(_Base):
         self.rank, self.world = c.get_world_rank(), c.get_world_size()
         self.device = ray.train.torch.get_device()
 
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module, parallel, bf16: bool = False) -> torch.nn.Module:
         import ray.train.torch
 
-        return ray.train.torch.prepare_model(model)  # moves to device; DDP when world > 1
+        from .parallel import parallelize
+
+        # DDP: Ray's prepare_model (moves to the device; wraps when world > 1)
+        return parallelize(model, parallel.strategy, parallel.checkpointing, self.device, self.world,
+                           ddp=ray.train.torch.prepare_model, bf16=bf16)
 
     def batches(self, name: str, batch_size: int, shuffle: int = 0, seed: int = 0):
         import ray.train
@@ -100,8 +104,12 @@ class TuneContext(_Base):
                             f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r})")
         self.device = torch.device("cuda" if use_gpu else "cpu")
 
-    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
-        return model.to(self.device)
+    def prepare(self, model: torch.nn.Module, parallel, bf16: bool = False) -> torch.nn.Module:
+        from .parallel import parallelize
+
+        if parallel.strategy == "fsdp":  # refused on the driver (trial_resources): no process group here
+            raise ValueError("FSDP needs Ray Train workers, not an in-process trial")
+        return parallelize(model, "ddp", parallel.checkpointing, self.device, 1)
 
     def batches(self, name: str, batch_size: int, shuffle: int = 0, seed: int = 0):
         return self._iter(self.datasets[name], name, batch_size, shuffle, seed)

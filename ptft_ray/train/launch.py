@@ -101,6 +101,9 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, Workers, int]:
     in_process = sw.in_process == "always" or (sw.in_process == "auto" and sw.workers_per_trial == 1)
     if in_process and sw.workers_per_trial != 1:
         raise PtftError("sweep.in_process=always needs sweep.workers_per_trial=1")
+    if in_process and sc.strategy == "fsdp":
+        raise PtftError("scaling.strategy=fsdp shards over a trial's Ray Train workers: set sweep.in_process=never "
+                        "(or sweep.workers_per_trial=2 or more)")
     gpu_slots = (int(res["gpus"] / (sw.workers_per_trial * sc.gpus_per_worker) + 1e-9)
                  if sc.use_gpu else None)
     if in_process:

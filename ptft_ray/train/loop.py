@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import zlib
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -26,7 +25,8 @@ from ..cluster import quiet_ray_logs
 from ..config import Config
 from ..errors import DivergenceError, PtftError
 from .param_groups import ParamGroups
-from .precision import autocast
+from .parallel import gradient_sync, is_sharded
+from .precision import autocast, uses_bf16
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
 from .spec import RunSpec
@@ -190,6 +190,9 @@ def run(spec: RunSpec, ctx) -> dict:
         meta = ckpt.read_meta(resume)
         live.state.update(meta["state"])
         live.history, live.metrics = meta.get("history", []), dict(meta.get("metrics", {}))
+        # batches are counted per rank: at another world size the same share of the epoch
+        live.state["batch_in_epoch"] = live.state["batch_in_epoch"] * live.state.get("world", ctx.world) // ctx.world
+    live.state["world"] = ctx.world
     # where the data resumes is known now: its first batch streams in while the model is built
     data = FirstBatchEarly(_stream(ctx, live.state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed))
     torch.manual_seed(tc.seed)  # identical init on every rank (DDP also broadcasts rank 0's)
@@ -200,10 +203,13 @@ def run(spec: RunSpec, ctx) -> dict:
         ckpt.load_weights(raw, resume)
     live.best = live.metrics.get(spec.keep.metric) if spec.keep.best_only else None
     raw.train()  # from_pretrained hands back a model in eval mode (dropout off)
-    model = ctx.prepare(raw)
+    names = {id(p): n for n, p in raw.named_parameters()}
+    model = ctx.prepare(raw, spec.parallel, uses_bf16(tc.precision, ctx.device.type))
+    if is_sharded(model):  # sharding replaced the parameters the groups hold
+        groups = groups.rebind(names, model)
     optimizer = make_optimizer(groups, cfg, ctx.device)
     if resume:
-        ckpt.load_optimizer(optimizer, resume)
+        restore_optimizer(model, optimizer, resume)
         cleanup(resume)
     amp = autocast(tc.precision, ctx.device)
     # compiling fuses the memory-bound ops that dominate small models on CPU; evaluation stays eager
@@ -264,7 +270,7 @@ def train_step(live: Live, task, model, optimizer, groups: ParamGroups, loss_fn,
         sync = micro == tc.grad_accum - 1 or ctx.world == 1
         if hasattr(task, "reseed"):  # masked LM: this micro-batch's masks, the same after a resume
             task.reseed(tc.seed, ctx.rank, step, micro)
-        with (nullcontext() if sync else model.no_sync()), amp:
+        with gradient_sync(model, sync), amp:
             total, n = loss_fn(model, batch)
             (total / n.clamp_min(1) / tc.grad_accum).backward()
         window.loss += total.detach().float()
@@ -313,12 +319,33 @@ def checkpoint(live: Live, task, raw, optimizer) -> None:
     improved = spec.keep.improves(live.metrics.get(spec.keep.metric), live.best)
     if improved:
         live.best = live.metrics[spec.keep.metric]
+    write = improved or not spec.keep.best_only   # the same on every rank (reduced metrics)
+    meta = {"format": 1, "task": task.name, "state": dict(live.state), "history": live.history,
+            "metrics": dict(live.metrics), "config": spec.config.to_dict(), **spec.task.meta(),
+            "init_from": spec.init_from, "lineage": spec.lineage}
     d = None
-    if ctx.rank == 0 and (improved or not spec.keep.best_only):
+    if write and is_sharded(raw):  # sharded in place: every rank writes its shards, Ray merges the directories
+        from . import sharded
+
         d = tempfile.mkdtemp(prefix="ptft-ckpt-")
-        meta = {"format": 1, "task": task.name, "state": dict(live.state), "history": live.history,
-                "metrics": dict(live.metrics), "config": spec.config.to_dict(), **spec.task.meta(),
-                "init_from": spec.init_from, "lineage": spec.lineage}
+        full = sharded.save(d, raw, optimizer, ctx.rank)
+        if ctx.rank == 0:
+            ckpt.fill_dir(d, raw, meta, spec.tokenizer, state=full)
+    elif write and ctx.rank == 0:
+        d = tempfile.mkdtemp(prefix="ptft-ckpt-")
         ckpt.fill_dir(d, raw, meta, spec.tokenizer, optimizer)
     ctx.report(dict(live.metrics), d)
     cleanup(d)
+
+
+def restore_optimizer(model, optimizer, resume: str) -> None:
+    """The optimizer state of a resumed run: a sharded run's from its DCP shards (the model's
+    shards with it), resharded to this world size; otherwise the whole state from train_state.pt."""
+    from . import sharded
+
+    if is_sharded(model):
+        if not sharded.has_shards(resume):
+            raise PtftError(f"{resume}: written without FSDP shards; resume it with the strategy it was written with")
+        sharded.load(resume, model, optimizer)
+    else:
+        ckpt.load_optimizer(optimizer, resume)

@@ -14,3 +14,13 @@ if TYPE_CHECKING:  # no torch at import: the strategy registry is read when a co
 class ParamGroups:
     groups: list[tuple[list["nn.Parameter"], float]]           # (params, lr)
     frozen_until: list[tuple[int, list["nn.Parameter"]]] = field(default_factory=list)
+
+    def rebind(self, names: dict[int, str], module) -> "ParamGroups":
+        """The same groups over `module`'s current parameters: FSDP2's fully_shard replaces
+        each parameter with a sharded one of the same name (names: id of the old one -> name)."""
+        now = dict(module.named_parameters())
+
+        def swap(params):
+            return [now[names[id(p)]] for p in params]
+        return ParamGroups([(swap(ps), lr) for ps, lr in self.groups],
+                           [(until, swap(ps)) for until, ps in self.frozen_until])

@@ -28,11 +28,12 @@ from ..errors import PtftError
 from ..mlflow_log import log_pretrain
 from . import checkpoint as ckpt
 from .launch import Workers, fit
+from .memory import device_memory, resolve, shape_for
 from .spec import RunSpec, Steps
 from .tasks import LMSpec
 
 # keys whose change makes an existing run's checkpoints unusable
-_INCOMPATIBLE = ("model", "data.tokenizer", "data.vocab_size", "data.seq_len", "data.path")
+_INCOMPATIBLE = ("model", "data.tokenizer", "data.vocab_size", "data.seq_len", "data.path", "scaling.strategy")
 
 
 def _section(d: dict, key: str):
@@ -124,6 +125,9 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
     check_reachable({"--out": run.where, "data.path": cfg.data.path, "model.hf": model_paths(cfg.model.hf)},
                     res["nodes"])
     workers = Workers.of(cfg, res)
+    vocab = cfg.model.vocab_size or (cfg.data.vocab_size if cfg.data.tokenizer == "bpe" else 258)
+    parallel, cfg, _ = resolve(cfg, shape_for(cfg.model, vocab), workers.num, cfg.data.seq_len,
+                               device_memory(cfg.scaling, res))
     resuming = prepare_run_dir(cfg, run, overwrite)  # only once the run can be scheduled
     tok = get_tokenizer(cfg, out, files, fmt)
     run.push("tokenizer.json")
@@ -132,7 +136,7 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
     where = storage_path(run.where, res["nodes"])  # the run dir as Ray Train sees it
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
-    spec = RunSpec(config=cfg, tokenizer=tok.to_json(), run_dir=where,
+    spec = RunSpec(config=cfg, tokenizer=tok.to_json(), run_dir=where, parallel=parallel,
                    task=LMSpec(objective, tok.vocab_size, tok.pad_id, tok.eot_id, getattr(tok, "mask_id", None),
                                tuple(getattr(tok, "special_ids", []))),
                    steps=Steps(cfg.schedule.max_steps, cfg.train.eval_every),

@@ -85,8 +85,11 @@ def parallel_steps_loop(lc: dict) -> dict:
     c = ray.train.get_context()
     rank, world = c.get_world_rank(), c.get_world_size()
     spec, task, groups = _build(lc)
+    names = {id(p): n for n, p in task.model.named_parameters()}
     model = parallelize(task.model, lc["strategy"], lc.get("checkpointing", False), ray.train.torch.get_device(),
                         world, ddp=ray.train.torch.prepare_model)
+    if lc["strategy"] == "fsdp":
+        groups = groups.rebind(names, model)
     opt = _optimizer(groups, spec, model)
     rows = len(next(iter(lc["batches"].values()))[0])
     per = rows // world
@@ -134,9 +137,10 @@ def restore_and_step_loop(lc: dict) -> dict:
     rank, world = c.get_world_rank(), c.get_world_size()
     spec, task, groups = _build(lc)
     ckpt.load_weights(task.model, lc["checkpoint"])
+    names = {id(p): n for n, p in task.model.named_parameters()}
     model = parallelize(task.model, "fsdp", False, ray.train.torch.get_device(), world,
                         ddp=ray.train.torch.prepare_model)
-    opt = _optimizer(groups, spec, model)
+    opt = _optimizer(groups.rebind(names, model), spec, model)
     sharded.load(lc["checkpoint"], model, opt)
     rows = len(next(iter(lc["batches"].values()))[0])
     per, out = rows // world, []

@@ -10,6 +10,7 @@
       init_from   the weights the model starts from (None: random / the config's own)
       lineage     where the run came from (written into every checkpoint)
       run_dir     the run directory as workers see it (resume, TensorBoard); None in a trial
+      parallel    Parallel: DDP or FSDP, activation checkpointing or not
 """
 from __future__ import annotations
 
@@ -64,6 +65,13 @@ class Keep:
 
 
 @dataclass(frozen=True)
+class Parallel:
+    """How the model is spread over the ranks (resolved on the driver by the memory plan)."""
+    strategy: str = "ddp"         # ddp | fsdp
+    checkpointing: bool = False   # per-block activation checkpointing
+
+
+@dataclass(frozen=True)
 class RunSpec:
     config: Config
     task: TaskSpec
@@ -73,3 +81,4 @@ class RunSpec:
     init_from: str | None = None
     lineage: dict = field(default_factory=dict)
     run_dir: str | None = None
+    parallel: Parallel = field(default_factory=Parallel)
