@@ -97,9 +97,19 @@ def compress_rows(c: dict, sl: dict) -> list[str]:
     return rows
 
 
+def memory_rows(mp: dict) -> list[str]:
+    ratios = [m["plan_over_measured"] for m in mp.get("measured", [])]
+    if not ratios:
+        return []
+    ok = sum(0.8 <= r <= 1.2 for r in ratios)
+    return [_row(f"memory plan, {len(ratios)} model sizes (CPU, one process)", "measured peak resident memory",
+                 "within 20 % on each", f"{min(ratios):.2f}-{max(ratios):.2f}x, {ok} of {len(ratios)} within",
+                 ok == len(ratios))]
+
+
 def summary_table() -> list[str]:
     rows = (quality_rows(_load("quality")) + planner_rows(_load("planner_acceptance"))
             + speed_rows(_load("peer"), _load("throughput"), _load("trial_overhead"))
-            + compress_rows(_load("compress"), _load("serve_load")))
+            + compress_rows(_load("compress"), _load("serve_load")) + memory_rows(_load("memory_plan")))
     return ["## Summary", "", "Every figure below, one row each; the sections after it hold the tables, "
             "the commands and the profiles.", "", *HEAD, *rows, ""]

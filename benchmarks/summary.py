@@ -5,6 +5,7 @@ import json
 
 from .common import RESULTS, ROOT
 from .headline import summary_table
+from .memory_plan import section as memory_section
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
 from .serving import serve_load_section
@@ -365,6 +366,7 @@ def write() -> str:
     L += compress_section(_load("compress"))
     L += peer_section(_load("peer"))
     L += serve_load_section(_load("serve_load"))
+    L += memory_section(_load("memory_plan"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]

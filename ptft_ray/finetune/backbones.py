@@ -172,7 +172,9 @@ def source_shape(source: Source, n_labels: int):
 
     from ..train.memory import shape_for
 
-    model = Config.from_dict({"model": source.model}, source=f"{source.key} model").model
+    from ..config import ModelConfig
+
+    model = ModelConfig(**source.model)  # a resolved config's section (checked when it was loaded)
     shape = shape_for(model, toks.from_json(source.tokenizer_json).vocab_size)
     return dataclasses.replace(shape, vocab=n_labels)
 

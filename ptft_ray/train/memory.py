@@ -89,22 +89,27 @@ def choose(m: ModelShape, world: int, micro_batch: int, seq_len: int, bf16: bool
     acs = {"auto": [False, True], "true": [True], "false": [False]}[checkpointing]
     options = [(s, a) for s in strategies for a in acs]
     budget = device_bytes * USABLE if device_bytes else None
-    b = micro_batch
+    b, tried = micro_batch, []
     while True:
         for s, a in options:
             need = per_device(m, s, world, b, seq_len, bf16, a, trainable)
             if budget is None or need["total"] <= budget:
-                return _plan(s, a, b, micro_batch, need, budget, True)
+                return _plan(s, a, b, micro_batch, need, budget, True, tried)
+            tried.append(f"{s}{' + checkpointing' if a else ''} at micro-batch {b}: {need['total'] / GIB:.1f} GiB")
         if b == 1:
             s, a = options[-1]
-            return _plan(s, a, 1, micro_batch, per_device(m, s, world, 1, seq_len, bf16, a, trainable), budget, False)
+            need = per_device(m, s, world, 1, seq_len, bf16, a, trainable)
+            return _plan(s, a, 1, micro_batch, need, budget, False, tried)
         b = max(1, b // 2)
 
 
-def _plan(strategy, ac, b, asked, need, budget, fits) -> dict:
+def _plan(strategy, ac, b, asked, need, budget, fits, tried) -> dict:
+    first = tried[:1] + ([f"... {len(tried) - 2} more"] if len(tried) > 2 else []) + tried[1:][-1:]
+    why = ("nothing fits: " + "; ".join(first) if not fits else
+           "the first that fits" + (f" (over {budget / GIB:.1f} GiB: " + "; ".join(first) + ")" if tried else ""))
     return {"strategy": strategy, "activation_checkpointing": ac, "micro_batch": b,
             "grad_accum_factor": max(1, asked // b), "per_device_bytes": need,
-            "device_bytes": int(budget / USABLE) if budget else None, "fits": fits}
+            "device_bytes": int(budget / USABLE) if budget else None, "fits": fits, "why": why}
 
 
 def table(plan: dict) -> str:
