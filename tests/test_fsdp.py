@@ -100,7 +100,10 @@ def test_fsdp_with_activation_checkpointing_and_lora_trains_as_one_process(ray_s
     tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
     cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs['llama']}", "finetune.strategy=lora", "finetune.max_len=16"])
     rng = np.random.default_rng(2)
-    lc = {"config": cfg.to_dict(), "task": "cls", "labels": ["a", "b", "c"], "vocab_size": tok.vocab_size,
+    from ptft_ray.finetune.task import ClsSpec
+
+    lc = {"config": cfg.to_dict(), "task_spec": ClsSpec(("a", "b", "c"), "multiclass", tok.vocab_size, tok.pad_id),
+          "vocab_size": tok.vocab_size,
           "pad_id": tok.pad_id, "seed": 3, "steps": STEPS, "init_from": hf_dirs["llama"],
           "batches": {"input_ids": rng.integers(5, tok.vocab_size, size=(STEPS, 8, 12)).tolist(),
                       "length": np.full((STEPS, 8), 12).tolist(), "label": rng.integers(0, 3, size=(STEPS, 8)).tolist()}}

@@ -21,17 +21,15 @@ from .spec import Keep, RunSpec, Steps
 
 def _spec(lc: dict) -> RunSpec:
     cfg = Config.from_dict(lc["config"])
-    if lc.get("task") == "cls":
-        from ..finetune.task import ClsSpec
-
-        task = ClsSpec(tuple(lc["labels"]), "multiclass", lc["vocab_size"], lc["pad_id"])
+    if lc.get("task_spec") is not None:  # e.g. fine-tuning's ClsSpec, built by the caller (train imports no finetune)
+        task = lc["task_spec"]
     else:
         from .tasks import LMSpec
 
         task = LMSpec(lc.get("objective", "clm"), lc["vocab_size"], lc["pad_id"], lc.get("eot_id"),
                       lc.get("mask_id"), tuple(lc.get("special_ids", ())))
     return RunSpec(config=cfg, task=task, tokenizer="", steps=Steps(lc["steps"], 0, lc["steps"]),
-                   keep=Keep(best_only=lc.get("task") == "cls"), init_from=lc.get("init_from"))
+                   keep=Keep(best_only=lc.get("task_spec") is not None), init_from=lc.get("init_from"))
 
 
 def _build(lc: dict):
