@@ -313,8 +313,9 @@ def log_window(live: Live, task, optimizer, window: Window) -> None:
 
 
 def checkpoint(live: Live, task, raw, optimizer) -> None:
-    """Report the metrics, with a checkpoint written by rank 0. A best-only run writes none
-    that does not improve its metric (less disk, fewer experiment snapshots)."""
+    """Report the metrics with a checkpoint: rank 0's directory, or under FSDP every rank's
+    (its DCP shards; rank 0 adds the gathered weights and meta.json). A best-only run writes
+    none that does not improve its metric (less disk, fewer experiment snapshots)."""
     spec, ctx = live.spec, live.ctx
     improved = spec.keep.improves(live.metrics.get(spec.keep.metric), live.best)
     if improved:
