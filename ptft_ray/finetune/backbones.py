@@ -179,6 +179,12 @@ def source_shape(source: Source, n_labels: int):
     return dataclasses.replace(shape, vocab=n_labels)
 
 
+def largest_shape(sources: list[Source], n_labels: int):
+    """The memory plan's model: the largest of the real backbones (any, where all are scratch)."""
+    real = [s for s in sources if s.path] or sources
+    return max((source_shape(s, n_labels) for s in real), key=lambda m: m.params)
+
+
 def run_spec(cfg: Config, source: Source, task: TaskData, world: int = 1, parallel: Parallel | None = None) -> RunSpec:
     """What travels to the loop: the config with the backbone's model section, the task's
     labels and token ids, and the step arithmetic derived from the data size."""

@@ -28,7 +28,7 @@ from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
 from .select import select_best
-from .backbones import Source, datasets_for, estimate_trial_s, resolve_sources, run_spec, source_shape
+from .backbones import Source, datasets_for, estimate_trial_s, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
 
@@ -132,8 +132,7 @@ def sweep_memory(cfg: Config, sources: list[Source], task: TaskData, workers: Wo
     size that does not fit a device is refused (sweeps do not change their batch sizes)."""
     from ..train.memory import device_memory, resolve
 
-    real = [s for s in sources if s.path] or sources
-    biggest = max((source_shape(s, len(task.label_names)) for s in real), key=lambda m: m.params)
+    biggest = largest_shape(sources, len(task.label_names))
     top = with_values(cfg, {"train.batch_size": max(cfg.sweep.batch_sizes)})
     parallel, fitted, plan = resolve(top, biggest, workers.num, cfg.finetune.max_len, device_memory(cfg.scaling, res))
     if fitted.train.batch_size < top.train.batch_size:

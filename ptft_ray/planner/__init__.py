@@ -150,12 +150,11 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
 
 def memory_of(cfg: Config, sources: list, task, p: dict, res: dict) -> dict:
     """The memory plan of the planned trials: the largest backbone at the plan's batch size."""
-    from ..finetune.backbones import source_shape
+    from ..finetune.backbones import largest_shape
     from ..train.memory import choose, device_memory
     from ..train.precision import uses_bf16
 
-    real = [s for s in sources if s.path] or sources
-    shape = max((source_shape(s, len(task.label_names)) for s in real), key=lambda m: m.params)
+    shape = largest_shape(sources, len(task.label_names))
     bf16 = uses_bf16(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")
     return choose(shape, p["workers_per_trial"], p["batch_size"], p["max_len"], bf16,
                   device_memory(cfg.scaling, res), cfg.scaling.strategy, cfg.train.activation_checkpointing)
