@@ -113,8 +113,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     in_process, bundle, workers, conc = trial_resources(cfg, res)
     parallel = sweep_memory(cfg, sources, task, workers, res)
     grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume, parallel)
-    rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, storage.ray_storage(run_dir.uri("tune"))
-                      .get("storage_filesystem")) for r in grid]
+    fs = storage.ray_storage(run_dir.uri("tune")).get("storage_filesystem")  # resolved once, not per trial
+    rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, fs) for r in grid]
     write_trials_csv(rows, run_dir.local / "trials.csv")
     summary = export_best(cfg, rows, task, run_dir)
     summary.update({

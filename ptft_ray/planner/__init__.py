@@ -142,8 +142,9 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     p["time_budget_s"] = max(1.0, budget_s - STARTUP_S - p["rescore"]["estimated_s"])
     p["scan"], p["cluster"] = scan, res
     p["pins"] = list(pins or [])
-    p["memory"] = memory_of(planned_config(cfg, p, pins), sources, task, p, res)
-    preflight(planned_config(cfg, p, pins), res)
+    planned = planned_config(cfg, p, pins)
+    p["memory"] = memory_of(planned, sources, task, p, res)
+    preflight(planned, res)
     p["preflight"] = "ok: schedulable on the live cluster"
     return p
 

@@ -199,7 +199,7 @@ def run(spec: RunSpec, ctx) -> dict:
     task = spec.task.build(spec)
     raw = task.model
     groups = task.groups(spec)  # which parameters train, at which LR
-    if resume:
+    if resume and spec.parallel.strategy != "fsdp":  # a sharded run reads its weights with its optimizer (DCP)
         ckpt.load_weights(raw, resume)
     live.best = live.metrics.get(spec.keep.metric) if spec.keep.best_only else None
     raw.train()  # from_pretrained hands back a model in eval mode (dropout off)
