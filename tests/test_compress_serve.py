@@ -32,6 +32,29 @@ def teacher(hf_sweeps):
     return result
 
 
+def test_rows_come_back_in_input_order_when_early_blocks_finish_last(ray_session):
+    """The order rule of batch scoring on its own: the dataset was created before the rule is
+    set (as `predict` reads its file first), and its first blocks finish last. Setting the
+    process-wide DataContext at that point, as before, let CI write rows out of order."""
+    import time
+
+    import ray.data
+
+    from ptft_ray.serve.batch import in_order
+
+    def first_blocks_slow(batch):
+        time.sleep(0.8 if batch["id"][0] < 8 else 0.0)
+        return batch
+
+    ds = ray.data.range(32, override_num_blocks=8)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # too late for ds
+    try:
+        got = [r["id"] for r in in_order(ds).map_batches(first_blocks_slow, batch_size=None, num_cpus=0.25).iter_rows()]
+    finally:
+        ray.data.DataContext.get_current().execution_options.preserve_order = False
+    assert got == list(range(32))
+
+
 def test_batch_predict_on_ray_data_keeps_every_row_in_order(ray_session, teacher, cls_data, tmp_path):
     from ptft_ray.finetune.predictor import Predictor
 

@@ -81,10 +81,18 @@ def read_dataset(files: list[str], fmt: str):
     raise PtftError(f"--data: {fmt} files have no columns; use parquet, csv or jsonl")
 
 
+def in_order(ds):
+    """`ds`, its rows kept in input order through every later step. A Dataset keeps the
+    DataContext it was created under (setting the process-wide one afterwards does nothing to
+    it), and every dataset derived from it shares that context: set it there."""
+    ds.context.execution_options.preserve_order = True
+    return ds
+
+
 def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, actors: int = 0,
            gpus_per_actor: float = 0.0, rename: dict | None = None):
     """-> (the dataset with `label` and `prob_<class>` columns, in input order; the pool size)."""
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import ActorPoolStrategy
 
     from ..cluster import cluster_summary
 
@@ -93,7 +101,7 @@ def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, 
         raise PtftError(f"--gpus-per-actor {gpus_per_actor}: the cluster has no GPU")
     # one CPU per actor; on a CPU cluster leave one CPU for reading and writing blocks
     actors = actors or max(1, int(res["gpus"] // gpus_per_actor) if gpus_per_actor else int(res["cpus"]) - 1)
-    DataContext.get_current().execution_options.preserve_order = True  # output rows in input order
+    in_order(ds)
     # a file is read as one block per row group (often one per file): split the stream into
     # blocks of a few batches, so every actor has work and results come back as they finish
     return ds.repartition(target_num_rows_per_block=4 * batch_size).map_batches(
