@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ptft_ray.errors import PtftError
-from ptft_ray.planner import parse_budget
+from ptft_ray.planner import forecast, parse_budget
 from ptft_ray.planner.rules import CALIBRATED, asha_fraction, choose
 
 CPU2 = {"cpus": 2.0, "gpus": 0.0, "max_node_cpus": 2.0, "max_node_gpus": 0.0, "nodes": 1}
@@ -243,9 +243,63 @@ def test_depth_goes_by_half_epochs_and_a_cut_last_round_is_said():
     assert two["num_trials"] == 2 and "stops short" not in " ".join(two["reasons"])
 
 
-def test_budget_below_one_trial_is_refused_with_what_to_change():
-    with pytest.raises(PtftError, match="raise --budget to at least"):
+def test_budget_below_the_floor_is_refused_with_the_floor():
+    with pytest.raises(PtftError, match=r"below the floor of (\d+) s.*raise --budget to at least \1 s"):
         choose(scan(10000), CKPT, 20, CPU2)
+
+
+ENC = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1000.0, "family": "hf_encoder"}]
+
+
+def long_16_class(n: int = 1000) -> dict:
+    """The issue's case: 16 classes, 1,000 labels, texts of ~200 tokens, TF-IDF + LR at 0.37."""
+    sc = scan(n, classes=16, p95=200.0)
+    sc["length"].update(p50=120.0, p90=180.0)
+    sc["probe"] = {"tfidf_lr_val": 0.37, "tfidf_lr_val_half": 0.31, "majority_val": 0.12, "n_val": 250}
+    return sc
+
+
+def test_every_budget_above_the_floor_gets_a_plan_that_fits():
+    """A budget below one trial of the sized shape is not refused: it gets the cheaper shape (or
+    strategy) with the best forecast that fits; from the floor up every budget has a plan whose
+    estimate is within it, and no forecast falls as the budget grows."""
+    sc = long_16_class()
+    with pytest.raises(PtftError, match="below the floor") as e:
+        choose(sc, ENC, 60, CPU2)
+    floor = int(e.value.args[0].split("floor of ")[1].split(" s")[0])
+    sized = choose(sc, ENC, 3600, CPU2)
+    assert sized["estimated_cost_s"] > 300 >= floor  # the 5-minute case is below one sized trial
+    mids = []
+    for budget in (floor, 200, 300, 450, 600, 1200, 2400):
+        p = choose(sc, ENC, budget, CPU2)
+        assert p["estimated_cost_s"] <= budget * 1.05, (budget, p["estimated_cost_s"])
+        p["budget_s"] = budget
+        mids.append(forecast.of_plan(p, forecast.Probe.of(sc["probe"]), 1000, 16, p["calibration"])[1])
+        if budget <= 450:  # below one trial of the sized shape (~1,000 s here)
+            assert any(r.startswith("budget: one trial of the sized shape") for r in p["reasons"])
+    assert mids == sorted(mids) and mids[-1] > mids[0]
+    five = choose(sc, ENC, 300, CPU2)  # a cheaper strategy at full steps beats full at a quarter of them
+    assert five["strategies"] != ["full"] and five["epochs"] * (1000 // five["batch_size"]) >= 400
+
+
+def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
+    sc = long_16_class()
+    p = choose(sc, ENC, 200, CPU2)
+    p["budget_s"] = 200
+    fc = forecast.block(p, sc, p["calibration"], lambda b, s: choose(s, ENC, b, CPU2))
+    lo, mid, hi = fc["test_accuracy"]
+    assert 0 <= lo < mid < hi <= 1
+    assert set(fc["by_budget"]) == {"0.5", "2", "4"}
+    assert fc["by_budget"]["0.5"] is None and "below the floor" in fc["by_budget_why"]["0.5"]
+    assert fc["by_budget"]["4"][1] >= mid and fc["labels_2x"][1] > mid
+    cpt = fc["continued_pretraining"]
+    assert cpt[0] < cpt[1] < cpt[2] and cpt[1] > 0  # 62 labels a class: the measured cells gained there
+    assert fc["verdict"].startswith("expected +") and "4x the budget: +" in fc["verdict"]
+    assert "\n".join(forecast.format_block(fc)).count("\n") == 5
+    # a plan the probe says cannot pay is told so, not sold
+    weak = {**sc, "probe": {**sc["probe"], "tfidf_lr_val": 0.9, "tfidf_lr_val_half": 0.9}}
+    assert "not shown to pay" in forecast.block(p, weak, p["calibration"],
+                                                lambda b, s: choose(s, ENC, b, CPU2))["verdict"]
 
 
 def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_data):

@@ -44,3 +44,25 @@ def baselines(task: TaskData, split: str = "test") -> dict:
 def gains(accuracy: float, base: dict) -> dict:
     """Points of test accuracy over each baseline."""
     return {k: round(100 * (accuracy - base[k]["accuracy"]), 2) for k in ("tfidf_lr", "majority")}
+
+
+def probe(task: TaskData, max_val: int = 2000, seed: int = 0) -> dict:
+    """The planner's task probe (~1 s): TF-IDF + LR on the training rows (and on half of them,
+    the same classes kept) scored on up to `max_val` validation rows, and the majority class's
+    share there. What the forecast (planner/forecast.py) starts from."""
+    rng = np.random.default_rng(seed)
+    tr, va = task.splits["train"], task.splits["val"]
+    va = va[rng.permutation(len(va))[:max_val]] if len(va) > max_val else va
+    y_tr, y_va = task.labels[tr], task.labels[va]
+    half = np.sort(rng.permutation(len(tr))[:max(len(tr) // 2, 1)])
+    texts_va = [task.texts[i] for i in va]
+
+    def acc(rows) -> float:
+        if len(set(y_tr[rows].tolist())) < 2:  # one class: TF-IDF + LR cannot fit; it predicts that class
+            return float((y_va == y_tr[rows][0]).mean())
+        pred = tfidf_lr_predict([task.texts[i] for i in tr[rows]], y_tr[rows], texts_va)
+        return float((pred == y_va).mean())
+
+    majority = np.bincount(y_tr, minlength=len(task.label_names)).argmax()
+    return {"tfidf_lr_val": round(acc(np.arange(len(tr))), 4), "tfidf_lr_val_half": round(acc(half), 4),
+            "majority_val": round(float((y_va == majority).mean()), 4), "n_val": int(len(va))}

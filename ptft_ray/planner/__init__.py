@@ -16,6 +16,7 @@ import re
 
 from ..config import Config, load_config
 from ..errors import PtftError
+from . import forecast
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 
@@ -141,6 +142,8 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     # come after
     p["time_budget_s"] = max(1.0, budget_s - STARTUP_S - p["rescore"]["estimated_s"])
     p["scan"], p["cluster"] = scan, res
+    # what the plan is expected to buy, and what half, 2x, 4x the budget or 2x the labels would
+    p["forecast"] = forecast.block(p, scan, p["calibration"], lambda b, sc: choose(sc, info, b, res, max_trials or 0))
     p["pins"] = list(pins or [])
     planned = planned_config(cfg, p, pins)
     p["memory"] = memory_of(planned, sources, task, p, res)
@@ -228,5 +231,7 @@ def format_plan(p: dict) -> str:
         lines.append("  " + table(p["memory"]).replace("\n", "\n  "))
     if p.get("pins"):  # the user's --set lines run over the plan: say so, not only the plan's values
         lines.append(f"  pinned        {', '.join(p['pins'])} (your --set lines, applied after the plan)")
+    if p.get("forecast"):
+        lines += forecast.format_block(p["forecast"])
     lines.append("why:")
     return "\n".join(lines + [f"  - {r}" for r in p["reasons"]])

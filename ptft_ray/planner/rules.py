@@ -17,6 +17,7 @@ from ..finetune.select import rescore_size
 from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
 from .decoder import decoder_rule
+from .fit_budget import shrink
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
 # what each family's calibration was measured on (a plan names the one it used)
@@ -107,6 +108,7 @@ class Facts:
     eta: int = 2
     rescore_n: int = 0
     rescore_s: float = 0.0
+    startup: float = STARTUP_S
 
     def room(self) -> float:
         """What the trials themselves have: the budget less start-up and re-scoring (whose
@@ -192,17 +194,15 @@ def source_rate(sources: list[dict], fam: dict, reasons: list[str]) -> float:
 
 def candidates(f: Facts, scan: dict) -> list[str]:
     """The strategies within a point of the calibrated best; the re-scoring share; ASHA's
-    grace and reduction factor. Refuses a budget below one trial."""
+    grace and reduction factor. A budget below one trial gets a cheaper shape, or the floor."""
     keep = [s for s in f.ranked if s in f.cal["within_1pt"]] or f.ranked[:1]
     f.reasons.append(f"strategies: at ~{f.bucket} examples the calibration on {f.which} ranks "
                      f"{', '.join(f.ranked)}; {', '.join(keep)} came within 1 point of the best there")
     f.max_t = math.ceil(f.shape["sweep.epochs"][0] * f.shape["finetune.evals_per_epoch"]) + 1
     cheapest = min(f.cost[s] for s in keep)
     f.rescore_n, f.rescore_s = choose_rescore(scan, f.shape, f.budget_s, f.rate, f.reasons, f.fam["cost_model"])
-    if f.budget_s < cheapest + STARTUP_S:
-        raise PtftError(f"budget {f.budget_s:.0f} s is below one trial (estimated {cheapest:.0f} s + "
-                        f"{STARTUP_S:.0f} s start-up): raise --budget to at least "
-                        f"{math.ceil(cheapest + STARTUP_S)} s or lower finetune.max_examples")
+    if f.budget_s < cheapest + STARTUP_S:  # a cheaper shape that fits, or the floor (fit_budget.py)
+        keep = shrink(f, keep, scan)
     # the cheapest ASHA setting that, replayed on the calibration's completed trials, lost
     # <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
     asha = f.fam["asha"]
@@ -312,6 +312,8 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
         "epochs": shape["sweep.epochs"][0], "batch_size": shape["sweep.batch_sizes"][0],
         "max_len": shape["finetune.max_len"], "level": f.level, "calibration_bucket": f.bucket,
         "calibration": f.family, **({"lr_rule": rule} if rule else {}),
+        # the best kept strategy's calibrated accuracy below the calibration's best (the forecast's)
+        "strategy_gap": round(max(f.cal.get("mean_gap", {}).get(s, 0.0) for s in keep), 4),
         "estimated_cost_s": round(est, 1),
         "rescore": {"top_k": RESCORE_TOP_K if f.rescore_n else 1, "val_examples": f.rescore_n,
                     "estimated_s": round(f.rescore_s, 1)},

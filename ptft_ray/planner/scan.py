@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import tokenizer as toks
 from ..data.tasks import TaskData
+from ..finetune.baseline import probe
 
 
 def _lengths(batch: dict, tokenizer_json: str) -> dict:
@@ -37,4 +38,5 @@ def scan_task(task: TaskData, tokenizer_json: str) -> dict:
         "length": {"mean": float(lens.mean()), "p50": float(np.percentile(lens, 50)),
                    "p90": float(np.percentile(lens, 90)), "p95": float(np.percentile(lens, 95)),
                    "max": int(lens.max())},
+        "probe": probe(task),  # TF-IDF + LR on the labels: where the forecast starts (~1 s)
     }

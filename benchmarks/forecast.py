@@ -1,0 +1,208 @@
+"""The planner's forecast: fit it, check it on cells it was not fitted on, and tabulate what
+runs forecast against what they realised.
+
+    python -m benchmarks forecast              # check + runs/ table -> results/forecast.json
+    python -m benchmarks.forecast fit          # -> ptft_ray/planner/forecast.json
+    python -m benchmarks.forecast runs DIR...  # every result.json under DIR: forecast vs realised
+
+Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
+test accuracy on whole test splits) for the model (error reduction over TF-IDF + LR against
+labels per class) and continued pretraining's gain (adapted minus as-is); the calibration's
+learning curves (calibration*.json) for what fewer steps than the sizing minimum cost.
+The cell's TF-IDF + LR test accuracy stands in for the plan-time probe (the same model scored
+on validation rows of the same distribution).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import RESULTS, ROOT, save
+
+TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
+# which quality.json model stands for which planner family; continued pretraining = adapted - as-is
+MODELS = {"hf_encoder": "minilm", "gpt": "gpt_news"}
+CURVES = {"hf_encoder": ["calibration_hf_encoder.json", "calibration_hf_encoder_heldout.json"],
+          "gpt": ["calibration.json", "calibration_heldout.json"]}
+FORM = "r = a + b log10(labels per class) + c min(0, log2(steps / sizing minimum)); accuracy = probe + r (1 - probe)"
+
+
+def classes_by_task() -> dict:
+    out = {}
+    for f in RESULTS.glob("calibration*.json"):
+        for cell in json.loads(f.read_text())["cells"].values():
+            out[cell["task"]] = cell["scan"]["num_classes"]
+    return out
+
+
+def quality_cells(model: str) -> list[dict]:
+    """One row per quality cell: probe, labels, classes, steps of the best trial, realised test accuracy."""
+    from ptft_ray.planner.sizing import min_steps
+
+    q = json.loads((RESULTS / "quality.json").read_text())["table"]
+    k_of = classes_by_task()
+    rows = []
+    for cell, t in q.items():
+        if model not in t:
+            continue
+        task, n, k = cell.split(":")[0], t["tfidf_lr"]["n_train"], k_of[cell.split(":")[0]]
+        bc = t[model]["best_config"]
+        steps = bc["epochs"] * max(1, n // bc["batch_size"])
+        rows.append({"cell": cell, "task": task, "probe": t["tfidf_lr"]["accuracy"], "n_train": n, "classes": k,
+                     "x": steps / min_steps("short", k), "realised": t[model]["accuracy"], "row": t[model]})
+    return rows
+
+
+def curve_slope(files: list[str]) -> float:
+    """Median over calibration cells of the best-so-far validation accuracy lost per halving of
+    a trial's steps (error-reduction units: points / (1 - TF-IDF + LR)), best trial per strategy."""
+    tfidf = {c: t["tfidf_lr"]["accuracy"] for c, t in json.loads((RESULTS / "quality.json").read_text())["table"].items()}
+    slopes = []
+    for f in files:
+        if not (RESULTS / f).is_file():
+            continue
+        for name, cell in json.loads((RESULTS / f).read_text())["cells"].items():
+            p = tfidf.get(":".join(name.split(":")[:2]))
+            if p is None:
+                continue
+            best: dict = {}
+            for t in cell["exhaustive"]["trials"]:
+                if t["stop_reason"] == "completed" and t.get("curve") and t["val"] > best.get(t["strategy"], {}).get("val", -1):
+                    best[t["strategy"]] = t
+            xs, ys = [], []
+            for t in best.values():
+                last, run, pts = t["curve"][-1][0], -1.0, []
+                for step, v in t["curve"]:
+                    run = max(run, v)
+                    pts.append((step / last, run))
+                xs += [math.log2(x) for x, _ in pts if 1 / 8 <= x < 1]
+                ys += [(v - pts[-1][1]) / (1 - p) for x, v in pts if 1 / 8 <= x < 1]
+            if xs:
+                slopes.append(float(np.dot(xs, ys) / np.dot(xs, xs)))
+    return float(np.median(slopes))
+
+
+def fit_rows(rows: list[dict], c: float) -> tuple[float, float]:
+    X = np.array([[1.0, math.log10(r["n_train"] / r["classes"])] for r in rows])
+    y = np.array([(r["realised"] - r["probe"]) / (1 - r["probe"]) - c * min(0.0, math.log2(r["x"])) for r in rows])
+    a, b = np.linalg.lstsq(X, y, rcond=None)[0]
+    return float(a), float(b)
+
+
+def predict(r: dict, a: float, b: float, c: float) -> float:
+    rr = a + b * math.log10(r["n_train"] / r["classes"]) + c * min(0.0, math.log2(r["x"]))
+    return r["probe"] + rr * (1 - r["probe"])
+
+
+def held_out(rows: list[dict], c: float, by: str) -> list[dict]:
+    """Each row predicted by a fit without it (by='cell') or without its whole task (by='task')."""
+    out = []
+    for r in rows:
+        rest = [o for o in rows if (o["cell"] != r["cell"] if by == "cell" else o["task"] != r["task"])]
+        a, b = fit_rows(rest, c) if len(rest) >= 2 else (0.0, 0.0)
+        out.append({"cell": r["cell"], "forecast": round(predict(r, a, b, c), 4), "realised": round(r["realised"], 4)})
+    return out
+
+
+def cpt_rows() -> list[dict]:
+    q = json.loads((RESULTS / "quality.json").read_text())["table"]
+    k_of = classes_by_task()
+    return [{"cell": c, "task": c.split(":")[0], "npc": t["tfidf_lr"]["n_train"] / k_of[c.split(":")[0]],
+             "gain": 100 * (t["minilm_adapted"]["accuracy"] - t["minilm"]["accuracy"]),
+             "p": t["minilm_adapted"].get("vs_minilm", {}).get("p_value")}
+            for c, t in q.items() if "minilm_adapted" in t and "minilm" in t]
+
+
+def fit_cpt(rows: list[dict]) -> tuple[float, float]:
+    X = np.array([[1.0, math.log10(r["npc"])] for r in rows])
+    u, v = np.linalg.lstsq(X, np.array([r["gain"] for r in rows]), rcond=None)[0]
+    return float(u), float(v)
+
+
+def rmse(errs: list[float]) -> float:
+    return float(math.sqrt(np.mean(np.square(errs))))
+
+
+def fit() -> dict:
+    fams = {}
+    for fam, model in MODELS.items():
+        rows, c = quality_cells(model), curve_slope(CURVES[fam])
+        a, b = fit_rows(rows, c)
+        loo = held_out(rows, c, "cell")
+        fams[fam] = {"a": round(a, 4), "b": round(b, 4), "c": round(c, 4), "cells": len(rows), "model": model,
+                     "rmse_points": round(100 * rmse([h["forecast"] - h["realised"] for h in loo]), 2)}
+    crow = cpt_rows()
+    u, v = fit_cpt(crow)
+    loo_c = [r["gain"] - (lambda uv: uv[0] + uv[1] * math.log10(r["npc"]))(fit_cpt([o for o in crow if o is not r]))
+             for r in crow]
+    out = {"source": "benchmarks/results/quality.json + calibration*.json learning curves",
+           "command": "python -m benchmarks.forecast fit", "form": FORM, "families": fams,
+           "continued_pretraining": {"u": round(u, 3), "v": round(v, 3), "cells": len(crow),
+                                     "rmse_points": round(rmse(loo_c), 2),
+                                     "form": "points = u + v log10(labels per class)"}}
+    TARGET.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+    return out
+
+
+def check() -> dict:
+    """Leave-one-cell-out and leave-one-task-out: coverage of the 80 % interval, mean absolute error."""
+    from ptft_ray.planner.forecast import FITTED, Z80
+
+    tables = {}
+    for fam, model in MODELS.items():
+        rows, c = quality_cells(model), FITTED["families"][fam]["c"]
+        half = Z80 * FITTED["families"][fam]["rmse_points"] / 100
+        for by in ("cell", "task"):
+            hs = held_out(rows, c, by)
+            for h in hs:
+                h["covered"] = abs(h["forecast"] - h["realised"]) <= half
+            errs = [100 * abs(h["forecast"] - h["realised"]) for h in hs]
+            tables[f"{fam}:leave_one_{by}_out"] = {
+                "cells": hs, "coverage": round(sum(h["covered"] for h in hs) / len(hs), 3),
+                "mae_points": round(float(np.mean(errs)), 2), "half_width_points": round(100 * half, 2)}
+    crow = cpt_rows()
+    cpt = []
+    for r in crow:
+        u, v = fit_cpt([o for o in crow if o["task"] != r["task"]])
+        cpt.append({"cell": r["cell"], "forecast_points": round(u + v * math.log10(r["npc"]), 2),
+                    "realised_points": round(r["gain"], 2), "p_value": r["p"],
+                    "sign_right": (u + v * math.log10(r["npc"]) > 0) == (r["gain"] > 0)})
+    tables["continued_pretraining:leave_one_task_out"] = cpt
+    return tables
+
+
+def run_table(dirs: list[str]) -> list[dict]:
+    """Every result.json under `dirs` that carries a forecast: forecast vs realised."""
+    rows = []
+    for d in dirs:
+        for f in sorted(Path(d).rglob("result.json")):
+            r = json.loads(f.read_text())
+            fc, real = r.get("forecast"), r.get("realised")
+            if fc and real:
+                lo, mid, hi = fc["test_accuracy"]
+                rows.append({"run": str(f.parent), "forecast": [lo, mid, hi], "realised": real["test_accuracy"],
+                             "covered": lo <= real["test_accuracy"] <= hi, "error_points": round(100 * (mid - real["test_accuracy"]), 2)})
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["fit"]:
+        fit()
+        return 0
+    if argv[:1] == ["runs"]:
+        print(json.dumps(run_table(argv[1:] or ["runs"]), indent=1))
+        return 0
+    runs = run_table(["runs"])
+    save("forecast", {"held_out": check(), "runs": runs,
+                      "runs_summary": {"n": len(runs), "coverage": runs and round(sum(r["covered"] for r in runs) / len(runs), 3),
+                                       "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2)}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

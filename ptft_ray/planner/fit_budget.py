@@ -1,0 +1,97 @@
+"""Every budget above a floor gets a plan that fits: where one trial of the sized shape does
+not fit, the cheaper shape with the best forecast that does.
+
+Cheaper shapes, in the order they are tried: fewer optimizer steps (down to a quarter of the
+sizing minimum) and fewer training rows per epoch (down to a quarter, never under 4 per
+class), ranked by the forecast (planner/forecast.py prices both); then a shorter max_len (the
+90th, then the 50th percentile of the texts), which the forecast does not price, so it comes
+only where no shape at full length fits. Every calibrated strategy is a candidate, priced by
+the calibration's accuracy gap to the best one (a strategy that trains fewer weights costs
+less per token). The floor is the cheapest of all these plus start-up.
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import PtftError
+from . import forecast, sizing
+
+STEP_FRACTIONS = (1.0, 0.75, 0.5, 1 / 3, 0.25)
+ROW_FRACTIONS = (1.0, 0.5, 0.25)
+MIN_ROWS_PER_CLASS = 4
+SMALLEST_BATCH = 8  # sizing's batch for the smallest data: a cheaper step, the same steps
+
+
+def shapes(f, scan: dict):
+    """(max_len tier, shape, training rows) for every cheaper shape, tier 0 first."""
+    k, n = scan.get("num_classes", 2), f.n_train
+    full = f.shape["finetune.max_len"]
+    shorter = {min(full, sizing.max_len_for(scan["length"][q], full)) for q in ("p90", "p50") if q in scan["length"]}
+    lens = [full] + sorted(shorter - {full}, reverse=True)
+    for tier, max_len in enumerate(lens):
+        for rf in ROW_FRACTIONS:
+            rows = n if rf == 1.0 else max(int(n * rf), MIN_ROWS_PER_CLASS * k)
+            if rf < 1.0 and rows >= n:
+                continue
+            for bs in sorted({min(f.shape["sweep.batch_sizes"][0], sizing.batch_size_for(rows)), SMALLEST_BATCH}):
+                if rows < bs:
+                    continue
+                per_epoch = rows // bs
+                for sf in STEP_FRACTIONS:
+                    steps = max(1, math.ceil(sf * sizing.min_steps("short", k)))
+                    epochs = round(max(steps / per_epoch, 1 / per_epoch), 3)
+                    shape = {**f.shape, "sweep.batch_sizes": [bs], "sweep.epochs": [epochs],
+                             "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs),
+                             "finetune.max_len": max_len, **({"finetune.max_examples": rows} if rows < n else {})}
+                    yield tier, shape, rows
+
+
+def probe_of(scan: dict) -> forecast.Probe:
+    """The scan's probe; a scan without one (a plan from numbers alone) ranks from the majority class."""
+    if scan.get("probe"):
+        return forecast.Probe.of(scan["probe"])
+    m = scan.get("majority_fraction", 0.5)
+    return forecast.Probe(m, m, m, 1)
+
+
+def shrink(f, keep: list[str], scan: dict) -> list[str]:
+    """Set f's shape, rows and costs to the best-forecast (shape, strategy) that fits the budget;
+    -> the one strategy it runs. Raises with the floor where none fits."""
+    from .cost import trial_seconds
+
+    k = scan.get("num_classes", 2)
+    probe, cm = probe_of(scan), f.fam["cost_model"]
+    sized = min(f.cost[s] for s in keep)
+    gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
+    best, floor = None, None
+    for tier, shape, rows in shapes(f, scan):
+        steps = math.ceil(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
+        at_rows = forecast.expected(probe.with_labels(rows / f.n_train) if rows < f.n_train else probe, rows, k,
+                                    steps, f.family)[1]
+        for s in f.ranked:
+            cost = trial_seconds(s, shape, rows, f.n_val_eval, f.rate, cm)
+            floor = min(floor or cost, cost)
+            if cost + f.startup > f.budget_s or (best and best[0] < tier):
+                continue
+            score = at_rows + gap.get(s, min(gap.values(), default=0.0))
+            if best is None or score > best[1] or (score == best[1] and cost > best[4]):
+                best = (tier, score, shape, rows, cost, s)
+    if best is None:
+        raise PtftError(f"budget {f.budget_s:.0f} s is below the floor of {math.ceil(floor + f.startup)} s: "
+                        f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
+                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up; raise --budget "
+                        f"to at least {math.ceil(floor + f.startup)} s")
+    _, score, shape, rows, cost, s = best
+    f.reasons.append(
+        f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
+        f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
+        f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']} (~{cost:.0f} s; expected "
+        f"test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
+    f.shape, f.n_train = shape, rows
+    f.cost = {st: f.seconds(st, shape) for st in f.ranked}
+    f.rescore_n, f.rescore_s = 0, 0.0
+    i = next((i for i, r in enumerate(f.reasons) if r.startswith("selection:")), None)
+    if i is not None:
+        f.reasons[i] = "selection: the best trial by its validation examples (no room to re-score)"
+    f.max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
+    return [s]

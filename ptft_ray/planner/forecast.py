@@ -1,0 +1,155 @@
+"""What a plan is expected to buy: test accuracy with an 80 % interval, before anything is spent.
+
+The forecast is a fitted rule on what is measured before training (benchmarks/forecast.py
+fits it on the measured quality cells and writes forecast.json):
+
+    error reduction over TF-IDF + LR   r = a + b * log10(labels per class) + c * min(0, log2 x)
+    expected accuracy                  probe + r * (1 - probe)
+
+where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
+rows (~1 s), and x is a trial's optimizer steps over the sizing minimum (planner/sizing.py):
+fewer steps than the minimum cost what the calibration's learning curves lost per halving;
+more steps are not credited (the fit found no reliable gain past the minimum). The interval
+is the fit's leave-one-cell-out error (root mean square) x 1.28. Continued pretraining's gain
+is a second fit on labels per class. Nothing here is a guess a measurement could replace: the
+coefficients, their error and the cells they come from are in forecast.json.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import sizing
+
+FITTED = json.loads(Path(__file__).with_name("forecast.json").read_text())
+Z80 = 1.2816  # two-sided 80 % of a normal
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The task measured before training: TF-IDF + LR on the training rows scored on the
+    validation rows, and the same on half the training rows (how much labels still buy)."""
+    accuracy: float
+    accuracy_half: float
+    majority: float
+    n_val: int
+
+    @classmethod
+    def of(cls, d: dict) -> "Probe":
+        return cls(d["tfidf_lr_val"], d["tfidf_lr_val_half"], d["majority_val"], d["n_val"])
+
+    def with_labels(self, factor: float) -> "Probe":
+        """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
+        doubling (TF-IDF learning curves are close to linear in log labels over a decade)."""
+        step = (self.accuracy - self.accuracy_half) * math.log2(factor)
+        return Probe(min(1.0, max(self.majority, self.accuracy + step)), self.accuracy_half, self.majority, self.n_val)
+
+
+def params(family: str) -> dict:
+    """The fitted family, else the MiniLM encoder's (the nearest measured to a Hugging Face model)."""
+    fams = FITTED["families"]
+    return fams.get(family) or fams["hf_encoder"]
+
+
+def expected(probe: Probe, n_train: int, classes: int, steps: int, family: str) -> list[float]:
+    """[low, mid, high] test accuracy of the planned sweep's best model (80 %)."""
+    prm = params(family)
+    x = max(1e-3, steps / sizing.min_steps("short", classes))
+    r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
+    room = 1.0 - probe.accuracy
+    mid = probe.accuracy + r * room
+    half = Z80 * prm["rmse_points"] / 100
+    return [round(max(0.0, mid - half), 4), round(min(1.0, mid), 4), round(min(1.0, mid + half), 4)]
+
+
+def continued_pretraining(n_train: int, classes: int) -> list[float]:
+    """[low, mid, high] test-accuracy points continued pretraining on the task's own text adds."""
+    c = FITTED["continued_pretraining"]
+    mid = c["u"] + c["v"] * math.log10(max(1.0, n_train / classes))
+    half = Z80 * c["rmse_points"]
+    return [round(mid - half, 2), round(mid, 2), round(mid + half, 2)]
+
+
+def of_plan(p: dict, probe: Probe, n_train: int, classes: int, family: str) -> list[float]:
+    """`expected` for a plan: its trials' optimizer steps on the training rows it uses (a plan
+    that trains on fewer rows is forecast from the probe at those rows), less its best
+    strategy's calibrated gap to the best strategy."""
+    rows = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
+    steps = max(1, math.ceil(p["epochs"] * max(1, rows // p["batch_size"])))
+    acc = expected(probe.with_labels(rows / n_train) if rows < n_train else probe, rows, classes, steps, family)
+    return [round(min(1.0, max(0.0, a + p.get("strategy_gap", 0.0))), 4) for a in acc]
+
+
+def gain_text(acc: list[float], probe: Probe) -> tuple[float, float, str]:
+    """-> (points over TF-IDF + LR, their 80 % half-width, '+X +- Y'); the probe's own noise on
+    its validation rows widens it."""
+    mid = 100 * (acc[1] - probe.accuracy)
+    probe_sd = 100 * math.sqrt(max(probe.accuracy * (1 - probe.accuracy), 1e-9) / max(probe.n_val, 1))
+    half = math.hypot(100 * (acc[2] - acc[1]), Z80 * probe_sd)
+    return mid, half, f"{mid:+.1f} ± {half:.1f}"
+
+
+def verdict(acc: list[float], probe: Probe, by_budget: dict) -> str:
+    """One plain sentence: does fine-tuning pay at this budget, and what 4x the budget adds."""
+    mid, half, text = gain_text(acc, probe)
+    pays = "fine-tuning is expected to pay" if mid - half > 0 else "fine-tuning is not shown to pay"
+    line = f"expected {text} points over TF-IDF + LR at this budget: {pays}"
+    four = by_budget.get("4")
+    if four:
+        line += f"; 4x the budget: {gain_text(four, probe)[2]}"
+    elif "4" in by_budget:
+        line += "; 4x the budget: no plan (see by_budget_why)"
+    return line
+
+
+def block(p: dict, scan: dict, family: str, replan) -> dict:
+    """The plan's `forecast`: its test accuracy, the same at 1/2, 2 and 4x the budget and at 2x
+    the labels (each a plan of its own: `replan(budget_s, scan)` -> plan or raises PtftError),
+    continued pretraining's expected gain, and the verdict."""
+    from ..errors import PtftError
+
+    probe = Probe.of(scan["probe"])
+    n, k = scan["examples"]["train"], scan["num_classes"]
+    acc = of_plan(p, probe, n, k, family)
+    by_budget, why = {}, {}
+    for m in (0.5, 2, 4):
+        key = f"{m:g}"
+        try:
+            q = replan(p["budget_s"] * m, scan)
+            by_budget[key] = of_plan(q, probe, n, k, family)
+        except PtftError as e:
+            by_budget[key], why[key] = None, str(e)
+    more = {**scan, "examples": {**scan["examples"], "train": 2 * n}}
+    try:
+        q2 = replan(p["budget_s"], more)
+        labels2 = of_plan(q2, probe.with_labels(2), 2 * n, k, family)
+    except PtftError as e:
+        labels2, why["labels_2x"] = None, str(e)
+    out = {"test_accuracy": acc, "interval": "80 %", "baseline": {"tfidf_lr_val": probe.accuracy,
+                                                                   "majority_val": probe.majority},
+           "by_budget": by_budget, "labels_2x": labels2,
+           "continued_pretraining": continued_pretraining(n, k),
+           "verdict": verdict(acc, probe, by_budget),
+           "how": f"{FITTED['form']}; fitted on {params(family)['cells']} measured cells "
+                  f"({FITTED['source']}); interval: leave-one-cell-out error x {Z80}"}
+    if why:
+        out["by_budget_why"] = why
+    return out
+
+
+def format_block(fc: dict) -> list[str]:
+    """The plan printout's forecast lines."""
+    lo, mid, hi = fc["test_accuracy"]
+    cpt = fc["continued_pretraining"]
+    budgets = ", ".join(f"{m}x {v[1]:.3f} ({v[0]:.3f}-{v[2]:.3f})" if v else f"{m}x no plan"
+                        for m, v in fc["by_budget"].items())
+    lab = fc["labels_2x"]
+    return ["forecast (80 % intervals):",
+            f"  test accuracy {mid:.3f} ({lo:.3f}-{hi:.3f}); TF-IDF + LR on validation rows "
+            f"{fc['baseline']['tfidf_lr_val']:.3f}",
+            f"  by budget     {budgets}",
+            f"  2x labels     " + (f"{lab[1]:.3f} ({lab[0]:.3f}-{lab[2]:.3f})" if lab else "no plan"),
+            f"  continued pretraining on the task text: {cpt[1]:+.1f} points ({cpt[0]:+.1f} to {cpt[2]:+.1f})",
+            f"  verdict       {fc['verdict']}"]
