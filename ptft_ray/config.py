@@ -225,6 +225,11 @@ def validate(cfg: Config) -> None:
         _fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
     if cfg.sweep.lr_min > cfg.sweep.lr_max:
         _fail("sweep.lr_min", f"{cfg.sweep.lr_min} is above sweep.lr_max={cfg.sweep.lr_max}")
+    if cfg.sweep.stop_on_noise and "accuracy" not in cfg.sweep.metric:
+        _fail("sweep.stop_on_noise", f"its noise is an accuracy's; sweep.metric is {cfg.sweep.metric!r}")
+    if cfg.sweep.stop_on_noise and (len(cfg.sweep.batch_sizes) > 1 or len(cfg.sweep.epochs) > 1):
+        _fail("sweep.stop_on_noise", "needs one sweep.batch_sizes and one sweep.epochs value (a trial's "
+                                     "length tells when it completed)")
     if cfg.sweep.reduction_factor < 2:
         _fail("sweep.reduction_factor", "must be >= 2")
     for key in ("sweep.strategies", "sweep.weight_decays", "sweep.batch_sizes", "sweep.epochs"):

@@ -179,3 +179,6 @@ class SweepConfig:
     # (rescore_val_examples; 0 = the whole split) and the best re-scored wins (1 = off)
     rescore_top_k: int = 3
     rescore_val_examples: int = 0
+    # end trials (and the sweep) that cannot beat the best beyond validation noise
+    # (finetune/stopping.py states the rule); the planner turns it on
+    stop_on_noise: bool = False

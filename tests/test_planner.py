@@ -344,8 +344,16 @@ def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_dat
     assert plan["pins"] == ["sweep.num_samples=40"] and plan["time_budget_s"] == pytest.approx(
         budget - 15 - plan["rescore"]["estimated_s"])
     assert "selection" in res
+    # the plan's forecast travels to result.json beside what the sweep realised
+    lo, mid, hi = res["forecast"]["test_accuracy"]
+    assert res["forecast"] == plan["forecast"] and lo < mid < hi
+    assert res["realised"]["test_accuracy"] == res["test_accuracy"]
+    assert res["realised"]["within_interval"] == (lo <= res["test_accuracy"] <= hi)
+    assert res["stopping"]["rule"].startswith("noise") and res["stopping"]["n_val"] > 0
+    margin = res["selection"]["winner_vs_runner_up"]
+    assert margin is None or margin["beyond_noise"] == (margin["gap"] > margin["noise"])
     # the human form of the plan was printed before the sweep, then the live progress lines
-    assert "why:" in r.stdout and "[sweep " in r.stdout
+    assert "why:" in r.stdout and "[sweep " in r.stdout and "forecast (80 % intervals):" in r.stdout
     # Tune's snapshot warning (3 lines, every few checkpoints) stays behind --verbose
     assert "Experiment state snapshotting" not in r.stdout + r.stderr
     # and so do Train's per-checkpoint and Data's per-dataset INFO lines, from every trial process

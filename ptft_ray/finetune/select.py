@@ -41,3 +41,24 @@ def select_best(ok: list[dict], metric: str, mode: str, data: str, top_k: int, n
     i = max(range(len(how["rescored"])), key=lambda j: how["rescored"][j]["rescored"])
     how.update(by=f"{metric} re-scored on {n} validation examples (top {len(how['rescored'])})", n_rescore=n)
     return ranked[i], how
+
+
+def winner_margin(ranked: list[dict], how: dict, mode: str) -> dict | None:
+    """Does the winner beat the runner-up beyond validation noise? Read on the re-scored set
+    where there was one, else on the sweep's own validation examples; noise is one standard
+    error of the difference of two accuracies on n examples, sqrt(2 b (1 - b) / n)."""
+    import math
+
+    if "accuracy" not in how["by"]:
+        return None
+    if how["rescored"] and len(how["rescored"]) >= 2:
+        pts = sorted(((r["rescored"], r["trial_id"]) for r in how["rescored"]), reverse=True)
+        n = how["n_rescore"]
+    elif len(ranked) >= 2 and mode == "max":
+        pts, n = [(r["best_metric"], r["trial_id"]) for r in ranked[:2]], how["n_val"]
+    else:
+        return None
+    (b, win), (r, up) = pts[0], pts[1]
+    noise = math.sqrt(max(2 * b * (1 - b), 0.0) / max(n, 1))
+    return {"winner": win, "runner_up": up, "gap": round(b - r, 4), "noise": round(noise, 4), "n": n,
+            "beyond_noise": b - r > noise}

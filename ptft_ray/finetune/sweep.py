@@ -27,7 +27,7 @@ from .evaluate import evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
-from .select import select_best
+from .select import select_best, winner_margin
 from .backbones import Source, datasets_for, estimate_trial_s, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
@@ -112,7 +112,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     open_sweep_dir(run_dir, resume, overwrite, plan)
     in_process, bundle, workers, conc = trial_resources(cfg, res)
     parallel = sweep_memory(cfg, sources, task, workers, res)
-    grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume, parallel)
+    stopper = noise_stopper(cfg, task, workers)
+    grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume, parallel, stopper)
     fs = storage.ray_storage(run_dir.uri("tune")).get("storage_filesystem")  # resolved once, not per trial
     rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, fs) for r in grid]
     write_trials_csv(rows, run_dir.local / "trials.csv")
@@ -121,7 +122,9 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         "class_balance": task.balance("train"), "task_type": task.task_type,
         "in_process_trials": in_process, "max_concurrent_trials": conc,
         "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
-        "wall_s": time.time() - t0, "resumed": resume})
+        "wall_s": time.time() - t0, "resumed": resume,
+        **({"stopping": stopper.summary()} if stopper else {}),
+        **forecast_and_realised(cfg, plan, task, sources, summary["test_accuracy"])})
     ckpt.write_json(run_dir.local / "result.json", summary)
     run_dir.publish()  # a URI run: trials.csv, model/, evaluation.json, then result.json
     return summary
@@ -142,8 +145,42 @@ def sweep_memory(cfg: Config, sources: list[Source], task: TaskData, workers: Wo
     return parallel
 
 
+def noise_stopper(cfg: Config, task: TaskData, workers: Workers):
+    """sweep.stop_on_noise's stopper (finetune/stopping.py), told how many evaluations a
+    complete trial reports (the loop's own step arithmetic); None where it is off."""
+    if not cfg.sweep.stop_on_noise:
+        return None
+    from ..train.spec import Steps
+    from .stopping import NoiseStopper
+
+    per_step = cfg.sweep.batch_sizes[0] * cfg.train.grad_accum * workers.num
+    st = Steps.from_epochs(len(task.splits["train"]), per_step, cfg.sweep.epochs[0], cfg.finetune.evals_per_epoch,
+                           where=task.path)
+    evals = st.max_steps // st.eval_every + (st.max_steps % st.eval_every != 0)
+    return NoiseStopper(cfg.sweep.metric, cfg.sweep.mode, len(task.splits["val"]), evals)
+
+
+def forecast_and_realised(cfg: Config, plan: dict | None, task: TaskData, sources: list[Source], test: float) -> dict:
+    """result.json's `forecast` (the plan's; a sweep without one is forecast from its own config)
+    and `realised`, side by side for benchmarks.forecast."""
+    from ..planner import forecast as fc
+    from .baseline import probe
+
+    if plan and plan.get("forecast"):
+        pred = plan["forecast"]
+    else:
+        n, k = len(task.splits["train"]), len(task.label_names)
+        shape = {"epochs": max(cfg.sweep.epochs), "batch_size": min(cfg.sweep.batch_sizes), "shape": {}}
+        family = "gpt" if all(not s.model.get("hf") for s in sources) else "hf_encoder"
+        pred = {"test_accuracy": fc.of_plan(shape, fc.Probe.of(probe(task)), n, k, family),
+                "how": "from the sweep's own config (no plan): its longest trial, no strategy gap"}
+    lo, mid, hi = pred["test_accuracy"]
+    return {"forecast": pred, "realised": {"test_accuracy": test, "within_interval": lo <= test <= hi,
+                                           "error_points": round(100 * (mid - test), 2)}}
+
+
 def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: storage.Run, in_process: bool,
-               bundle: dict, workers: Workers, conc: int, resume: bool, parallel=None):
+               bundle: dict, workers: Workers, conc: int, resume: bool, parallel=None, stopper=None):
     """The Tune experiment: one tokenized copy of the data per distinct tokenizer, the search
     space, ASHA (or FIFO), the progress and MLflow callbacks. -> Tune's ResultGrid."""
     from ray import tune
@@ -175,8 +212,9 @@ def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: stor
         param_space=build_space(sw, checkpoints) if sw.search == "random" else None,
         search=search, scheduler=scheduler, num_samples=sw.num_samples, time_budget_s=sw.time_budget_s,
         callbacks=(SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
-                   *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{run_dir.local.name}")),
-        max_failures=sw.max_failures, resume=resume)
+                   *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{run_dir.local.name}"),
+                   *([stopper] if stopper else [])),
+        max_failures=sw.max_failures, resume=resume, stop=stopper)
 
 
 def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.Run) -> dict:
@@ -189,6 +227,8 @@ def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.
     gpus = cfg.scaling.gpus_in_use  # re-scoring and testing where trials ran
     best, selection = select_best(ok, sw.metric, sw.mode, cfg.finetune.data, sw.rescore_top_k,
                                   len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples, gpus)
+    selection["winner_vs_runner_up"] = winner_margin(
+        sorted(ok, key=lambda r: r["best_metric"], reverse=sw.mode == "max"), selection, sw.mode)
     model_dir = out_p / "model"
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,

@@ -50,6 +50,7 @@ class SweepPlan:
     time_budget_s: float
     rescore: dict
     shape: dict                # config key -> value: batch size, epochs, max_len, evaluations
+    stop_on_noise: bool = False
 
     @classmethod
     def of(cls, p: dict) -> "SweepPlan":
@@ -61,7 +62,7 @@ class SweepPlan:
         ranges = {**{s: r for s, r in table if s not in p["lr_ranges"]}, **p["lr_ranges"]}
         return cls(tuple(p["strategies"]), ranges, p["num_trials"], p["max_concurrent_trials"],
                    p["resources_per_trial"], p["workers_per_trial"], p["scheduler"], p["time_budget_s"],
-                   p["rescore"], p["shape"])
+                   p["rescore"], p["shape"], p.get("stop_on_noise", False))
 
     def values(self) -> dict:
         """{config key: value} for `config.with_values`."""
@@ -74,7 +75,8 @@ class SweepPlan:
                 "sweep.reduction_factor": self.scheduler["reduction_factor"],
                 "sweep.time_budget_s": self.time_budget_s, "sweep.search": "random", "sweep.grid_points": 0,
                 "sweep.lrs": [], "sweep.rescore_top_k": self.rescore["top_k"],
-                "sweep.rescore_val_examples": self.rescore["val_examples"], **self.shape}
+                "sweep.rescore_val_examples": self.rescore["val_examples"],
+                "sweep.stop_on_noise": self.stop_on_noise, **self.shape}
 
     def apply(self, cfg: Config, pins: list[str] | None = None) -> Config:
         """The plan's values, then the user's own `--set` lines on top (they pin)."""

@@ -298,6 +298,8 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
     work = max(mean_full, n * mean_full * frac / f.conc) if scheduler["type"] == "asha" else \
         min(math.ceil(n / f.conc) * mean_full, max(mean_full, f.room()))
     est = STARTUP_S + f.rescore_s + work
+    f.reasons.append("stopping: trials (and the sweep) end once none can beat the best beyond validation noise "
+                     "(finetune/stopping.py)")
     f.reasons.append(f"trials: {n} ({f.conc} at a time) fit {f.budget_s:.0f} s at ~{mean_full:.0f} s per "
                      f"full-length trial (rate {f.rate:.0f} tokens/s per worker x the calibrated cost model)")
     rule = decoder_rule(sources)
@@ -324,7 +326,7 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
                               "+ re-scoring; "
                               "trial s = a + b_strategy * train tokens / rate + c * eval tokens / rate, "
                               "fitted on the calibration trials"},
-        "shape": shape, "reasons": f.reasons,
+        "shape": shape, "reasons": f.reasons, "stop_on_noise": True,
     }
 
 

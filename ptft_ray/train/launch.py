@@ -64,9 +64,10 @@ def fit(spec: RunSpec, datasets: dict, workers: Workers, where: str, *, retries:
 def fit_trials(trainable, bundle: dict, where: str, *, metric: str, mode: str, concurrent: int,
                param_space: dict | None = None, search=None, scheduler=None, num_samples: int = 1,
                time_budget_s: float | None = None, callbacks: tuple = (), max_failures: int = 0,
-               resume: bool = False):
+               resume: bool = False, stop=None):
     """A Ray Tune experiment at `where` (local or URI), each trial reserving `bundle`, each
     keeping its best checkpoint by `metric`. resume: continue the experiment found there.
+    stop: a Tune Stopper (per trial and for the whole experiment).
     -> Tune's ResultGrid."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -85,7 +86,7 @@ def fit_trials(trainable, bundle: dict, where: str, *, metric: str, mode: str, c
                                     num_samples=num_samples, time_budget_s=time_budget_s or None,
                                     max_concurrent_trials=None if bounded else concurrent),
         run_config=tune.RunConfig(
-            **storage.ray_storage(where), verbose=0, callbacks=list(callbacks),
+            **storage.ray_storage(where), verbose=0, callbacks=list(callbacks), stop=stop,
             # a trial lost with its node (spot preemption) runs again from its checkpoint
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=metric,
