@@ -212,8 +212,11 @@ def cmd_sweep(args):
         from .planner import parse_budget
 
         cfg = with_values(cfg, {"sweep.time_budget_s": parse_budget(args.budget)})
+    from .planner.forecast import for_sweep
+
     _print(sweep(cfg, args.pretrained, args.out, resume=args.resume, overwrite=args.overwrite,
-                 arch_from=args.arch_from, plan=plan))
+                 arch_from=args.arch_from, plan=plan,
+                 forecast=None if plan else for_sweep(cfg, args.pretrained, args.arch_from)))
 
 
 def cmd_plan(args):

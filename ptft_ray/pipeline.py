@@ -259,7 +259,9 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
             print(f"[pipeline] reusing finished sweep {d}", flush=True)
             res, t = storage.read_json(f"{d}/result.json"), 0.0
         else:
-            res, t = _timed(lambda: sweep(scfg, sources, d, resume=resumable(d), arch_from=arch_from, plan=the_plan))
+            fc = _forecast(scfg, sources, arch_from, the_plan, adapted=name == "sweep_pretrained" and bool(pcfg.model.hf))
+            res, t = _timed(lambda: sweep(scfg, sources, d, resume=resumable(d), arch_from=arch_from, plan=the_plan,
+                                          forecast=fc))
         results[name] = res
         man.stage(name, d, "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
                   trials=res["trials"], trial_time_s=res["trial_time_s"])
@@ -273,6 +275,15 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
         man.d["lineage"][name] = {"export": res["export_path"], "from": res.get("lineage")}
         man.write()
     return results, evals
+
+
+def _forecast(scfg, sources: list[str], arch_from, the_plan, adapted: bool) -> dict:
+    """Each sweep's forecast: the plan's (or one from the sweep's config), moved by continued
+    pretraining's expected gain for the sweep from the adapted model."""
+    from .planner import forecast
+
+    fc = (the_plan or {}).get("forecast") or forecast.for_sweep(scfg, sources, arch_from)
+    return forecast.after_continued_pretraining(fc) if adapted and "continued_pretraining" in fc else fc
 
 
 def _compress_stages(pc: PipelineConfig, root: Path, best: str, best_eval: dict, man: Manifest, scfg) -> dict:

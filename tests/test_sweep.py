@@ -63,6 +63,10 @@ def test_sweep_contract_asha_stops_and_failure_is_recorded(asha_sweep):
     right = [p == t for p, t in zip(ev["predictions"], ev["targets"])]
     assert sum(right) / len(right) == pytest.approx(saved["test_accuracy"])
     assert 0 < saved["vs_tfidf_lr"]["p_value"] <= 1 and saved["vs_tfidf_lr"]["n"] == 90
+    # called without a forecast: none is made up; what was realised is still recorded
+    assert saved["forecast"] is None and saved["realised"] == {"test_accuracy": saved["test_accuracy"]}
+    margin = saved["selection"]["winner_vs_runner_up"]
+    assert margin["winner"] != margin["runner_up"] and margin["beyond_noise"] == (margin["gap"] > margin["noise"])
 
 
 def test_export_loads_without_ray_and_matches_the_trial(asha_sweep, cls_data):

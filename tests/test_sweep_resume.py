@@ -47,6 +47,10 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(pretrained_ckpt,
     table = (out / "trials.csv").read_text()
     assert res["trials_completed"] == 3, table
     assert res["resumed"] is True and res["trials"] == 3 and res["trials_completed"] == 3
+    # a sweep no plan chose is forecast from its own config, beside what it realised
+    lo, mid, hi = res["forecast"]["test_accuracy"]
+    assert 0 <= lo <= mid <= hi <= 1 and lo < hi and "no plan" in res["forecast"]["how"]
+    assert res["realised"]["within_interval"] == (lo <= res["test_accuracy"] <= hi)
     after = _finished_trials(out / "tune")
     for trial, n in before.items():
         assert after[trial] == n        # its results were not produced again

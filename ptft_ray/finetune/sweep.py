@@ -99,7 +99,9 @@ def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: di
 
 
 def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
-          overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None) -> dict:
+          overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None,
+          forecast: dict | None = None) -> dict:
+    """forecast: what the sweep is expected to reach (planner.forecast), over the plan's own."""
     t0 = time.time()
     run_dir = storage.Run(out or f"runs/{cfg.sweep.name}")
     task = load_task(cfg.finetune)                   # data checked before Ray starts
@@ -124,7 +126,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
         "wall_s": time.time() - t0, "resumed": resume,
         **({"stopping": stopper.summary()} if stopper else {}),
-        **forecast_and_realised(cfg, plan, task, sources, summary["test_accuracy"])})
+        **forecast_and_realised(plan, forecast, summary["test_accuracy"])})
     ckpt.write_json(run_dir.local / "result.json", summary)
     run_dir.publish()  # a URI run: trials.csv, model/, evaluation.json, then result.json
     return summary
@@ -160,23 +162,15 @@ def noise_stopper(cfg: Config, task: TaskData, workers: Workers):
     return NoiseStopper(cfg.sweep.metric, cfg.sweep.mode, len(task.splits["val"]), evals)
 
 
-def forecast_and_realised(cfg: Config, plan: dict | None, task: TaskData, sources: list[Source], test: float) -> dict:
-    """result.json's `forecast` (the plan's; a sweep without one is forecast from its own config)
-    and `realised`, side by side for benchmarks.forecast."""
-    from ..planner import forecast as fc
-    from .baseline import probe
-
-    if plan and plan.get("forecast"):
-        pred = plan["forecast"]
-    else:
-        n, k = len(task.splits["train"]), len(task.label_names)
-        shape = {"epochs": max(cfg.sweep.epochs), "batch_size": min(cfg.sweep.batch_sizes), "shape": {}}
-        family = "gpt" if all(not s.model.get("hf") for s in sources) else "hf_encoder"
-        pred = {"test_accuracy": fc.of_plan(shape, fc.Probe.of(probe(task)), n, k, family),
-                "how": "from the sweep's own config (no plan): its longest trial, no strategy gap"}
-    lo, mid, hi = pred["test_accuracy"]
-    return {"forecast": pred, "realised": {"test_accuracy": test, "within_interval": lo <= test <= hi,
-                                           "error_points": round(100 * (mid - test), 2)}}
+def forecast_and_realised(plan: dict | None, forecast: dict | None, test: float) -> dict:
+    """result.json's `forecast` (the caller's, else the plan's) and `realised`, side by side for
+    benchmarks.forecast."""
+    pred = forecast or (plan or {}).get("forecast")
+    real = {"test_accuracy": test}
+    if pred:
+        lo, mid, hi = pred["test_accuracy"]
+        real.update(within_interval=lo <= test <= hi, error_points=round(100 * (mid - test), 2))
+    return {"forecast": pred, "realised": real}
 
 
 def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: storage.Run, in_process: bool,

@@ -139,6 +139,35 @@ def block(p: dict, scan: dict, family: str, replan) -> dict:
     return out
 
 
+def after_continued_pretraining(fc: dict) -> dict:
+    """The forecast of a sweep from a model adapted on the task's text: the as-is forecast moved
+    by continued pretraining's expected gain, the two errors added in quadrature."""
+    lo, mid, hi = fc["test_accuracy"]
+    c_lo, c_mid, c_hi = fc["continued_pretraining"]
+    half = math.hypot(hi - mid, (c_hi - c_mid) / 100)
+    m = mid + c_mid / 100
+    return {**fc, "test_accuracy": [round(max(0.0, m - half), 4), round(min(1.0, m), 4), round(min(1.0, m + half), 4)],
+            "after": "continued pretraining on the task's text (its expected gain added)"}
+
+
+def for_sweep(cfg, pretrained: list[str], arch_from: str | None = None) -> dict:
+    """The forecast of a sweep no plan chose: its longest configured trial at its smallest batch,
+    no strategy gap (the sweep's own strategies are not ranked)."""
+    from ..data.tasks import load_task
+    from ..finetune.backbones import resolve_sources
+    from ..finetune.baseline import probe
+    from . import family
+
+    task = load_task(cfg.finetune)
+    fams = {family(s) for s in resolve_sources(pretrained, cfg, arch_from)}
+    fam = "gpt" if fams == {"gpt"} else "hf_encoder"
+    n, k = len(task.splits["train"]), len(task.label_names)
+    shape = {"epochs": max(cfg.sweep.epochs), "batch_size": min(cfg.sweep.batch_sizes), "shape": {}}
+    return {"test_accuracy": of_plan(shape, Probe.of(probe(task)), n, k, fam), "interval": "80 %",
+            "continued_pretraining": continued_pretraining(n, k),
+            "how": f"from the sweep's config (no plan): its longest trial; {FITTED['form']}"}
+
+
 def format_block(fc: dict) -> list[str]:
     """The plan printout's forecast lines."""
     lo, mid, hi = fc["test_accuracy"]
