@@ -15,28 +15,39 @@ def feed(st: NoiseStopper, trial: str, values: list[float]) -> list[bool]:
 def test_the_rule_on_known_curves():
     assert math.isclose(noise(0.72, 200), math.sqrt(2 * 0.72 * 0.28 / 200))
     assert headroom([], 1) is None and headroom([[0.6, 0.7, 0.72, 0.71]], 2) == 0.72 - 0.7
-    st = NoiseStopper("val_accuracy", "max", n_val=200, max_t=4)
-    # nothing is stopped before a trial completes: no headroom is known
-    assert feed(st, "b", [0.3, 0.31]) == [False, False]
-    assert feed(st, "a", [0.6, 0.7, 0.72, 0.71]) == [False] * 4 and st.done == ["a"]
-    # b: 0.31 + a's largest rise after evaluation 3 (0.0) is far below 0.72 + noise: stopped
-    assert feed(st, "b", [0.32]) == [True] and st.decisions[-1]["trial"] == "b"
-    # c at its first evaluation may still rise 0.12 (as a did): 0.70 + 0.12 > 0.72 + 0.045
-    assert feed(st, "c", [0.70]) == [False]
-    # ... but not with a validation set so small its noise covers the rise
-    small = NoiseStopper("val_accuracy", "max", n_val=20, max_t=4)
-    feed(small, "a", [0.6, 0.7, 0.72, 0.71])
-    assert feed(small, "c", [0.70]) == [True]
-    # the sweep ends only after PATIENCE completed trials that gained nothing beyond noise
-    assert not st.stop_all()
-    feed(st, "c", [0.71, 0.72, 0.72])                 # completes level with a: no gain
-    assert st.gains == [True, False] and not st.stop_all()
-    feed(st, "d", [0.5, 0.55, 0.6, 0.6])              # completes below: no gain
+    st = NoiseStopper("val_accuracy", "max", n_val=200, max_t=4, total=10)
+    # nothing is stopped before MIN_DONE (3) trials complete: the headroom is not known yet
+    assert feed(st, "z", [0.3]) == [False]
+    feed(st, "a", [0.6, 0.7, 0.72, 0.71])
+    feed(st, "b", [0.5, 0.6, 0.62, 0.62])
+    assert feed(st, "z", [0.3]) == [False] and st.done == ["a", "b"]
+    feed(st, "c", [0.55, 0.6, 0.65, 0.66])
+    assert st.done == ["a", "b", "c"] and st.gains == [True, False, False]
+    # z at evaluation 3: 0.3 + the largest later rise (c's 0.01 after its evaluation 3) < 0.72 - 0.045
+    assert feed(st, "z", [0.3]) == [True] and st.decisions[-1]["trial"] == "z"
+    # d at its first evaluation may still rise 0.12 (as a did): 0.58 + 0.12 > 0.72 - 0.045
+    assert feed(st, "d", [0.58]) == [False]
+    # ... but 0.5 + 0.12 falls short by more than the noise of 200 examples
+    assert feed(st, "e", [0.5]) == [True]
+    # ... and within the noise of 20 examples it would not
+    small = NoiseStopper("val_accuracy", "max", n_val=20, max_t=4, total=10)
+    for t, c in (("a", [0.6, 0.7, 0.72, 0.71]), ("b", [0.5, 0.6, 0.62, 0.62]), ("c", [0.55, 0.6, 0.65, 0.66])):
+        feed(small, t, c)
+    assert feed(small, "e", [0.5]) == [False]
+    # new trials keep starting while the 4 not started may still beat the best: each 1/4 (Laplace:
+    # 0 of 2 comparisons beat it), any of them 1 - (3/4)^4
+    assert math.isclose(st.chance_remaining_beat(), 1 - (3 / 4) ** 4) and not st.stop_all()
+    for t in "fghi":                                # four more that gain nothing beyond noise
+        feed(st, t, [0.6, 0.65, 0.7, 0.71])
+    assert st.gains[-4:] == [False] * 4 and st.chance_remaining_beat() == 0  # none left to start
+    assert not st.stop_all()                      # d still runs and can still get there ...
+    feed(st, "d", [0.58, 0.58, 0.58])             # ... until it completes short of the best
     assert st.stop_all() and st.summary()["sweep_ended_early"]
     # mode min: the same rule on losses
-    lo = NoiseStopper("val_accuracy", "min", n_val=200, max_t=2)
-    feed(lo, "a", [0.4, 0.3])
-    assert feed(lo, "b", [0.9]) == [True]
+    lo = NoiseStopper("val_accuracy", "min", n_val=200, max_t=2, total=5)
+    for t in "abc":
+        feed(lo, t, [0.4, 0.3])
+    assert feed(lo, "d", [0.9]) == [True]
 
 
 def curve(lr: float, evals: int = 8) -> list[float]:
@@ -75,7 +86,7 @@ def test_a_tune_sweep_ends_early_and_keeps_its_winner(ray_session, tmp_path):
         return evals, best.config["lr"], best.metrics_dataframe["val_accuracy"].max()
 
     full_evals, full_lr, full_best = run("full", None)
-    st = NoiseStopper("val_accuracy", "max", n_val=1000, max_t=8)
+    st = NoiseStopper("val_accuracy", "max", n_val=1000, max_t=8, total=len(lrs))
     evals, lr, best = run("stopped", st)
     assert full_evals == 8 * 8
     assert evals <= 0.7 * full_evals, (evals, st.summary())

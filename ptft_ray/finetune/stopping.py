@@ -1,16 +1,18 @@
-"""Significance-aware stopping: a sweep stops once no running or remaining trial can beat its
-best by more than validation noise.
+"""Significance-aware stopping: a sweep stops once no running or remaining trial is expected
+to beat its best, with validation noise as the yardstick.
 
-The rule (sweep.stop_on_noise; tests/test_stopping.py):
+The rule (sweep.stop_on_noise; tests/test_stopping.py; replayed on the calibration's trials by
+benchmarks/stopping.py, where a looser one lost points):
 - noise = sqrt(2 b (1 - b) / n): one standard error of the difference between two accuracies
   read on the sweep's n validation examples, b the best so far.
-- headroom(e) = the most any completed trial's best-so-far rose after its evaluation e. Until a
-  trial completes, nothing is stopped (no headroom is known).
-- A running trial at evaluation e is stopped when its best so far + headroom(e) <= b + noise:
-  even its largest rise seen would not beat the best beyond noise.
-- No more trials start (the sweep ends) once MIN_DONE trials have completed, none of the last
-  PATIENCE to complete beat the best before it by more than noise, and every running trial is
-  stopped by the rule above.
+- headroom(e) = the most any completed trial's best-so-far rose after its evaluation e.
+- Once MIN_DONE trials have completed, a running trial at evaluation e is stopped when its best
+  so far + headroom(e) < b - noise: even the largest rise seen would leave it short of the
+  best by more than noise.
+- No more trials start (the sweep ends) when the chance that any of the m trials not yet started
+  beats the best beyond noise is under LAUNCH_P, estimated by Laplace's rule from how often a
+  completed trial beat the best before it beyond noise (j of k: each (j + 1) / (k + 2)), and
+  every running trial is stopped by the rule above.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import math
 
 from ray.tune import Callback, Stopper
 
-MIN_DONE, PATIENCE = 2, 2
+MIN_DONE, LAUNCH_P = 3, 0.1
 
 
 def noise(best: float, n_val: int) -> float:
@@ -39,8 +41,9 @@ class NoiseStopper(Stopper, Callback):
     """Tune's stopper (per trial, and for the whole sweep) and a callback (which trials ended):
     pass the same object as `stop` and in `callbacks`. `decisions` records what it stopped, why."""
 
-    def __init__(self, metric: str, mode: str, n_val: int, max_t: int):
+    def __init__(self, metric: str, mode: str, n_val: int, max_t: int, total: int):
         self.metric, self.sign, self.n_val, self.max_t = metric, 1.0 if mode == "max" else -1.0, n_val, max_t
+        self.total = total                          # trials the sweep would run
         self.curves: dict[str, list[float]] = {}   # trial -> its metric per evaluation (sign-adjusted)
         self.done: list[str] = []                   # completed trials, in the order they completed
         self.gains: list[bool] = []                 # did each completed trial beat the best before it beyond noise
@@ -54,17 +57,22 @@ class NoiseStopper(Stopper, Callback):
 
     def hopeless(self, trial_id: str) -> bool:
         c, b = self.curves.get(trial_id), self.best()
-        room = headroom([self.curves[t] for t in self.done], len(c)) if c else None
-        if room is None or b is None:
+        if len(self.done) < MIN_DONE or not c or b is None:
             return False
-        return max(c) + room <= b + noise(abs(b), self.n_val)
+        return max(c) + headroom([self.curves[t] for t in self.done], len(c)) < b - noise(abs(b), self.n_val)
+
+    def chance_remaining_beat(self) -> float:
+        """Laplace's estimate that one of the trials not yet started beats the best beyond noise."""
+        k, j = len(self.gains) - 1, sum(self.gains[1:])
+        m = max(self.total - len(self.curves), 0)
+        return 1 - (1 - (j + 1) / (k + 2)) ** m
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if self.metric not in result:
             return False
         self.curves.setdefault(trial_id, []).append(self.sign * float(result[self.metric]))
         if len(self.curves[trial_id]) >= self.max_t:
-            self._complete(trial_id)
+            self.complete(trial_id)
             return False
         if self.hopeless(trial_id):
             self.decisions.append({"trial": trial_id, "evaluation": len(self.curves[trial_id]),
@@ -74,7 +82,7 @@ class NoiseStopper(Stopper, Callback):
             return True
         return False
 
-    def _complete(self, trial_id: str) -> None:
+    def complete(self, trial_id: str) -> None:
         if trial_id in self.done:
             return
         before = self.best(set(self.done))
@@ -85,8 +93,8 @@ class NoiseStopper(Stopper, Callback):
 
     def stop_all(self) -> bool:
         running = [t for t in self.curves if t not in self.ended]
-        self.stopped_all = (len(self.done) >= MIN_DONE and not any(self.gains[-PATIENCE:])
-                            and len(self.gains) >= PATIENCE and all(self.hopeless(t) for t in running))
+        self.stopped_all = (len(self.done) >= MIN_DONE and self.chance_remaining_beat() < LAUNCH_P
+                            and all(self.hopeless(t) for t in running))
         return self.stopped_all
 
     # Callback: a trial that ended otherwise (ASHA, an error) is no longer running
@@ -97,7 +105,8 @@ class NoiseStopper(Stopper, Callback):
         self.ended.add(trial.trial_id)
 
     def summary(self) -> dict:
-        return {"rule": "noise: a trial stops when its best + the largest later rise of a completed trial "
-                        "<= the sweep's best + sqrt(2 b (1 - b) / n); the sweep ends when the last "
-                        f"{PATIENCE} completed trials gained nothing beyond noise and no running trial can",
+        return {"rule": f"noise: after {MIN_DONE} completed trials, a trial stops when its best + the largest "
+                        "later rise of a completed trial < the sweep's best - sqrt(2 b (1 - b) / n); no more "
+                        f"start when the chance a remaining trial beats the best beyond noise is < {LAUNCH_P}",
+                "trials_started": len(self.curves), "trials_planned": self.total,
                 "n_val": self.n_val, "trials_stopped": self.decisions, "sweep_ended_early": self.stopped_all}

@@ -159,7 +159,7 @@ def noise_stopper(cfg: Config, task: TaskData, workers: Workers):
     st = Steps.from_epochs(len(task.splits["train"]), per_step, cfg.sweep.epochs[0], cfg.finetune.evals_per_epoch,
                            where=task.path)
     evals = st.max_steps // st.eval_every + (st.max_steps % st.eval_every != 0)
-    return NoiseStopper(cfg.sweep.metric, cfg.sweep.mode, len(task.splits["val"]), evals)
+    return NoiseStopper(cfg.sweep.metric, cfg.sweep.mode, len(task.splits["val"]), evals, n_trials(cfg.sweep))
 
 
 def forecast_and_realised(plan: dict | None, forecast: dict | None, test: float) -> dict:
