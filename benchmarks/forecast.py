@@ -210,6 +210,40 @@ def held_out_runs(cells: list[str]) -> None:
              out=ROOT / "runs" / "forecast" / cell.replace(":", "_"))
 
 
+def section(r: dict) -> list[str]:
+    """BENCHMARKS.md's forecast tables: held out from the fit, then the runs' own forecasts."""
+    if not r:
+        return []
+    L = ["", "## The planner's forecast", "",
+         f"Command: `{r['command']}` (fit: `python -m benchmarks.forecast fit`; the held-out runs: "
+         "`python -m benchmarks.forecast held_out`). The forecast (planner/forecast.py) is fitted on the six "
+         "quality cells per model family; each cell below is forecast by a fit without it (leave one cell out) "
+         "or without its whole task (leave one task out), against the test accuracy its planned sweep realised.", "",
+         "| family | held out | cells | 80 % interval covers | mean abs. error (points) | interval +/- (points) |",
+         "|---|---|---|---|---|---|"]
+    for key, t in r["held_out"].items():
+        if isinstance(t, dict):
+            fam, by = key.split(":")
+            L.append(f"| {fam} | {by.replace('_', ' ')} | {len(t['cells'])} | {t['coverage']:.0%} | "
+                     f"{t['mae_points']:.1f} | {t['half_width_points']:.1f} |")
+    cpt = r["held_out"].get("continued_pretraining:leave_one_task_out", [])
+    if cpt:
+        L += ["", "Continued pretraining's gain, each cell forecast by a fit on the other task:", "",
+              "| cell | forecast (points) | realised (points) | McNemar p | sign right |", "|---|---|---|---|---|"]
+        for c in cpt:
+            pv = "-" if c["p_value"] is None else f"{c['p_value']:.2g}"
+            L.append(f"| {c['cell']} | {c['forecast_points']:+.1f} | {c['realised_points']:+.1f} | {pv} | "
+                     f"{'yes' if c['sign_right'] else 'no'} |")
+    if r.get("runs"):
+        L += ["", "Runs that recorded a forecast in result.json (`python -m benchmarks.forecast runs runs/`):", "",
+              "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
+        L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
+              f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
+        s = r["runs_summary"]
+        L.append(f"\n{s['n']} runs: the interval covered {s['coverage']:.0%}, mean absolute error {s['mae_points']:.1f} points.")
+    return L
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["held_out"]:
         held_out_runs(argv[1:] or HELD_OUT)

@@ -107,9 +107,31 @@ def memory_rows(mp: dict) -> list[str]:
                  ok == len(ratios))]
 
 
+def forecast_rows(fc: dict, st: dict) -> list[str]:
+    rows = []
+    cells = fc.get("held_out", {}).get("hf_encoder:leave_one_cell_out")
+    if cells:
+        rows.append(_row(f"forecast, MiniLM, {len(cells['cells'])} quality cells each held out of the fit",
+                         "realised test accuracy", "80 % interval covers >= 75 %, error <= 3 points",
+                         f"{cells['coverage']:.0%}, {cells['mae_points']:.1f} points",
+                         cells["coverage"] >= 0.75 and cells["mae_points"] <= 3))
+    runs = fc.get("runs_summary") or {}
+    if runs.get("n"):
+        rows.append(_row(f"forecast, {runs['n']} planned sweeps it was not fitted on", "realised test accuracy",
+                         "80 % interval covers >= 75 %, error <= 3 points",
+                         f"{runs['coverage']:.0%}, {runs['mae_points']:.1f} points",
+                         runs["coverage"] >= 0.75 and runs["mae_points"] <= 3))
+    if st.get("cells"):
+        rows.append(_row(f"significance-aware stopping, {len(st['cells'])} calibration grids replayed",
+                         "the same trials run to the end", ">= 30 % trial time at <= 0.5 points on >= 2 cells",
+                         f"{len(st['met'])} cells (validation points, not test)", len(st["met"]) >= 2))
+    return rows
+
+
 def summary_table() -> list[str]:
     rows = (quality_rows(_load("quality")) + planner_rows(_load("planner_acceptance"))
             + speed_rows(_load("peer"), _load("throughput"), _load("trial_overhead"))
-            + compress_rows(_load("compress"), _load("serve_load")) + memory_rows(_load("memory_plan")))
+            + compress_rows(_load("compress"), _load("serve_load")) + memory_rows(_load("memory_plan"))
+            + forecast_rows(_load("forecast"), _load("stopping")))
     return ["## Summary", "", "Every figure below, one row each; the sections after it hold the tables, "
             "the commands and the profiles.", "", *HEAD, *rows, ""]

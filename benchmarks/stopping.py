@@ -74,6 +74,23 @@ def cells() -> list[tuple[str, list[dict], int]]:
     return out
 
 
+def section(r: dict) -> list[str]:
+    if not r:
+        return []
+    L = ["", "## Significance-aware stopping", "",
+         f"Command: `{r['command']}`. The rule (finetune/stopping.py) replayed on each calibration cell's 18 "
+         f"recorded trials, {r['orders_per_cell']} random orders, {r['slots']} at a time, against the same trials "
+         "run to the end. Points lost: the winner's validation accuracy against the full sweep's winner's (the "
+         "calibration kept no test reading per trial, so this is not a test-accuracy figure).", "",
+         "| cell | n val | trial time saved (median, min) | validation points lost (median, max) | >= 30 % at <= 0.5 |",
+         "|---|---|---|---|---|"]
+    for c in r["cells"]:
+        ok = c["time_saved_median"] >= 0.3 and c["val_points_lost_median"] <= 0.5
+        L.append(f"| {c['cell']} | {c['n_val']} | {c['time_saved_median']:.0%}, {c['time_saved_min']:.0%} | "
+                 f"{c['val_points_lost_median']:.1f}, {c['val_points_lost_max']:.1f} | {'yes' if ok else 'no'} |")
+    return L
+
+
 def main() -> None:
     rows = []
     for name, trials, n_val in cells():

@@ -5,7 +5,9 @@ import json
 
 from .common import RESULTS, ROOT
 from .headline import summary_table
+from .forecast import section as forecast_section
 from .memory_plan import section as memory_section
+from .stopping import section as stopping_section
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
 from .serving import serve_load_section
@@ -367,6 +369,7 @@ def write() -> str:
     L += peer_section(_load("peer"))
     L += serve_load_section(_load("serve_load"))
     L += memory_section(_load("memory_plan"))
+    L += forecast_section(_load("forecast")) + stopping_section(_load("stopping"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]
