@@ -162,6 +162,7 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     run.pull("manifest.json", "plan.json")  # a remote run's own files, to continue it
     root = run.local
     scfg, pcfg = _configs(pc, run)   # every config is checked before anything starts
+    _check_plan_first(pc, scfg, pcfg, run)
     root.mkdir(parents=True, exist_ok=True)
     man = Manifest(run, pc)
     pre = _pretrain_stage(pcfg, run, man)
@@ -218,6 +219,19 @@ def _pretrain_stage(pcfg, run: storage.Run, man: Manifest) -> dict:
     man.stage("pretrain", run.uri("pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
               unigram_val_perplexity=pre["unigram_val_perplexity"], tokens_per_s=pre["tokens_per_s"])
     return pre
+
+
+def _check_plan_first(pc: PipelineConfig, scfg, pcfg, run: storage.Run) -> None:
+    """A budget the sweep cannot use (below the plan's floor, or unschedulable) is refused before
+    pretraining spends anything: planned once on the model pretraining starts from (its
+    architecture and tokenizer; the real plan follows on the adapted checkpoint and measures its
+    own throughput). From scratch there is nothing to plan on yet; a re-run has its plan."""
+    if not pc.budget or not pcfg.model.hf or (run.local / "plan.json").is_file():
+        return
+    from .planner import plan
+
+    plan(None, [pcfg.model.hf], pc.budget, scfg, pc.max_trials, pins=[f"finetune.data={pc.data}", *pc.sweep_set])
+    print(f"[pipeline] budget {pc.budget}: a plan fits (checked on {pcfg.model.hf} before pretraining)", flush=True)
 
 
 def _plan_stage(pc: PipelineConfig, scfg, ck: str, run: storage.Run, man: Manifest):

@@ -156,3 +156,23 @@ def test_bad_pipeline_config_is_refused(tmp_path):
         load_pipeline_config(str(p))
     with pytest.raises(PtftError, match="scratch_baseline"):
         load_pipeline_config(None, ["scratch_baseline=maybe"])
+
+
+def test_a_budget_below_the_floor_is_refused_before_pretraining(ray_session, tiny_corpus, cls_data, sweep_config,
+                                                                 hf_dirs, tmp_path):
+    """Continued pretraining of a Hugging Face model with a sweep budget no plan can use: the
+    pipeline says so (with the floor) before the pretraining stage spends anything."""
+    from ptft_ray.errors import PtftError
+    from ptft_ray.pipeline import run_pipeline
+
+    cfg = pipeline_config(tmp_path, tiny_corpus, cls_data, "jobs/configs/debug_hf.yaml", sweep_config,
+                          budget="2s", scratch_baseline=False, base_control=False)
+    with open(cfg) as f:
+        d = yaml.safe_load(f)
+    d["pretrain_set"].append(f"model.hf={hf_dirs['bert']}")
+    with open(cfg, "w") as f:
+        yaml.safe_dump(d, f)
+    out = tmp_path / "run"
+    with pytest.raises(PtftError, match=r"budget 2 s is below the floor of \d+ s"):
+        run_pipeline(cfg, str(out))
+    assert not (out / "pretrain").exists() and not (out / "manifest.json").exists()
