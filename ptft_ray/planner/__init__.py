@@ -124,10 +124,15 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
-    measured = measure_missing(sources, res, cfg.train.precision)
+    from .sizing import max_len_for
+
+    # timed at the length the trials will pad to (the calibration's 64 tokens at least)
+    seq_len = max_len_for(scan["length"]["p95"], min(s.max_positions for s in sources))
+    measured = measure_missing(sources, res, cfg.train.precision, seq_len)
     info = [{"key": s.key, "max_seq_len": s.max_positions, "family": family(s), "params": decoder_params(s),
              "tokens_per_s_per_worker": measured.get(s.key) or s.lineage.get("tokens_per_s_per_worker"),
-             "rate_how": ("measured on the live cluster (timed fine-tuning steps of 16 x 64 tokens in the trials' precision): "
+             "rate_how": (f"measured on the live cluster (timed fine-tuning steps of {max(64, seq_len)}-token rows, 1,024 "
+                          f"tokens a step, in the trials' precision): "
                           + ("the Hugging Face calibration's cost model is fitted in this probe's units (the "
                              "rate the checkpoint carries is of its masked-LM pretraining steps)"
                              if s.lineage.get("tokens_per_s_per_worker") else
@@ -198,7 +203,7 @@ def decoder_params(source) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def measure_missing(sources: list, res: dict, precision: str = "auto") -> dict[str, float]:
+def measure_missing(sources: list, res: dict, precision: str = "auto", seq_len: int = 64) -> dict[str, float]:
     """Throughput of each real source that carries none (a Hugging Face model as it is), and of
     every Hugging Face checkpoint: their calibration's cost model was fitted on this probe's
     rate, and a continued-pretraining rate (masked LM over a 30k-word head, DDP) is ~0.6x what
@@ -208,7 +213,7 @@ def measure_missing(sources: list, res: dict, precision: str = "auto") -> dict[s
     out: dict[str, float] = {}
     for s in sources:
         if s.path and (s.model.get("hf") or not s.lineage.get("tokens_per_s_per_worker")):
-            out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision)
+            out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision, seq_len=seq_len)
     for s in sources:
         if s.path is None and s.key not in out and out:
             out[s.key] = min(out.values())

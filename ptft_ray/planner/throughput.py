@@ -5,6 +5,10 @@ timed fine-tuning steps on the live cluster, in a one-CPU Ray task shaped like a
 
     tokens/s = steps x batch x seq_len / seconds   (after untimed warm-up steps)
 
+Steps of 16 x 64 tokens are the calibration's unit; a task whose texts are longer is timed at
+its own length, the same 1,024 tokens a step: attention's cost grows with the length, so a
+64-token rate over-promises long texts (docs/decisions.md, "Timed at the task's length").
+
 On a CPU, 3 steps after 1 warm-up (what the calibration's cost model was fitted on); on a GPU
 a step of this shape is milliseconds, so 5 warm-up steps, then steps until both GPU_MIN_STEPS
 and GPU_MIN_S are reached: kernel launches and allocation are then a vanishing share.
@@ -18,7 +22,7 @@ GPU_WARMUP, GPU_MIN_STEPS, GPU_MIN_S = 5, 30, 2.0
 
 
 def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool,
-                 precision: str = "auto") -> tuple[float, str]:
+                 precision: str = "auto", seq_len: int = SEQ_LEN) -> tuple[float, str]:
     """-> (tokens/s, the dtype the step computed its logits in)."""
     import torch
 
@@ -32,9 +36,10 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, vocab_size, (BATCH, SEQ_LEN), generator=g).to(device)
+    batch = max(1, BATCH * SEQ_LEN // seq_len)
+    ids = torch.randint(5, vocab_size, (batch, seq_len), generator=g).to(device)
     mask = torch.ones_like(ids, dtype=torch.bool)
-    y = torch.randint(0, 2, (BATCH,), generator=g).to(device)
+    y = torch.randint(0, 2, (batch,), generator=g).to(device)
 
     seen = []
 
@@ -61,17 +66,18 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
         if gpu and steps % 10 == 0:
             sync()
     sync()
-    return steps * BATCH * SEQ_LEN / (time.perf_counter() - t0), seen[0]
+    return steps * batch * seq_len / (time.perf_counter() - t0), seen[0]
 
 
-def measure_rate(source, use_gpu: bool = False, precision: str = "auto") -> float:
+def measure_rate(source, use_gpu: bool = False, precision: str = "auto", seq_len: int = SEQ_LEN) -> float:
     """Training tokens/s per worker of `source` (finetune.backbones.Source), measured now in the
-    precision its trials will use."""
+    precision its trials will use, at `seq_len` tokens a row (never under the calibration's 64)."""
     import ray
 
     from .. import tokenizer as toks
 
     tok = toks.from_json(source.tokenizer_json)
     task = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_timed_steps)
-    rate, _ = ray.get(task.remote(source.model, source.path, tok.vocab_size, tok.pad_id, use_gpu, precision))
+    rate, _ = ray.get(task.remote(source.model, source.path, tok.vocab_size, tok.pad_id, use_gpu, precision,
+                                  max(SEQ_LEN, seq_len)))
     return float(rate)
