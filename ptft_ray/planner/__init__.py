@@ -107,7 +107,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     from ..cluster import cluster_summary, init_ray
     from ..data.tasks import load_task
     from ..finetune.backbones import resolve_sources
-    from .rules import STARTUP_S, choose
+    from .rules import choose
     from .scan import scan_task
 
     budget_s = parse_budget(budget)
@@ -147,7 +147,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     p["budget_s"] = budget_s
     # Tune stops trials at time_budget_s; start-up, re-scoring, export and the test evaluation
     # come after
-    p["time_budget_s"] = max(1.0, budget_s - STARTUP_S - p["rescore"]["estimated_s"])
+    p["time_budget_s"] = max(1.0, budget_s - p["reserve_s"] - p["rescore"]["estimated_s"])
     p["scan"], p["cluster"] = scan, res
     # what the plan is expected to buy, and what half, 2x, 4x the budget or 2x the labels would
     p["forecast"] = forecast.block(p, scan, p["calibration"], lambda b, sc: choose(sc, info, b, res, max_trials or 0))

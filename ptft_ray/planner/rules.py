@@ -113,7 +113,7 @@ class Facts:
     def room(self) -> float:
         """What the trials themselves have: the budget less start-up and re-scoring (whose
         share may still give way to trials)."""
-        return self.budget_s - STARTUP_S - self.rescore_s
+        return self.budget_s - self.startup - self.rescore_s
 
     def seconds(self, strategy: str, shape: dict) -> float:
         return trial_seconds(strategy, shape, self.n_train, self.n_val_eval, self.rate, self.fam["cost_model"])
@@ -176,8 +176,10 @@ def facts(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trial
                    f"'{level}' level{' since the budget affords it' if level == 'long' else ''}), "
                    f"max_len {shape['finetune.max_len']} (95% of examples have <= {p95:.0f} tokens), "
                    f"{shape['finetune.max_val_examples']} validation examples per evaluation")
+    # the export's test evaluation runs after Tune stops: reserved with the start-up
+    test_s = fam["cost_model"]["eval"] * scan["examples"].get("test", 0) * shape["finetune.max_len"] / rate
     return Facts(budget_s, max_trials, family, fam, cal, b, which, resources, conc, workers, rate, n_train,
-                 n_val_eval, ranked, level, shape, cost[level], reasons)
+                 n_val_eval, ranked, level, shape, cost[level], reasons, startup=STARTUP_S + test_s)
 
 
 def source_rate(sources: list[dict], fam: dict, reasons: list[str]) -> float:
@@ -201,7 +203,7 @@ def candidates(f: Facts, scan: dict) -> list[str]:
     f.max_t = math.ceil(f.shape["sweep.epochs"][0] * f.shape["finetune.evals_per_epoch"]) + 1
     cheapest = min(f.cost[s] for s in keep)
     f.rescore_n, f.rescore_s = choose_rescore(scan, f.shape, f.budget_s, f.rate, f.reasons, f.fam["cost_model"])
-    if f.budget_s < cheapest + STARTUP_S:  # a cheaper shape that fits, or the floor (fit_budget.py)
+    if f.budget_s < cheapest + f.startup:  # a cheaper shape that fits, or the floor (fit_budget.py)
         keep = shrink(f, keep, scan)
     # the cheapest ASHA setting that, replayed on the calibration's completed trials, lost
     # <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
@@ -297,7 +299,7 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
     whole trials run in rounds of `conc`, the last cut at the budget) and its LR ranges."""
     work = max(mean_full, n * mean_full * frac / f.conc) if scheduler["type"] == "asha" else \
         min(math.ceil(n / f.conc) * mean_full, max(mean_full, f.room()))
-    est = STARTUP_S + f.rescore_s + work
+    est = f.startup + f.rescore_s + work
     f.reasons.append("stopping: trials (and the sweep) end once none can beat the best beyond validation noise "
                      "(finetune/stopping.py)")
     f.reasons.append(f"trials: {n} ({f.conc} at a time) fit {f.budget_s:.0f} s at ~{mean_full:.0f} s per "
@@ -316,11 +318,12 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
         "calibration": f.family, **({"lr_rule": rule} if rule else {}),
         # the best kept strategy's calibrated accuracy below the calibration's best (the forecast's)
         "strategy_gap": round(max(f.cal.get("mean_gap", {}).get(s, 0.0) for s in keep), 4),
-        "estimated_cost_s": round(est, 1),
+        "estimated_cost_s": round(est, 1), "reserve_s": round(f.startup, 1),
         "rescore": {"top_k": RESCORE_TOP_K if f.rescore_n else 1, "val_examples": f.rescore_n,
                     "estimated_s": round(f.rescore_s, 1)},
         "cost_model": {"per_trial_s": {s: round(f.cost[s], 1) for s in keep},
                        "asha_fraction": round(frac, 3), "startup_s": STARTUP_S, "rate_tokens_per_s": f.rate,
+                       "test_eval_s": round(f.startup - STARTUP_S, 1),
                        "rescore_s": round(f.rescore_s, 1),
                        "how": "trials x mean full-length trial s x ASHA fraction / concurrency + start-up "
                               "+ re-scoring; "
