@@ -225,6 +225,10 @@ def validate(cfg: Config) -> None:
         _fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
     if cfg.sweep.lr_min > cfg.sweep.lr_max:
         _fail("sweep.lr_min", f"{cfg.sweep.lr_min} is above sweep.lr_max={cfg.sweep.lr_max}")
+    if cfg.schedule.head_warmup_steps and not cfg.model.hf:
+        _fail("schedule.head_warmup_steps", "needs model.hf: our own models' output layer is their embeddings")
+    if not 0 <= cfg.schedule.head_warmup_steps < max(cfg.schedule.max_steps, 1):
+        _fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
     if cfg.sweep.stop_on_noise and "accuracy" not in cfg.sweep.metric:
         _fail("sweep.stop_on_noise", f"its noise is an accuracy's; sweep.metric is {cfg.sweep.metric!r}")
     if cfg.sweep.stop_on_noise and (len(cfg.sweep.batch_sizes) > 1 or len(cfg.sweep.epochs) > 1):

@@ -62,6 +62,10 @@ class ScheduleConfig:
     max_steps: int = 500        # optimizer steps; 0 in fine-tuning -> from finetune.epochs
     min_lr_ratio: float = 0.1
     decay: str = "cosine"       # cosine | linear | constant
+    # language-model pretraining of a Hugging Face model: only the LM head's own weights train
+    # for this many first steps (a head the checkpoint lacks starts random; the encoder under
+    # it would otherwise be trained towards noise from step 0)
+    head_warmup_steps: int = 0
 
 
 @dataclass

@@ -36,10 +36,18 @@ def test_overrides_and_yaml_number_forms(debug_config):
     ("model.preset=huge", "model.preset"),              # unknown preset
     ("data.block_mb=0", "data.block_mb"),               # Ray Data blocks need a size
     ("train.compile=sometimes", "train.compile"),       # not a bool
+    ("schedule.head_warmup_steps=5", "schedule.head_warmup_steps"),  # our GPT: no separate LM head
 ])
 def test_bad_config_names_the_key(debug_config, override, needle):
     with pytest.raises(PtftError, match=needle.replace(".", r"\.")):
         load_config(debug_config, [override])
+
+
+@pytest.mark.parametrize("sets", [["sweep.metric=val_loss", "sweep.mode=min"], ["sweep.epochs=[1, 2]"]])
+def test_stopping_on_noise_refuses_what_it_cannot_read(debug_config, sets):
+    """Its noise is an accuracy's, and a trial's length tells it when one completed."""
+    with pytest.raises(PtftError, match=r"sweep\.stop_on_noise"):
+        load_config(debug_config, ["sweep.stop_on_noise=true", *sets])
 
 
 def test_bad_yaml_and_missing_file(tmp_path):

@@ -88,6 +88,32 @@ def test_mlm_save_resume_matches_uninterrupted_run(ray_session, tiny_corpus, hf_
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_a_new_lm_head_warms_alone_before_the_encoder_trains(ray_session, tiny_corpus, hf_dirs, tmp_path):
+    """schedule.head_warmup_steps=4: at step 4 only the MLM head's own weights moved (the encoder
+    and the embeddings tied to the head did not); by step 8 the encoder has trained too."""
+    from safetensors.torch import load_file
+
+    from ptft_ray.errors import PtftError
+    from ptft_ray.finetune.backbones import resolve_sources
+
+    cfg = _cfg(tiny_corpus, hf_dirs["bert"], "schedule.max_steps=8", "schedule.head_warmup_steps=4",
+               "schedule.warmup_steps=0", "checkpoint.every_steps=4", "checkpoint.num_to_keep=2",
+               "train.eval_every=4")
+    out = pretrain(cfg, str(tmp_path / "run"))
+    before = load_file(f"{hf_dirs['bert']}/model.safetensors")
+    ckpts = sorted((p for p in (tmp_path / "run").glob("checkpoint_*") if p.is_dir()), key=lambda p: json.loads((p / "meta.json").read_text())["state"]["step"])
+    at4, at8 = (load_file(str(c / "model.safetensors")) for c in ckpts[-2:])
+    head = [k for k in before if k.startswith("cls.") and "decoder" not in k]
+    body = [k for k in before if k.startswith("bert.")]
+    assert head and body and out["steps"] == 8
+    assert all(not torch.equal(at4[k], before[k]) for k in head)
+    assert all(torch.equal(at4[k], before[k]) for k in body)
+    assert sum(not torch.equal(at8[k], before[k]) for k in body) > len(body) // 2
+    # a fine-tuning command refuses the key it would ignore
+    with pytest.raises(PtftError, match="schedule.head_warmup_steps"):
+        resolve_sources([hf_dirs["bert"]], cfg)
+
+
 @pytest.mark.parametrize("name", ["bert", "gpt2"])
 def test_every_strategy_trains_on_hf_encoder_and_decoder(hf_sweeps, name):
     import csv

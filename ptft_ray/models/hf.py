@@ -141,6 +141,12 @@ class HFLM(_HFModule):
         hidden = self.hf.base_model(input_ids=ids, attention_mask=mask)[0]
         return head(hidden[select])
 
+    def head_only_parameters(self) -> list:
+        """The LM head's own parameters: not the backbone's, nor those tied to its embeddings."""
+        head = self._lm_head()
+        body = {id(p) for p in self.hf.base_model.parameters()}
+        return [p for p in head.parameters() if id(p) not in body] if head is not None else []
+
     def _lm_head(self):
         """The one module after the backbone (BERT's `cls`, RoBERTa's `lm_head`), else None."""
         rest = [m for n, m in self.hf.named_children() if n != self.hf.base_model_prefix]
