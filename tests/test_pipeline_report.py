@@ -87,7 +87,7 @@ def test_report_files_and_markdown(pipeline_run):
     assert summary["report"] == str(rep / "index.html")
     pngs = sorted(p.name for p in rep.glob("*.png"))
     for want in ("pretrain_pretrain.png", "sweep_pretrained_curves.png", "sweep_pretrained_strategies.png",
-                 "sweep_pretrained_confusion.png", "sweep_scratch_confusion.png"):
+                 "sweep_pretrained_confusion.png", "sweep_scratch_confusion.png", "accuracy_vs_cost.png"):
         assert want in pngs, pngs
     for p in rep.glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
@@ -96,6 +96,17 @@ def test_report_files_and_markdown(pipeline_run):
     assert md.index("## Headline") < md.index("## Pipeline")   # the report opens with the headline
     assert "TF-IDF + logistic regression on the same training rows" in md
     assert "pretrained vs random init: " in md and "p = " in md
+    # then the models side by side: each sweep's export and the baselines, with their intervals
+    # and the forecasts the sweeps recorded; the lineage as a table, not a JSON dump
+    assert md.index("## Headline") < md.index("## Models side by side") < md.index("## Pipeline")
+    side = md[md.index("## Models side by side"):md.index("## Pipeline")]
+    res = json.loads((out / "sweep_pretrained" / "result.json").read_text())
+    lo, mid, hi = res["forecast"]["test_accuracy"]
+    row = next(x for x in side.splitlines() if x.startswith("| sweep_pretrained |"))
+    assert f"{res['test_accuracy']:.3f}" in row and f"{mid:.3f} ({lo:.3f}-{hi:.3f})" in row
+    assert "| TF-IDF + LR |" in side and "| majority class |" in side and "| sweep_scratch |" in side
+    lineage = md[md.index("### Lineage"):]
+    assert "| artefact | path | from |" in lineage and "| pretrained |" in lineage and "{" not in lineage.split("##")[1]
 
 
 @pytest.mark.skipif(not CHROMIUM, reason="no chromium on this machine (make browser installs it)")

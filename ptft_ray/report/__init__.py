@@ -2,21 +2,23 @@
 
 The page explains a finished run without a notebook. It opens with the headline: the best
 model's test accuracy with its 95 % interval, the baselines (TF-IDF + LR, majority class)
-and what each stage added, with McNemar p-values. Then pretraining loss, perplexity and
-tokens/s; each sweep's plan and reasons, trial curves, best metric by strategy, LR vs
-metric, the best model's test metrics and confusion matrix; the manifest's lineage; then
-the optional distillation, quantization and explanation stages (report/compress.py).
+and what each stage added, with McNemar p-values; then every model side by side (its
+interval, its forecast, training seconds, ms per text) with an accuracy-versus-cost chart
+(report/models.py). Then the stages and the lineage as tables; pretraining loss, perplexity
+and tokens/s; each sweep's plan and reasons, trial curves, best metric by strategy, LR vs
+metric, the best model's test metrics and confusion matrix; then the optional distillation,
+quantization and explanation stages (report/compress.py).
 """
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from .. import storage
 from .collect import collect
 from .compress import distill_section, explain_section, quantize_section
-from .plots import pretrain_curves, sweep_plots
+from .models import candidates, lineage_rows, table_rows
+from .plots import accuracy_vs_cost, pretrain_curves, sweep_plots
 
 # after load, the page states how many of its images decoded: a browser check reads it
 RENDER_CHECK = """<div id="render-check">pending</div>
@@ -106,13 +108,20 @@ def _report(run_dir: str, shown: str) -> str:
         add('<div id="headline" style="border:2px solid #333;padding:.5em 1em;background:#f6f6f0">'
             "<h2>Headline</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul></div>",
             "## Headline\n\n" + "".join(f"- {x}\n" for x in lines))
+    models = candidates(data, head)
+    if models:
+        rows = table_rows(models)
+        h, m = _table(rows, list(rows[0]))
+        chart = accuracy_vs_cost(models, out / "accuracy_vs_cost.png")
+        img_h, img_m = _img(chart) if chart else ("", "")
+        add(f'<h2 id="models">Models side by side</h2>{h}{img_h}', f"## Models side by side\n\n{m}\n{img_m}")
     man = data["manifest"]
     if man:
         rows = [{"stage": k, **{x: v.get(x) for x in ("status", "wall_s", "path")}} for k, v in man["stages"].items()]
         h, m = _table(rows, ["stage", "status", "wall_s", "path"])
-        lin = json.dumps(man.get("lineage", {}), indent=1)
-        add(f"<h2>Pipeline</h2>{h}<h3>Lineage</h3><pre>{html.escape(lin)}</pre>",
-            f"## Pipeline\n\n{m}\n### Lineage\n\n```\n{lin}\n```\n")
+        lin = lineage_rows(man.get("lineage", {}))
+        lh, lm = _table(lin, ["artefact", "path", "from", "step", "tokens", "config hash"])
+        add(f"<h2>Pipeline</h2>{h}<h3>Lineage</h3>{lh}", f"## Pipeline\n\n{m}\n### Lineage\n\n{lm}")
     for pre in data["pretrain"]:
         name = Path(pre["dir"]).name
         r = pre["result"] or {}

@@ -103,3 +103,27 @@ def confusion(ev: dict, path: Path) -> str:
     ax.set_xlabel("predicted"), ax.set_ylabel("true")
     ax.set_title(f"test confusion (accuracy {ev['accuracy']:.3f})")
     return _save(fig, path)
+
+
+def accuracy_vs_cost(rows: list[dict], path: Path) -> str | None:
+    """Each model's test accuracy (with its 95 % interval) against its training seconds and its
+    serving milliseconds per text; the baselines as horizontal lines; None with nothing to plot."""
+    models = [r for r in rows if r["train_s"] is not None or r["ms_per_text"] is not None]
+    if not models:
+        return None
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (key, label) in enumerate((("train_s", "training seconds (all trials)"), ("ms_per_text", "ms per text (batch 64)"))):
+        for r in models:
+            if r[key] is None:
+                continue
+            lo, hi = r["ci"] or (r["test_accuracy"], r["test_accuracy"])
+            ax[i].errorbar([r[key]], [r["test_accuracy"]], yerr=[[r["test_accuracy"] - lo], [hi - r["test_accuracy"]]],
+                           fmt="o", capsize=3, label=r["model"])
+        for r in rows:
+            if r["train_s"] is None and r["ms_per_text"] is None:
+                ax[i].axhline(r["test_accuracy"], ls="--", lw=1, color="grey")
+                ax[i].annotate(r["model"], (0.01, r["test_accuracy"]), xycoords=("axes fraction", "data"), fontsize=7)
+        ax[i].set_xlabel(label), ax[i].set_ylabel("test accuracy")
+        if ax[i].has_data() and ax[i].get_legend_handles_labels()[0]:
+            ax[i].legend(fontsize=7)
+    return _save(fig, path)
