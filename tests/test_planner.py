@@ -284,8 +284,8 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
 
 def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
     sc = long_16_class()
-    p = choose(sc, ENC, 200, CPU2)
-    p["budget_s"] = 200
+    p = choose(sc, ENC, 150, CPU2)
+    p["budget_s"] = 150
     fc = forecast.block(p, sc, p["calibration"], lambda b, s: choose(s, ENC, b, CPU2))
     lo, mid, hi = fc["test_accuracy"]
     assert 0 <= lo < mid < hi <= 1

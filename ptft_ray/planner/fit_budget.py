@@ -3,7 +3,7 @@ not fit, the cheaper shape with the best forecast that does.
 
 Cheaper shapes, in the order they are tried: fewer optimizer steps (down to a quarter of the
 sizing minimum) and fewer training rows per epoch (down to a quarter, never under 4 per
-class), ranked by the forecast (planner/forecast.py prices both); then a shorter max_len (the
+class), each with fewer evaluations (TIGHT_EVALS on at most TIGHT_VAL examples), ranked by the forecast (planner/forecast.py prices both); then a shorter max_len (the
 90th, then the 50th percentile of the texts), which the forecast does not price, so it comes
 only where no shape at full length fits. Every calibrated strategy is a candidate, priced by
 the calibration's accuracy gap to the best one (a strategy that trains fewer weights costs
@@ -19,6 +19,9 @@ from . import forecast, sizing
 STEP_FRACTIONS = (1.0, 0.75, 0.5, 1 / 3, 0.25)
 ROW_FRACTIONS = (1.0, 0.5, 0.25)
 MIN_ROWS_PER_CLASS = 4
+# a budget below one sized trial evaluates less: 2 validation passes a trial (one halfway, the
+# last) on at most 250 examples; evaluations do not train, and at 5 minutes they were half the cost
+TIGHT_EVALS, TIGHT_VAL = 2, 250
 SMALLEST_BATCH = 8  # sizing's batch for the smallest data: a cheaper step, the same steps
 
 
@@ -41,7 +44,8 @@ def shapes(f, scan: dict):
                     steps = max(1, math.ceil(sf * sizing.min_steps("short", k)))
                     epochs = round(max(steps / per_epoch, 1 / per_epoch), 3)
                     shape = {**f.shape, "sweep.batch_sizes": [bs], "sweep.epochs": [epochs],
-                             "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs),
+                             "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs, TIGHT_EVALS),
+                             "finetune.max_val_examples": min(f.shape["finetune.max_val_examples"], TIGHT_VAL),
                              "finetune.max_len": max_len, **({"finetune.max_examples": rows} if rows < n else {})}
                     yield tier, shape, rows
 
@@ -68,8 +72,9 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         steps = math.ceil(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
         at_rows = forecast.expected(probe.with_labels(rows / f.n_train) if rows < f.n_train else probe, rows, k,
                                     steps, f.family)[1]
+        n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         for s in f.ranked:
-            cost = trial_seconds(s, shape, rows, f.n_val_eval, f.rate, cm)
+            cost = trial_seconds(s, shape, rows, n_val, f.rate, cm)
             floor = min(floor or cost, cost)
             if cost + f.startup > f.budget_s or (best and best[0] < tier):
                 continue
@@ -88,6 +93,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']} (~{cost:.0f} s; expected "
         f"test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
     f.shape, f.n_train = shape, rows
+    f.n_val_eval = min(f.n_val_eval, shape["finetune.max_val_examples"])
     f.cost = {st: f.seconds(st, shape) for st in f.ranked}
     f.rescore_n, f.rescore_s = 0, 0.0
     i = next((i for i, r in enumerate(f.reasons) if r.startswith("selection:")), None)

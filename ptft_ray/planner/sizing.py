@@ -32,8 +32,8 @@ def epochs_for(n_train: int, batch: int, level: str = "short", max_epochs: int =
     return int(min(max_epochs, max(1, math.ceil(min_steps(level, classes) / steps_per_epoch))))
 
 
-def evals_per_epoch_for(epochs: float) -> int:
-    return max(1, math.ceil(EVALS_PER_TRIAL / epochs))
+def evals_per_epoch_for(epochs: float, per_trial: int = EVALS_PER_TRIAL) -> int:
+    return max(1, math.ceil(per_trial / epochs))
 
 
 def max_len_for(p95: float, model_max: int) -> int:
