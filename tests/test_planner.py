@@ -278,8 +278,8 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
         if budget <= 450:  # below one trial of the sized shape (~1,000 s here)
             assert any(r.startswith("budget: one trial of the sized shape") for r in p["reasons"])
     assert mids == sorted(mids) and mids[-1] > mids[0]
-    five = choose(sc, ENC, 300, CPU2)  # a cheaper strategy at full steps beats full at a quarter of them
-    assert five["strategies"] != ["full"] and five["epochs"] * (1000 // five["batch_size"]) >= 400
+    five = choose(sc, ENC, 300, CPU2)  # a cheaper strategy at most steps beats full at a quarter of them
+    assert five["strategies"] != ["full"] and five["epochs"] * (1000 // five["batch_size"]) >= 0.75 * 400
 
 
 def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
@@ -294,7 +294,8 @@ def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
     assert fc["by_budget"]["4"][1] >= mid and fc["labels_2x"][1] > mid
     cpt = fc["continued_pretraining"]
     assert cpt[0] < cpt[1] < cpt[2] and cpt[1] > 0  # 62 labels a class: the measured cells gained there
-    assert fc["verdict"].startswith("expected +") and "4x the budget: +" in fc["verdict"]
+    assert fc["verdict"].startswith("expected ") and " points over TF-IDF + LR at this budget: " in fc["verdict"]
+    assert "4x the budget: +" in fc["verdict"]
     assert "\n".join(forecast.format_block(fc)).count("\n") == 5
     # a plan the probe says cannot pay is told so, not sold
     weak = {**sc, "probe": {**sc["probe"], "tfidf_lr_val": 0.9, "tfidf_lr_val_half": 0.9}}
