@@ -178,10 +178,13 @@ def check() -> dict:
 
 
 def run_table(dirs: list[str]) -> list[dict]:
-    """Every result.json under `dirs` that carries a forecast: forecast vs realised."""
+    """Every sweep's result.json under `dirs` that carries a forecast: forecast vs realised."""
     rows = []
     for d in dirs:
-        for f in sorted(Path(d).rglob("result.json")):
+        for t in sorted(Path(d).rglob("trials.csv")):  # a sweep directory (Tune's own result.json are lines)
+            f = t.parent / "result.json"
+            if not f.is_file():
+                continue
             r = json.loads(f.read_text())
             fc, real = r.get("forecast"), r.get("realised")
             if fc and real:
