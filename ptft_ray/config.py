@@ -93,6 +93,29 @@ POSITIVE = [  # (key, strictly positive?)
 ]
 
 
+def _validate_sweep(cfg: Config) -> None:
+    sw = cfg.sweep
+    for s, rng in sw.lr_ranges.items():
+        if s not in STRATEGIES:
+            _fail("sweep.lr_ranges", f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
+        if len(rng) != 2 or not 0 < rng[0] <= rng[1]:
+            _fail(f"sweep.lr_ranges.{s}", f"expected [low, high] with 0 < low <= high, got {rng}")
+    if sw.grid_points and sw.lrs:
+        _fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
+    if sw.lr_min > sw.lr_max:
+        _fail("sweep.lr_min", f"{sw.lr_min} is above sweep.lr_max={sw.lr_max}")
+    if sw.stop_on_noise and "accuracy" not in sw.metric:
+        _fail("sweep.stop_on_noise", f"its noise is an accuracy's; sweep.metric is {sw.metric!r}")
+    if sw.stop_on_noise and (len(sw.batch_sizes) > 1 or len(sw.epochs) > 1):
+        _fail("sweep.stop_on_noise", "needs one sweep.batch_sizes and one sweep.epochs value (a trial's "
+                                     "length tells when it completed)")
+    if sw.reduction_factor < 2:
+        _fail("sweep.reduction_factor", "must be >= 2")
+    for key in ("sweep.strategies", "sweep.weight_decays", "sweep.batch_sizes", "sweep.epochs"):
+        if not _get(cfg, key):
+            _fail(key, "must not be empty")
+
+
 def _fail(key: str, msg: str) -> typing.NoReturn:
     raise PtftError(f"config key '{key}': {msg}")
 
@@ -216,29 +239,11 @@ def validate(cfg: Config) -> None:
         if s not in STRATEGIES:
             _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
                   f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
-    for s, rng in cfg.sweep.lr_ranges.items():
-        if s not in STRATEGIES:
-            _fail("sweep.lr_ranges", f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
-        if len(rng) != 2 or not 0 < rng[0] <= rng[1]:
-            _fail(f"sweep.lr_ranges.{s}", f"expected [low, high] with 0 < low <= high, got {rng}")
-    if cfg.sweep.grid_points and cfg.sweep.lrs:
-        _fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
-    if cfg.sweep.lr_min > cfg.sweep.lr_max:
-        _fail("sweep.lr_min", f"{cfg.sweep.lr_min} is above sweep.lr_max={cfg.sweep.lr_max}")
+    _validate_sweep(cfg)
     if cfg.schedule.head_warmup_steps and not cfg.model.hf:
         _fail("schedule.head_warmup_steps", "needs model.hf: our own models' output layer is their embeddings")
     if not 0 <= cfg.schedule.head_warmup_steps < max(cfg.schedule.max_steps, 1):
         _fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
-    if cfg.sweep.stop_on_noise and "accuracy" not in cfg.sweep.metric:
-        _fail("sweep.stop_on_noise", f"its noise is an accuracy's; sweep.metric is {cfg.sweep.metric!r}")
-    if cfg.sweep.stop_on_noise and (len(cfg.sweep.batch_sizes) > 1 or len(cfg.sweep.epochs) > 1):
-        _fail("sweep.stop_on_noise", "needs one sweep.batch_sizes and one sweep.epochs value (a trial's "
-                                     "length tells when it completed)")
-    if cfg.sweep.reduction_factor < 2:
-        _fail("sweep.reduction_factor", "must be >= 2")
-    for key in ("sweep.strategies", "sweep.weight_decays", "sweep.batch_sizes", "sweep.epochs"):
-        if not _get(cfg, key):
-            _fail(key, "must not be empty")
     for name in cfg.cluster.forward_env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
             _fail("cluster.forward_env", f"{name!r} is not an environment variable name (names, not values)")

@@ -76,6 +76,28 @@ def _headline_lines(head: dict) -> list[str]:
     return lines
 
 
+def _models_section(data: dict, head: dict | None, out: Path) -> tuple[str, str]:
+    """Every model side by side (report/models.py) and the accuracy-versus-cost chart."""
+    models = candidates(data, head)
+    if not models:
+        return "", ""
+    rows = table_rows(models)
+    h, m = _table(rows, list(rows[0]))
+    chart = accuracy_vs_cost(models, out / "accuracy_vs_cost.png")
+    img_h, img_m = _img(chart) if chart else ("", "")
+    return f'<h2 id="models">Models side by side</h2>{h}{img_h}', f"## Models side by side\n\n{m}\n{img_m}"
+
+
+def _pipeline_section(man: dict | None) -> tuple[str, str]:
+    """The manifest's stages and lineage, as tables."""
+    if not man:
+        return "", ""
+    rows = [{"stage": k, **{x: v.get(x) for x in ("status", "wall_s", "path")}} for k, v in man["stages"].items()]
+    h, m = _table(rows, ["stage", "status", "wall_s", "path"])
+    lh, lm = _table(lineage_rows(man.get("lineage", {})), ["artefact", "path", "from", "step", "tokens", "config hash"])
+    return f"<h2>Pipeline</h2>{h}<h3>Lineage</h3>{lh}", f"## Pipeline\n\n{m}\n### Lineage\n\n{lm}"
+
+
 def report(run_dir: str) -> str:
     """-> the path (or URI) of index.html. A URI run: its result files are read into a local
     mirror, the report is written there and copied up to RUN_DIR/report."""
@@ -108,20 +130,9 @@ def _report(run_dir: str, shown: str) -> str:
         add('<div id="headline" style="border:2px solid #333;padding:.5em 1em;background:#f6f6f0">'
             "<h2>Headline</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul></div>",
             "## Headline\n\n" + "".join(f"- {x}\n" for x in lines))
-    models = candidates(data, head)
-    if models:
-        rows = table_rows(models)
-        h, m = _table(rows, list(rows[0]))
-        chart = accuracy_vs_cost(models, out / "accuracy_vs_cost.png")
-        img_h, img_m = _img(chart) if chart else ("", "")
-        add(f'<h2 id="models">Models side by side</h2>{h}{img_h}', f"## Models side by side\n\n{m}\n{img_m}")
-    man = data["manifest"]
-    if man:
-        rows = [{"stage": k, **{x: v.get(x) for x in ("status", "wall_s", "path")}} for k, v in man["stages"].items()]
-        h, m = _table(rows, ["stage", "status", "wall_s", "path"])
-        lin = lineage_rows(man.get("lineage", {}))
-        lh, lm = _table(lin, ["artefact", "path", "from", "step", "tokens", "config hash"])
-        add(f"<h2>Pipeline</h2>{h}<h3>Lineage</h3>{lh}", f"## Pipeline\n\n{m}\n### Lineage\n\n{lm}")
+    for section in (_models_section(data, head, out), _pipeline_section(data["manifest"])):
+        if section[0]:
+            add(*section)
     for pre in data["pretrain"]:
         name = Path(pre["dir"]).name
         r = pre["result"] or {}

@@ -123,6 +123,9 @@ def accuracy_vs_cost(rows: list[dict], path: Path) -> str | None:
             if r["train_s"] is None and r["ms_per_text"] is None:
                 ax[i].axhline(r["test_accuracy"], ls="--", lw=1, color="grey")
                 ax[i].annotate(r["model"], (0.01, r["test_accuracy"]), xycoords=("axes fraction", "data"), fontsize=7)
+        if all(r[key] is None for r in models):
+            ax[i].text(0.5, 0.5, "not measured in this run\n(the int8 and distillation stages measure it)",
+                       ha="center", va="center", transform=ax[i].transAxes, fontsize=9, color="grey")
         ax[i].set_xlabel(label), ax[i].set_ylabel("test accuracy")
         if ax[i].has_data() and ax[i].get_legend_handles_labels()[0]:
             ax[i].legend(fontsize=7)
