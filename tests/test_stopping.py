@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 
-from ptft_ray.finetune.stopping import NoiseStopper, headroom, noise
+from ptft_ray.finetune.stats import noise
+from ptft_ray.finetune.stopping import NoiseStopper, headroom
 
 
 def feed(st: NoiseStopper, trial: str, values: list[float]) -> list[bool]:

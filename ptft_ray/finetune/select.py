@@ -47,7 +47,7 @@ def winner_margin(ranked: list[dict], how: dict, mode: str) -> dict | None:
     """Does the winner beat the runner-up beyond validation noise? Read on the re-scored set
     where there was one, else on the sweep's own validation examples; noise is one standard
     error of the difference of two accuracies on n examples, sqrt(2 b (1 - b) / n)."""
-    import math
+    from .stats import noise
 
     if "accuracy" not in how["by"]:
         return None
@@ -59,6 +59,6 @@ def winner_margin(ranked: list[dict], how: dict, mode: str) -> dict | None:
     else:
         return None
     (b, win), (r, up) = pts[0], pts[1]
-    noise = math.sqrt(max(2 * b * (1 - b), 0.0) / max(n, 1))
-    return {"winner": win, "runner_up": up, "gap": round(b - r, 4), "noise": round(noise, 4), "n": n,
-            "beyond_noise": b - r > noise}
+    sd = noise(b, n)
+    return {"winner": win, "runner_up": up, "gap": round(b - r, 4), "noise": round(sd, 4), "n": n,
+            "beyond_noise": b - r > sd}

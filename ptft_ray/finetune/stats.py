@@ -66,3 +66,10 @@ def run_headline(result: dict, effects: dict | None = None) -> dict:
     return {"model": result["export_path"], "test_accuracy": result["test_accuracy"],
             "test_accuracy_ci": result.get("test_accuracy_ci"), "test_n": result["test_n"],
             "baseline": result.get("baseline"), "gain_points": result.get("gain_points"), "effects": effects}
+
+
+def noise(accuracy: float, n: int) -> float:
+    """One standard error of the difference between two accuracies read on n examples (each
+    near `accuracy`, treated as independent): sqrt(2 p (1 - p) / n). What a sweep calls
+    validation noise (finetune/stopping.py, select.winner_margin)."""
+    return math.sqrt(max(2 * accuracy * (1 - accuracy), 0.0) / max(n, 1))

@@ -16,15 +16,11 @@ benchmarks/stopping.py, where a looser one lost points):
 """
 from __future__ import annotations
 
-import math
-
 from ray.tune import Callback, Stopper
 
+from .stats import noise
+
 MIN_DONE, LAUNCH_P = 3, 0.1
-
-
-def noise(best: float, n_val: int) -> float:
-    return math.sqrt(max(2 * best * (1 - best), 0.0) / max(n_val, 1))
 
 
 def headroom(curves: list[list[float]], evaluation: int) -> float | None:
