@@ -67,7 +67,9 @@ def test_pipeline_manifest_and_lineage(pipeline_run):
     # the plan was followed: its strategies only
     plan = json.loads((out / "plan.json").read_text())
     rows = (out / "sweep_pretrained" / "trials.csv").read_text().splitlines()[1:]
-    assert rows and all(r.split(",")[2] in plan["strategies"] for r in rows)
+    # (a trial the budget stopped before its first report has no config in Tune's result)
+    ran = [r.split(",")[2] for r in rows if r.split(",")[2]]
+    assert ran and all(s in plan["strategies"] for s in ran)
     assert man["versions"]["ray"].startswith("2.60")
     # the headline: the best model's interval, the baselines, what pretraining added (paired test)
     head = summary["headline"]

@@ -347,7 +347,7 @@ def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_dat
     assert "selection" in res
     # the plan's forecast travels to result.json beside what the sweep realised
     lo, mid, hi = res["forecast"]["test_accuracy"]
-    assert res["forecast"] == plan["forecast"] and lo < mid < hi
+    assert res["forecast"] == plan["forecast"] and lo <= mid <= hi and lo < hi  # this toy task: TF-IDF 1.0
     assert res["realised"]["test_accuracy"] == res["test_accuracy"]
     assert res["realised"]["within_interval"] == (lo <= res["test_accuracy"] <= hi)
     assert res["stopping"]["rule"].startswith("noise") and res["stopping"]["n_val"] > 0
