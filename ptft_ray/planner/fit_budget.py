@@ -72,8 +72,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     best, floor = None, None
     for tier, shape, rows in shapes(f, scan):
         steps = math.ceil(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
-        at_rows = forecast.expected(probe.with_labels(rows / f.n_train) if rows < f.n_train else probe, rows, k,
-                                    steps, f.family)[1]
+        at_rows = forecast.on_rows(probe, f.n_train, rows, k, steps, f.family)[1]
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         for s in keep:
             cost = trial_seconds(s, shape, rows, n_val, f.rate, cm)

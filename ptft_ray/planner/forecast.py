@@ -43,6 +43,8 @@ class Probe:
     def with_labels(self, factor: float) -> "Probe":
         """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
         doubling (TF-IDF learning curves are close to linear in log labels over a decade)."""
+        if factor == 1:
+            return self
         step = (self.accuracy - self.accuracy_half) * math.log2(factor)
         return Probe(min(1.0, max(self.majority, self.accuracy + step)), self.accuracy_half, self.majority, self.n_val)
 
@@ -78,8 +80,13 @@ def of_plan(p: dict, probe: Probe, n_train: int, classes: int, family: str) -> l
     strategy's calibrated gap to the best strategy."""
     rows = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
     steps = max(1, math.ceil(p["epochs"] * max(1, rows // p["batch_size"])))
-    acc = expected(probe.with_labels(rows / n_train) if rows < n_train else probe, rows, classes, steps, family)
+    acc = on_rows(probe, n_train, rows, classes, steps, family)
     return [round(min(1.0, max(0.0, a + p.get("strategy_gap", 0.0))), 4) for a in acc]
+
+
+def on_rows(probe: Probe, n_train: int, rows: int, classes: int, steps: int, family: str) -> list[float]:
+    """`expected` for trials on `rows` of the task's `n_train` training rows (the probe moved to them)."""
+    return expected(probe.with_labels(rows / n_train), rows, classes, steps, family)
 
 
 def gain_text(acc: list[float], probe: Probe) -> tuple[float, float, str]:
