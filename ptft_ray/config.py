@@ -78,7 +78,7 @@ POSITIVE = [  # (key, strictly positive?)
     ("optim.grad_clip", False), ("schedule.warmup_steps", False), ("schedule.max_steps", False),
     ("schedule.min_lr_ratio", False), ("train.batch_size", True), ("train.grad_accum", True),
     ("train.log_every", True), ("train.eval_every", False), ("train.eval_batches", False),
-    ("train.threads", False), ("scaling.num_workers", True), ("scaling.cpus_per_worker", False),
+    ("train.threads", False), ("train.loss_chunk_tokens", False), ("scaling.num_workers", True), ("scaling.cpus_per_worker", False),
     ("scaling.gpus_per_worker", False), ("scaling.gpu_memory_gb", False), ("checkpoint.every_steps", True),
     ("checkpoint.num_to_keep", True), ("run.max_failures", False), ("sweep.max_failures", False),
     ("finetune.unfreeze_top_k", True), ("finetune.lora_rank", True), ("finetune.lora_alpha", True),

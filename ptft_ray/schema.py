@@ -81,6 +81,7 @@ class TrainConfig:
     compile: bool = False       # torch.compile the training loss (model + loss fused; compiles once, ~30 s)
     trace_file: str = ""        # audit: every rank appends each step's sample fingerprints here
     activation_checkpointing: str = "auto"  # true | false | auto: per block, where the memory plan needs it
+    loss_chunk_tokens: int = 0  # LM loss over chunks of this many positions (0 = auto: 128 MiB of fp32 logits a chunk)
 
 
 @dataclass

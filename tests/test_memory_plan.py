@@ -63,3 +63,12 @@ def test_plan_json_carries_the_memory_plan(ray_session, pretrained_ckpt, cls_dat
     assert mem["strategy"] in ("ddp", "fsdp") and mem["fits"] is True
     assert set(mem["per_device_bytes"]) == {"parameters", "gradients", "optimizer", "activations", "total"}
     assert isinstance(mem["activation_checkpointing"], bool) and mem["device_bytes"] == int(16 * GIB)
+
+
+def test_the_plan_counts_one_chunk_of_logits_not_the_whole_batch():
+    from ptft_ray.train.memory import activation_bytes
+
+    whole = activation_bytes(LLAMA_8B, 8, 2048, True, True, loss_chunk=8 * 2048)
+    chunked = activation_bytes(LLAMA_8B, 8, 2048, True, True)  # auto: 128 MiB of fp32 logits a chunk
+    # micro-batch 8 x 2,048 x 128,256 x (2 + 4 + 4) bytes = 19.6 GiB of logits when whole
+    assert whole - chunked > 19 * GIB

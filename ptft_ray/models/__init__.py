@@ -12,6 +12,7 @@ from ..config import ModelConfig
 from ..storage import localize
 from .gpt import GPTBackbone
 from .hf import quiet_torchao
+from .lm_loss import cross_entropy_sum
 from .lstm import LSTMBackbone
 
 quiet_torchao()  # before anything imports transformers (which imports torchao)
@@ -27,8 +28,14 @@ class LanguageModel(nn.Module):
         if tie:
             self.head.weight = backbone.tok_emb.weight
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.backbone(ids))  # causal / recurrent: trailing padding changes nothing before it
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None,
+                targets: torch.Tensor | None = None, chunk: int = 0) -> torch.Tensor:
+        """Logits; with `targets`, the summed cross-entropy over chunks of `chunk` positions
+        (models/lm_loss.py). Causal / recurrent: trailing padding changes nothing before it."""
+        hidden = self.backbone(ids)
+        if targets is None:
+            return self.head(hidden)
+        return cross_entropy_sum(hidden, self.head, targets, chunk or targets.numel())
 
 
 class Classifier(nn.Module):

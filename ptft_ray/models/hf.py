@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import PtftError
+from .lm_loss import cross_entropy_sum
 
 
 def quiet_torchao() -> None:
@@ -130,11 +131,20 @@ class HFLM(_HFModule):
                             f"({str(e).splitlines()[0][:200]})") from None
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None,
-                select: torch.Tensor | None = None) -> torch.Tensor:
+                select: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+                chunk: int = 0) -> torch.Tensor:
         """Logits [B, T, V]; with `select` (a [B, T] bool mask) only at the selected positions,
         [n, V]. A masked LM scores ~15 % of positions: projecting only those onto a 30k
-        vocabulary saves ~85 % of the head (which costs about what MiniLM's six layers do)."""
+        vocabulary saves ~85 % of the head (which costs about what MiniLM's six layers do).
+        With `targets`: the summed cross-entropy, over chunks of `chunk` positions where the
+        head is a plain projection (models/lm_loss.py)."""
         head = self._lm_head()
+        if targets is not None:
+            if not self.plain_head():
+                logits = self.hf(input_ids=ids, attention_mask=mask).logits
+                return cross_entropy_sum(logits, nn.Identity(), targets, targets.numel())
+            hidden = self.hf.base_model(input_ids=ids, attention_mask=mask)[0]
+            return cross_entropy_sum(hidden, head, targets, chunk or targets.numel())
         if select is None or head is None:
             logits = self.hf(input_ids=ids, attention_mask=mask).logits
             return logits if select is None else logits[select]
@@ -146,6 +156,13 @@ class HFLM(_HFModule):
         head = self._lm_head()
         body = {id(p) for p in self.hf.base_model.parameters()}
         return [p for p in head.parameters() if id(p) not in body] if head is not None else []
+
+    def plain_head(self) -> bool:
+        """The logits are head(last hidden state) and nothing more: no soft-capping or scaling
+        of the logits in the model's own forward (Gemma 2, Cohere), which chunks would skip."""
+        conf = self.hf.config
+        return (self._lm_head() is not None and not getattr(conf, "final_logit_softcapping", None)
+                and getattr(conf, "logit_scale", 1.0) in (None, 1.0))
 
     def _lm_head(self):
         """The one module after the backbone (BERT's `cls`, RoBERTa's `lm_head`), else None."""

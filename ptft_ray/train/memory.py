@@ -8,9 +8,11 @@ strategy, checkpointing and micro-batch that fits a device (docs/decisions.md, "
     gradients     fp32: T x 4, + T x 4 for DDP's reduction buckets when N > 1; FSDP: T x 4 / N + one
                   unsharded block's
     optimizer     AdamW's two fp32 moments: T x 8 (/ N under FSDP)
-    activations   per block s.b.h.(34 + 5.a.s/h) bytes at 16 bits (Korthikanti et al. 2022), twice that
-                  in fp32; checkpointed: each block's input plus one block recomputed; plus the
-                  vocabulary-wide logits in the compute dtype and their fp32 copy and gradient
+    activations   per block s.b.h.34 bytes at 16 bits (Korthikanti et al. 2022; + 5.a.s/h where
+                  the attention is not fused and keeps its s x s scores), twice that in fp32;
+                  checkpointed: each block's input plus one block recomputed; plus one chunk of
+                  positions' logits (models/lm_loss.py) in the compute dtype, their fp32 copy
+                  and gradient
 
 P: parameters, T: trainable parameters, N: ranks, s: sequence length, b: micro-batch, h:
 hidden size, a: attention heads.
@@ -18,6 +20,8 @@ hidden size, a: attention heads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from ..models.lm_loss import chunk_tokens
 
 GIB = 2 ** 30
 USABLE = 0.9          # of a GPU's memory: the CUDA context and the allocator's fragmentation take the rest
@@ -31,6 +35,7 @@ class ModelShape:
     heads: int
     vocab: int
     block_params: int     # one transformer block: the FSDP unit that is all-gathered at a time
+    fused_attention: bool = True   # SDPA / flash: our GPT, and transformers' default attn_implementation
 
     @classmethod
     def of(cls, model) -> "ModelShape":
@@ -49,20 +54,24 @@ class ModelShape:
             heads = next((m.n_heads for m in model.modules() if hasattr(m, "n_heads")), 1)
             vocab = next(m for m in model.modules() if hasattr(m, "num_embeddings")).num_embeddings
         return cls(sum(p.numel() for p in model.parameters()), len(bl), hidden, heads, vocab,
-                   max((sum(p.numel() for p in b.parameters()) for b in bl), default=0))
+                   max((sum(p.numel() for p in b.parameters()) for b in bl), default=0),
+                   getattr(conf, "_attn_implementation", "sdpa") != "eager")
 
 
-def activation_bytes(m: ModelShape, micro_batch: int, seq_len: int, bf16: bool, checkpointing: bool) -> int:
+def activation_bytes(m: ModelShape, micro_batch: int, seq_len: int, bf16: bool, checkpointing: bool,
+                     loss_chunk: int = 0) -> int:
     e = 2 if bf16 else 4
     sbh = seq_len * micro_batch * m.hidden
-    block = sbh * (34 + 5 * m.heads * seq_len / m.hidden) * e / 2
+    # fused attention (SDPA) stores no s x s scores: Korthikanti's 5.a.s/h term is the unfused kernel's
+    block = sbh * (34 + (0 if m.fused_attention else 5 * m.heads * seq_len / m.hidden)) * e / 2
     stored = m.layers * sbh * e + block if checkpointing else m.layers * block
-    logits = micro_batch * seq_len * m.vocab * (e + 4 + 4)
+    # one chunk of positions' logits lives at a time (models/lm_loss.py)
+    logits = chunk_tokens(micro_batch * seq_len, m.vocab, loss_chunk) * m.vocab * (e + 4 + 4)
     return int(stored + logits)
 
 
 def per_device(m: ModelShape, strategy: str, world: int, micro_batch: int, seq_len: int, bf16: bool,
-               checkpointing: bool, trainable: int | None = None) -> dict:
+               checkpointing: bool, trainable: int | None = None, loss_chunk: int = 0) -> dict:
     """{parameters, gradients, optimizer, activations, total} in bytes on one device."""
     P, T = m.params, m.params if trainable is None else trainable
     e = 2 if bf16 else 4
@@ -75,13 +84,14 @@ def per_device(m: ModelShape, strategy: str, world: int, micro_batch: int, seq_l
         grads = 4 * T * (2 if world > 1 else 1)
         optim = 8 * T
     out = {"parameters": int(params), "gradients": int(grads), "optimizer": int(optim),
-           "activations": activation_bytes(m, micro_batch, seq_len, bf16, checkpointing)}
+           "activations": activation_bytes(m, micro_batch, seq_len, bf16, checkpointing, loss_chunk)}
     out["total"] = sum(out.values())
     return out
 
 
 def choose(m: ModelShape, world: int, micro_batch: int, seq_len: int, bf16: bool, device_bytes: float | None,
-           strategy: str = "auto", checkpointing: str = "auto", trainable: int | None = None) -> dict:
+           strategy: str = "auto", checkpointing: str = "auto", trainable: int | None = None,
+           loss_chunk: int = 0) -> dict:
     """The first of DDP, DDP + checkpointing, FSDP, FSDP + checkpointing (as the settings
     allow) that fits at the configured micro-batch; else the largest micro-batch that fits
     (halving; gradient accumulation keeps the global batch). fits False: nothing does."""
@@ -92,13 +102,13 @@ def choose(m: ModelShape, world: int, micro_batch: int, seq_len: int, bf16: bool
     b, tried = micro_batch, []
     while True:
         for s, a in options:
-            need = per_device(m, s, world, b, seq_len, bf16, a, trainable)
+            need = per_device(m, s, world, b, seq_len, bf16, a, trainable, loss_chunk)
             if budget is None or need["total"] <= budget:
                 return _plan(s, a, b, micro_batch, need, budget, True, tried)
             tried.append(f"{s}{' + checkpointing' if a else ''} at micro-batch {b}: {need['total'] / GIB:.1f} GiB")
         if b == 1:
             s, a = options[-1]
-            need = per_device(m, s, world, 1, seq_len, bf16, a, trainable)
+            need = per_device(m, s, world, 1, seq_len, bf16, a, trainable, loss_chunk)
             return _plan(s, a, 1, micro_batch, need, budget, False, tried)
         b = max(1, b // 2)
 
@@ -187,7 +197,7 @@ def resolve(cfg, shape: ModelShape, world: int, seq_len: int, device_bytes: floa
 
     bf16 = uses_bf16(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")
     plan = choose(shape, world, cfg.train.batch_size, seq_len, bf16, device_bytes, cfg.scaling.strategy,
-                  cfg.train.activation_checkpointing)
+                  cfg.train.activation_checkpointing, loss_chunk=cfg.train.loss_chunk_tokens)
     if not plan["fits"]:
         raise PtftError(refusal(plan, world))
     if plan["micro_batch"] < cfg.train.batch_size:  # gradient accumulation keeps the global batch

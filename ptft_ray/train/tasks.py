@@ -24,9 +24,9 @@ from ..config import Config
 from ..errors import PtftError
 from ..data.packing import padding
 from ..models import build_lm
+from ..models.lm_loss import IGNORE, chunk_tokens
 from .param_groups import ParamGroups
 
-IGNORE = -100
 
 
 class LMTask:
@@ -35,15 +35,15 @@ class LMTask:
 
     def __init__(self, cfg: Config, vocab_size: int, pad_id: int, eot_id: int | None = None):
         self.pad_id, self.eot_id = pad_id, eot_id
+        self.vocab_size, self.chunk_setting = vocab_size, cfg.train.loss_chunk_tokens
         self.model = build_lm(cfg.model, vocab_size)
 
     def loss(self, model, batch):
         x = batch["tokens"].long()
         inp, tgt = x[:, :-1], x[:, 1:].clone()      # predict token t+1 from tokens <= t
         tgt[padding(x, self.pad_id, self.eot_id)[:, 1:]] = IGNORE   # the padded tail of a packed block
-        logits = model(inp)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(),
-                               ignore_index=IGNORE, reduction="sum")
+        # the model sums the loss itself, in chunks of positions: no whole-batch fp32 logits
+        loss = model(inp, targets=tgt, chunk=chunk_tokens(tgt.numel(), self.vocab_size, self.chunk_setting))
         return loss, (tgt != IGNORE).sum()
 
     def eval_stats(self, model, batch) -> torch.Tensor:
