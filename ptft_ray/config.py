@@ -60,7 +60,7 @@ CHOICES = {
     "data.format": ("auto", "parquet", "jsonl", "text"),
     "data.tokenizer": ("byte", "bpe", "hf"),
     "schedule.decay": ("cosine", "linear", "constant"),
-    "train.precision": ("auto", "fp32", "bf16"),
+    "train.precision": ("auto", "fp32", "bf16", "fp16"),
     "sweep.search": ("random", "optuna"),
     "sweep.scheduler": ("asha", "none"),
     "sweep.mode": ("max", "min"),

@@ -75,7 +75,7 @@ class TrainConfig:
     log_every: int = 10
     eval_every: int = 100       # steps between validation passes (0 = at the end only)
     eval_batches: int = 0       # 0 = the whole validation set
-    precision: str = "auto"     # auto (bf16 on GPU) | fp32 | bf16
+    precision: str = "auto"     # auto (GPU: bf16, or fp16 + loss scaling where it has no bf16) | fp32 | bf16 | fp16
     seed: int = 0
     threads: int = 0            # torch threads per worker (0 = leave torch's default)
     compile: bool = False       # torch.compile the training loss (model + loss fused; compiles once, ~30 s)

@@ -444,14 +444,17 @@ def test_decoders_get_their_own_learning_rates_never_the_encoders():
 
 
 def test_the_throughput_probe_runs_in_the_trials_precision():
-    """The probe and the training loop share one precision rule (train/precision.py): bf16
-    autocast on a GPU under `auto` (what trials run), fp32 on a CPU unless bf16 is asked for."""
+    """The probe and the training loop share one precision rule (train/precision.py): 16-bit
+    autocast on a GPU under `auto` (what trials run), fp32 on a CPU unless 16 bits are asked for."""
     from ptft_ray.config import ModelConfig
     from ptft_ray.planner.throughput import _timed_steps
-    from ptft_ray.train.precision import uses_bf16
+    import torch
 
-    assert uses_bf16("auto", "cuda") and not uses_bf16("auto", "cpu") and uses_bf16("bf16", "cpu")
-    assert not uses_bf16("fp32", "cuda")
+    from ptft_ray.train.precision import compute_dtype, half
+
+    assert half("auto", "cuda") and not half("auto", "cpu") and half("bf16", "cpu") and half("fp16", "cpu")
+    assert not half("fp32", "cuda")
+    assert compute_dtype("fp16", "cpu") == torch.float16 and compute_dtype("auto", "cpu") is None
     tiny = {**ModelConfig().__dict__, "preset": "gpt_tiny", "arch": "gpt", "d_model": 32, "n_layers": 1,
             "n_heads": 2, "max_seq_len": 64}
     rate_fp32, dtype = _timed_steps(tiny, None, 64, 0, False, "auto")

@@ -83,6 +83,28 @@ def test_save_load_resume_matches_uninterrupted_run(ray_session, tiny_corpus, de
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
+def test_fp16_scales_the_loss_keeps_fp32_weights_and_resumes_exactly(ray_session, tiny_corpus, debug_config, tmp_path):
+    """fp16 autocast with a GradScaler (GPUs without bf16): the loss scale backs off where the
+    scaled gradients overflow fp16 (those steps are skipped), the weights stay fp32, and 0->12
+    equals 0->8 then a resumed 8->12 (the scale came back with the checkpoint)."""
+    common = ["train.precision=fp16", "schedule.warmup_steps=0", "schedule.decay=constant",
+              "checkpoint.every_steps=8", "train.eval_every=4", "train.log_every=4"]
+    full = pretrain(_cfg(debug_config, tiny_corpus, "schedule.max_steps=12", *common), str(tmp_path / "a"))
+    pretrain(_cfg(debug_config, tiny_corpus, "schedule.max_steps=8", *common), str(tmp_path / "b"))
+    resumed = pretrain(_cfg(debug_config, tiny_corpus, "schedule.max_steps=12", *common), str(tmp_path / "b"))
+    assert resumed["resumed"] is True
+    scaler = ckpt.read_meta(full["checkpoint"])["state"]["grad_scaler"]
+    assert scaler["scale"] < 65536.0   # torch's initial scale: it backed off at least once
+    assert ckpt.read_meta(resumed["checkpoint"])["state"]["grad_scaler"] == scaler
+    hist = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+    a = load_file(f"{full['checkpoint']}/model.safetensors")
+    b = load_file(f"{resumed['checkpoint']}/model.safetensors")
+    assert {t.dtype for t in a.values()} == {torch.float32}
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
 def test_seed_lstm_jsonl_corpus_accumulation_and_bf16(ray_session, tmp_path, debug_config):
     """The seed design's LSTM, a JSONL corpus with another text column, 2 micro-batches per
     step and bf16 autocast (CPU here; the same path runs on GPU)."""

@@ -163,11 +163,11 @@ def memory_of(cfg: Config, sources: list, task, p: dict, res: dict) -> dict:
     """The memory plan of the planned trials: the largest backbone at the plan's batch size."""
     from ..finetune.backbones import largest_shape
     from ..train.memory import choose, device_memory
-    from ..train.precision import uses_bf16
+    from ..train.precision import half
 
     shape = largest_shape(sources, len(task.label_names))
-    bf16 = uses_bf16(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")
-    return choose(shape, p["workers_per_trial"], p["batch_size"], p["max_len"], bf16,
+    sixteen = half(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")
+    return choose(shape, p["workers_per_trial"], p["batch_size"], p["max_len"], sixteen,
                   device_memory(cfg.scaling, res), cfg.scaling.strategy, cfg.train.activation_checkpointing)
 
 

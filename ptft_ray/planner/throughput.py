@@ -1,7 +1,7 @@
 """Measured throughput of a checkpoint that carries none (a Hugging Face model as it is):
 timed fine-tuning steps on the live cluster, in a one-CPU Ray task shaped like a CPU trial
 (one torch thread), or on one GPU where the trials will use one, in the trials' precision
-(train/precision.py: bf16 autocast on a GPU under `auto`).
+(train/precision.py: 16-bit autocast on a GPU under `auto`).
 
     tokens/s = steps x batch x seq_len / seconds   (after untimed warm-up steps)
 
@@ -28,7 +28,7 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
 
     from ..config import ModelConfig
     from ..models import build_classifier
-    from ..train.precision import autocast
+    from ..train.precision import autocast, compute_dtype
 
     torch.set_num_threads(1)
     device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
@@ -44,7 +44,7 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
     seen = []
 
     def step():
-        with autocast(precision, device):
+        with autocast(compute_dtype(precision, device.type), device):
             logits = model(ids, mask)
         seen[:] = [str(logits.dtype).removeprefix("torch.")]
         logits = logits.float()

@@ -53,14 +53,14 @@ class TrainContext(_Base):
         self.rank, self.world = c.get_world_rank(), c.get_world_size()
         self.device = ray.train.torch.get_device()
 
-    def prepare(self, model: torch.nn.Module, parallel, bf16: bool = False) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module, parallel, dtype=None) -> torch.nn.Module:
         import ray.train.torch
 
         from .parallel import parallelize
 
         # DDP: Ray's prepare_model (moves to the device; wraps when world > 1)
         return parallelize(model, parallel.strategy, parallel.checkpointing, self.device, self.world,
-                           ddp=ray.train.torch.prepare_model, bf16=bf16)
+                           ddp=ray.train.torch.prepare_model, dtype=dtype)
 
     def batches(self, name: str, batch_size: int, shuffle: int = 0, seed: int = 0):
         import ray.train
@@ -104,7 +104,7 @@ class TuneContext(_Base):
                             f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')!r})")
         self.device = torch.device("cuda" if use_gpu else "cpu")
 
-    def prepare(self, model: torch.nn.Module, parallel, bf16: bool = False) -> torch.nn.Module:
+    def prepare(self, model: torch.nn.Module, parallel, dtype=None) -> torch.nn.Module:
         from .parallel import parallelize
 
         if parallel.strategy == "fsdp":  # refused on the driver (trial_resources): no process group here

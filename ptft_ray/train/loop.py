@@ -26,7 +26,7 @@ from ..config import Config
 from ..errors import DivergenceError, PtftError
 from .param_groups import ParamGroups
 from .parallel import gradient_sync, is_sharded
-from .precision import autocast, uses_bf16
+from .precision import autocast, compute_dtype, grad_scaler
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
 from .spec import RunSpec
@@ -160,6 +160,7 @@ class Live:
     history: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     best: float | None = None      # what the next best-only checkpoint must beat
+    scaler: object = None          # fp16's GradScaler (a pass-through in other precisions)
 
 
 class Window:
@@ -204,14 +205,18 @@ def run(spec: RunSpec, ctx) -> dict:
     live.best = live.metrics.get(spec.keep.metric) if spec.keep.best_only else None
     raw.train()  # from_pretrained hands back a model in eval mode (dropout off)
     names = {id(p): n for n, p in raw.named_parameters()}
-    model = ctx.prepare(raw, spec.parallel, uses_bf16(tc.precision, ctx.device.type))
+    dtype = compute_dtype(tc.precision, ctx.device.type)
+    model = ctx.prepare(raw, spec.parallel, dtype)
     if is_sharded(model):  # sharding replaced the parameters the groups hold
         groups = groups.rebind(names, model)
     optimizer = make_optimizer(groups, cfg, ctx.device)
     if resume:
         restore_optimizer(model, optimizer, resume)
         cleanup(resume)
-    amp = autocast(tc.precision, ctx.device)
+    amp = autocast(dtype, ctx.device)
+    live.scaler = grad_scaler(dtype, ctx.device)
+    if "grad_scaler" in live.state:  # fp16: the loss scale the interrupted run had reached
+        live.scaler.load_state_dict(live.state["grad_scaler"])
     # compiling fuses the memory-bound ops that dominate small models on CPU; evaluation stays eager
     loss_fn = torch.compile(task.loss) if tc.compile else task.loss
     window, tb = Window(ctx.device), tensorboard_writer(spec.run_dir, ctx.rank)
@@ -272,7 +277,7 @@ def train_step(live: Live, task, model, optimizer, groups: ParamGroups, loss_fn,
             task.reseed(tc.seed, ctx.rank, step, micro)
         with gradient_sync(model, sync), amp:
             total, n = loss_fn(model, batch)
-            (total / n.clamp_min(1) / tc.grad_accum).backward()
+            live.scaler.scale(total / n.clamp_min(1) / tc.grad_accum).backward()
         window.loss += total.detach().float()
         window.items += n
         window.seen += task.seen(batch) if hasattr(task, "seen") else n
@@ -281,9 +286,13 @@ def train_step(live: Live, task, model, optimizer, groups: ParamGroups, loss_fn,
             for p in params:
                 p.grad = None
     if cfg.optim.grad_clip:
+        live.scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
         trainable = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-    optimizer.step()
+    live.scaler.step(optimizer)  # fp16: skipped where a gradient overflowed, and the scale lowered
+    live.scaler.update()
+    if live.scaler.is_enabled():
+        state["grad_scaler"] = live.scaler.state_dict()
     optimizer.zero_grad(set_to_none=True)
     state["step"] = step + 1
     window.steps += 1

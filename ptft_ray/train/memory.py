@@ -104,29 +104,32 @@ def choose(m: ModelShape, world: int, micro_batch: int, seq_len: int, bf16: bool
         for s, a in options:
             need = per_device(m, s, world, b, seq_len, bf16, a, trainable, loss_chunk)
             if budget is None or need["total"] <= budget:
-                return _plan(s, a, b, micro_batch, need, budget, True, tried)
+                return _plan(s, a, b, micro_batch, need, budget, True, tried, bf16)
             tried.append(f"{s}{' + checkpointing' if a else ''} at micro-batch {b}: {need['total'] / GIB:.1f} GiB")
         if b == 1:
             s, a = options[-1]
             need = per_device(m, s, world, 1, seq_len, bf16, a, trainable, loss_chunk)
-            return _plan(s, a, 1, micro_batch, need, budget, False, tried)
+            return _plan(s, a, 1, micro_batch, need, budget, False, tried, bf16)
         b = max(1, b // 2)
 
 
-def _plan(strategy, ac, b, asked, need, budget, fits, tried) -> dict:
+def _plan(strategy, ac, b, asked, need, budget, fits, tried, sixteen) -> dict:
     first = tried[:1] + ([f"... {len(tried) - 2} more"] if len(tried) > 2 else []) + tried[1:][-1:]
     why = ("nothing fits: " + "; ".join(first) if not fits else
            "the first that fits" + (f" (over {budget / GIB:.1f} GiB: " + "; ".join(first) + ")" if tried else ""))
     return {"strategy": strategy, "activation_checkpointing": ac, "micro_batch": b,
             "grad_accum_factor": max(1, asked // b), "per_device_bytes": need,
-            "device_bytes": int(budget / USABLE) if budget else None, "fits": fits, "why": why}
+            "device_bytes": int(budget / USABLE) if budget else None, "fits": fits, "why": why,
+            "precision": "16-bit compute (bf16; fp16 + loss scaling without bf16), fp32 master weights"
+                         if sixteen else "fp32"}
 
 
 def table(plan: dict) -> str:
     """The plan as the lines `ptft-ray plan` prints."""
     need, have = plan["per_device_bytes"], plan["device_bytes"]
     lines = [f"memory per device ({plan['strategy']}, activation checkpointing "
-             f"{'on' if plan['activation_checkpointing'] else 'off'}, micro-batch {plan['micro_batch']}):"]
+             f"{'on' if plan['activation_checkpointing'] else 'off'}, micro-batch {plan['micro_batch']}, "
+             f"{plan.get('precision', 'fp32')}):"]
     lines += [f"  {k:<12}{_size(v)}" for k, v in need.items()]
     lines.append(f"  {'device':<12}" + (f"{_size(have)} ({USABLE:.0%} usable): "
                                         f"{'fits' if plan['fits'] else 'DOES NOT FIT'}" if have else "    no limit (CPU)"))
@@ -192,10 +195,10 @@ def resolve(cfg, shape: ModelShape, world: int, seq_len: int, device_bytes: floa
     line, a model that fits no way."""
     from ..config import with_values
     from ..errors import PtftError
-    from .precision import uses_bf16
+    from .precision import half
     from .spec import Parallel
 
-    bf16 = uses_bf16(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")
+    bf16 = half(cfg.train.precision, "cuda" if cfg.scaling.use_gpu else "cpu")  # bf16 or fp16: 2 bytes
     plan = choose(shape, world, cfg.train.batch_size, seq_len, bf16, device_bytes, cfg.scaling.strategy,
                   cfg.train.activation_checkpointing, loss_chunk=cfg.train.loss_chunk_tokens)
     if not plan["fits"]:

@@ -3,7 +3,7 @@ nothing of it. `parallelize` takes the model the task built and returns what the
 
     activation checkpointing   each transformer block's forward recomputed in the backward
     fsdp                       FSDP2 `fully_shard`: one unit per block, then the root; fp32
-                               master weights, bf16 compute on a bf16 GPU, fp32 reduction
+                               master weights, 16-bit compute where asked, fp32 reduction
     ddp                        Ray Train's `prepare_model` (DistributedDataParallel)
 
 Blocks are the longest stack of like modules: our GPT's `blocks`, a Hugging Face model's
@@ -40,14 +40,14 @@ def checkpoint_blocks(model: nn.Module) -> int:
     return len(found)
 
 
-def shard(model: nn.Module, bf16: bool) -> nn.Module:
+def shard(model: nn.Module, dtype=None) -> nn.Module:
     """FSDP2 over the default process group: each block a unit, then the root (embeddings,
     final norm, head, and weights tied between them). Parameters stay fp32 (the optimizer's
-    master weights); on a bf16 GPU the all-gathered copies compute in bf16 and gradients are
-    reduced in fp32."""
+    master weights); with a 16-bit compute dtype the all-gathered copies compute in it and
+    gradients are reduced in fp32."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-    policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16
+    policy = (MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32) if dtype is not None
               else MixedPrecisionPolicy())
     for b in blocks(model):
         fully_shard(b, mp_policy=policy)
@@ -62,7 +62,7 @@ def is_sharded(model: nn.Module) -> bool:
 
 
 def parallelize(model: nn.Module, strategy: str, checkpointing: bool, device: torch.device, world: int,
-                ddp=None, bf16: bool = False) -> nn.Module:
+                ddp=None, dtype=None) -> nn.Module:
     """The model as the loop trains it, on `device`. strategy: 'fsdp' shards it over the
     process group (any world size, 1 included); otherwise `ddp` wraps it (Ray Train's
     prepare_model; None in a one-process trial)."""
@@ -70,7 +70,7 @@ def parallelize(model: nn.Module, strategy: str, checkpointing: bool, device: to
     if checkpointing:
         checkpoint_blocks(model)
     if strategy == "fsdp":
-        return shard(model, bf16)
+        return shard(model, dtype)
     return ddp(model) if ddp else model
 
 
