@@ -114,6 +114,16 @@ def memory_rows(mp: dict) -> list[str]:
     return rows
 
 
+def corpus_rows(cs: dict) -> list[str]:
+    r = cs.get("ratio_100x_over_1x")
+    if not r:
+        return []
+    worst = max(v for k, v in r.items() if k != "first_step")
+    return [_row("a corpus of 100x the files, pretraining", "1x the files", "<= 1.1x",
+                 f"first batch {r['first_step']:.2f}x, peak memory <= {worst:.2f}x (driver, train worker, Ray Data)",
+                 r["first_step"] <= 1.1 and worst <= 1.1)]
+
+
 def forecast_rows(fc: dict, st: dict) -> list[str]:
     rows = []
     cells = fc.get("held_out", {}).get("hf_encoder:leave_one_cell_out")
@@ -140,6 +150,7 @@ def summary_table() -> list[str]:
     rows = (quality_rows(_load("quality")) + planner_rows(_load("planner_acceptance"))
             + speed_rows(_load("peer"), _load("throughput"), _load("trial_overhead"))
             + compress_rows(_load("compress"), _load("serve_load")) + memory_rows(_load("memory_plan"))
+            + corpus_rows(_load("corpus_scale"))
             + forecast_rows(_load("forecast"), _load("stopping")))
     return ["## Summary", "", "Every figure below, one row each; the sections after it hold the tables, "
             "the commands and the profiles.", "", *HEAD, *rows, ""]

@@ -6,6 +6,8 @@ import json
 from .common import RESULTS, ROOT
 from .headline import summary_table
 from .forecast import section as forecast_section
+from .corpus_scale import section as corpus_section
+from .feed import section as feed_section
 from .memory_plan import section as memory_section
 from .stopping import section as stopping_section
 from .peer import section as peer_section
@@ -369,6 +371,8 @@ def write() -> str:
     L += peer_section(_load("peer"))
     L += serve_load_section(_load("serve_load"))
     L += memory_section(_load("memory_plan"))
+    L += corpus_section(_load("corpus_scale"))
+    L += feed_section(_load("feed"))
     L += forecast_section(_load("forecast")) + stopping_section(_load("stopping"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)

@@ -43,6 +43,7 @@ class DataConfig:
     max_val_blocks: int = 256
     docs_per_batch: int = 256   # documents per map_batches call (tokenize + pack)
     block_mb: int = 16          # Ray Data's target block size: bounds each read / tokenize task's memory
+    stream_buffer_mb: int = 32  # object store the corpus stream may fill ahead of training (backpressure past it)
     shuffle_buffer: int = 0     # local shuffle buffer in rows (0 = stream order)
 
 
@@ -92,6 +93,7 @@ class ScalingConfig:
     gpus_per_worker: float = 1.0
     strategy: str = "auto"         # ddp | fsdp | auto: the memory plan picks (DDP where the model fits)
     gpu_memory_gb: float = 0.0     # a GPU's memory for the memory plan (0 = read from the cluster's GPUs)
+    gpu_tflops: float = 0.0        # a GPU's dense bf16 peak, to size the corpus feed (0 = by the GPU's name)
 
     @property
     def gpus_in_use(self) -> float:

@@ -26,6 +26,8 @@ def test_two_worker_ddp_pretraining_loss_falls(ray_session, tiny_corpus, debug_c
     for key in ("train_loss", "val_loss", "val_perplexity", "tokens_per_s", "steps", "checkpoint"):
         assert saved[key] is not None, key
     assert saved["steps"] == 40 and saved["num_workers"] == 2
+    # the corpus feed's rate, timed before training (no GPU here: no CPUs-per-GPU verdict)
+    assert saved["feed"]["tokenize_pack_tokens_per_s_per_cpu"] > 0 and "enough" not in saved["feed"]
     hist = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert hist[-1]["train_loss"] < 0.8 * hist[0]["train_loss"]
     # global batch: 2 workers x 8 x 32 tokens per step

@@ -58,6 +58,16 @@ def check_corpus(dc: DataConfig) -> tuple[list[str], str]:
     return files, fmt
 
 
+def stream_limits(dc: DataConfig):
+    """Ray Data's resource limits for a corpus stream: read-ahead stops at data.stream_buffer_mb
+    of object store. Training consumes a few blocks at a time; Ray's default (up to half the
+    object store) let a 100x corpus fill gigabytes ahead and crowd the CPUs while the workers
+    start (docs/decisions.md, "A corpus of any size")."""
+    from ray.data import ExecutionResources
+
+    return ExecutionResources(object_store_memory=dc.stream_buffer_mb * 2 ** 20)
+
+
 def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
     """-> (train Dataset (lazy), val Dataset (materialised), val token counts)."""
     from ray.data import DataContext
@@ -68,6 +78,7 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
     # + packed output) once the corpus fills a block; 16 MB blocks kept it to 0.43-0.52 GB at
     # 4x and 8x the object store (BENCHMARKS.md, item 3). Process-wide, like preserve_order.
     DataContext.get_current().target_max_block_size = dc.block_mb * 2 ** 20
+    DataContext.get_current().execution_options.resource_limits = stream_limits(dc)  # the validation read
     column = "text" if fmt == "text" else dc.text_column
     kw = dict(column=column, tok_json=tok.to_json(), val_fraction=dc.val_fraction,
               block=dc.seq_len + 1)

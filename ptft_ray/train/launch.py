@@ -35,9 +35,9 @@ def fit(spec: RunSpec, datasets: dict, workers: Workers, where: str, *, retries:
         callbacks: tuple = (), ordered: bool = False):
     """A TorchTrainer over `workers`, its run directory at `where` (local or URI). Best-only
     runs keep their best checkpoint by the spec's metric, others the newest
-    checkpoint.num_to_keep. ordered: a deterministic block order, so that a resumed run
-    skips exactly the batches it consumed. -> Ray's Result."""
-    from ray.data import ExecutionOptions
+    checkpoint.num_to_keep. ordered (a pretraining corpus stream): a deterministic block order,
+    so that a resumed run skips exactly the batches it consumed, and read-ahead bounded by
+    data.stream_buffer_mb. -> Ray's Result."""
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -53,12 +53,22 @@ def fit(spec: RunSpec, datasets: dict, workers: Workers, where: str, *, retries:
         run_config=RunConfig(**storage.ray_storage(where), **train_logging(), callbacks=list(callbacks),
                              checkpoint_config=kept, failure_config=FailureConfig(max_failures=retries)),
         datasets=datasets,
-        **({"dataset_config": DataConfig(execution_options=ExecutionOptions(preserve_order=True))}
+        **({"dataset_config": DataConfig(execution_options=_stream_options(spec.config.data))}
            if ordered else {}))
     try:
         return trainer.fit()
     except Exception as e:  # noqa: BLE001 - re-raised as the user's error where it is one
         raise_user_error(e)
+
+
+def _stream_options(dc):
+    """Train's options for the corpus stream (they replace the dataset's own): the block order
+    fixed, read-ahead bounded (data/corpus.stream_limits)."""
+    from ray.data import ExecutionOptions
+
+    from ..data.corpus import stream_limits
+
+    return ExecutionOptions(preserve_order=True, resource_limits=stream_limits(dc))
 
 
 def fit_trials(trainable, bundle: dict, where: str, *, metric: str, mode: str, concurrent: int,

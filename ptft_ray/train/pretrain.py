@@ -78,6 +78,19 @@ def get_tokenizer(cfg: Config, out: Path, files: list[str], fmt: str):
     return tok
 
 
+def feed_check(cfg: Config, tok, files: list[str], fmt: str, shape, workers: Workers, res: dict) -> dict:
+    """Whether Ray Data can tokenize the corpus as fast as the GPUs are expected to train
+    (data/feed.py): the rate timed on the corpus's first documents with this tokenizer."""
+    from ..data import feed
+
+    column = "text" if fmt == "text" else cfg.data.text_column
+    per_cpu = feed.rate_per_cpu(sources.sample_texts(files, fmt, column, 256), tok, cfg.data.seq_len + 1)
+    gpus = workers.num * cfg.scaling.gpus_per_worker if workers.use_gpu else 0.0
+    free = res["cpus"] - workers.num * workers.per_worker.get("CPU", 0.0)
+    flops = feed.flops_per_token(shape.params, shape.layers, shape.hidden, cfg.data.seq_len)
+    return feed.plan(per_cpu, flops, gpus, free, feed.gpu_tflops(cfg.scaling.gpu_tflops) if gpus else None)
+
+
 def check_hf(cfg: Config) -> tuple[Config, str]:
     """Continued pretraining of a Hugging Face model: its path made absolute (workers load it),
     its objective from its kind (encoder: masked LM, decoder: causal LM), blocks that fit."""
@@ -126,14 +139,16 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
                     res["nodes"])
     workers = Workers.of(cfg, res)
     vocab = cfg.model.vocab_size or (cfg.data.vocab_size if cfg.data.tokenizer == "bpe" else 258)
-    parallel, cfg, _ = resolve(cfg, shape_for(cfg.model, vocab), workers.num, cfg.data.seq_len,
-                               device_memory(cfg.scaling, res))
+    shape = shape_for(cfg.model, vocab)
+    parallel, cfg, _ = resolve(cfg, shape, workers.num, cfg.data.seq_len, device_memory(cfg.scaling, res))
     resuming = prepare_run_dir(cfg, run, overwrite)  # only once the run can be scheduled
     tok = get_tokenizer(cfg, out, files, fmt)
     run.push("tokenizer.json")
     if cfg.model.vocab_size and cfg.model.vocab_size != tok.vocab_size:
         raise PtftError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
                         f"{tok.vocab_size} tokens (leave model.vocab_size at 0)")
+    feed = feed_check(cfg, tok, files, fmt, shape, workers, res)
+    print(f"[pretrain] {feed['line']}", flush=True)
     where = storage_path(run.where, res["nodes"])  # the run dir as Ray Train sees it
     train_ds, val_ds, val_counts = build_datasets(cfg.data, tok, files, fmt)
     spec = RunSpec(config=cfg, tokenizer=tok.to_json(), run_dir=where, parallel=parallel,
@@ -158,7 +173,7 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "unigram_val_perplexity": unigram_perplexity(val_counts),
         "vocab_size": tok.vocab_size, "num_workers": workers.num, "wall_s": time.time() - t0,
         "objective": objective, **({"hf": cfg.model.hf} if cfg.model.hf else {}),
-        "resumed": resuming,
+        "resumed": resuming, "feed": feed,
     }
     if summary["checkpoint"] and not cfg.model.hf and cfg.model.arch == "gpt" and cfg.data.tokenizer == "bpe":
         export_hf(summary["checkpoint"], out / "hf_model")
