@@ -31,3 +31,19 @@ def test_the_plan_sizes_cpus_per_gpu_from_the_expected_model_rate():
     assert "scaling.gpu_tflops" in unknown["line"] and "enough" not in unknown
     cpu = feed.plan(per_cpu=1_000, flops=flops, gpus=0, free_cpus=1, tflops=None)
     assert cpu["line"].startswith("corpus feed: tokenize + pack 1,000 tokens/s per CPU")
+
+
+def test_samples_stream_from_the_head_of_a_line_file(tmp_path):
+    """The feed's and the BPE tokenizer's sample reads a JSONL or text corpus from its head:
+    the first texts in order, across the 1 MB chunk boundary, never the malformed tail."""
+    import json
+
+    from ptft_ray.data.sources import sample_texts
+
+    docs = [f"document {i} " + "x" * 3000 for i in range(600)]  # ~1.8 MB: two chunks
+    jl = tmp_path / "c.jsonl"
+    jl.write_text("\n".join(json.dumps({"body": d}) for d in docs) + "\n{broken json")
+    assert sample_texts([str(jl)], "jsonl", "body", 500) == docs[:500]
+    txt = tmp_path / "c.txt"
+    txt.write_text("\n\n".join(docs))
+    assert sample_texts([str(txt)], "text", "text", 600) == docs

@@ -53,7 +53,8 @@ def check_corpus(dc: DataConfig) -> tuple[list[str], str]:
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        if sum(pq.ParquetFile(sources.opened(f)).metadata.num_rows for f in files) == 0:
+        # the footers only until one file has rows: a corpus of many files is not opened whole
+        if not any(pq.ParquetFile(sources.opened(f)).metadata.num_rows for f in files):
             raise PtftError(f"corpus {dc.path} is empty: its Parquet files hold no rows")
     return files, fmt
 

@@ -55,6 +55,36 @@ def opened(path: str):
     return fs.open_input_file(inner)
 
 
+def _open_bytes(path: str):
+    if storage.is_uri(path):
+        fs, inner = storage.resolve(path)
+        return fs.open_input_stream(inner)
+    return open(path, "rb")
+
+
+def _first_texts(path: str, fmt: str, column: str, n: int) -> list[str]:
+    """Up to n non-empty texts from the head of a JSONL or text file, 1 MB at a time."""
+    out, rest = [], b""
+    with _open_bytes(path) as fh:
+        while len(out) < n:
+            chunk = fh.read(1 << 20)
+            lines, rest = (rest + chunk).split(b"\n"), b""
+            if chunk:
+                rest = lines.pop()  # a line the next chunk completes
+            for ln in lines:
+                text = ln.decode("utf-8", errors="replace")
+                if fmt == "jsonl" and text.strip():
+                    try:
+                        text = json.loads(text).get(column) or ""
+                    except (json.JSONDecodeError, AttributeError):
+                        raise PtftError(f"{path}: not JSON lines (a line reads {text[:80]!r})") from None
+                if isinstance(text, str) and text.strip():
+                    out.append(text)
+            if not chunk:
+                break
+    return out[:n]
+
+
 def read_table(path: str, fmt: str, columns: list[str] | None = None) -> pa.Table:
     """Read one small file fully (classification data, samples). Errors name the file."""
     try:
@@ -115,7 +145,8 @@ def check_text_column(files: list[str], fmt: str, column: str) -> None:
 
 
 def sample_texts(files: list[str], fmt: str, column: str, n: int) -> list[str]:
-    """The first n non-empty texts of the corpus (to train the BPE tokenizer)."""
+    """The first n non-empty texts of the corpus (to train the BPE tokenizer, to time the
+    feed), read as a stream: a corpus of one huge file is not read whole."""
     out: list[str] = []
     for f in files:
         if fmt == "parquet":
@@ -124,6 +155,8 @@ def sample_texts(files: list[str], fmt: str, column: str, n: int) -> list[str]:
                 out += [t for t in rb.column(0).to_pylist() if t]
                 if len(out) >= n:
                     return out[:n]
+        elif fmt in ("jsonl", "text"):
+            out += _first_texts(f, fmt, column, n - len(out))
         else:
             t = read_table(f, fmt, [column] if fmt != "text" else None)
             out += [x for x in t.column(column if fmt != "text" else "text").to_pylist() if x]
