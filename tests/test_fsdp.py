@@ -173,3 +173,24 @@ def test_fsdp_run_resumes_on_another_number_of_workers(fsdp_run, tiny_corpus, hf
     assert again["resumed"] is True and again["steps"] == 12
     hist = [json.loads(x) for x in open(f"{out}/metrics.jsonl").read().splitlines()]
     assert hist[0]["step"] <= 8 and hist[-1]["step"] == 12
+
+
+def test_fsdp_trains_in_fp16_with_a_grad_scaler(ray_session, tiny_corpus, hf_dirs, tmp_path):
+    """FSDP2 over 2 workers with fp16 compute (a GPU without bf16, here on CPU gloo): the
+    all-gathered copies compute in fp16, the sharded fp32 masters take the unscaled steps,
+    the loss falls, and the scaler's state is in the checkpoint."""
+    from safetensors.torch import load_file
+
+    from ptft_ray.train import checkpoint as ckpt
+    from ptft_ray.train.pretrain import pretrain
+
+    out = tmp_path / "run"
+    cfg = hf_cfg(tiny_corpus, hf_dirs["llama"], "scaling.num_workers=2", "scaling.strategy=fsdp",
+                 "train.precision=fp16", "schedule.max_steps=12", "checkpoint.every_steps=12",
+                 "train.eval_every=4", "train.log_every=4", "optim.lr=3e-3")
+    result = pretrain(cfg, str(out))
+    hist = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+    assert "scale" in ckpt.read_meta(result["checkpoint"])["state"]["grad_scaler"]
+    weights = load_file(f"{result['checkpoint']}/model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}

@@ -94,3 +94,15 @@ def test_a_tune_sweep_ends_early_and_keeps_its_winner(ray_session, tmp_path):
     # the same winner, ended where its own remaining rise was within noise
     assert lr == full_lr == 1e-3 and full_best - noise(full_best, 1000) <= best <= full_best
     assert st.decisions and all(d["best_so_far"] < d["sweep_best"] for d in st.decisions)
+
+
+def test_the_stopper_counts_the_evaluations_the_loop_makes():
+    """A trial completes after Steps.evaluations reports: the same count as the loop's own
+    schedule (train/loop.due), with and without a final evaluation off the eval_every grid."""
+    from ptft_ray.config import Config
+    from ptft_ray.train.loop import due
+    from ptft_ray.train.spec import RunSpec, Steps
+
+    for steps in (Steps(10, 3), Steps(9, 3), Steps(7, 0), Steps(1, 1), Steps(12, 5, 12)):
+        spec = RunSpec(config=Config(), task=None, tokenizer="", steps=steps)
+        assert sum(due(spec, s)[1] for s in range(1, steps.max_steps + 1)) == steps.evaluations, steps

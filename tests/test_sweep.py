@@ -101,6 +101,9 @@ def test_best_trial_is_rescored_on_the_larger_validation_set(asha_sweep, cls_dat
     # a cap no larger than the sweep's own evaluations: nothing re-scored, the sweep's best
     best2, how2 = select_best(rows, "val_accuracy", "max", cls_data, 3, 10, 90, 10)
     assert how2["rescored"] == [] and best2["trial_id"] == top[0]["trial_id"]
+    # whether the winner beats the runner-up beyond noise, read where the choice was made
+    assert how["winner_vs_runner_up"]["n"] == 90 and how["winner_vs_runner_up"]["winner"] == best["trial_id"]
+    assert how2["winner_vs_runner_up"]["n"] == 10 and how2["winner_vs_runner_up"]["winner"] == top[0]["trial_id"]
 
 
 def test_evaluate_and_predict_cli(asha_sweep, cls_data):

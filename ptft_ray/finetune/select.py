@@ -24,13 +24,23 @@ def rescore_size(n_sweep_val: int, n_val_split: int, cap: int) -> int:
 
 def select_best(ok: list[dict], metric: str, mode: str, data: str, top_k: int, n_sweep_val: int,
                 n_val_split: int, cap: int, gpus: float = 0.0) -> tuple[dict, dict]:
-    """-> (the chosen row, how it was chosen). ok: trials.csv rows with a checkpoint. gpus: the
+    """-> (the chosen row, how it was chosen: by what, what was re-scored, and whether the
+    winner beats the runner-up beyond noise). ok: trials.csv rows with a checkpoint. gpus: the
     re-scoring runs on a GPU (where the trials did)."""
     ranked = sorted(ok, key=lambda r: r["best_metric"], reverse=mode == "max")
+    i, how = _choose(ranked, metric, mode, data, top_k, n_sweep_val, n_val_split, cap, gpus)
+    how["winner_vs_runner_up"] = winner_margin(ranked, how, mode)
+    return ranked[i], how
+
+
+def _choose(ranked: list[dict], metric: str, mode: str, data: str, top_k: int, n_sweep_val: int,
+            n_val_split: int, cap: int, gpus: float) -> tuple[int, dict]:
+    """-> (the index of the chosen row in `ranked`, how): the sweep's best, or the best of its
+    top_k re-scored on a larger validation set."""
     n = rescore_size(n_sweep_val, n_val_split, cap)
     how = {"by": metric, "n_val": n_sweep_val, "rescored": []}
     if top_k < 2 or len(ranked) < 2 or metric not in RESCORABLE or mode != "max" or not n:
-        return ranked[0], how
+        return 0, how
     key = metric.removeprefix("val_")
     for r in ranked[:top_k]:
         ev = evaluate_export(r["best_checkpoint"], data, "val", max_val_examples=0 if n == n_val_split else n,
@@ -40,7 +50,7 @@ def select_best(ok: list[dict], metric: str, mode: str, data: str, top_k: int, n
     # ties keep the sweep's order (max returns the first)
     i = max(range(len(how["rescored"])), key=lambda j: how["rescored"][j]["rescored"])
     how.update(by=f"{metric} re-scored on {n} validation examples (top {len(how['rescored'])})", n_rescore=n)
-    return ranked[i], how
+    return i, how
 
 
 def winner_margin(ranked: list[dict], how: dict, mode: str) -> dict | None:
@@ -52,7 +62,8 @@ def winner_margin(ranked: list[dict], how: dict, mode: str) -> dict | None:
     if "accuracy" not in how["by"]:
         return None
     if how["rescored"] and len(how["rescored"]) >= 2:
-        pts = sorted(((r["rescored"], r["trial_id"]) for r in how["rescored"]), reverse=True)
+        # stable: a tie keeps the sweep's order, as the choice does
+        pts = [(r["rescored"], r["trial_id"]) for r in sorted(how["rescored"], key=lambda r: r["rescored"], reverse=True)]
         n = how["n_rescore"]
     elif len(ranked) >= 2 and mode == "max":
         pts, n = [(r["best_metric"], r["trial_id"]) for r in ranked[:2]], how["n_val"]

@@ -27,7 +27,7 @@ from .evaluate import evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
-from .select import select_best, winner_margin
+from .select import select_best
 from .backbones import Source, datasets_for, estimate_trial_s, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
@@ -158,8 +158,7 @@ def noise_stopper(cfg: Config, task: TaskData, workers: Workers):
     per_step = cfg.sweep.batch_sizes[0] * cfg.train.grad_accum * workers.num
     st = Steps.from_epochs(len(task.splits["train"]), per_step, cfg.sweep.epochs[0], cfg.finetune.evals_per_epoch,
                            where=task.path)
-    evals = st.max_steps // st.eval_every + (st.max_steps % st.eval_every != 0)
-    return NoiseStopper(cfg.sweep.metric, cfg.sweep.mode, len(task.splits["val"]), evals, n_trials(cfg.sweep))
+    return NoiseStopper(cfg.sweep.metric, cfg.sweep.mode, len(task.splits["val"]), st.evaluations, n_trials(cfg.sweep))
 
 
 def forecast_and_realised(plan: dict | None, forecast: dict | None, test: float) -> dict:
@@ -221,8 +220,6 @@ def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.
     gpus = cfg.scaling.gpus_in_use  # re-scoring and testing where trials ran
     best, selection = select_best(ok, sw.metric, sw.mode, cfg.finetune.data, sw.rescore_top_k,
                                   len(task.splits["val"]), task.val_split_size, sw.rescore_val_examples, gpus)
-    selection["winner_vs_runner_up"] = winner_margin(
-        sorted(ok, key=lambda r: r["best_metric"], reverse=sw.mode == "max"), selection, sw.mode)
     model_dir = out_p / "model"
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,

@@ -50,6 +50,13 @@ class Steps:
         return cls(max_steps=max(1, math.ceil(epochs * per_epoch)),
                    eval_every=max(1, per_epoch // evals_per_epoch), steps_per_epoch=per_epoch)
 
+    @property
+    def evaluations(self) -> int:
+        """Evaluations a complete run makes: every eval_every steps, and at the last step."""
+        if not self.eval_every:
+            return 1
+        return self.max_steps // self.eval_every + (self.max_steps % self.eval_every != 0)
+
 
 @dataclass(frozen=True)
 class Keep:
