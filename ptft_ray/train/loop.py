@@ -291,8 +291,6 @@ def train_step(live: Live, task, model, optimizer, groups: ParamGroups, loss_fn,
         torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
     live.scaler.step(optimizer)  # fp16: skipped where a gradient overflowed, and the scale lowered
     live.scaler.update()
-    if live.scaler.is_enabled():
-        state["grad_scaler"] = live.scaler.state_dict()
     optimizer.zero_grad(set_to_none=True)
     state["step"] = step + 1
     window.steps += 1
@@ -330,6 +328,8 @@ def checkpoint(live: Live, task, raw, optimizer) -> None:
     if improved:
         live.best = live.metrics[spec.keep.metric]
     write = improved or not spec.keep.best_only   # the same on every rank (reduced metrics)
+    if live.scaler.is_enabled():  # fp16: the loss scale a resume continues from
+        live.state["grad_scaler"] = live.scaler.state_dict()
     meta = {"format": 1, "task": task.name, "state": dict(live.state), "history": live.history,
             "metrics": dict(live.metrics), "config": spec.config.to_dict(), **spec.task.meta(),
             "init_from": spec.init_from, "lineage": spec.lineage}
