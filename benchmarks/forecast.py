@@ -29,7 +29,10 @@ TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
 MODELS = {"hf_encoder": "minilm", "gpt": "gpt_news"}
 CURVES = {"hf_encoder": ["calibration_hf_encoder.json", "calibration_hf_encoder_heldout.json"],
           "gpt": ["calibration.json", "calibration_heldout.json"]}
-FORM = "r = a + b log10(labels per class) + c min(0, log2(steps / sizing minimum)); accuracy = probe + r (1 - probe)"
+TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.parquet",
+         "news": "data/news_sources.parquet"}
+FORM = ("r = a + b log10(labels per class) + c min(0, log2(examples trained / sizing minimum)); "
+        "accuracy = probe + r (1 - probe)")
 
 
 def classes_by_task() -> dict:
@@ -52,10 +55,56 @@ def quality_cells(model: str) -> list[dict]:
             continue
         task, n, k = cell.split(":")[0], t["tfidf_lr"]["n_train"], k_of[cell.split(":")[0]]
         bc = t[model]["best_config"]
-        steps = bc["epochs"] * max(1, n // bc["batch_size"])
         rows.append({"cell": cell, "task": task, "probe": t["tfidf_lr"]["accuracy"], "n_train": n, "classes": k,
-                     "x": steps / min_steps("short", k), "realised": t[model]["accuracy"], "row": t[model]})
+                     "x": examples_x(bc["epochs"] * n, n, k), "realised": t[model]["accuracy"], "row": t[model],
+                     "data": TASKS[task], "max_examples": 0 if cell.endswith(":all") else n})
     return rows
+
+
+def examples_x(seen: float, n_train: int, classes: int) -> float:
+    """Examples a trial trains on over the sizing minimum's (its steps at its batch size)."""
+    from ptft_ray.planner.sizing import batch_size_for, min_steps
+
+    return seen / (min_steps("short", classes) * batch_size_for(n_train))
+
+
+def run_cells() -> list[dict]:
+    """The planned MiniLM sweeps of FIT_RUNS (held_out_runs) as fit rows: the plan's own inputs
+    and what it realised, less the plan's strategy gap (the forecast adds it back). Kept in
+    results/forecast_runs.json, which a checkout without those runs/ reads instead."""
+    saved = RESULTS / "forecast_runs.json"
+    rows = read_runs()
+    if rows:
+        saved.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows or (json.loads(saved.read_text()) if saved.is_file() else [])
+
+
+def read_runs() -> list[dict]:
+    rows = []
+    for f in sorted(x for d in FIT_RUNS for x in (ROOT / "runs" / d).glob("*/result.json")):
+        r, p = json.loads(f.read_text()), json.loads((f.parent / "plan.json").read_text())
+        task, n, budget = f.parent.name.split("_")
+        n_train, k = p["scan"]["examples"]["train"], p["scan"]["num_classes"]
+        used = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
+        rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "probe": r["baseline"]["tfidf_lr"]["accuracy"],
+                     "n_train": used, "classes": k, "x": examples_x(r["best_config"]["epochs"] * used, used, k),
+                     "realised": r["test_accuracy"] - p.get("strategy_gap", 0.0), "data": TASKS[task],
+                     "max_examples": 0 if n == "all" else int(n), "run": str(f.parent.relative_to(ROOT))})
+    return rows
+
+
+def gap_check(rows: list[dict], c: float) -> dict:
+    """The frozen-encoder gap (benchmarks/embed_probe.py) as a fourth feature: leave-one-cell-
+    and leave-one-task-out error with and without it (it is in the forecast only if it helps)."""
+    from benchmarks.embed_probe import gaps_for
+
+    gaps = gaps_for(rows)
+    out = {"gaps": {r["cell"]: gaps[r["cell"]] for r in rows}}
+    for name, g in (("without", None), ("with", gaps)):
+        for by in ("cell", "task"):
+            errs = [100 * (h["forecast"] - h["realised"]) for h in held_out(rows, c, by, g)]
+            out[f"{name}:{by}"] = {"mae_points": round(float(np.mean(np.abs(errs))), 2), "rmse_points": round(rmse(errs), 2)}
+    return out
 
 
 def curve_slope(files: list[str]) -> float:
@@ -87,26 +136,37 @@ def curve_slope(files: list[str]) -> float:
     return float(np.median(slopes))
 
 
-def fit_rows(rows: list[dict], c: float) -> tuple[float, float]:
-    X = np.array([[1.0, math.log10(r["n_train"] / r["classes"])] for r in rows])
+def features(r: dict, gaps: dict | None) -> list[float]:
+    """1, log10(labels per class), and (where the family has it) the frozen encoder's gap."""
+    f = [1.0, math.log10(r["n_train"] / r["classes"])]
+    return f + [gaps[r["cell"]]["gap"]] if gaps is not None else f
+
+
+def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float]:
+    X = np.array([features(r, gaps) for r in rows])
     y = np.array([(r["realised"] - r["probe"]) / (1 - r["probe"]) - c * min(0.0, math.log2(r["x"])) for r in rows])
-    a, b = np.linalg.lstsq(X, y, rcond=None)[0]
-    return float(a), float(b)
+    return [float(v) for v in np.linalg.lstsq(X, y, rcond=None)[0]]
 
 
-def predict(r: dict, a: float, b: float, c: float) -> float:
-    rr = a + b * math.log10(r["n_train"] / r["classes"]) + c * min(0.0, math.log2(r["x"]))
+def predict(r: dict, coef: list[float], c: float, gaps: dict | None = None) -> float:
+    rr = float(np.dot(coef, features(r, gaps))) + c * min(0.0, math.log2(r["x"]))
     return r["probe"] + rr * (1 - r["probe"])
 
 
-def held_out(rows: list[dict], c: float, by: str) -> list[dict]:
+def held_out(rows: list[dict], c: float, by: str, gaps: dict | None = None) -> list[dict]:
     """Each row predicted by a fit without it (by='cell') or without its whole task (by='task')."""
     out = []
     for r in rows:
         rest = [o for o in rows if (o["cell"] != r["cell"] if by == "cell" else o["task"] != r["task"])]
-        a, b = fit_rows(rest, c) if len(rest) >= 2 else (0.0, 0.0)
-        out.append({"cell": r["cell"], "forecast": round(predict(r, a, b, c), 4), "realised": round(r["realised"], 4)})
+        coef = fit_rows(rest, c, gaps) if len(rest) > len(features(r, gaps)) else [0.0] * len(features(r, gaps))
+        out.append({"cell": r["cell"], "forecast": round(predict(r, coef, c, gaps), 4), "realised": round(r["realised"], 4)})
     return out
+
+
+def family_rows(fam: str) -> list[dict]:
+    """The fit's rows: the quality cells, and for MiniLM the planned sweeps under runs/forecast*/
+    (5-minute budgets on a task no quality cell measured, and sizes between the cells)."""
+    return quality_cells(MODELS[fam]) + (run_cells() if fam == "hf_encoder" else [])
 
 
 def cpt_rows() -> list[dict]:
@@ -131,16 +191,16 @@ def rmse(errs: list[float]) -> float:
 def fit() -> dict:
     fams = {}
     for fam, model in MODELS.items():
-        rows, c = quality_cells(model), curve_slope(CURVES[fam])
-        a, b = fit_rows(rows, c)
+        rows, c = family_rows(fam), curve_slope(CURVES[fam])
+        coef = fit_rows(rows, c)
         loo = held_out(rows, c, "cell")
-        fams[fam] = {"a": round(a, 4), "b": round(b, 4), "c": round(c, 4), "cells": len(rows), "model": model,
-                     "rmse_points": round(100 * rmse([h["forecast"] - h["realised"] for h in loo]), 2)}
+        fams[fam] = {**dict(zip("ab", (round(v, 4) for v in coef))), "c": round(c, 4), "cells": len(rows),
+                     "model": model, "rmse_points": round(100 * rmse([h["forecast"] - h["realised"] for h in loo]), 2)}
     crow = cpt_rows()
     u, v = fit_cpt(crow)
     loo_c = [r["gain"] - (lambda uv: uv[0] + uv[1] * math.log10(r["npc"]))(fit_cpt([o for o in crow if o is not r]))
              for r in crow]
-    out = {"source": "benchmarks/results/quality.json + calibration*.json learning curves",
+    out = {"source": "benchmarks/results/quality.json + runs/forecast*/ + calibration*.json learning curves",
            "command": "python -m benchmarks.forecast fit", "form": FORM, "families": fams,
            "continued_pretraining": {"u": round(u, 3), "v": round(v, 3), "cells": len(crow),
                                      "rmse_points": round(rmse(loo_c), 2),
@@ -155,8 +215,8 @@ def check() -> dict:
     from ptft_ray.planner.forecast import FITTED, Z80
 
     tables = {}
-    for fam, model in MODELS.items():
-        rows, c = quality_cells(model), FITTED["families"][fam]["c"]
+    for fam in MODELS:
+        rows, c = family_rows(fam), FITTED["families"][fam]["c"]
         half = Z80 * FITTED["families"][fam]["rmse_points"] / 100
         for by in ("cell", "task"):
             hs = held_out(rows, c, by)
@@ -174,6 +234,7 @@ def check() -> dict:
                     "realised_points": round(r["gain"], 2), "p_value": r["p"],
                     "sign_right": (u + v * math.log10(r["npc"]) > 0) == (r["gain"] > 0)})
     tables["continued_pretraining:leave_one_task_out"] = cpt
+    tables["frozen_encoder_gap"] = gap_check(family_rows("hf_encoder"), FITTED["families"]["hf_encoder"]["c"])
     return tables
 
 
@@ -194,23 +255,36 @@ def run_table(dirs: list[str]) -> list[dict]:
     return rows
 
 
-TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.parquet",
-         "news": "data/news_sources.parquet"}
 # cells the forecast was not fitted on: a task it never saw (news outlets, 9 classes, ~200-token
 # texts; news:1000:5m is the issue's 5-minute multi-class case) and sizes between the fitted ones
-HELD_OUT = ["news:1000:5m", "news:200:5m", "news:all:5m", "rt:300:3m", "tweets:3000:5m"]
+# the cells of FIT_RUNS (runs/forecast/ and runs/forecast_first/; planned sweeps first run as checks)
+FITTED_RUNS = ["news:1000:5m", "news:200:5m", "news:all:5m", "rt:300:3m", "tweets:3000:5m"]
 
 
-def held_out_runs(cells: list[str]) -> None:
-    """A planned MiniLM sweep per cell (task:labels:budget) under runs/forecast/; each
+# the planned sweeps the forecast is fitted on; runs/forecast_check/ holds the ones made after
+# that fit, which check it
+FIT_RUNS = ("forecast", "forecast_first")
+CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
+
+
+def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
+    """A planned MiniLM sweep per cell (task:labels:budget) under runs/UNDER/; each
     result.json holds the plan's forecast beside what it realised (a finished run is reused)."""
-    from benchmarks.common import ptft
-
     for cell in cells:
         task, n, budget = cell.split(":")
-        ptft("sweep", "--plan", "auto", "--budget", budget, "--pretrained", "data/models/minilm",
-             "--data", TASKS[task], "--set", f"finetune.max_examples={0 if n == 'all' else n}", "--overwrite",
-             out=ROOT / "runs" / "forecast" / cell.replace(":", "_"))
+        try:
+            run_one(task, n, budget, under)
+        except SystemExit as e:  # a budget under the plan's floor is refused: go on to the next cell
+            print(e, flush=True)
+
+
+def run_one(task: str, n: str, budget: str, under: str) -> None:
+    from benchmarks.common import ptft
+
+    cell = f"{task}:{n}:{budget}"
+    ptft("sweep", "--plan", "auto", "--budget", budget, "--pretrained", "data/models/minilm",
+         "--data", TASKS[task], "--set", f"finetune.max_examples={0 if n == 'all' else n}", "--overwrite",
+         out=ROOT / "runs" / under / cell.replace(":", "_"))
 
 
 def section(r: dict) -> list[str]:
@@ -220,12 +294,14 @@ def section(r: dict) -> list[str]:
     L = ["", "## The planner's forecast", "",
          f"Command: `{r['command']}` (fit: `python -m benchmarks.forecast fit`; the held-out runs: "
          "`python -m benchmarks.forecast held_out`). The forecast (planner/forecast.py) is fitted on the six "
-         "quality cells per model family; each cell below is forecast by a fit without it (leave one cell out) "
-         "or without its whole task (leave one task out), against the test accuracy its planned sweep realised.", "",
+         "quality cells per model family and, for MiniLM, five planned 3- and 5-minute sweeps (news outlets, a "
+         "task no quality cell measured, and sizes between the cells; results/forecast_runs.json); each cell "
+         "below is forecast by a fit without it (leave one cell out) or without its whole task (leave one task "
+         "out), against the test accuracy its planned sweep realised.", "",
          "| family | held out | cells | 80 % interval covers | mean abs. error (points) | interval +/- (points) |",
          "|---|---|---|---|---|---|"]
     for key, t in r["held_out"].items():
-        if isinstance(t, dict):
+        if isinstance(t, dict) and "cells" in t:
             fam, by = key.split(":")
             L.append(f"| {fam} | {by.replace('_', ' ')} | {len(t['cells'])} | {t['coverage']:.0%} | "
                      f"{t['mae_points']:.1f} | {t['half_width_points']:.1f} |")
@@ -237,8 +313,16 @@ def section(r: dict) -> list[str]:
             pv = "-" if c["p_value"] is None else f"{c['p_value']:.2g}"
             L.append(f"| {c['cell']} | {c['forecast_points']:+.1f} | {c['realised_points']:+.1f} | {pv} | "
                      f"{'yes' if c['sign_right'] else 'no'} |")
+    g = r["held_out"].get("frozen_encoder_gap")
+    if g:
+        L += ["", "Tried and left out: the frozen encoder's gap over TF-IDF + LR (logistic regression on MiniLM's "
+                  "mean-pooled embeddings of 512 training rows against TF-IDF + LR on the same rows, "
+                  "`benchmarks/embed_probe.py`, 3-28 s a task) as a fourth feature: mean absolute error "
+                  f"{g['without:cell']['mae_points']:.1f} -> {g['with:cell']['mae_points']:.1f} points leaving one cell out, "
+                  f"{g['without:task']['mae_points']:.1f} -> {g['with:task']['mae_points']:.1f} leaving one task out."]
     if r.get("runs"):
-        L += ["", "Runs that recorded a forecast in result.json (`python -m benchmarks.forecast runs runs/`):", "",
+        L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made (runs/forecast_check/, "
+                  "`python -m benchmarks.forecast held_out`):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
@@ -249,7 +333,7 @@ def section(r: dict) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["held_out"]:
-        held_out_runs(argv[1:] or HELD_OUT)
+        held_out_runs(argv[1:] or CHECK)
         return 0
     if argv[:1] == ["fit"]:
         fit()
@@ -257,7 +341,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["runs"]:
         print(json.dumps(run_table(argv[1:] or ["runs"]), indent=1))
         return 0
-    runs = run_table(["runs"])
+    runs = run_table([str(ROOT / "runs" / "forecast_check")])
     save("forecast", {"held_out": check(), "runs": runs,
                       "runs_summary": {"n": len(runs), "coverage": runs and round(sum(r["covered"] for r in runs) / len(runs), 3),
                                        "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2)}})

@@ -44,8 +44,13 @@ def speed_rows(peer: dict, tp: dict, ov: dict) -> list[str]:
         rows.append(_row("fine-tuning examples/s, MiniLM, 1 worker", "HF Trainer", ">= 1.0x",
                          f"{sp['ratio']:.2f}x", sp.get("met")))
     if se:
-        rows.append(_row("time to TF-IDF + 5 points on validation", "HF hyperparameter_search", "<= 0.5x",
-                         f"{se['time_ratio']:.2f}x", se.get("met")))
+        to_best = "to_hf_best_s" in se.get("ours", {})
+        what = ("time to HF's final validation accuracy, then test accuracy" if to_best
+                else "time to TF-IDF + 5 points on validation")
+        got = f"{se['time_ratio']:.2f}x" if se["time_ratio"] is not None else "never reached"
+        if to_best:
+            got += f", test {100 * (se['ours']['test_accuracy'] - se['hf_trainer']['test_accuracy']):+.1f} points"
+        rows.append(_row(what, "HF hyperparameter_search", "<= 0.5x, not lower", got, se.get("met")))
     for size, r in (tp.get("summary") or {}).items():
         rows.append(_row(f"Ray Train overhead, {size}", "plain PyTorch loop", ">= 0.95x",
                          f"{r['ray_train_overhead_ratio']:.2f}x", r["ray_train_overhead_ratio"] >= 0.95))
@@ -129,13 +134,13 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
     cells = fc.get("held_out", {}).get("hf_encoder:leave_one_cell_out")
     if cells:
         n = len(cells["cells"])
-        rows.append(_row(f"forecast, MiniLM, {n} quality cells each held out of the fit",
+        rows.append(_row(f"forecast, MiniLM, {n} cells (quality cells, planned sweeps) each held out of the fit",
                          "realised test accuracy", ">= 12 cells: 80 % interval covers >= 75 %, error <= 3 points",
                          f"{n} cells: {cells['coverage']:.0%}, {cells['mae_points']:.1f} points",
                          n >= 12 and cells["coverage"] >= 0.75 and cells["mae_points"] <= 3))
     runs = fc.get("runs_summary") or {}
     if runs.get("n"):
-        rows.append(_row(f"forecast, {runs['n']} planned sweeps it was not fitted on", "realised test accuracy",
+        rows.append(_row(f"forecast, {runs['n']} planned sweeps run after the fit", "realised test accuracy",
                          "80 % interval covers >= 75 %, error <= 3 points",
                          f"{runs['coverage']:.0%}, {runs['mae_points']:.1f} points",
                          runs["coverage"] >= 0.75 and runs["mae_points"] <= 3))

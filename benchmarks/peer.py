@@ -15,7 +15,10 @@ search  `ptft-ray sweep --plan auto --budget` from MiniLM on 1,000 labels, then
         evaluations per epoch), 1 CPU per trial as ours, Tune's time_budget_s = the planned
         sweep's. Each side: seconds from its start until a trial first reports validation
         accuracy >= TF-IDF + LR's on the same validation rows + 5 points, and the test
-        accuracy of the model it ends with. Goal: ours <= 0.5x the time, never lower at the end.
+        accuracy of the model it ends with. Both clear that threshold at their first evaluation,
+        so it measures start-up; the goal figure is instead each side's time until a trial first
+        reaches the validation accuracy Hugging Face's search ends with (its best trial's best).
+        Goal: ours <= 0.5x Hugging Face's time to it, never lower test accuracy at the end.
 """
 from __future__ import annotations
 
@@ -262,18 +265,25 @@ def search(budget: str, labels: int, reuse: bool) -> dict:
              "max_len": ft["max_len"], "evals_per_epoch": ft["evals_per_epoch"],
              "warmup_steps": cfg["schedule"]["warmup_steps"]}
     theirs, t_hf = hf_search(space, plan["time_budget_s"], task)
-    ours_first = first_over(str(d / "tune" / "**" / "result.json"), sw["metric"], threshold, t_ours)
-    hf_first = first_over(str(OUT / "hf_tune" / "hf" / "**" / "result.json"), "eval_accuracy", threshold, t_hf)
-    ratio = ours_first / hf_first if ours_first and hf_first else None
+    ours_glob, hf_glob = str(d / "tune" / "**" / "result.json"), str(OUT / "hf_tune" / "hf" / "**" / "result.json")
+    ours_first = first_over(ours_glob, sw["metric"], threshold, t_ours)
+    hf_first = first_over(hf_glob, "eval_accuracy", threshold, t_hf)
+    # the goal: each side's time to the validation accuracy Hugging Face's search ends with
+    target = theirs["best_val_accuracy"] - 1e-9
+    ours_to, hf_to = first_over(ours_glob, sw["metric"], target, t_ours), first_over(hf_glob, "eval_accuracy", target, t_hf)
+    ratio = ours_to / hf_to if ours_to and hf_to else None
     return {"labels": labels, "budget": budget, "tune_time_budget_s": plan["time_budget_s"], "space": space,
             "validation_rows": len(task.splits["val"]), "tfidf_lr_val_accuracy": base_val, "threshold": threshold,
-            "ours": {"first_over_threshold_s": ours_first, "test_accuracy": mine["test_accuracy"],
+            "hf_best_val_accuracy": theirs["best_val_accuracy"],
+            "ours": {"to_hf_best_s": ours_to, "best_val_accuracy": mine["best_metric"],
+                     "first_over_threshold_s": ours_first, "test_accuracy": mine["test_accuracy"],
                      "first_over_split": ours_first_split(d, sw["metric"], threshold, t_ours),
                      "end_s": (d / "result.json").stat().st_mtime - t_ours,  # command start -> its result
                      "trials": mine["trials"], "best_config": mine["best_config"], "wall_s": mine["wall_s"],
                      "strategies": sw["strategies"]},
-            "hf_trainer": {**theirs, "first_over_threshold_s": hf_first},
-            "time_ratio": ratio, "goal": "time ratio <= 0.5, test accuracy not lower",
+            "hf_trainer": {**theirs, "to_hf_best_s": hf_to, "first_over_threshold_s": hf_first},
+            "threshold_ratio": ours_first / hf_first if ours_first and hf_first else None,
+            "time_ratio": ratio, "goal": "time to Hugging Face's final validation accuracy <= 0.5x, test accuracy not lower",
             "met": bool(ratio is not None and ratio <= 0.5 and mine["test_accuracy"] >= theirs["test_accuracy"])}
 
 
@@ -341,12 +351,19 @@ def section(r: dict | None) -> list[str]:
 
         def secs(v):
             return f"{v:.0f} s" if v is not None else "never"
-        ratio = f"{q['time_ratio']:.2f}x" if q["time_ratio"] is not None else "-"
-        L.append(f"| search, {q['labels']} labels, budget {q['budget']} (Tune time {q['tune_time_budget_s']:.0f} s): time "
-                 f"until a trial first reaches TF-IDF + LR + 5 points on the {q['validation_rows']} validation rows "
-                 f"({q['threshold']:.4f}) | `hyperparameter_search(backend=\"ray\")` {secs(h['first_over_threshold_s'])} "
-                 f"({h['trials']} trials) | planned sweep {secs(o['first_over_threshold_s'])} ({o['trials']} trials) | "
-                 f"{ratio} | <= 0.5x | {'**met**' if q['met'] else '**missed**'} |")
+        def ratio_of(v):
+            return f"{v:.2f}x" if v is not None else "-"
+        if "to_hf_best_s" in o:
+            L.append(f"| search, {q['labels']} labels, budget {q['budget']} (Tune time {q['tune_time_budget_s']:.0f} s): time "
+                     f"until a trial first reaches the validation accuracy Hugging Face's search ends with "
+                     f"({q['hf_best_val_accuracy']:.4f} on the {q['validation_rows']} validation rows; ours ends at "
+                     f"{o['best_val_accuracy']:.4f}) | `hyperparameter_search(backend=\"ray\")` {secs(h['to_hf_best_s'])} "
+                     f"({h['trials']} trials) | planned sweep {secs(o['to_hf_best_s'])} ({o['trials']} trials) | "
+                     f"{ratio_of(q['time_ratio'])} | <= 0.5x | {'**met**' if q['met'] else '**missed**'} |")
+        threshold_ratio = q.get("threshold_ratio", q["time_ratio"] if "to_hf_best_s" not in o else None)
+        L.append(f"| search: time until a trial first reaches TF-IDF + LR + 5 points ({q['threshold']:.4f}; both "
+                 f"reach it at their first evaluation, so this measures start-up) | {secs(h['first_over_threshold_s'])} "
+                 f"| {secs(o['first_over_threshold_s'])} | {ratio_of(threshold_ratio)} | - | |")
         L.append(f"| search: test accuracy of the model each ends with | {h['test_accuracy']:.4f} | "
                  f"{o['test_accuracy']:.4f} | {100 * (o['test_accuracy'] - h['test_accuracy']):+.1f} points | not lower "
                  f"| {'**met**' if o['test_accuracy'] >= h['test_accuracy'] else '**missed**'} |")

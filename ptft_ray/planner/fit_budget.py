@@ -71,8 +71,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
     best, floor = None, None
     for tier, shape, rows in shapes(f, scan):
-        steps = math.ceil(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
-        at_rows = forecast.on_rows(probe, f.n_train, rows, k, steps, f.family)[1]
+        at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1]
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         for s in keep:
             cost = trial_seconds(s, shape, rows, n_val, f.rate, cm)

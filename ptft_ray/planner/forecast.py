@@ -1,18 +1,18 @@
 """What a plan is expected to buy: test accuracy with an 80 % interval, before anything is spent.
 
 The forecast is a fitted rule on what is measured before training (benchmarks/forecast.py
-fits it on the measured quality cells and writes forecast.json):
+fits it on the measured quality cells and planned sweeps, and writes forecast.json):
 
     error reduction over TF-IDF + LR   r = a + b * log10(labels per class) + c * min(0, log2 x)
     expected accuracy                  probe + r * (1 - probe)
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
-rows (~1 s), and x is a trial's optimizer steps over the sizing minimum (planner/sizing.py):
-fewer steps than the minimum cost what the calibration's learning curves lost per halving;
-more steps are not credited (the fit found no reliable gain past the minimum). The interval
-is the fit's leave-one-cell-out error (root mean square) x 1.28. Continued pretraining's gain
-is a second fit on labels per class. Nothing here is a guess a measurement could replace: the
-coefficients, their error and the cells they come from are in forecast.json.
+rows (~1 s), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
+(planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's
+learning curves lost per halving; more are not credited (the fit found no reliable gain past
+the minimum). The interval is the fit's leave-one-cell-out error (root mean square) x 1.28.
+Continued pretraining's gain is a second fit on labels per class. The coefficients, their
+error and the cells they come from are in forecast.json (docs/decisions.md, "The forecast").
 """
 from __future__ import annotations
 
@@ -55,10 +55,11 @@ def params(family: str) -> dict:
     return fams.get(family) or fams["hf_encoder"]
 
 
-def expected(probe: Probe, n_train: int, classes: int, steps: int, family: str) -> list[float]:
-    """[low, mid, high] test accuracy of the planned sweep's best model (80 %)."""
+def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> list[float]:
+    """[low, mid, high] test accuracy of the planned sweep's best model (80 %); seen: the
+    examples a trial trains on (epochs x rows)."""
     prm = params(family)
-    x = max(1e-3, steps / sizing.min_steps("short", classes))
+    x = max(1e-3, seen / (sizing.min_steps("short", classes) * sizing.batch_size_for(n_train)))
     r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
     room = 1.0 - probe.accuracy
     mid = probe.accuracy + r * room
@@ -79,14 +80,13 @@ def of_plan(p: dict, probe: Probe, n_train: int, classes: int, family: str) -> l
     that trains on fewer rows is forecast from the probe at those rows), less its best
     strategy's calibrated gap to the best strategy."""
     rows = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
-    steps = max(1, math.ceil(p["epochs"] * max(1, rows // p["batch_size"])))
-    acc = on_rows(probe, n_train, rows, classes, steps, family)
+    acc = on_rows(probe, n_train, rows, classes, p["epochs"] * rows, family)
     return [round(min(1.0, max(0.0, a + p.get("strategy_gap", 0.0))), 4) for a in acc]
 
 
-def on_rows(probe: Probe, n_train: int, rows: int, classes: int, steps: int, family: str) -> list[float]:
+def on_rows(probe: Probe, n_train: int, rows: int, classes: int, seen: float, family: str) -> list[float]:
     """`expected` for trials on `rows` of the task's `n_train` training rows (the probe moved to them)."""
-    return expected(probe.with_labels(rows / n_train), rows, classes, steps, family)
+    return expected(probe.with_labels(rows / n_train), rows, classes, seen, family)
 
 
 def gain_text(acc: list[float], probe: Probe) -> tuple[float, float, str]:
