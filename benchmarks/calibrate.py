@@ -70,10 +70,12 @@ def default_checkpoint() -> str:
 
 
 def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
-             kinds: tuple[str, ...] = ("exhaustive", "scratch"), lr_ranges: dict | None = None) -> dict:
+             kinds: tuple[str, ...] = ("exhaustive", "scratch"), lr_ranges: dict | None = None,
+             extra: dict | None = None) -> dict:
     """spaces: {"exhaustive"|"scratch": (strategies, lr_ranges, grid points)}; default the
     calibrated space (6 strategies x 3 LRs) and scratch full fine-tuning x 3 LRs.
-    kinds: which of the two sweeps to run (a held-out cell needs only the exhaustive one)."""
+    kinds: which of the two sweeps to run (a held-out cell needs only the exhaustive one).
+    extra: config values over FIXED (e.g. sweep.stop_on_noise)."""
     from ptft_ray.config import load_config
     from ptft_ray.data.tasks import load_task
     from ptft_ray.finetune.backbones import resolve_sources
@@ -83,7 +85,8 @@ def run_cell(cell: str, ckpt: str, root: Path, spaces: dict | None = None,
     from ptft_ray.report.collect import trial_curves
 
     task_name, n, level = cell.split(":")
-    base = {**FIXED, "finetune.data": TASKS[task_name], "finetune.max_examples": 0 if n == "all" else int(n)}
+    base = {**FIXED, "finetune.data": TASKS[task_name], "finetune.max_examples": 0 if n == "all" else int(n),
+            **(extra or {})}
     cfg0 = load_config(None, overrides(base))
     (src,) = resolve_sources([ckpt], cfg0)
     scan = scan_task(load_task(cfg0.finetune), src.tokenizer_json)

@@ -1,7 +1,8 @@
 """Significance-aware stopping replayed on the calibration's recorded trials: trial time saved,
 and validation accuracy lost, against the same trials run to the end.
 
-    python -m benchmarks.stopping      # -> benchmarks/results/stopping.json
+    python -m benchmarks.stopping          # -> benchmarks/results/stopping.json
+    python -m benchmarks.stopping paired   # the same sweeps run both ways (~40 min): "paired"
 
 Each calibration cell recorded 18 complete trials (6 strategies x 3 LRs) with their learning
 curves (validation accuracy at every evaluation) and wall times. A replay runs them as a sweep
@@ -18,6 +19,7 @@ import heapq
 import json
 import random
 import statistics
+import sys
 
 from benchmarks.common import RESULTS, save
 from ptft_ray.finetune.stopping import NoiseStopper
@@ -88,10 +90,64 @@ def section(r: dict) -> list[str]:
         ok = c["time_saved_median"] >= 0.3 and c["val_points_lost_median"] <= 0.5
         L.append(f"| {c['cell']} | {c['n_val']} | {c['time_saved_median']:.0%}, {c['time_saved_min']:.0%} | "
                  f"{c['val_points_lost_median']:.1f}, {c['val_points_lost_max']:.1f} | {'yes' if ok else 'no'} |")
+    if r.get("paired"):
+        L += ["", "Paired on test rows (`python -m benchmarks.stopping paired`): MiniLM, the same 9-trial grid "
+                  f"({', '.join(PAIRED_STRATEGIES)} x 3 LRs, the calibration's trial shapes, 2 at a time, the same "
+                  "seed and trial order) run to the end and with `sweep.stop_on_noise`; each exported model tested "
+                  "on the whole test split.", "",
+              "| cell | trial time, to the end | trial time, stopping | saved | test accuracy, to the end | "
+              "stopping | points lost | McNemar p | >= 30 % at <= 0.5 |", "|---|---|---|---|---|---|---|---|---|"]
+        for c in r["paired"]:
+            f, s = c["full"], c["stopped"]
+            ok = c["saved"] >= 0.3 and c["test_points_lost"] <= 0.5
+            L.append(f"| {c['cell']} | {f['trial_time_s']:.0f} s | {s['trial_time_s']:.0f} s | {c['saved']:.0%} | "
+                     f"{f['test_accuracy']:.4f} | {s['test_accuracy']:.4f} | {c['test_points_lost']:+.1f} | "
+                     f"{c['mcnemar']['p_value']:.2g} | {'yes' if ok else 'no'} |")
     return L
 
 
+# paired: MiniLM, 3 strategies x 3 LRs (the calibrated space's first three), the calibration's
+# trial shapes, 2 trials at a time, the same seed and trial order with the stopper on and off
+PAIRED_CELLS = ["rt:100:short", "rt:1000:short"]
+PAIRED_STRATEGIES = ["full", "linear_probe", "partial"]
+
+
+def paired_cell(cell: str) -> dict:
+    """The same 9-trial grid run to the end and with sweep.stop_on_noise; trial time and the
+    exported models' test accuracy side by side, McNemar on the same test rows."""
+    from benchmarks.calibrate import FAMILY_LR_RANGES, run_cell
+    from benchmarks.common import ROOT
+    from ptft_ray.finetune.stats import paired
+
+    root, out = ROOT / "runs" / "stopping_paired", {"cell": cell}
+    space = {"exhaustive": (PAIRED_STRATEGIES, FAMILY_LR_RANGES["hf_encoder"], 3)}
+    for way, stop in (("full", False), ("stopped", True)):
+        r = run_cell(cell, str(ROOT / "data" / "models" / "minilm"), root / way, space, ("exhaustive",),
+                     extra={"sweep.stop_on_noise": stop})["exhaustive"]
+        out[way] = {"trial_time_s": round(r["trial_time_s"], 1), "wall_s": round(r["wall_s"], 1),
+                    "test_accuracy": r["test_accuracy"], "best_config": r["best_config"],
+                    "trials_run": sum(t["steps"] > 0 for t in r["trials"])}
+    ev = [json.loads((root / way / cell.replace(":", "_") / "exhaustive" / "evaluation.json").read_text())
+          for way in ("full", "stopped")]
+    out["saved"] = round(1 - out["stopped"]["trial_time_s"] / out["full"]["trial_time_s"], 3)
+    out["test_points_lost"] = round(100 * (out["full"]["test_accuracy"] - out["stopped"]["test_accuracy"]), 2)
+    out["mcnemar"] = paired(ev[1], ev[0])
+    return out
+
+
+def paired_main(cells: list[str]) -> None:
+    prev = RESULTS / "stopping.json"
+    result = json.loads(prev.read_text()) if prev.is_file() else {}
+    rows = [paired_cell(c) for c in cells]
+    result = {k: v for k, v in result.items() if k not in ("machine", "command")}
+    save("stopping", {**result, "paired": rows,
+                      "paired_met": [r["cell"] for r in rows if r["saved"] >= 0.3 and r["test_points_lost"] <= 0.5]})
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["paired"]:
+        paired_main(sys.argv[2:] or PAIRED_CELLS)
+        return
     rows = []
     for name, trials, n_val in cells():
         saved, lost = [], []
@@ -107,7 +163,10 @@ def main() -> None:
                      "val_points_lost_median": round(statistics.median(lost), 2),
                      "val_points_lost_max": round(max(lost), 2)})
         print(rows[-1], flush=True)
-    save("stopping", {"orders_per_cell": ORDERS, "slots": SLOTS, "cells": rows,
+    prev = RESULTS / "stopping.json"
+    kept = {k: v for k, v in (json.loads(prev.read_text()) if prev.is_file() else {}).items()
+            if k in ("paired", "paired_met")}
+    save("stopping", {**kept, "orders_per_cell": ORDERS, "slots": SLOTS, "cells": rows,
                       "met": [r["cell"] for r in rows
                               if r["time_saved_median"] >= 0.3 and r["val_points_lost_median"] <= 0.5]})
 
