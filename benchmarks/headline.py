@@ -149,7 +149,8 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
                          "the same trials run to the end", ">= 30 % trial time at <= 0.5 points on >= 2 cells",
                          f"{len(st['met'])} cells (validation points, not test)", len(st["met"]) >= 2))
     if st.get("paired"):
-        got = "; ".join(f"{c['cell']} {c['saved']:.0%} at {c['test_points_lost']:+.1f}" for c in st["paired"])
+        got = "; ".join(f"{c['cell']} {c['saved_at_full_rates']:.0%} ({c['saved']:.0%} as clocked) at "
+                        f"{c['test_points_lost']:+.1f}" for c in st["paired"])
         rows.append(_row(f"significance-aware stopping, MiniLM, {len(st['paired'])} cells run both ways",
                          "the same 9-trial grid to the end", ">= 30 % trial time at <= 0.5 test points on >= 2 cells",
                          got, len(st["paired_met"]) >= 2))

@@ -94,13 +94,18 @@ def section(r: dict) -> list[str]:
         L += ["", "Paired on test rows (`python -m benchmarks.stopping paired`): MiniLM, the same 9-trial grid "
                   f"({', '.join(PAIRED_STRATEGIES)} x 3 LRs, the calibration's trial shapes, 2 at a time, the same "
                   "seed and trial order) run to the end and with `sweep.stop_on_noise`; each exported model tested "
-                  "on the whole test split.", "",
-              "| cell | trial time, to the end | trial time, stopping | saved | test accuracy, to the end | "
-              "stopping | points lost | McNemar p | >= 30 % at <= 0.5 |", "|---|---|---|---|---|---|---|---|---|"]
+                  "on the whole test split. The two runs of a cell ran one after the other, and the machine's "
+                  "speed drifted between them (rt:1000's completed trials took 10-50 % longer in the second), so "
+                  "the saving is also given with each trial's steps priced at its seconds a step in the first "
+                  "run.", "",
+              "| cell | trial time, to the end | trial time, stopping (trials stopped) | saved | saved at the first run's "
+              "rates | test accuracy, to the end | stopping | points lost | McNemar p | >= 30 % at <= 0.5 |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
         for c in r["paired"]:
             f, s = c["full"], c["stopped"]
-            ok = c["saved"] >= 0.3 and c["test_points_lost"] <= 0.5
-            L.append(f"| {c['cell']} | {f['trial_time_s']:.0f} s | {s['trial_time_s']:.0f} s | {c['saved']:.0%} | "
+            ok = c["saved_at_full_rates"] >= 0.3 and c["test_points_lost"] <= 0.5
+            L.append(f"| {c['cell']} | {f['trial_time_s']:.0f} s | {s['trial_time_s']:.0f} s ({s.get('trials_stopped', '-')} "
+                     f"of {s['trials_run']}) | {c['saved']:.0%} | {c['saved_at_full_rates']:.0%} | "
                      f"{f['test_accuracy']:.4f} | {s['test_accuracy']:.4f} | {c['test_points_lost']:+.1f} | "
                      f"{c['mcnemar']['p_value']:.2g} | {'yes' if ok else 'no'} |")
     return L
@@ -124,15 +129,33 @@ def paired_cell(cell: str) -> dict:
     for way, stop in (("full", False), ("stopped", True)):
         r = run_cell(cell, str(ROOT / "data" / "models" / "minilm"), root / way, space, ("exhaustive",),
                      extra={"sweep.stop_on_noise": stop})["exhaustive"]
+        res = json.loads((root / way / cell.replace(":", "_") / "exhaustive" / "result.json").read_text())
         out[way] = {"trial_time_s": round(r["trial_time_s"], 1), "wall_s": round(r["wall_s"], 1),
                     "test_accuracy": r["test_accuracy"], "best_config": r["best_config"],
-                    "trials_run": sum(t["steps"] > 0 for t in r["trials"])}
+                    "trials_run": sum(t["steps"] > 0 for t in r["trials"]),
+                    "trials_stopped": len(res.get("stopping", {}).get("trials_stopped", []))}
     ev = [json.loads((root / way / cell.replace(":", "_") / "exhaustive" / "evaluation.json").read_text())
           for way in ("full", "stopped")]
     out["saved"] = round(1 - out["stopped"]["trial_time_s"] / out["full"]["trial_time_s"], 3)
+    out["saved_at_full_rates"] = round(saved_at_full_rates(root, cell), 3)
     out["test_points_lost"] = round(100 * (out["full"]["test_accuracy"] - out["stopped"]["test_accuracy"]), 2)
     out["mcnemar"] = paired(ev[1], ev[0])
     return out
+
+
+def saved_at_full_rates(root, cell: str) -> float:
+    """Trial time saved with each trial's steps priced at its own seconds a step in the run to
+    the end (the same strategy and LR): the machine's speed drifts between the two runs by more
+    than the saving (rt:1000's completed trials ran 10-50 % slower in the second)."""
+    import csv
+
+    rows = {w: {(r["strategy"], r["lr"]): r for r in csv.DictReader(open(root / w / cell.replace(":", "_") /
+                                                                        "exhaustive" / "trials.csv"))}
+            for w in ("full", "stopped")}
+    full = sum(float(r["wall_s"]) for r in rows["full"].values())
+    spent = sum(float(r["steps_trained"] or 0) * float(rows["full"][k]["wall_s"]) / float(rows["full"][k]["steps_trained"])
+                for k, r in rows["stopped"].items())
+    return 1 - spent / full
 
 
 def paired_main(cells: list[str]) -> None:
@@ -141,7 +164,8 @@ def paired_main(cells: list[str]) -> None:
     rows = [paired_cell(c) for c in cells]
     result = {k: v for k, v in result.items() if k not in ("machine", "command")}
     save("stopping", {**result, "paired": rows,
-                      "paired_met": [r["cell"] for r in rows if r["saved"] >= 0.3 and r["test_points_lost"] <= 0.5]})
+                      "paired_met": [r["cell"] for r in rows
+                                     if r["saved_at_full_rates"] >= 0.3 and r["test_points_lost"] <= 0.5]})
 
 
 def main() -> None:
