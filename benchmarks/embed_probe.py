@@ -72,7 +72,6 @@ def embedding_probe(task, model_dir: str, tokenizer_json: str, max_len: int = MA
             "max_len": length, "seconds": round(time.time() - t0, 1)}
 
 
-
 def gaps_for(rows: list[dict], model: str = "data/models/minilm") -> dict:
     """The probe on each row's task (data, max_examples: the rows its sweep had), cached in
     results/forecast_probes.json by cell."""

@@ -200,7 +200,8 @@ def fit() -> dict:
     u, v = fit_cpt(crow)
     loo_c = [r["gain"] - (lambda uv: uv[0] + uv[1] * math.log10(r["npc"]))(fit_cpt([o for o in crow if o is not r]))
              for r in crow]
-    out = {"source": "benchmarks/results/quality.json + runs/forecast*/ + calibration*.json learning curves",
+    out = {"source": "benchmarks/results/quality.json + forecast_runs.json (runs/forecast, runs/forecast_first) "
+                     "+ calibration*.json learning curves",
            "command": "python -m benchmarks.forecast fit", "form": FORM, "families": fams,
            "continued_pretraining": {"u": round(u, 3), "v": round(v, 3), "cells": len(crow),
                                      "rmse_points": round(rmse(loo_c), 2),

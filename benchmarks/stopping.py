@@ -129,18 +129,28 @@ def paired_cell(cell: str) -> dict:
     for way, stop in (("full", False), ("stopped", True)):
         r = run_cell(cell, str(ROOT / "data" / "models" / "minilm"), root / way, space, ("exhaustive",),
                      extra={"sweep.stop_on_noise": stop})["exhaustive"]
-        res = json.loads((root / way / cell.replace(":", "_") / "exhaustive" / "result.json").read_text())
+        res = json.loads((sweep_dir(root, way, cell) / "result.json").read_text())
         out[way] = {"trial_time_s": round(r["trial_time_s"], 1), "wall_s": round(r["wall_s"], 1),
                     "test_accuracy": r["test_accuracy"], "best_config": r["best_config"],
                     "trials_run": sum(t["steps"] > 0 for t in r["trials"]),
                     "trials_stopped": len(res.get("stopping", {}).get("trials_stopped", []))}
-    ev = [json.loads((root / way / cell.replace(":", "_") / "exhaustive" / "evaluation.json").read_text())
-          for way in ("full", "stopped")]
+    ev = [json.loads((sweep_dir(root, way, cell) / "evaluation.json").read_text()) for way in ("full", "stopped")]
     out["saved"] = round(1 - out["stopped"]["trial_time_s"] / out["full"]["trial_time_s"], 3)
     out["saved_at_full_rates"] = round(saved_at_full_rates(root, cell), 3)
     out["test_points_lost"] = round(100 * (out["full"]["test_accuracy"] - out["stopped"]["test_accuracy"]), 2)
     out["mcnemar"] = paired(ev[1], ev[0])
     return out
+
+
+def sweep_dir(root, way: str, cell: str):
+    """Where calibrate.run_cell put the cell's sweep run `way` (full | stopped)."""
+    return root / way / cell.replace(":", "_") / "exhaustive"
+
+
+def previous() -> dict:
+    """results/stopping.json as it stands: the replay and the paired runs are written apart."""
+    prev = RESULTS / "stopping.json"
+    return json.loads(prev.read_text()) if prev.is_file() else {}
 
 
 def saved_at_full_rates(root, cell: str) -> float:
@@ -149,8 +159,7 @@ def saved_at_full_rates(root, cell: str) -> float:
     than the saving (rt:1000's completed trials ran 10-50 % slower in the second)."""
     import csv
 
-    rows = {w: {(r["strategy"], r["lr"]): r for r in csv.DictReader(open(root / w / cell.replace(":", "_") /
-                                                                        "exhaustive" / "trials.csv"))}
+    rows = {w: {(r["strategy"], r["lr"]): r for r in csv.DictReader(open(sweep_dir(root, w, cell) / "trials.csv"))}
             for w in ("full", "stopped")}
     full = sum(float(r["wall_s"]) for r in rows["full"].values())
     spent = sum(float(r["steps_trained"] or 0) * float(rows["full"][k]["wall_s"]) / float(rows["full"][k]["steps_trained"])
@@ -159,10 +168,8 @@ def saved_at_full_rates(root, cell: str) -> float:
 
 
 def paired_main(cells: list[str]) -> None:
-    prev = RESULTS / "stopping.json"
-    result = json.loads(prev.read_text()) if prev.is_file() else {}
     rows = [paired_cell(c) for c in cells]
-    result = {k: v for k, v in result.items() if k not in ("machine", "command")}
+    result = {k: v for k, v in previous().items() if k not in ("machine", "command")}
     save("stopping", {**result, "paired": rows,
                       "paired_met": [r["cell"] for r in rows
                                      if r["saved_at_full_rates"] >= 0.3 and r["test_points_lost"] <= 0.5]})
@@ -187,9 +194,7 @@ def main() -> None:
                      "val_points_lost_median": round(statistics.median(lost), 2),
                      "val_points_lost_max": round(max(lost), 2)})
         print(rows[-1], flush=True)
-    prev = RESULTS / "stopping.json"
-    kept = {k: v for k, v in (json.loads(prev.read_text()) if prev.is_file() else {}).items()
-            if k in ("paired", "paired_met")}
+    kept = {k: v for k, v in previous().items() if k in ("paired", "paired_met")}
     save("stopping", {**kept, "orders_per_cell": ORDERS, "slots": SLOTS, "cells": rows,
                       "met": [r["cell"] for r in rows
                               if r["time_saved_median"] >= 0.3 and r["val_points_lost_median"] <= 0.5]})
