@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT, save
+from ptft_ray.planner.forecast import trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
 # which quality.json model stands for which planner family; continued pretraining = adapted - as-is
@@ -45,8 +46,6 @@ def classes_by_task() -> dict:
 
 def quality_cells(model: str) -> list[dict]:
     """One row per quality cell: probe, labels, classes, steps of the best trial, realised test accuracy."""
-    from ptft_ray.planner.sizing import min_steps
-
     q = json.loads((RESULTS / "quality.json").read_text())["table"]
     k_of = classes_by_task()
     rows = []
@@ -56,16 +55,9 @@ def quality_cells(model: str) -> list[dict]:
         task, n, k = cell.split(":")[0], t["tfidf_lr"]["n_train"], k_of[cell.split(":")[0]]
         bc = t[model]["best_config"]
         rows.append({"cell": cell, "task": task, "probe": t["tfidf_lr"]["accuracy"], "n_train": n, "classes": k,
-                     "x": examples_x(bc["epochs"] * n, n, k), "realised": t[model]["accuracy"], "row": t[model],
+                     "x": trained_fraction(bc["epochs"] * n, n, k), "realised": t[model]["accuracy"], "row": t[model],
                      "data": TASKS[task], "max_examples": 0 if cell.endswith(":all") else n})
     return rows
-
-
-def examples_x(seen: float, n_train: int, classes: int) -> float:
-    """Examples a trial trains on over the sizing minimum's (its steps at its batch size)."""
-    from ptft_ray.planner.sizing import batch_size_for, min_steps
-
-    return seen / (min_steps("short", classes) * batch_size_for(n_train))
 
 
 def run_cells() -> list[dict]:
@@ -87,7 +79,7 @@ def read_runs() -> list[dict]:
         n_train, k = p["scan"]["examples"]["train"], p["scan"]["num_classes"]
         used = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
         rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "probe": r["baseline"]["tfidf_lr"]["accuracy"],
-                     "n_train": used, "classes": k, "x": examples_x(r["best_config"]["epochs"] * used, used, k),
+                     "n_train": used, "classes": k, "x": trained_fraction(r["best_config"]["epochs"] * used, used, k),
                      "realised": r["test_accuracy"] - p.get("strategy_gap", 0.0), "data": TASKS[task],
                      "max_examples": 0 if n == "all" else int(n), "run": str(f.parent.relative_to(ROOT))})
     return rows
@@ -164,8 +156,7 @@ def held_out(rows: list[dict], c: float, by: str, gaps: dict | None = None) -> l
 
 
 def family_rows(fam: str) -> list[dict]:
-    """The fit's rows: the quality cells, and for MiniLM the planned sweeps under runs/forecast*/
-    (5-minute budgets on a task no quality cell measured, and sizes between the cells)."""
+    """The fit's rows: the quality cells, and for MiniLM the planned sweeps of FIT_RUNS."""
     return quality_cells(MODELS[fam]) + (run_cells() if fam == "hf_encoder" else [])
 
 
@@ -256,14 +247,9 @@ def run_table(dirs: list[str]) -> list[dict]:
     return rows
 
 
-# cells the forecast was not fitted on: a task it never saw (news outlets, 9 classes, ~200-token
-# texts; news:1000:5m is the issue's 5-minute multi-class case) and sizes between the fitted ones
-# the cells of FIT_RUNS (runs/forecast/ and runs/forecast_first/; planned sweeps first run as checks)
-FITTED_RUNS = ["news:1000:5m", "news:200:5m", "news:all:5m", "rt:300:3m", "tweets:3000:5m"]
-
-
-# the planned sweeps the forecast is fitted on; runs/forecast_check/ holds the ones made after
-# that fit, which check it
+# the planned sweeps the forecast is fitted on (news:1000/200/all:5m, rt:300:3m, tweets:3000:5m:
+# a task no quality cell measured, and sizes between the cells); runs/forecast_check/ holds the
+# ones made after that fit, which check it
 FIT_RUNS = ("forecast", "forecast_first")
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 

@@ -55,11 +55,17 @@ def params(family: str) -> dict:
     return fams.get(family) or fams["hf_encoder"]
 
 
+def trained_fraction(seen: float, n_train: int, classes: int) -> float:
+    """x: the examples a trial trains on over the sizing minimum's (its minimum steps at its
+    batch size); benchmarks/forecast.py fits on the same x."""
+    return seen / (sizing.min_steps("short", classes) * sizing.batch_size_for(n_train))
+
+
 def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> list[float]:
     """[low, mid, high] test accuracy of the planned sweep's best model (80 %); seen: the
     examples a trial trains on (epochs x rows)."""
     prm = params(family)
-    x = max(1e-3, seen / (sizing.min_steps("short", classes) * sizing.batch_size_for(n_train)))
+    x = max(1e-3, trained_fraction(seen, n_train, classes))
     r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
     room = 1.0 - probe.accuracy
     mid = probe.accuracy + r * room
