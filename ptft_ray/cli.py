@@ -203,7 +203,7 @@ def cmd_finetune(args):
 
 def cmd_sweep(args):
     cfg, plan = _cfg(args), None
-    from .finetune.sweep import sweep
+    from .finetune.sweep import SweepInputs, sweep
 
     if args.plan:
         cfg, plan = _planned(args, cfg)
@@ -214,9 +214,10 @@ def cmd_sweep(args):
         cfg = with_values(cfg, {"sweep.time_budget_s": parse_budget(args.budget)})
     from .planner.forecast import for_sweep
 
+    inputs = None if plan else SweepInputs.load(cfg, args.pretrained, args.arch_from)
     _print(sweep(cfg, args.pretrained, args.out, resume=args.resume, overwrite=args.overwrite,
-                 arch_from=args.arch_from, plan=plan,
-                 forecast=None if plan else for_sweep(cfg, args.pretrained, args.arch_from)))
+                 arch_from=args.arch_from, plan=plan, inputs=inputs,
+                 forecast=None if plan else for_sweep(cfg, inputs)))
 
 
 def cmd_plan(args):

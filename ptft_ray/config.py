@@ -240,8 +240,11 @@ def validate(cfg: Config) -> None:
             _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
                   f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
     _validate_sweep(cfg)
-    if cfg.schedule.head_warmup_steps and not cfg.model.hf:
-        _fail("schedule.head_warmup_steps", "needs model.hf: our own models' output layer is their embeddings")
+    for key, on in (("schedule.head_warmup_steps", cfg.schedule.head_warmup_steps), ("optim.head_lr", cfg.optim.head_lr)):
+        if on and not cfg.model.hf:
+            _fail(key, "needs model.hf: our own models' output layer is their embeddings")
+    if cfg.optim.head_lr < 0:
+        _fail("optim.head_lr", f"must be >= 0 (0 = optim.lr), got {cfg.optim.head_lr}")
     if not 0 <= cfg.schedule.head_warmup_steps < max(cfg.schedule.max_steps, 1):
         _fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
     for name in cfg.cluster.forward_env:

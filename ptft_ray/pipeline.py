@@ -261,7 +261,7 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
     """The sweep from the checkpoint and its controls, each evaluated on the test rows with
     its baselines; a finished one is reused. -> (results, evaluations) by sweep name."""
     from .finetune.evaluate import evaluate_export
-    from .finetune.sweep import resumable, sweep
+    from .finetune.sweep import SweepInputs, resumable, sweep
 
     runs = [("sweep_pretrained", [ck], None)]
     runs += [("sweep_base", [pcfg.model.hf], None)] if pc.base_control else []
@@ -273,9 +273,10 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
             print(f"[pipeline] reusing finished sweep {d}", flush=True)
             res, t = storage.read_json(f"{d}/result.json"), 0.0
         else:
-            fc = _forecast(scfg, sources, arch_from, the_plan, adapted=name == "sweep_pretrained" and bool(pcfg.model.hf))
+            inputs = SweepInputs.load(scfg, sources, arch_from)
+            fc = _forecast(scfg, inputs, the_plan, adapted=name == "sweep_pretrained" and bool(pcfg.model.hf))
             res, t = _timed(lambda: sweep(scfg, sources, d, resume=resumable(d), arch_from=arch_from, plan=the_plan,
-                                          forecast=fc))
+                                          forecast=fc, inputs=inputs))
         results[name] = res
         man.stage(name, d, "done", t, test_accuracy=res["test_accuracy"], best_config=res["best_config"],
                   trials=res["trials"], trial_time_s=res["trial_time_s"])
@@ -291,12 +292,12 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
     return results, evals
 
 
-def _forecast(scfg, sources: list[str], arch_from, the_plan, adapted: bool) -> dict:
+def _forecast(scfg, inputs, the_plan, adapted: bool) -> dict:
     """Each sweep's forecast: the plan's (or one from the sweep's config), moved by continued
     pretraining's expected gain for the sweep from the adapted model."""
     from .planner import forecast
 
-    fc = (the_plan or {}).get("forecast") or forecast.for_sweep(scfg, sources, arch_from)
+    fc = (the_plan or {}).get("forecast") or forecast.for_sweep(scfg, inputs)
     return forecast.after_continued_pretraining(fc) if adapted and "continued_pretraining" in fc else fc
 
 

@@ -55,6 +55,10 @@ class OptimConfig:
     beta2: float = 0.95
     eps: float = 1e-8
     grad_clip: float = 1.0      # 0 = off
+    # language-model pretraining of a Hugging Face model: the LR of the LM head's own weights (a
+    # head the checkpoint lacks starts random; its output bias alone must move by several nats to
+    # reach the unigram level, which the encoder's LR does not do in a short run); 0 = optim.lr
+    head_lr: float = 0.0
 
 
 @dataclass

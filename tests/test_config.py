@@ -37,6 +37,7 @@ def test_overrides_and_yaml_number_forms(debug_config):
     ("data.block_mb=0", "data.block_mb"),               # Ray Data blocks need a size
     ("train.compile=sometimes", "train.compile"),       # not a bool
     ("schedule.head_warmup_steps=5", "schedule.head_warmup_steps"),  # our GPT: no separate LM head
+    ("optim.head_lr=1e-2", "optim.head_lr"),            # the same
 ])
 def test_bad_config_names_the_key(debug_config, override, needle):
     with pytest.raises(PtftError, match=needle.replace(".", r"\.")):

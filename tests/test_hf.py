@@ -90,7 +90,8 @@ def test_mlm_save_resume_matches_uninterrupted_run(ray_session, tiny_corpus, hf_
 
 def test_a_new_lm_head_warms_alone_before_the_encoder_trains(ray_session, tiny_corpus, hf_dirs, tmp_path):
     """schedule.head_warmup_steps=4: at step 4 only the MLM head's own weights moved (the encoder
-    and the embeddings tied to the head did not); by step 8 the encoder has trained too."""
+    and the embeddings tied to the head did not), at optim.head_lr; by step 8 the encoder has
+    trained too."""
     from safetensors.torch import load_file
 
     from ptft_ray.errors import PtftError
@@ -98,7 +99,7 @@ def test_a_new_lm_head_warms_alone_before_the_encoder_trains(ray_session, tiny_c
 
     cfg = _cfg(tiny_corpus, hf_dirs["bert"], "schedule.max_steps=8", "schedule.head_warmup_steps=4",
                "schedule.warmup_steps=0", "checkpoint.every_steps=4", "checkpoint.num_to_keep=2",
-               "train.eval_every=4")
+               "train.eval_every=4", "optim.head_lr=0.05")
     out = pretrain(cfg, str(tmp_path / "run"))
     before = load_file(f"{hf_dirs['bert']}/model.safetensors")
     ckpts = sorted((p for p in (tmp_path / "run").glob("checkpoint_*") if p.is_dir()), key=lambda p: json.loads((p / "meta.json").read_text())["state"]["step"])
@@ -108,10 +109,14 @@ def test_a_new_lm_head_warms_alone_before_the_encoder_trains(ray_session, tiny_c
     assert head and body and out["steps"] == 8
     assert all(not torch.equal(at4[k], before[k]) for k in head)
     assert all(torch.equal(at4[k], before[k]) for k in body)
+    # Adam moves a weight about one LR a step: 4 steps at optim.lr could not move the head this far
+    assert max((at4[k] - before[k]).abs().max().item() for k in head) > 2 * 4 * cfg.optim.lr
     assert sum(not torch.equal(at8[k], before[k]) for k in body) > len(body) // 2
     # a fine-tuning command refuses the key it would ignore
     with pytest.raises(PtftError, match="schedule.head_warmup_steps"):
         resolve_sources([hf_dirs["bert"]], cfg)
+    with pytest.raises(PtftError, match=r"optim\.head_lr"):
+        resolve_sources([hf_dirs["bert"]], _cfg(tiny_corpus, hf_dirs["bert"], "optim.head_lr=0.05"))
 
 
 @pytest.mark.parametrize("name", ["bert", "gpt2"])

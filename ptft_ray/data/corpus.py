@@ -101,15 +101,28 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
     if val.count() == 0:
         raise PtftError(f"corpus {dc.path}: the validation split is empty "
                         f"(too few documents for data.val_fraction={dc.val_fraction})")
+    return split("train"), val, target_counts(val, tok)
+
+
+def target_counts(ds, tok: Tokenizer, max_blocks: int | None = None) -> np.ndarray:
+    """How often each token id is a target (a block's tokens after the first, padding left out)
+    in `ds`, or in its first max_blocks blocks."""
     counts = np.zeros(tok.vocab_size, dtype=np.int64)
-    for b in val.iter_batches(batch_size=256, batch_format="numpy"):  # the targets the loss scores
+    for b in (ds.limit(max_blocks) if max_blocks else ds).iter_batches(batch_size=256, batch_format="numpy"):
         keep = ~padding(b["tokens"], tok.pad_id, tok.eot_id).numpy()[:, 1:]
         counts += np.bincount(b["tokens"][:, 1:][keep], minlength=tok.vocab_size)
-    return split("train"), val, counts
+    return counts
 
 
-def unigram_perplexity(counts: np.ndarray) -> float:
-    """exp(entropy) of the validation set's own unigram distribution: the best any unigram
-    model can score on it, so a language model must beat this to have learned context."""
-    p = counts[counts > 0] / counts.sum()
-    return float(math.exp(-(p * np.log(p)).sum()))
+def unigram_perplexity(train_counts: np.ndarray, val_counts: np.ndarray, ignore=()) -> float:
+    """Perplexity on the validation targets of a unigram model of the training text (add-1/2
+    smoothing over the vocabulary): the level a language model must beat to have learned any
+    context. `ignore`: ids the loss never scores (a masked LM's special tokens). The validation
+    set's own entropy is no such level: fitted on a few thousand tokens of a 30k vocabulary, it
+    sits far below any unigram model of other text (docs/decisions.md, "The unigram level")."""
+    keep = np.ones(len(val_counts), dtype=bool)
+    keep[list(ignore)] = False
+    p = train_counts[keep] + 0.5
+    logp = np.log(p / p.sum())
+    val = val_counts[keep]
+    return float(math.exp(-(val * logp).sum() / max(val.sum(), 1)))

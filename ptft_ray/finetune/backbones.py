@@ -72,8 +72,9 @@ def check_loadable(path: str, pre: Config, meta: dict) -> None:
 def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = None) -> list[Source]:
     """arch_from: a checkpoint whose architecture and tokenizer `none` uses when no real
     checkpoint is in the list (the from-scratch baseline of another sweep)."""
-    if cfg.schedule.head_warmup_steps:  # fine-tuning strategies choose what trains
-        raise PtftError("config key 'schedule.head_warmup_steps': applies to language-model pretraining only")
+    for key, on in (("schedule.head_warmup_steps", cfg.schedule.head_warmup_steps), ("optim.head_lr", cfg.optim.head_lr)):
+        if on:  # fine-tuning strategies choose what trains, and at which LR
+            raise PtftError(f"config key '{key}': applies to language-model pretraining only")
     given = [p for p in pretrained if p] or ([cfg.finetune.init_from] if cfg.finetune.init_from else [])
     if not given:
         raise PtftError("no pretrained checkpoint given (--pretrained DIR, or --pretrained none)")

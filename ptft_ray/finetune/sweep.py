@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 
 from .. import storage
 from ..cluster import check_reachable, cluster_summary, init_ray
@@ -98,14 +99,27 @@ def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: di
         run_dir.push("plan.json")
 
 
+@dataclass(frozen=True)
+class SweepInputs:
+    """The task's rows and the resolved checkpoints, read once: a caller that forecasts before
+    the sweep (cli, pipeline) hands them on instead of the sweep reading them again."""
+    task: TaskData
+    sources: list[Source]
+
+    @classmethod
+    def load(cls, cfg: Config, pretrained: list[str], arch_from: str | None = None) -> "SweepInputs":
+        return cls(load_task(cfg.finetune), resolve_sources(pretrained, cfg, arch_from))
+
+
 def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bool = False,
           overwrite: bool = False, arch_from: str | None = None, plan: dict | None = None,
-          forecast: dict | None = None) -> dict:
-    """forecast: what the sweep is expected to reach (planner.forecast), over the plan's own."""
+          forecast: dict | None = None, inputs: SweepInputs | None = None) -> dict:
+    """forecast: what the sweep is expected to reach (planner.forecast), over the plan's own;
+    inputs: the task and sources already read from `cfg` and `pretrained` (else read here)."""
     t0 = time.time()
     run_dir = storage.Run(out or f"runs/{cfg.sweep.name}")
-    task = load_task(cfg.finetune)                   # data checked before Ray starts
-    sources = resolve_sources(pretrained, cfg, arch_from)
+    inputs = inputs or SweepInputs.load(cfg, pretrained, arch_from)   # data checked before Ray starts
+    task, sources = inputs.task, inputs.sources
     check_budget(cfg, sources, task, plan)
     init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()

@@ -163,16 +163,15 @@ def after_continued_pretraining(fc: dict) -> dict:
             "after": "continued pretraining on the task's text (its expected gain added)"}
 
 
-def for_sweep(cfg, pretrained: list[str], arch_from: str | None = None) -> dict:
-    """The forecast of a sweep no plan chose: its longest configured trial at its smallest batch,
-    no strategy gap (the sweep's own strategies are not ranked)."""
-    from ..data.tasks import load_task
-    from ..finetune.backbones import resolve_sources
+def for_sweep(cfg, inputs) -> dict:
+    """The forecast of a sweep no plan chose (inputs: its finetune.sweep.SweepInputs): its
+    longest configured trial at its smallest batch, no strategy gap (the sweep's own strategies
+    are not ranked)."""
     from ..finetune.baseline import probe
     from . import family
 
-    task = load_task(cfg.finetune)
-    fams = {family(s) for s in resolve_sources(pretrained, cfg, arch_from)}
+    task = inputs.task
+    fams = {family(s) for s in inputs.sources}
     fam = "gpt" if fams == {"gpt"} else "hf_encoder"
     n, k = len(task.splits["train"]), len(task.label_names)
     shape = {"epochs": max(cfg.sweep.epochs), "batch_size": min(cfg.sweep.batch_sizes), "shape": {}}

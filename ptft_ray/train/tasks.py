@@ -51,16 +51,20 @@ class LMTask:
         return torch.stack([loss.detach().float(), n.float()])
 
     def groups(self, spec) -> ParamGroups:
-        """Every parameter at one LR; with schedule.head_warmup_steps, all but the LM head's own
-        stay frozen for those first steps."""
-        params, warm = list(self.model.parameters()), spec.config.schedule.head_warmup_steps
-        if not warm:
-            return ParamGroups([(params, spec.config.optim.lr)])
+        """Every parameter at one LR; the LM head's own at optim.head_lr where set; with
+        schedule.head_warmup_steps, all but the head's own stay frozen for those first steps."""
+        cfg, params = spec.config, list(self.model.parameters())
+        warm, lr = cfg.schedule.head_warmup_steps, cfg.optim.lr
+        if not warm and not cfg.optim.head_lr:
+            return ParamGroups([(params, lr)])
         head = {id(p) for p in getattr(self.model, "head_only_parameters", list)()}
         if not head:
-            raise PtftError(f"schedule.head_warmup_steps={warm}: {spec.config.model.hf or spec.config.model.arch} has "
-                            f"no LM head of its own to warm (its output layer is tied to the embeddings)")
-        return ParamGroups([(params, spec.config.optim.lr)], frozen_until=[(warm, [p for p in params if id(p) not in head])])
+            raise PtftError(f"{'schedule.head_warmup_steps' if warm else 'optim.head_lr'}: "
+                            f"{cfg.model.hf or cfg.model.arch} has no LM head of its own "
+                            f"(its output layer is tied to the embeddings)")
+        body = [p for p in params if id(p) not in head]
+        return ParamGroups([(body, lr), ([p for p in params if id(p) in head], cfg.optim.head_lr or lr)],
+                           frozen_until=[(warm, body)] if warm else [])
 
     def metrics(self, s: torch.Tensor) -> dict:
         val_loss = (s[0] / s[1].clamp_min(1)).item()
