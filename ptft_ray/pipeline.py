@@ -353,8 +353,9 @@ def _print_summary(pre: dict, results: dict, head: dict, page: str) -> None:
     from .finetune.stats import in_words
 
     print("\n== ptft_ray pipeline ==")
-    print(f"pretraining: val perplexity {pre['val_perplexity']:.1f} (unigram baseline "
-          f"{pre['unigram_val_perplexity']:.1f}), {pre['steps']} steps, {pre['tokens_per_s']:.0f} tokens/s")
+    beaten = "beaten" if pre["val_perplexity"] < pre["unigram_val_perplexity"] else "NOT beaten"
+    print(f"pretraining: val perplexity {pre['val_perplexity']:.1f} (unigram level "
+          f"{pre['unigram_val_perplexity']:.1f}: {beaten}), {pre['steps']} steps, {pre['tokens_per_s']:.0f} tokens/s")
     print(f"{'':24}{'test acc':>10}{'95% interval':>18}{'macro F1':>10}{'sweep s':>10}")
     for name, r in results.items():
         lo, hi = r.get("test_accuracy_ci") or (float("nan"), float("nan"))

@@ -95,6 +95,10 @@ def test_report_files_and_markdown(pipeline_run):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
     md = (rep / "report.md").read_text()
     assert "## Pretraining" in md and "### Plan" in md and "sweep_scratch" in md
+    pre = json.loads((out / "pretrain" / "result.json").read_text())
+    beats = pre["val_perplexity"] < pre["unigram_val_perplexity"]
+    assert ("the language model beats the unigram level" in md) == beats
+    assert ("does NOT beat the unigram level" in md) == (not beats)
     assert md.index("## Headline") < md.index("## Pipeline")   # the report opens with the headline
     assert "TF-IDF + logistic regression on the same training rows" in md
     assert "pretrained vs random init: " in md and "p = " in md

@@ -139,7 +139,9 @@ def _report(run_dir: str, shown: str) -> str:
         h, m = _table([r], ["val_perplexity", "unigram_val_perplexity", "val_loss", "tokens_per_s", "steps",
                             "tokens", "num_workers", "wall_s"])
         img_h, img_m = _img(pretrain_curves(pre["history"], out, name)[0]) if pre["history"] else ("", "")
-        add(f"<h2>Pretraining: {html.escape(name)}</h2>{h}{img_h}", f"## Pretraining: {name}\n\n{m}\n{img_m}")
+        said = unigram_verdict(r)
+        add(f"<h2>Pretraining: {html.escape(name)}</h2><p>{html.escape(said)}</p>{h}{img_h}",
+            f"## Pretraining: {name}\n\n{said}\n\n{m}\n{img_m}")
     if len(data["sweeps"]) > 1:
         rows = [{"sweep": s["name"], **{k: s["result"].get(k) for k in ("test_accuracy", "test_macro_f1",
                                                                          "best_metric", "trial_time_s")},
@@ -180,3 +182,14 @@ def _report(run_dir: str, shown: str) -> str:
     (out / "index.html").write_text(page)
     (out / "report.md").write_text("\n".join(M))
     return str(out / "index.html")
+
+
+def unigram_verdict(r: dict) -> str:
+    """Whether the stage's language model learned context: its validation perplexity against a
+    unigram model of the training text, on the same targets."""
+    ppl, uni = r.get("val_perplexity"), r.get("unigram_val_perplexity")
+    if ppl is None or uni is None:
+        return "No validation perplexity was recorded."
+    return (f"Validation perplexity {ppl:.1f} against {uni:.1f} for a unigram model of the training text: "
+            + ("the language model beats the unigram level." if ppl < uni else
+               "the language model does NOT beat the unigram level (it has not learned context)."))
