@@ -69,7 +69,7 @@ def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str)
     r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
     room = 1.0 - probe.accuracy
     mid = probe.accuracy + r * room
-    half = Z80 * prm["rmse_points"] / 100
+    half = prm["half_width_points"] / 100
     return [round(max(0.0, mid - half), 4), round(min(1.0, mid), 4), round(min(1.0, mid + half), 4)]
 
 
@@ -77,7 +77,7 @@ def continued_pretraining(n_train: int, classes: int) -> list[float]:
     """[low, mid, high] test-accuracy points continued pretraining on the task's own text adds."""
     c = FITTED["continued_pretraining"]
     mid = c["u"] + c["v"] * math.log10(max(1.0, n_train / classes))
-    half = Z80 * c["rmse_points"]
+    half = c["half_width_points"]
     return [round(mid - half, 2), round(mid, 2), round(mid + half, 2)]
 
 
@@ -146,7 +146,7 @@ def block(p: dict, scan: dict, family: str, replan) -> dict:
            "continued_pretraining": continued_pretraining(n, k),
            "verdict": verdict(acc, probe, by_budget),
            "how": f"{FITTED['form']}; fitted on {params(family)['cells']} measured cells "
-                  f"({FITTED['source']}); interval: leave-one-cell-out error x {Z80}"}
+                  f"({FITTED['source']}); interval: {FITTED['interval']}"}
     if why:
         out["by_budget_why"] = why
     return out
