@@ -301,7 +301,9 @@ def section(r: dict) -> list[str]:
          "quality cells per model family and, for MiniLM, five planned 3- and 5-minute sweeps (news outlets, a "
          "task no quality cell measured, and sizes between the cells; results/forecast_runs.json); each cell "
          "below is forecast by a fit without it (leave one cell out) or without its whole task (leave one task "
-         "out), against the test accuracy its planned sweep realised.", "",
+         "out), against the test accuracy its planned sweep realised. The 80 % interval is a conformal quantile "
+         "of held-out errors (docs/decisions.md, \"The forecast's interval\"); each held-out cell's interval is "
+         "built from the other cells alone.", "",
          "| family | held out | cells | 80 % interval covers | mean abs. error (points) | interval +/- (points) |",
          "|---|---|---|---|---|---|"]
     for key, t in r["held_out"].items():
@@ -326,7 +328,8 @@ def section(r: dict) -> list[str]:
                   f"{g['without:task']['mae_points']:.1f} -> {g['with:task']['mae_points']:.1f} leaving one task out."]
     if r.get("runs"):
         L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made (runs/forecast_check/, "
-                  "`python -m benchmarks.forecast held_out`):", "",
+                  "`python -m benchmarks.forecast held_out`; recorded before the interval became a conformal "
+                  "quantile, so their intervals are +-6.3 points):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
