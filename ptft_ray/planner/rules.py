@@ -176,8 +176,10 @@ def facts(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trial
                    f"'{level}' level{' since the budget affords it' if level == 'long' else ''}), "
                    f"max_len {shape['finetune.max_len']} (95% of examples have <= {p95:.0f} tokens), "
                    f"{shape['finetune.max_val_examples']} validation examples per evaluation")
-    # the export's test evaluation runs after Tune stops: reserved with the start-up
-    test_s = fam["cost_model"]["eval"] * scan["examples"].get("test", 0) * shape["finetune.max_len"] / rate
+    # the export's test evaluation runs after Tune stops: reserved with the start-up. It batches
+    # rows sorted by length, so it reads about the mean length a row, not max_len (pads)
+    test_len = min(scan["length"].get("mean", shape["finetune.max_len"]), shape["finetune.max_len"])
+    test_s = fam["cost_model"]["eval"] * scan["examples"].get("test", 0) * test_len / rate
     return Facts(budget_s, max_trials, family, fam, cal, b, which, resources, conc, workers, rate, n_train,
                  n_val_eval, ranked, level, shape, cost[level], reasons, startup=STARTUP_S + test_s)
 
