@@ -199,6 +199,12 @@ def _build(d: dict, source: str) -> Config:
     return cfg
 
 
+def lm_head_settings(cfg: Config) -> list[str]:
+    """The keys set that train a Hugging Face model's new LM head its own way (pretraining only)."""
+    return [k for k, on in (("schedule.head_warmup_steps", cfg.schedule.head_warmup_steps),
+                            ("optim.head_lr", cfg.optim.head_lr)) if on]
+
+
 def validate(cfg: Config) -> None:
     for key, choices in CHOICES.items():
         v = _get(cfg, key)
@@ -240,8 +246,8 @@ def validate(cfg: Config) -> None:
             _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
                   f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
     _validate_sweep(cfg)
-    for key, on in (("schedule.head_warmup_steps", cfg.schedule.head_warmup_steps), ("optim.head_lr", cfg.optim.head_lr)):
-        if on and not cfg.model.hf:
+    for key in lm_head_settings(cfg):
+        if not cfg.model.hf:
             _fail(key, "needs model.hf: our own models' output layer is their embeddings")
     if cfg.optim.head_lr < 0:
         _fail("optim.head_lr", f"must be >= 0 (0 = optim.lr), got {cfg.optim.head_lr}")

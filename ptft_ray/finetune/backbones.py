@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import storage
 from .. import tokenizer as toks
-from ..config import Config
+from ..config import Config, lm_head_settings
 from ..data.tasks import TaskData, to_ray
 from ..errors import PtftError
 from ..models.hf import is_hf_dir
@@ -72,9 +72,8 @@ def check_loadable(path: str, pre: Config, meta: dict) -> None:
 def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = None) -> list[Source]:
     """arch_from: a checkpoint whose architecture and tokenizer `none` uses when no real
     checkpoint is in the list (the from-scratch baseline of another sweep)."""
-    for key, on in (("schedule.head_warmup_steps", cfg.schedule.head_warmup_steps), ("optim.head_lr", cfg.optim.head_lr)):
-        if on:  # fine-tuning strategies choose what trains, and at which LR
-            raise PtftError(f"config key '{key}': applies to language-model pretraining only")
+    if lm_head_settings(cfg):  # fine-tuning strategies choose what trains, and at which LR
+        raise PtftError(f"config key '{lm_head_settings(cfg)[0]}': applies to language-model pretraining only")
     given = [p for p in pretrained if p] or ([cfg.finetune.init_from] if cfg.finetune.init_from else [])
     if not given:
         raise PtftError("no pretrained checkpoint given (--pretrained DIR, or --pretrained none)")
