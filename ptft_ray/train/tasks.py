@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import Config
+from ..config import Config, lm_head_settings
 from ..errors import PtftError
 from ..data.packing import padding
 from ..models import build_lm
@@ -59,7 +59,7 @@ class LMTask:
             return ParamGroups([(params, lr)])
         head = {id(p) for p in getattr(self.model, "head_only_parameters", list)()}
         if not head:
-            raise PtftError(f"{'schedule.head_warmup_steps' if warm else 'optim.head_lr'}: "
+            raise PtftError(f"{lm_head_settings(cfg)[0]}: "
                             f"{cfg.model.hf or cfg.model.arch} has no LM head of its own "
                             f"(its output layer is tied to the embeddings)")
         body = [p for p in params if id(p) not in head]
