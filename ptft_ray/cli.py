@@ -5,9 +5,13 @@ import argparse
 import json
 import os
 import sys
+import time
 import traceback
 
 from .errors import PtftError
+
+# a budget (--budget) is the command's wall clock, from here
+STARTED = time.time()
 
 
 SMOKE = {"pretrain": "debug.yaml", "finetune": "debug_sweep.yaml", "sweep": "debug_sweep.yaml",
@@ -168,11 +172,12 @@ def _cfg(args):
 
 def _planned(args, cfg):
     """--plan auto: the planner's choices, then the user's own --set on top (they pin)."""
-    from .planner import format_plan, plan, planned_config
+    from .planner import format_plan, plan, planned_config, spend
 
     if not args.budget:
         raise PtftError("--plan auto needs --budget (e.g. --budget 20m)")
     p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides)
+    p = spend(p, time.time() - STARTED)  # planning (Ray, the task scan, probes) spent part of it
     print(format_plan(p), flush=True)
     return planned_config(cfg, p, args.overrides), p
 

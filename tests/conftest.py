@@ -155,3 +155,65 @@ def hf_sweeps(ray_session, hf_dirs, bert_pretrained, cls_data, sweep_config, tmp
         d = tmp_path_factory.mktemp("hfsweep") / name
         out[name] = (sweep(cfg, [src], str(d)), d)
     return out
+
+
+def fit_cases(cases: list, workers: int, name: str, cpus: float = 0.5) -> list:
+    """Check loops (loop, lc) run one after another on one Ray Train worker group of `workers`
+    (train/reference.cases_loop): one group start for all of them. -> each loop's rank-0 value."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from ptft_ray.train.reference import cases_loop
+
+    return TorchTrainer(cases_loop, train_loop_config={"cases": cases},
+                        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": cpus}),
+                        run_config=RunConfig(name=name, storage_path="/tmp/ptft-checks")).fit().return_value["results"]
+
+
+def ddp_grad_case(kind: str, hf_dirs: dict, debug_config: str) -> dict:
+    """One global batch of 8 rows for `kind` (gpt: our GPT; bert: masked LM; llama), for
+    train/reference.ddp_grad_loop and reference_grads."""
+    import numpy as np
+
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.config import load_config
+
+    rng = np.random.default_rng(0)
+    if kind == "gpt":
+        return {"config": load_config(debug_config).to_dict(), "vocab_size": 258, "pad_id": 257, "seed": 3,
+                "batch": rng.integers(0, 256, size=(8, 33)).tolist()}
+    tok = toks.HFTokenizer.from_dir(hf_dirs[kind])
+    batch = rng.integers(5, tok.vocab_size, size=(8, 33))
+    lc = {"config": load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}"]).to_dict(), "vocab_size": tok.vocab_size,
+          "pad_id": tok.pad_id, "seed": 3, "batch": batch.tolist()}
+    if kind == "bert":  # masks drawn once for the whole batch, 5 per row
+        labels = np.full_like(batch, -100)
+        for r in range(len(batch)):
+            cols = rng.choice(33, size=5, replace=False)
+            labels[r, cols] = batch[r, cols]
+            batch[r, cols] = tok.mask_id
+        lc.update(batch=batch.tolist(), mlm_labels=labels.tolist(), objective="mlm", mask_id=tok.mask_id,
+                  special_ids=tok.special_ids)
+    return lc
+
+
+@pytest.fixture(scope="session")
+def ddp_grads(ray_session, hf_dirs, debug_config) -> dict:
+    """kind -> (the gradients 2 DDP ranks all-reduced, the case): our GPT, a tiny BERT and a
+    tiny Llama, all on one 2-worker group."""
+    from ptft_ray.train.reference import ddp_grad_loop
+
+    cases = {k: ddp_grad_case(k, hf_dirs, debug_config) for k in ("gpt", "bert", "llama")}
+    got = fit_cases([(ddp_grad_loop, lc) for lc in cases.values()], 2, "gradcheck")
+    return {k: (g, cases[k]) for k, g in zip(cases, got)}
+
+
+def assert_grads_match_reference(ddp: dict, lc: dict) -> None:
+    import numpy as np
+
+    from ptft_ray.train.reference import reference_grads
+
+    ref = reference_grads(lc)
+    assert ddp.keys() == ref.keys() and len(ref) > 10
+    for name in ref:
+        np.testing.assert_allclose(ddp[name], ref[name], rtol=1e-4, atol=1e-6, err_msg=name)

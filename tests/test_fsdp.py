@@ -11,7 +11,7 @@ import torch
 
 from ptft_ray.config import load_config
 
-from conftest import HF_DEBUG, hf_cfg
+from conftest import HF_DEBUG, fit_cases, hf_cfg
 
 pytestmark = pytest.mark.slow
 STEPS = 5
@@ -33,15 +33,6 @@ def _lm_lc(cfg, vocab: int, pad: int, rng, mask_id=None, special=()):
         lc.update(objective="mlm", mask_id=mask_id, special_ids=list(special))
         lc["batches"] = {"tokens": tokens.tolist(), "mlm_labels": labels.tolist()}
     return lc
-
-
-def _fit(loop, lc, workers: int, name: str, cpus: float = 0.5):
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    return TorchTrainer(loop, train_loop_config=lc,
-                        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": cpus}),
-                        run_config=RunConfig(name=name, storage_path="/tmp/ptft-fsdpcheck")).fit().return_value
 
 
 def _agree(got: dict, ref: dict, what: str):
@@ -66,54 +57,25 @@ def _lc_for(kind, hf_dirs, debug_config, rng):
     return _lm_lc(cfg, tok.vocab_size, tok.pad_id, rng)
 
 
-@pytest.mark.parametrize("kind", ["gpt", "llama", "bert"])
-def test_fsdp_and_ddp_train_as_one_process_does(kind, ray_session, hf_dirs, debug_config):
-    from ptft_ray.train.reference_parallel import parallel_steps_loop, reference_steps
-
-    lc = _lc_for(kind, hf_dirs, debug_config, np.random.default_rng(0))
-    ref = reference_steps(lc)
-    assert ref["losses"][-1] < ref["losses"][0]  # it trains
-    # FSDP's runs sum the causal-LM loss in chunks of 5 positions, the reference over the whole batch
-    chunked = {**lc["config"], "train": {**lc["config"]["train"], "loss_chunk_tokens": 5}}
-    for strategy, config in (("ddp", lc["config"]), ("fsdp", chunked)):
-        got = _fit(parallel_steps_loop, {**lc, "config": config, "strategy": strategy}, 2, f"{kind}-{strategy}")
-        _agree(got, ref, f"{kind} {strategy}")
-
-
-def test_fsdp_state_per_rank_is_a_1_over_n_share(ray_session, debug_config):
-    """Parameters + AdamW state a rank holds: DDP the whole, FSDP ~1/N (N = 2, 4)."""
-    from ptft_ray.train.reference_parallel import parallel_steps_loop
-
+def _bytes_lc(debug_config):
     lc = _lm_lc(load_config(debug_config, ["model.max_seq_len=32", "data.seq_len=16"]), 258, 257,
                 np.random.default_rng(1))
-    lc["steps"] = 1
-    ddp = _fit(parallel_steps_loop, {**lc, "strategy": "ddp"}, 2, "bytes-ddp")["bytes"]
-    for n in (2, 4):
-        fsdp = _fit(parallel_steps_loop, {**lc, "strategy": "fsdp"}, n, f"bytes-fsdp{n}", cpus=0.25)["bytes"]
-        assert fsdp == pytest.approx(ddp / n, rel=0.1), (n, fsdp, ddp)
+    return {**lc, "steps": 1}
 
 
-def test_fsdp_with_activation_checkpointing_and_lora_trains_as_one_process(ray_session, hf_dirs):
-    """A tiny Llama classifier, LoRA adapters + head trainable, every block recomputed in the
-    backward, sharded over 2 ranks: the same losses and weights as one process without any."""
+def _lora_lc(hf_dirs):
+    """A tiny Llama classifier, LoRA adapters + head trainable."""
     from ptft_ray import tokenizer as toks
-    from ptft_ray.train.reference_parallel import parallel_steps_loop, reference_steps
+    from ptft_ray.finetune.task import ClsSpec
 
     tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
     cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs['llama']}", "finetune.strategy=lora", "finetune.max_len=16"])
     rng = np.random.default_rng(2)
-    from ptft_ray.finetune.task import ClsSpec
-
-    lc = {"config": cfg.to_dict(), "task_spec": ClsSpec(("a", "b", "c"), "multiclass", tok.vocab_size, tok.pad_id),
-          "vocab_size": tok.vocab_size,
-          "pad_id": tok.pad_id, "seed": 3, "steps": STEPS, "init_from": hf_dirs["llama"],
-          "batches": {"input_ids": rng.integers(5, tok.vocab_size, size=(STEPS, 8, 12)).tolist(),
-                      "length": np.full((STEPS, 8), 12).tolist(), "label": rng.integers(0, 3, size=(STEPS, 8)).tolist()}}
-    ref = reference_steps(lc)
-    got = _fit(parallel_steps_loop, {**lc, "strategy": "fsdp", "checkpointing": True}, 2, "lora-fsdp-ac")
-    _agree(got, ref, "fsdp + activation checkpointing + lora")
-    trainable = [k for k in ref["params"] if "lora_" in k]
-    assert trainable, "LoRA adapters expected in the classifier"
+    return {"config": cfg.to_dict(), "task_spec": ClsSpec(("a", "b", "c"), "multiclass", tok.vocab_size, tok.pad_id),
+            "vocab_size": tok.vocab_size,
+            "pad_id": tok.pad_id, "seed": 3, "steps": STEPS, "init_from": hf_dirs["llama"],
+            "batches": {"input_ids": rng.integers(5, tok.vocab_size, size=(STEPS, 8, 12)).tolist(),
+                        "length": np.full((STEPS, 8), 12).tolist(), "label": rng.integers(0, 3, size=(STEPS, 8)).tolist()}}
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +87,75 @@ def fsdp_run(ray_session, tiny_corpus, hf_dirs, tmp_path_factory):
     cfg = hf_cfg(tiny_corpus, hf_dirs["llama"], "scaling.num_workers=2", "scaling.strategy=fsdp",
                  "schedule.max_steps=8", "checkpoint.every_steps=8", "train.eval_every=8")
     return pretrain(cfg, str(out)), str(out)
+
+
+@pytest.fixture(scope="module")
+def restore_lc(fsdp_run, hf_dirs):
+    """fsdp_run's sharded checkpoint and a fixed batch, for restore_and_step_loop."""
+    from ptft_ray import tokenizer as toks
+    from ptft_ray.train import checkpoint as ckpt
+
+    result, _ = fsdp_run
+    tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
+    rng = np.random.default_rng(4)
+    return {"config": ckpt.read_meta(result["checkpoint"])["config"], "vocab_size": tok.vocab_size,
+            "pad_id": tok.pad_id, "seed": 3, "steps": 1, "checkpoint": result["checkpoint"],
+            "batches": {"tokens": [rng.integers(5, tok.vocab_size, size=(8, 17)).tolist()]}}
+
+
+@pytest.fixture(scope="module")
+def on_ranks(ray_session, hf_dirs, debug_config, restore_lc) -> dict:
+    """Every check of this file that runs on a worker group, one group per world size (a
+    group start costs ~30 s here, a check a few): (name, ranks) -> rank 0's result."""
+    from ptft_ray.train.reference_parallel import parallel_steps_loop, restore_and_step_loop
+
+    two = {}
+    for kind in ("gpt", "llama", "bert"):
+        lc = _lc_for(kind, hf_dirs, debug_config, np.random.default_rng(0))
+        # FSDP's runs sum the causal-LM loss in chunks of 5 positions, the reference over the whole batch
+        chunked = {**lc["config"], "train": {**lc["config"]["train"], "loss_chunk_tokens": 5}}
+        two[f"{kind}-ddp"] = (parallel_steps_loop, {**lc, "strategy": "ddp"})
+        two[f"{kind}-fsdp"] = (parallel_steps_loop, {**lc, "config": chunked, "strategy": "fsdp"})
+    two["bytes-ddp"] = (parallel_steps_loop, {**_bytes_lc(debug_config), "strategy": "ddp"})
+    two["bytes-fsdp"] = (parallel_steps_loop, {**_bytes_lc(debug_config), "strategy": "fsdp"})
+    two["lora-fsdp-ac"] = (parallel_steps_loop, {**_lora_lc(hf_dirs), "strategy": "fsdp", "checkpointing": True})
+    two["restore"] = (restore_and_step_loop, restore_lc)
+    four = {"bytes-fsdp": (parallel_steps_loop, {**_bytes_lc(debug_config), "strategy": "fsdp"}),
+            "restore": (restore_and_step_loop, restore_lc)}
+    out = {}
+    for n, cases in ((2, two), (4, four), (1, {"restore": (restore_and_step_loop, restore_lc)})):
+        got = fit_cases(list(cases.values()), n, f"ranks-{n}", cpus=0.5 if n == 2 else 0.25)
+        out.update({(name, n): g for name, g in zip(cases, got)})
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama", "bert"])
+def test_fsdp_and_ddp_train_as_one_process_does(kind, on_ranks, hf_dirs, debug_config):
+    from ptft_ray.train.reference_parallel import reference_steps
+
+    ref = reference_steps(_lc_for(kind, hf_dirs, debug_config, np.random.default_rng(0)))
+    assert ref["losses"][-1] < ref["losses"][0]  # it trains
+    for strategy in ("ddp", "fsdp"):
+        _agree(on_ranks[(f"{kind}-{strategy}", 2)], ref, f"{kind} {strategy}")
+
+
+def test_fsdp_state_per_rank_is_a_1_over_n_share(on_ranks):
+    """Parameters + AdamW state a rank holds: DDP the whole, FSDP ~1/N (N = 2, 4)."""
+    ddp = on_ranks[("bytes-ddp", 2)]["bytes"]
+    for n in (2, 4):
+        fsdp = on_ranks[("bytes-fsdp", n)]["bytes"]
+        assert fsdp == pytest.approx(ddp / n, rel=0.1), (n, fsdp, ddp)
+
+
+def test_fsdp_with_activation_checkpointing_and_lora_trains_as_one_process(on_ranks, hf_dirs):
+    """The Llama classifier, every block recomputed in the backward, sharded over 2 ranks: the
+    same losses and weights as one process without any."""
+    from ptft_ray.train.reference_parallel import reference_steps
+
+    ref = reference_steps(_lora_lc(hf_dirs))
+    _agree(on_ranks[("lora-fsdp-ac", 2)], ref, "fsdp + activation checkpointing + lora")
+    trainable = [k for k in ref["params"] if "lora_" in k]
+    assert trainable, "LoRA adapters expected in the classifier"
 
 
 def test_fsdp_checkpoint_is_sharded_and_loads_in_transformers(fsdp_run):
@@ -144,20 +175,10 @@ def test_fsdp_checkpoint_is_sharded_and_loads_in_transformers(fsdp_run):
     torch.testing.assert_close(model(ids).logits, ours(ids))
 
 
-def test_sharded_checkpoint_reads_back_on_one_and_four_ranks(fsdp_run, hf_dirs):
+def test_sharded_checkpoint_reads_back_on_one_and_four_ranks(on_ranks):
     """Saved by 2 ranks; read by 1, 2 and 4: the same loss on a fixed batch, and the same loss
     after one more AdamW step (the optimizer state came back too)."""
-    from ptft_ray import tokenizer as toks
-    from ptft_ray.train import checkpoint as ckpt
-    from ptft_ray.train.reference_parallel import restore_and_step_loop
-
-    result, _ = fsdp_run
-    meta = ckpt.read_meta(result["checkpoint"])
-    tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
-    rng = np.random.default_rng(4)
-    lc = {"config": meta["config"], "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "seed": 3, "steps": 1,
-          "checkpoint": result["checkpoint"], "batches": {"tokens": [rng.integers(5, tok.vocab_size, size=(8, 17)).tolist()]}}
-    got = {n: _fit(restore_and_step_loop, lc, n, f"restore-{n}", cpus=0.25)["losses"] for n in (1, 2, 4)}
+    got = {n: on_ranks[("restore", n)]["losses"] for n in (1, 2, 4)}
     for n in (1, 4):
         np.testing.assert_allclose(got[n], got[2], rtol=1e-4, err_msg=f"{n} ranks")
     assert got[2][1] < got[2][0]  # the step was taken with the restored optimizer

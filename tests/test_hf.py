@@ -4,14 +4,13 @@ save_pretrained: continued pretraining (masked LM for BERT, causal LM for GPT-2 
 and the export loaded by transformers alone."""
 import json
 
-import numpy as np
 import pytest
 import torch
 
 from ptft_ray.config import load_config
 from ptft_ray.train.pretrain import pretrain
 
-from conftest import HF_DEBUG, hf_cfg as _cfg
+from conftest import HF_DEBUG, assert_grads_match_reference, hf_cfg as _cfg
 
 pytestmark = pytest.mark.slow
 
@@ -40,34 +39,8 @@ def test_continued_pretraining_on_two_workers_loss_falls_and_loads_in_transforme
 
 
 @pytest.mark.parametrize("kind", ["bert", "llama"])
-def test_hf_ddp_gradients_equal_single_process_reference(kind, ray_session, hf_dirs):
-    from ray.train import RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from ptft_ray import tokenizer as toks
-    from ptft_ray.train.reference import ddp_grad_loop, reference_grads
-
-    cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}"])
-    tok = toks.HFTokenizer.from_dir(hf_dirs[kind])
-    rng = np.random.default_rng(0)
-    batch = rng.integers(5, tok.vocab_size, size=(8, 33))
-    lc = {"config": cfg.to_dict(), "vocab_size": tok.vocab_size, "pad_id": tok.pad_id, "seed": 3,
-          "batch": batch.tolist()}
-    if kind == "bert":  # masks drawn once for the whole batch, 5 per row
-        labels = np.full_like(batch, -100)
-        for r in range(len(batch)):
-            cols = rng.choice(33, size=5, replace=False)
-            labels[r, cols] = batch[r, cols]
-            batch[r, cols] = tok.mask_id
-        lc.update(batch=batch.tolist(), mlm_labels=labels.tolist(), objective="mlm", mask_id=tok.mask_id,
-                  special_ids=tok.special_ids)
-    result = TorchTrainer(ddp_grad_loop, train_loop_config=lc,
-                          scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.5}),
-                          run_config=RunConfig(name=f"gradcheck-{kind}", storage_path="/tmp/ptft-gradcheck")).fit()
-    ddp, ref = result.return_value, reference_grads(lc)
-    assert ddp.keys() == ref.keys() and len(ref) > 10
-    for name in ref:
-        np.testing.assert_allclose(ddp[name], ref[name], rtol=1e-4, atol=1e-6, err_msg=name)
+def test_hf_ddp_gradients_equal_single_process_reference(kind, ddp_grads):
+    assert_grads_match_reference(*ddp_grads[kind])
 
 
 def test_mlm_save_resume_matches_uninterrupted_run(ray_session, tiny_corpus, hf_dirs, tmp_path):

@@ -342,8 +342,10 @@ def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_dat
     assert res["trials"] < 40 and res["test_accuracy"] is not None
     assert os.path.isfile(os.path.join(res["export_path"], "model.safetensors"))
     plan = json.loads((out / "plan.json").read_text())
+    # the budget counts from the command's start: Tune gets what planning left, less the reserve
     assert plan["pins"] == ["sweep.num_samples=40"] and plan["time_budget_s"] == pytest.approx(
-        budget - plan["reserve_s"] - plan["rescore"]["estimated_s"]) and plan["reserve_s"] >= 15
+        budget - plan["planning_s"] - plan["reserve_s"] - plan["rescore"]["estimated_s"]) and plan["reserve_s"] >= 15
+    assert 0 < plan["planning_s"] < wall
     assert "selection" in res
     # the plan's forecast travels to result.json beside what the sweep realised
     lo, mid, hi = res["forecast"]["test_accuracy"]

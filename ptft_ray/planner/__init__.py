@@ -159,6 +159,16 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     return p
 
 
+def spend(p: dict, spent_s: float) -> dict:
+    """The plan once `spent_s` of its budget is gone (a `sweep --plan auto` command's start and
+    its planning: the budget is the command's wall clock). Tune gets what is left after the
+    reserve (all that follows the plan: data encoding, the export, the test evaluation) and
+    re-scoring."""
+    p["planning_s"] = round(spent_s, 1)
+    p["time_budget_s"] = max(1.0, p["budget_s"] - spent_s - p["reserve_s"] - p["rescore"]["estimated_s"])
+    return p
+
+
 def memory_of(cfg: Config, sources: list, task, p: dict, res: dict) -> dict:
     """The memory plan of the planned trials: the largest backbone at the plan's batch size."""
     from ..finetune.backbones import largest_shape

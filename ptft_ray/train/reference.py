@@ -56,3 +56,11 @@ def reference_grads(lc: dict) -> dict[str, np.ndarray]:
     total, n = task.loss(task.model, _batch(lc, slice(None)))
     (total / n).backward()
     return _grads(task.model)
+
+
+def cases_loop(config: dict) -> dict:
+    """Several checks on one worker group, in order: config["cases"] is a list of (loop, lc),
+    each loop one of this module's or reference_parallel's. One group start serves them all
+    (a start costs ~30 s on 2 CPUs, a case a few). -> {"results": [each loop's rank-0 value]}."""
+    results = [loop(lc) for loop, lc in config["cases"]]
+    return {"results": results} if results and results[0] else {}
