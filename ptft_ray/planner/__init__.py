@@ -165,7 +165,7 @@ def spend(p: dict, spent_s: float) -> dict:
     reserve (all that follows the plan: data encoding, the export, the test evaluation) and
     re-scoring."""
     p["planning_s"] = round(spent_s, 1)
-    p["time_budget_s"] = max(1.0, p["budget_s"] - spent_s - p["reserve_s"] - p["rescore"]["estimated_s"])
+    p["time_budget_s"] = max(1.0, p["budget_s"] - p["planning_s"] - p["reserve_s"] - p["rescore"]["estimated_s"])
     return p
 
 
