@@ -45,6 +45,12 @@ def test_ray_data_pipeline_loses_and_duplicates_no_token(ray_session, tiny_corpu
     have = Counter(tuple(d) for d in unpack(got, tok.eot_id, tok.pad_id))
     assert have == want
     assert counts.sum() > 0 and counts[tok.pad_id] == 0
+    # the unigram level's training counts, packed on the driver, are those of the stream's
+    # first blocks (a multiple of docs_per_batch documents, and not)
+    from ptft_ray.data.corpus import first_train_counts, target_counts
+
+    for n in (30, 41):
+        assert np.array_equal(first_train_counts(dc, tok, files, fmt, n), target_counts(train.limit(n), tok))
 
 
 def test_end_of_text_stays_a_target_where_the_tokenizer_pads_with_it(hf_dirs):

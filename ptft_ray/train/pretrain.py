@@ -23,7 +23,7 @@ from .. import tokenizer as toks
 from ..cluster import check_reachable, cluster_summary, init_ray, model_paths, storage_path
 from ..config import Config
 from ..data import sources
-from ..data.corpus import build_datasets, check_corpus, target_counts, unigram_perplexity
+from ..data.corpus import build_datasets, check_corpus, first_train_counts, unigram_perplexity
 from ..errors import PtftError
 from ..mlflow_log import log_pretrain
 from . import checkpoint as ckpt
@@ -170,7 +170,7 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
         "steps": final.get("step"), "tokens": final.get("tokens"),
         "checkpoint": storage.to_uri(result.checkpoint.filesystem, result.checkpoint.path)
         if result.checkpoint else None,
-        "unigram_val_perplexity": unigram_level(train_ds, val_counts, tok, objective, cfg),
+        "unigram_val_perplexity": unigram_level(cfg, tok, files, fmt, val_counts, objective),
         "vocab_size": tok.vocab_size, "num_workers": workers.num, "wall_s": time.time() - t0,
         "objective": objective, **({"hf": cfg.model.hf} if cfg.model.hf else {}),
         "resumed": resuming, "feed": feed,
@@ -185,9 +185,9 @@ def pretrain(cfg: Config, out_dir: str | None = None, overwrite: bool = False) -
     return summary
 
 
-def unigram_level(train_ds, val_counts, tok, objective: str, cfg) -> float:
+def unigram_level(cfg: Config, tok, files: list[str], fmt: str, val_counts, objective: str) -> float:
     """The unigram model's validation perplexity, fitted on the first training blocks (as many
     as validation has, x 8): a masked LM never scores special tokens, so they are left out."""
     ignore = set(getattr(tok, "special_ids", [])) | {tok.pad_id} if objective == "mlm" else ()
-    train = target_counts(train_ds, tok, max_blocks=8 * cfg.data.max_val_blocks)
+    train = first_train_counts(cfg.data, tok, files, fmt, 8 * cfg.data.max_val_blocks)
     return unigram_perplexity(train, val_counts, ignore)
