@@ -11,6 +11,7 @@ fractional-CPU train workers hung on 2 CPUs (shared/notes/ray-2.60-facts.md).
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -125,15 +126,14 @@ def first_train_counts(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: st
     column = "text" if fmt == "text" else dc.text_column
     kw = dict(column=column, tok_json=tok.to_json(), split="train", val_fraction=dc.val_fraction,
               block=dc.seq_len + 1)
-    n, blocks, done = dc.docs_per_batch, [], 0
-    while True:
-        texts = np.array(sources.sample_texts(files, fmt, column, n), dtype=object)
-        for i in range(done, len(texts), dc.docs_per_batch):  # only the documents not packed yet
-            blocks.append(tokenize_pack({column: texts[i:i + dc.docs_per_batch]}, **kw)["tokens"])
-        done = len(texts)
-        if sum(map(len, blocks)) >= max_blocks or len(texts) < n:  # enough, or the whole corpus
-            return _block_targets(np.concatenate(blocks or [np.zeros((0, dc.seq_len + 1), np.int64)])[:max_blocks], tok)
-        n *= 2
+    docs, blocks, have = sources.iter_texts(files, fmt, column, dc.docs_per_batch), [], 0
+    while have < max_blocks:
+        texts = np.array(list(itertools.islice(docs, dc.docs_per_batch)), dtype=object)
+        if not len(texts):  # the whole corpus
+            break
+        blocks.append(tokenize_pack({column: texts}, **kw)["tokens"])
+        have += len(blocks[-1])
+    return _block_targets(np.concatenate(blocks or [np.zeros((0, dc.seq_len + 1), np.int64)])[:max_blocks], tok)
 
 
 def unigram_perplexity(train_counts: np.ndarray, val_counts: np.ndarray, ignore=()) -> float:

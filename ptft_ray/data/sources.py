@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import os
 from pathlib import Path
@@ -62,11 +63,11 @@ def _open_bytes(path: str):
     return open(path, "rb")
 
 
-def _first_texts(path: str, fmt: str, column: str, n: int) -> list[str]:
-    """Up to n non-empty texts from the head of a JSONL or text file, 1 MB at a time."""
-    out, rest = [], b""
+def _texts_of(path: str, fmt: str, column: str):
+    """The non-empty texts of a JSONL or text file, in order, read 1 MB at a time."""
+    rest = b""
     with _open_bytes(path) as fh:
-        while len(out) < n:
+        while True:
             chunk = fh.read(1 << 20)
             lines, rest = (rest + chunk).split(b"\n"), b""
             if chunk:
@@ -79,10 +80,9 @@ def _first_texts(path: str, fmt: str, column: str, n: int) -> list[str]:
                     except (json.JSONDecodeError, AttributeError):
                         raise PtftError(f"{path}: not JSON lines (a line reads {text[:80]!r})") from None
                 if isinstance(text, str) and text.strip():
-                    out.append(text)
+                    yield text
             if not chunk:
-                break
-    return out[:n]
+                return
 
 
 def read_table(path: str, fmt: str, columns: list[str] | None = None) -> pa.Table:
@@ -144,22 +144,20 @@ def check_text_column(files: list[str], fmt: str, column: str) -> None:
         raise PtftError(f"{f}: missing text column {column!r} (columns: {', '.join(names)})")
 
 
-def sample_texts(files: list[str], fmt: str, column: str, n: int) -> list[str]:
-    """The first n non-empty texts of the corpus (to train the BPE tokenizer, to time the
-    feed), read as a stream: a corpus of one huge file is not read whole."""
-    out: list[str] = []
+def iter_texts(files: list[str], fmt: str, column: str, batch: int = 4096):
+    """The corpus's non-empty texts in order, as a stream (`batch` Parquet rows a read): a
+    corpus of one huge file is not read whole, and a reader stops where it has enough."""
     for f in files:
         if fmt == "parquet":
-            pf = pq.ParquetFile(opened(f))
-            for rb in pf.iter_batches(batch_size=min(n, 4096), columns=[column]):
-                out += [t for t in rb.column(0).to_pylist() if t]
-                if len(out) >= n:
-                    return out[:n]
+            for rb in pq.ParquetFile(opened(f)).iter_batches(batch_size=batch, columns=[column]):
+                yield from (t for t in rb.column(0).to_pylist() if t)
         elif fmt in ("jsonl", "text"):
-            out += _first_texts(f, fmt, column, n - len(out))
+            yield from _texts_of(f, fmt, column)
         else:
             t = read_table(f, fmt, [column] if fmt != "text" else None)
-            out += [x for x in t.column(column if fmt != "text" else "text").to_pylist() if x]
-        if len(out) >= n:
-            break
-    return out[:n]
+            yield from (x for x in t.column(column if fmt != "text" else "text").to_pylist() if x)
+
+
+def sample_texts(files: list[str], fmt: str, column: str, n: int) -> list[str]:
+    """The first n non-empty texts of the corpus (to train the BPE tokenizer, to time the feed)."""
+    return list(itertools.islice(iter_texts(files, fmt, column, min(n, 4096)), n))
