@@ -187,14 +187,23 @@ def ddp_grad_case(kind: str, hf_dirs: dict, debug_config: str) -> dict:
     lc = {"config": load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}"]).to_dict(), "vocab_size": tok.vocab_size,
           "pad_id": tok.pad_id, "seed": 3, "batch": batch.tolist()}
     if kind == "bert":  # masks drawn once for the whole batch, 5 per row
-        labels = np.full_like(batch, -100)
-        for r in range(len(batch)):
-            cols = rng.choice(33, size=5, replace=False)
-            labels[r, cols] = batch[r, cols]
-            batch[r, cols] = tok.mask_id
+        labels = mask_rows(batch, rng, 5, tok.mask_id)
         lc.update(batch=batch.tolist(), mlm_labels=labels.tolist(), objective="mlm", mask_id=tok.mask_id,
                   special_ids=tok.special_ids)
     return lc
+
+
+def mask_rows(batch, rng, per_row: int, mask_id: int):
+    """Masks `per_row` tokens of each row of `batch` [rows, tokens] in place (equal masked
+    tokens on every rank that takes whole rows) -> the masked-LM labels (-100 elsewhere)."""
+    import numpy as np
+
+    labels = np.full_like(batch, -100)
+    for r in range(len(batch)):
+        cols = rng.choice(batch.shape[1], size=per_row, replace=False)
+        labels[r, cols] = batch[r, cols]
+        batch[r, cols] = mask_id
+    return labels
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import torch
 
 from ptft_ray.config import load_config
 
-from conftest import HF_DEBUG, fit_cases, hf_cfg
+from conftest import HF_DEBUG, fit_cases, hf_cfg, mask_rows
 
 pytestmark = pytest.mark.slow
 STEPS = 5
@@ -23,13 +23,8 @@ def _lm_lc(cfg, vocab: int, pad: int, rng, mask_id=None, special=()):
     lc = {"config": cfg.to_dict(), "vocab_size": vocab, "pad_id": pad, "seed": 3, "steps": STEPS}
     tokens = rng.integers(5, vocab, size=(1, 8, 17))
     lc["batches"] = {"tokens": tokens.tolist()}
-    if mask_id is not None:  # masks drawn once, 4 per row: equal masked tokens on every rank
-        labels = np.full_like(tokens, -100)
-        for s in range(1):
-            for r in range(8):
-                cols = rng.choice(17, size=4, replace=False)
-                labels[s, r, cols] = tokens[s, r, cols]
-                tokens[s, r, cols] = mask_id
+    if mask_id is not None:  # masks drawn once, 4 per row
+        labels = mask_rows(tokens[0], rng, 4, mask_id)[None]
         lc.update(objective="mlm", mask_id=mask_id, special_ids=list(special))
         lc["batches"] = {"tokens": tokens.tolist(), "mlm_labels": labels.tolist()}
     return lc
@@ -116,11 +111,12 @@ def on_ranks(ray_session, hf_dirs, debug_config, restore_lc) -> dict:
         chunked = {**lc["config"], "train": {**lc["config"]["train"], "loss_chunk_tokens": 5}}
         two[f"{kind}-ddp"] = (parallel_steps_loop, {**lc, "strategy": "ddp"})
         two[f"{kind}-fsdp"] = (parallel_steps_loop, {**lc, "config": chunked, "strategy": "fsdp"})
-    two["bytes-ddp"] = (parallel_steps_loop, {**_bytes_lc(debug_config), "strategy": "ddp"})
-    two["bytes-fsdp"] = (parallel_steps_loop, {**_bytes_lc(debug_config), "strategy": "fsdp"})
+    sizes = _bytes_lc(debug_config)
+    two["bytes-ddp"] = (parallel_steps_loop, {**sizes, "strategy": "ddp"})
+    two["bytes-fsdp"] = (parallel_steps_loop, {**sizes, "strategy": "fsdp"})
     two["lora-fsdp-ac"] = (parallel_steps_loop, {**_lora_lc(hf_dirs), "strategy": "fsdp", "checkpointing": True})
     two["restore"] = (restore_and_step_loop, restore_lc)
-    four = {"bytes-fsdp": (parallel_steps_loop, {**_bytes_lc(debug_config), "strategy": "fsdp"}),
+    four = {"bytes-fsdp": (parallel_steps_loop, {**sizes, "strategy": "fsdp"}),
             "restore": (restore_and_step_loop, restore_lc)}
     out = {}
     for n, cases in ((2, two), (4, four), (1, {"restore": (restore_and_step_loop, restore_lc)})):
