@@ -26,6 +26,7 @@ from benchmarks.common import RESULTS, ROOT, save
 from ptft_ray.planner.forecast import trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
+SAVED_RUNS = RESULTS / "forecast_runs.json"
 # which quality.json model stands for which planner family; continued pretraining = adapted - as-is
 MODELS = {"hf_encoder": "minilm", "gpt": "gpt_news"}
 CURVES = {"hf_encoder": ["calibration_hf_encoder.json", "calibration_hf_encoder_heldout.json"],
@@ -63,12 +64,10 @@ def quality_cells(model: str) -> list[dict]:
 def run_cells() -> list[dict]:
     """The planned MiniLM sweeps of FIT_RUNS (held_out_runs) as fit rows: the plan's own inputs
     and what it realised, less the plan's strategy gap (the forecast adds it back). Kept in
-    results/forecast_runs.json, which a checkout without those runs/ reads instead."""
-    saved = RESULTS / "forecast_runs.json"
+    results/forecast_runs.json (written by `fit` alone), which a checkout without those runs/
+    reads instead."""
     rows = read_runs()
-    if rows:
-        saved.write_text(json.dumps(rows, indent=1) + "\n")
-    return rows or (json.loads(saved.read_text()) if saved.is_file() else [])
+    return rows or (json.loads(SAVED_RUNS.read_text()) if SAVED_RUNS.is_file() else [])
 
 
 def read_runs() -> list[dict]:
@@ -190,6 +189,9 @@ def conformal_half(abs_errs: list[float]) -> float:
 
 
 def fit() -> dict:
+    runs = read_runs()
+    if runs:  # the fit's own copy of the runs it was fitted on
+        SAVED_RUNS.write_text(json.dumps(runs, indent=1) + "\n")
     fams = {}
     for fam, model in MODELS.items():
         rows, c = family_rows(fam), curve_slope(CURVES[fam])

@@ -92,6 +92,18 @@ def test_bad_config(debug_config, setting, needle):
     assert_refused(cli(*pre(debug_config, setting)), needle)
 
 
+def test_a_tied_lm_head_is_refused_before_ray_starts(tiny_corpus, hf_dirs, tmp_path):
+    """GPT-2's output layer is its embeddings: a setting that trains the LM head on its own is
+    refused at the command's checks, before Ray starts or the run directory is made."""
+    from conftest import HF_DEBUG
+
+    out = tmp_path / "run"
+    rc, err = cli("pretrain", "--config", HF_DEBUG, "--set", f"data.path={tiny_corpus}",
+                  "--set", f"model.hf={hf_dirs['gpt2']}", "--set", "optim.head_lr=0.05", "--out", str(out))
+    assert_refused((rc, err), "optim.head_lr", "tied to the embeddings", hf_dirs["gpt2"])
+    assert "Ray" not in err and not out.exists(), err
+
+
 def test_debug_flag_shows_traceback(debug_config):
     r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "--debug", *pre(debug_config, "optim.lr=0")],
                        capture_output=True, text=True, timeout=120)

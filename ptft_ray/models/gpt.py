@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.feed import flops_per_token
+
 
 class Attention(nn.Module):
     def __init__(self, d: int, n_heads: int, dropout: float):
@@ -78,4 +80,4 @@ class GPTBackbone(nn.Module):
     def flops_per_token(self, seq_len: int) -> int:
         """Training FLOPs per token: 6 * N (non-embedding params) + attention 6 * L * T * D."""
         n = sum(p.numel() for b in self.blocks for p in b.parameters())
-        return 6 * n + 6 * len(self.blocks) * seq_len * self.out_dim
+        return flops_per_token(n, len(self.blocks), self.out_dim, seq_len)
