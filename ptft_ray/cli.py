@@ -176,8 +176,10 @@ def _planned(args, cfg):
 
     if not args.budget:
         raise PtftError("--plan auto needs --budget (e.g. --budget 20m)")
-    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides)
-    p = spend(p, time.time() - STARTED)  # planning (Ray, the task scan, probes) spent part of it
+    # the budget is the command's wall clock: planning (Ray, the task scan, probes) spends part of it
+    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides,
+             started=STARTED)
+    p = spend(p, time.time() - STARTED)
     print(format_plan(p), flush=True)
     return planned_config(cfg, p, args.overrides), p
 

@@ -282,6 +282,26 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
     assert five["strategies"] == ["full"] and five["epochs"] * (1000 // five["batch_size"]) < 400
 
 
+def test_planning_time_is_not_planned_for_the_trials():
+    """A command's budget is its wall clock: what planning spent is gone before the plan is
+    chosen, so the trials are sized to what is left (a 5-minute tweets plan sized for 300 s got
+    200 s from Tune after 34 s of planning, and the budget cut both trials), and the floor
+    counts it."""
+    sc = long_16_class()
+    late, left = choose(sc, ENC, 300, CPU2, spent_s=60), choose(sc, ENC, 240, CPU2)
+    for k in ("strategies", "num_trials", "epochs", "batch_size", "max_len", "cost_model"):
+        assert late[k] == left[k], k
+    assert late["estimated_cost_s"] == pytest.approx(left["estimated_cost_s"] + 60) and late["estimated_cost_s"] <= 300
+    assert any("what 60 s of planning left" in r for r in late["reasons"])
+    with pytest.raises(PtftError, match="below the floor") as e:
+        choose(sc, ENC, 60, CPU2)
+    floor = int(e.value.args[0].split("floor of ")[1].split(" s")[0])
+    choose(sc, ENC, floor, CPU2)
+    with pytest.raises(PtftError, match=rf"budget {floor} s is below the floor of {floor + 30} s: .*"
+                                        rf"\+ 30 s spent planning; raise --budget to at least {floor + 30} s"):
+        choose(sc, ENC, floor, CPU2, spent_s=30)
+
+
 def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
     sc = long_16_class()
     p = choose(sc, ENC, 200, CPU2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import time
 
 from ..config import Config, load_config
 from ..errors import PtftError
@@ -103,7 +104,10 @@ def planned_config(cfg: Config, p: dict, pins: list[str] | None = None) -> Confi
 
 
 def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Config | None = None,
-         max_trials: int = 0, arch_from: str | None = None, pins: list[str] | None = None) -> dict:
+         max_trials: int = 0, arch_from: str | None = None, pins: list[str] | None = None,
+         started: float | None = None) -> dict:
+    """started: when the budget's clock started (a `sweep --plan auto` command's start); what
+    planning spends of it is not planned for the trials."""
     from ..cluster import cluster_summary, init_ray
     from ..data.tasks import load_task
     from ..finetune.backbones import resolve_sources
@@ -138,7 +142,8 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
                              if s.lineage.get("tokens_per_s_per_worker") else
                              "the checkpoint carries no throughput of its own")) if s.key in measured else ""}
             for s in sources]
-    p = choose(scan, info, budget_s, res, max_trials or 0)
+    spent = time.time() - started if started else 0.0
+    p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
     p["checkpoints"] = [s.key for s in sources]
     p["reasons"].insert(0, f"task: {scan['task_type']}, {scan['num_classes']} classes (largest "
                            f"{scan['majority_fraction']:.0%}), {scan['examples']['train']} training examples, "
@@ -147,10 +152,11 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     p["budget_s"] = budget_s
     # Tune stops trials at time_budget_s; start-up, re-scoring, export and the test evaluation
     # come after
-    p["time_budget_s"] = max(1.0, budget_s - p["reserve_s"] - p["rescore"]["estimated_s"])
+    spend(p, spent)
     p["scan"], p["cluster"] = scan, res
     # what the plan is expected to buy, and what half, 2x, 4x the budget or 2x the labels would
-    p["forecast"] = forecast.block(p, scan, p["calibration"], lambda b, sc: choose(sc, info, b, res, max_trials or 0))
+    p["forecast"] = forecast.block(p, scan, p["calibration"],
+                                   lambda b, sc: choose(sc, info, b, res, max_trials or 0, spent_s=spent))
     p["pins"] = list(pins or [])
     planned = planned_config(cfg, p, pins)
     p["memory"] = memory_of(planned, sources, task, p, res)

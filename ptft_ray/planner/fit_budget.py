@@ -82,10 +82,12 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
             if best is None or score > best[1] or (score == best[1] and cost > best[4]):
                 best = (tier, score, shape, rows, cost, s)
     if best is None:
-        raise PtftError(f"budget {f.budget_s:.0f} s is below the floor of {math.ceil(floor + f.startup)} s: "
+        least = math.ceil(floor + f.startup + f.spent)
+        planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
+        raise PtftError(f"budget {f.budget_s + f.spent:.0f} s is below the floor of {least} s: "
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
-                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up; raise --budget "
-                        f"to at least {math.ceil(floor + f.startup)} s")
+                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
+                        f"raise --budget to at least {least} s")
     _, score, shape, rows, cost, s = best
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "

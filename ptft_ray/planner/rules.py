@@ -85,7 +85,7 @@ def choose_resources(res: dict) -> tuple[dict, int, int, list[str]]:
 class Facts:
     """What a plan is chosen from: the task, the calibration, the cluster, the trial shape and
     each strategy's cost at it; `reasons` collects one line per choice."""
-    budget_s: float
+    budget_s: float              # what is left for the sweep (the command's budget less `spent`)
     max_trials: int
     family: str
     fam: dict
@@ -109,6 +109,7 @@ class Facts:
     rescore_n: int = 0
     rescore_s: float = 0.0
     startup: float = STARTUP_S
+    spent: float = 0.0           # of the budget, spent before the plan was made (planning)
 
     def room(self) -> float:
         """What the trials themselves have: the budget less start-up and re-scoring (whose
@@ -126,8 +127,11 @@ class Facts:
 
 
 def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trials: int = 0,
-           strategies_allowed: list[str] | None = None) -> dict:
-    f = facts(scan, sources, budget_s, res, max_trials, strategies_allowed)
+           strategies_allowed: list[str] | None = None, spent_s: float = 0.0) -> dict:
+    """spent_s: of budget_s, what is gone before the trials can start (a command's planning):
+    the plan is chosen for what is left."""
+    f = facts(scan, sources, budget_s - spent_s, res, max_trials, strategies_allowed)
+    f.spent = spent_s
     keep = candidates(f, scan)
     keep, n, mean_full = count_trials(f, keep)
     single = len(keep) == 1 and n > 1
@@ -301,10 +305,11 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
     whole trials run in rounds of `conc`, the last cut at the budget) and its LR ranges."""
     work = max(mean_full, n * mean_full * frac / f.conc) if scheduler["type"] == "asha" else \
         min(math.ceil(n / f.conc) * mean_full, max(mean_full, f.room()))
-    est = f.startup + f.rescore_s + work
+    est = f.spent + f.startup + f.rescore_s + work
     f.reasons.append("stopping: trials (and the sweep) end once none can beat the best beyond validation noise "
                      "(finetune/stopping.py)")
-    f.reasons.append(f"trials: {n} ({f.conc} at a time) fit {f.budget_s:.0f} s at ~{mean_full:.0f} s per "
+    left = f" (what {f.spent:.0f} s of planning left)" if f.spent else ""
+    f.reasons.append(f"trials: {n} ({f.conc} at a time) fit {f.budget_s:.0f} s{left} at ~{mean_full:.0f} s per "
                      f"full-length trial (rate {f.rate:.0f} tokens/s per worker x the calibrated cost model)")
     rule = decoder_rule(sources)
     lr_ranges = {s: (rule["ranges"] if rule else f.cal["lr_ranges"])[s] for s in keep}
