@@ -116,14 +116,25 @@ class _HFModule(nn.Module):
         return 6 * n
 
 
+def lm_class(kind: str):
+    """The Auto class of a model's LM head: masked LM for an encoder, causal LM for a decoder."""
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+
+    return AutoModelForMaskedLM if kind == "encoder" else AutoModelForCausalLM
+
+
 class HFLM(_HFModule):
     @classmethod
-    def load(cls, path: str, kind: str | None = None) -> "HFLM":
-        from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    def skeleton(cls, conf) -> "HFLM":
+        """The architecture on the meta device (no weights read or allocated): for sizing and checks."""
+        with torch.device("meta"):
+            return cls(lm_class(hf_kind(conf)).from_config(conf))
 
+    @classmethod
+    def load(cls, path: str, kind: str | None = None) -> "HFLM":
         _quiet()
         kind = kind or hf_kind(hf_config(path))
-        auto = AutoModelForMaskedLM if kind == "encoder" else AutoModelForCausalLM
+        auto = lm_class(kind)
         try:  # fp32 master weights: transformers 5 loads a bf16 checkpoint in bf16 by default
             return cls(auto.from_pretrained(path, dtype=torch.float32))
         except Exception as e:  # noqa: BLE001

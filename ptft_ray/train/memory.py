@@ -156,15 +156,10 @@ def shape_for(model_cfg, vocab: int) -> ModelShape:
 
     with torch.device("meta"):
         if model_cfg.hf:
-            import transformers
-
-            from ..models.hf import hf_config, hf_kind
+            from ..models.hf import HFLM, hf_config
             from ..storage import localize
 
-            conf = hf_config(localize(model_cfg.hf, "model.hf"))
-            auto = (transformers.AutoModelForMaskedLM if hf_kind(conf) == "encoder"
-                    else transformers.AutoModelForCausalLM)
-            model = auto.from_config(conf)
+            model = HFLM.skeleton(hf_config(localize(model_cfg.hf, "model.hf"))).hf
         else:
             from ..models import build_lm
 

@@ -107,27 +107,21 @@ def check_hf(cfg: Config) -> tuple[Config, str]:
     if cfg.data.seq_len + 1 > max_positions(conf):
         raise PtftError(f"data.seq_len={cfg.data.seq_len}: blocks of seq_len + 1 tokens are over the "
                         f"{max_positions(conf)} positions of model.hf={cfg.model.hf}")
-    check_head(cfg, conf, kind)
+    check_head(cfg, conf)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, hf=path))
     return cfg, "mlm" if kind == "encoder" else "clm"
 
 
-def check_head(cfg: Config, conf, kind: str) -> None:
+def check_head(cfg: Config, conf) -> None:
     """Settings that train the LM head its own way need a head with parameters of its own: a
     head tied to the embeddings is refused here, before Ray starts (the model built on the meta
     device, no weights read), not in the worker."""
     keys = lm_head_settings(cfg)
     if not keys:
         return
-    import torch
-    import transformers
-
     from ..models.hf import HFLM
 
-    auto = transformers.AutoModelForMaskedLM if kind == "encoder" else transformers.AutoModelForCausalLM
-    with torch.device("meta"):
-        lm = HFLM(auto.from_config(conf))
-    if not lm.head_only_parameters():
+    if not HFLM.skeleton(conf).head_only_parameters():
         raise PtftError(f"{keys[0]}: model.hf={cfg.model.hf} has no LM head of its own "
                         f"(its output layer is tied to the embeddings)")
 
