@@ -170,16 +170,23 @@ def _cfg(args):
     return load_config(args.config, overrides)
 
 
+def _plan(args, cfg) -> dict:
+    """The plan for --budget on this command's clock: planning (Ray, the task scan, probes)
+    spends part of the budget, so `plan` shows what `sweep --plan auto` would run."""
+    from .planner import plan, spend
+
+    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides,
+             started=STARTED)
+    return spend(p, time.time() - STARTED)
+
+
 def _planned(args, cfg):
     """--plan auto: the planner's choices, then the user's own --set on top (they pin)."""
-    from .planner import format_plan, plan, planned_config, spend
+    from .planner import format_plan, planned_config
 
     if not args.budget:
         raise PtftError("--plan auto needs --budget (e.g. --budget 20m)")
-    # the budget is the command's wall clock: planning (Ray, the task scan, probes) spends part of it
-    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides,
-             started=STARTED)
-    p = spend(p, time.time() - STARTED)
+    p = _plan(args, cfg)
     print(format_plan(p), flush=True)
     return planned_config(cfg, p, args.overrides), p
 
@@ -229,9 +236,9 @@ def cmd_sweep(args):
 
 def cmd_plan(args):
     cfg = _cfg(args)
-    from .planner import format_plan, plan
+    from .planner import format_plan
 
-    p = plan(None, args.pretrained, args.budget, cfg, args.max_trials, args.arch_from, args.overrides)
+    p = _plan(args, cfg)
     print(json.dumps(p, indent=2, default=str) if args.json else format_plan(p))
 
 

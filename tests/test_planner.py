@@ -335,6 +335,9 @@ def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_d
         assert key in p, key
     assert p["checkpoints"] == [pretrained_ckpt] and isinstance(p["reasons"], list)
     assert p["scan"]["examples"]["train"] == 720  # 900 rows, 10 % val, 10 % test
+    # what `sweep --plan auto` would run: the command's planning is taken off the budget
+    assert p["planning_s"] > 0 and p["time_budget_s"] == pytest.approx(
+        120 - p["planning_s"] - p["reserve_s"] - p["rescore"]["estimated_s"])
     # the 2-CPU hang: two 1-CPU workers per trial leave Ray Data nothing -> exit 2, what to change
     r = subprocess.run([*base, "--set", "sweep.workers_per_trial=2", "--set", "sweep.in_process=never",
                         "--set", "sweep.cpus_per_trial=1"], capture_output=True, text=True, env=env, timeout=300)

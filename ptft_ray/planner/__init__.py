@@ -239,7 +239,8 @@ def measure_missing(sources: list, res: dict, precision: str = "auto", seq_len: 
 def format_plan(p: dict) -> str:
     """The human form: the choices in a few lines, then one reason per line."""
     lines = [f"plan for {p['scan']['data']} ({p['scan']['examples']['train']} training examples), "
-             f"budget {p['budget_s']:.0f} s",
+             f"budget {p['budget_s']:.0f} s" + (f" ({p['planning_s']:.0f} s of it spent planning)"
+                                               if p.get("planning_s") else ""),
              f"  strategies    {', '.join(p['strategies'])}",
              f"  checkpoints   {', '.join(p['checkpoints'])}",
              f"  trials        {p['num_trials']} ({p['max_concurrent_trials']} at a time), "
