@@ -125,10 +125,10 @@ def lm_class(kind: str):
 
 class HFLM(_HFModule):
     @classmethod
-    def skeleton(cls, conf) -> "HFLM":
+    def skeleton(cls, conf, kind: str | None = None) -> "HFLM":
         """The architecture on the meta device (no weights read or allocated): for sizing and checks."""
         with torch.device("meta"):
-            return cls(lm_class(hf_kind(conf)).from_config(conf))
+            return cls(lm_class(kind or hf_kind(conf)).from_config(conf))
 
     @classmethod
     def load(cls, path: str, kind: str | None = None) -> "HFLM":

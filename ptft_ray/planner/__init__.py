@@ -204,16 +204,12 @@ def decoder_params(source) -> int | None:
     weights read): what scales its learning rates (planner/decoder.py)."""
     if family(source) != "hf_decoder":
         return None
-    import torch
-    import transformers
-
-    from ..models.hf import hf_config
+    from ..models.hf import HFLM, hf_config
     from ..storage import localize
 
     conf = hf_config(localize(source.model["hf"], "model.hf"))
     try:
-        with torch.device("meta"):
-            model = transformers.AutoModelForCausalLM.from_config(conf)
+        model = HFLM.skeleton(conf, "decoder")
     except (ValueError, KeyError):  # an architecture without a causal-LM head class: size unknown
         return None
     return sum(p.numel() for p in model.parameters())
