@@ -67,6 +67,7 @@ CHOICES = {
     "sweep.in_process": ("auto", "always", "never"),
     "scaling.strategy": ("auto", "ddp", "fsdp"),
     "train.activation_checkpointing": ("auto", "true", "false"),
+    "finetune.blend": ("off", "auto"),
 }
 POSITIVE = [  # (key, strictly positive?)
     ("model.d_model", True), ("model.n_layers", True), ("model.n_heads", True),

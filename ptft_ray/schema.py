@@ -151,6 +151,7 @@ class FinetuneConfig:
     split_seed: int = 0
     head_dropout: float = 0.1
     evals_per_epoch: int = 2
+    blend: str = "off"          # auto: blend the export with TF-IDF + LR where that wins on validation
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 
 from ptft_ray.errors import PtftError
 from ptft_ray.planner import forecast, parse_budget
-from ptft_ray.planner.rules import CALIBRATED, asha_fraction, choose
+from ptft_ray.planner.rules import CALIBRATED, asha_fraction, calibration, choose
 
 CPU2 = {"cpus": 2.0, "gpus": 0.0, "max_node_cpus": 2.0, "max_node_gpus": 0.0, "nodes": 1}
 GPU4 = {"cpus": 32.0, "gpus": 4.0, "max_node_cpus": 32.0, "max_node_gpus": 4.0, "nodes": 1}
@@ -277,9 +277,15 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
         mids.append(forecast.of_plan(p, forecast.Probe.of(sc["probe"]), 1000, 16, p["calibration"])[1])
         if budget <= 450:  # below one trial of the sized shape (~1,000 s here)
             assert any(r.startswith("budget: one trial of the sized shape") for r in p["reasons"])
+            # ... so its model may fall under TF-IDF + LR: blended where that wins, its pass reserved
+            assert p["shape"]["finetune.blend"] == "auto" and any(r.startswith("blend:") for r in p["reasons"])
+    assert "finetune.blend" not in sized["shape"] and not any(r.startswith("blend:") for r in sized["reasons"])
     assert mids == sorted(mids) and mids[-1] > mids[0]
     five = choose(sc, ENC, 300, CPU2)  # the calibrated strategy at fewer steps than the minimum
     assert five["strategies"] == ["full"] and five["epochs"] * (1000 // five["batch_size"]) < 400
+    # the blend's validation pass (250 rows of the sized 200 tokens) and TF-IDF + LR's fit are reserved
+    blend_s = 2.0 + calibration("hf_encoder")["cost_model"]["eval"] * 250 * 200 / 1000.0
+    assert five["reserve_s"] == pytest.approx(sized["reserve_s"] + blend_s, abs=0.1)
 
 
 def test_planning_time_is_not_planned_for_the_trials():

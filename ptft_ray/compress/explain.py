@@ -30,7 +30,15 @@ def _embedding_layer(model) -> torch.nn.Module:
 
 class Explainer:
     def __init__(self, model_dir: str, n_steps: int = 50, device: str = "cpu"):
-        self.pr = Predictor(model_dir, device)
+        # the fine-tuned model's own probabilities: a blend's TF-IDF + LR share has no gradient
+        # path to the tokens, so an export's blend (finetune/blend.py) is not explained
+        self.pr = Predictor(model_dir, device, blend=False)
+        from .. import storage
+        from ..finetune import blend
+
+        mixed = blend.load(storage.localize(model_dir, "model"))
+        self.note = (f"the fine-tuned model alone: the export blends it with TF-IDF + LR at weight "
+                     f"{mixed.weight:g}, and that share is not attributed") if mixed else None
         if self.pr.meta.get("quantized"):
             raise PtftError(f"{model_dir} is quantized (int8 weights have no gradient path); explain its fp32 export")
         from captum.attr import LayerIntegratedGradients
@@ -71,7 +79,7 @@ class Explainer:
                 "tokens": self.tok.token_strings(ids[0].tolist()),
                 "attributions": [round(float(a), 6) for a in per_token], "delta": round(float(delta[0]), 6),
                 "logit_difference": round(diff, 6), "relative_delta": round(abs(float(delta[0])) / max(abs(diff), 1e-9), 6),
-                "special": keep.tolist()}
+                "special": keep.tolist(), **({"explains": self.note} if self.note else {})}
 
 
 def explain_texts(model_dir: str, texts: list[str], n_steps: int = 50, gpus: float = 0.0) -> list[dict]:

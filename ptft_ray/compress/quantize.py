@@ -41,6 +41,7 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
         from .. import tokenizer as toks
 
         toks.save(tok, tmp)
+        copy_blend(model_dir, tmp)
         if remote:  # objects replaced one by one once all are written; stale ones then removed
             storage.upload(tmp, out)
             for rel, _, _ in storage.listing(out):
@@ -58,3 +59,14 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"out": out if remote else str(out_p), **info, "size_ratio": round(fp32_bytes / max(q_bytes, 1), 2)}
+
+
+def copy_blend(model_dir: str, out: Path) -> None:
+    """The fp32 export's blend with TF-IDF + LR (finetune/blend.py) goes with its int8 copy: the
+    weight was chosen for the model the int8 one approximates."""
+    from ..finetune import blend
+
+    src = Path(storage.localize(model_dir, "model"))
+    for name in (blend.JSON, blend.TENSORS):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, out / name)

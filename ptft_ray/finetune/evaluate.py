@@ -31,8 +31,16 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     task = load_task(ft, label_names=labels)
     idx = list(task.splits[split]) if split != "all" else list(range(len(task.texts)))
     texts = [task.texts[i] for i in idx]
-    pred = torch.as_tensor((probs_fn(texts) if probs_fn else pr.probs(texts)).argmax(-1))
     y = torch.as_tensor(task.labels[idx])
+    alone = None
+    if probs_fn:
+        probs = probs_fn(texts)
+    else:
+        probs = pr.model_probs(texts)
+        if pr.blend:  # the blended export's figures, and the fine-tuned model's own beside them
+            alone = int((torch.as_tensor(probs.argmax(-1)) == y).sum())
+            probs = pr.blend.mix(probs, texts)
+    pred = torch.as_tensor(probs.argmax(-1))
     n = len(labels)
     conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()
     right = int((pred == y).sum())
@@ -40,6 +48,8 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
            "accuracy_ci": accuracy_ci(right, len(idx)), "labels": labels,
            "confusion_matrix": conf.long().tolist(), "model": str(model_dir),
            "rows": [int(i) for i in idx], "targets": y.tolist(), "predictions": pred.tolist()}
+    if alone is not None:
+        out["blend"] = {"weight": pr.blend.weight, "model_alone_accuracy": alone / max(len(idx), 1)}
     if with_baselines:
         base = baselines(task, split)
         out["baseline"] = {k: base[k] for k in ("tfidf_lr", "majority", "n_train")}

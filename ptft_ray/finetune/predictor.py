@@ -18,15 +18,27 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 
 class Predictor:
-    def __init__(self, model_dir: str, device: str = "cpu"):
+    """blend: apply the export's blend with TF-IDF + LR where it has one (finetune/blend.py);
+    False gives the fine-tuned model's own probabilities."""
+
+    def __init__(self, model_dir: str, device: str = "cpu", blend: bool = True):
+        from .. import storage
+        from . import blend as blends
+
         self.model, self.tok, self.cfg, self.meta = load_finetuned(model_dir)
+        self.blend = blends.load(storage.localize(model_dir, "model")) if blend else None
         self.device = torch.device(device)
         self.model.to(self.device)
         self.labels: list[str] = self.meta["task_info"]["labels"]
         self.max_len: int = self.cfg.finetune.max_len
 
     def probs(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        """[N, classes] float32. Rows are sorted by length before batching, so each batch is
+        """[N, classes] float32: the model's probabilities, blended where the export blends."""
+        p = self.model_probs(texts, batch_size)
+        return self.blend.mix(p, list(texts)) if self.blend else p
+
+    def model_probs(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """[N, classes] float32 of the fine-tuned model alone. Rows are sorted by length before batching, so each batch is
         padded only to its own longest text (a batch of 64 RT snippets pads ~3x fewer tokens
         than file order would), then put back in input order."""
         if not len(texts):

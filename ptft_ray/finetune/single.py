@@ -14,6 +14,7 @@ from .evaluate import evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from ..train.memory import device_memory, resolve
+from .blend import for_export
 from .backbones import datasets_for, resolve_sources, run_spec, source_shape
 
 
@@ -44,11 +45,14 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     model_dir = out_p / "model"
     export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)
     gpus = sc.gpus_in_use  # tested on a GPU where it trained on one
+    blended = for_export(cfg, task, str(model_dir), gpus)
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
                "export_path": run.uri("model"), "test_accuracy": test["accuracy"],
                "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),
+               **({"blend": {**blended, "test_accuracy_model_alone": test.get("blend", {}).get("model_alone_accuracy")}}
+                  if blended else {}),
                "strategy": cfg.finetune.strategy, "lineage": source.lineage,
                "class_balance": task.balance("train"), "wall_s": time.time() - t0,
                # training throughput: examples seen / seconds in training steps (no evaluation)

@@ -9,7 +9,8 @@ only where no shape at full length fits. The strategies are those the calibratio
 (within a point of its best), priced by their calibrated accuracy gap: cheaper strategies it
 ranked lower were tried and lost badly where the calibration had not measured them (9-class
 news at 5 minutes: `partial` 0.56-0.57 against TF-IDF + LR's 0.63-0.69; docs/decisions.md).
-The floor is the cheapest of all these plus start-up.
+The floor is the cheapest of all these plus start-up. A plan shrunk so is blended with TF-IDF +
+LR where that wins on validation (finetune/blend.py): its validation pass is reserved too.
 """
 from __future__ import annotations
 
@@ -70,13 +71,14 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     sized = min(f.cost[s] for s in keep)
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
     best, floor = None, None
+    blend_s = blend_seconds(f, cm)
     for tier, shape, rows in shapes(f, scan):
         at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1]
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         for s in keep:
             cost = trial_seconds(s, shape, rows, n_val, f.rate, cm)
-            floor = min(floor or cost, cost)
-            if cost + f.startup > f.budget_s or (best and best[0] < tier):
+            floor = min(floor or cost + blend_s, cost + blend_s)
+            if cost + blend_s + f.startup > f.budget_s or (best and best[0] < tier):
                 continue
             score = at_rows + gap.get(s, min(gap.values(), default=0.0))
             if best is None or score > best[1] or (score == best[1] and cost > best[4]):
@@ -89,11 +91,15 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
     _, score, shape, rows, cost, s = best
+    shape = {**shape, "finetune.blend": "auto"}
+    f.startup += blend_s
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
         f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
         f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']} (~{cost:.0f} s; expected "
         f"test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
+    f.reasons.append(f"blend: a model this short of its sized training can fall under TF-IDF + LR; the export is "
+                     f"blended with it where that wins on validation (finetune.blend=auto, ~{blend_s:.0f} s reserved)")
     f.shape, f.n_train = shape, rows
     f.n_val_eval = min(f.n_val_eval, shape["finetune.max_val_examples"])
     f.cost = {st: f.seconds(st, shape) for st in f.ranked}
@@ -103,3 +109,10 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         f.reasons[i] = "selection: the best trial by its validation examples (no room to re-score)"
     f.max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
     return [s]
+
+
+def blend_seconds(f, cm: dict) -> float:
+    """What finetune.blend=auto adds after the trials: a validation pass of the export (at most
+    TIGHT_VAL rows at the sized max_len, the calibrated evaluation cost) and TF-IDF + LR's fit."""
+    n_val = min(f.n_val_eval, TIGHT_VAL)
+    return 2.0 + cm["eval"] * n_val * f.shape["finetune.max_len"] / f.rate

@@ -18,10 +18,16 @@ def candidates(data: dict, head: dict | None) -> list[dict]:
         r = sw["result"] or {}
         if r.get("test_accuracy") is None:
             continue
-        fc = (r.get("forecast") or {}).get("test_accuracy")
-        rows.append({"model": sw["name"], "test_accuracy": r["test_accuracy"], "ci": r.get("test_accuracy_ci"),
-                     "forecast": fc, "train_s": r.get("trial_time_s"), "ms_per_text": None})
-    best = max(rows, key=lambda x: x["test_accuracy"]) if rows else None
+        fc, b = (r.get("forecast") or {}).get("test_accuracy"), r.get("blend") or {}
+        name = f"{sw['name']} (blended with TF-IDF + LR, w {b['weight']:g})" if b.get("kept") else sw["name"]
+        rows.append({"model": name, "test_accuracy": r["test_accuracy"], "ci": r.get("test_accuracy_ci"),
+                     "forecast": None if b.get("kept") else fc, "train_s": r.get("trial_time_s"), "ms_per_text": None})
+        if b.get("kept") and b.get("test_accuracy_model_alone") is not None:  # what the forecast priced
+            rows.append({"model": f"{sw['name']}: the fine-tuned model alone", "ci": None, "forecast": fc,
+                         "test_accuracy": b["test_accuracy_model_alone"], "train_s": r.get("trial_time_s"),
+                         "ms_per_text": None})
+    exports = [x for x in rows if not x["model"].endswith("the fine-tuned model alone")]
+    best = max(exports, key=lambda x: x["test_accuracy"]) if exports else None
     if q and best:
         best["ms_per_text"] = _ms(q.get("fp32_rows_per_s"))
         rows.append({"model": f"{best['model']} int8 ({q['method']})", "test_accuracy": q["int8_accuracy"],

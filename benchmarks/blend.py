@@ -1,0 +1,74 @@
+"""Blend with TF-IDF + LR (finetune/blend.py) on finished exports: the rule `finetune.blend=auto`
+applies, replayed on sweeps that ran without it, and each part tested on the whole test split.
+
+    python -m benchmarks.blend [RUN_DIR ...]   # default: the planned sweeps of runs/forecast_check
+
+For each run: the export's own probabilities on the sweep's validation rows and on the test
+rows, TF-IDF + LR fitted on the run's training rows, the weight the rule picks on validation,
+then test accuracy of the model, of TF-IDF + LR and of the blend, with McNemar's test of the
+blend against each on the same rows. -> benchmarks/results/blend.json
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from benchmarks.common import ROOT, save
+
+DEFAULT = sorted(str(p) for p in (ROOT / "runs" / "forecast_check").glob("*") if (p / "model").is_dir())
+
+
+def one(run: str) -> dict:
+    import numpy as np
+
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.finetune import blend
+    from ptft_ray.finetune.predictor import Predictor
+    from ptft_ray.finetune.stats import mcnemar
+
+    pr = Predictor(str(Path(run) / "model"), blend=False)
+    task = load_task(pr.cfg.finetune, label_names=pr.labels)
+    tr, va, te = (task.splits[s] for s in ("train", "val", "test"))
+    texts = lambda idx: [task.texts[i] for i in idx]  # noqa: E731
+    base = blend.TfidfLR.fit(texts(tr), task.labels[tr], len(pr.labels))
+    w, val = blend.choose(pr.model_probs(texts(va)), base.probs(texts(va)), task.labels[va])
+    pm, pb, y = pr.model_probs(texts(te)), base.probs(texts(te)), task.labels[te]
+    right = {"model": pm.argmax(1) == y, "tfidf_lr": pb.argmax(1) == y,
+             "blend": (w * pm + (1 - w) * pb).argmax(1) == y}
+    row = {"run": str(Path(run).relative_to(ROOT)) if Path(run).is_relative_to(ROOT) else run,
+           "n_train": int(len(tr)), "n_val": int(len(va)), "n_test": int(len(te)), "weight": w,
+           "val_accuracy": {"model": val[1.0], "tfidf_lr": val[0.0], "blend": val[w]},
+           "test_accuracy": {k: round(float(np.mean(v)), 4) for k, v in right.items()},
+           "blend_vs_tfidf_lr": mcnemar(right["blend"].tolist(), right["tfidf_lr"].tolist()),
+           "blend_vs_model": mcnemar(right["blend"].tolist(), right["model"].tolist())}
+    print(row, flush=True)
+    return row
+
+
+def section(r: dict) -> list[str]:
+    if not r:
+        return []
+    L = ["", "## Blend with TF-IDF + LR", "",
+         f"Command: `{r['command']}`. The rule of `finetune.blend=auto` (finetune/blend.py: the weight w of the "
+         "model's probabilities against TF-IDF + LR's, picked on the sweep's validation rows from 0, 0.1, ..., 1; "
+         "w = 1 unless a blend beats the model there) replayed on planned sweeps that ran without it, each part "
+         "tested on the whole test split; McNemar on the same rows.", "",
+         "| run | w | test: model | TF-IDF + LR | blend | blend - TF-IDF + LR (p) | blend - model (p) |",
+         "|---|---|---|---|---|---|---|"]
+    for x in r["runs"]:
+        t, a, b = x["test_accuracy"], x["blend_vs_tfidf_lr"], x["blend_vs_model"]
+        L.append(f"| {x['run']} | {x['weight']:g} | {t['model']:.4f} | {t['tfidf_lr']:.4f} | {t['blend']:.4f} | "
+                 f"{a['points']:+.1f} ({a['p_value']:.2g}) | {b['points']:+.1f} ({b['p_value']:.2g}) |")
+    return L
+
+
+def main(argv: list[str]) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    save("blend", {"runs": [one(r) for r in (argv or DEFAULT)]})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
