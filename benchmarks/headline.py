@@ -157,11 +157,22 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
     return rows
 
 
+def blend_rows(bl: dict) -> list[str]:
+    """One row per replayed run: the blend against TF-IDF + LR and the model on the same test rows."""
+    rows = []
+    for x in bl.get("runs", []):
+        t, a = x["test_accuracy"], x["blend_vs_tfidf_lr"]
+        rows.append(_row(f"blend with TF-IDF + LR (w {x['weight']:g}), {x['run'].split('/')[-1]}",
+                         f"TF-IDF + LR {t['tfidf_lr']:.3f}, the model {t['model']:.3f}", "-",
+                         f"{t['blend']:.3f} ({a['points']:+.1f} over TF-IDF + LR, p = {a['p_value']:.2g})", None))
+    return rows
+
+
 def summary_table() -> list[str]:
     rows = (quality_rows(_load("quality")) + planner_rows(_load("planner_acceptance"))
             + speed_rows(_load("peer"), _load("throughput"), _load("trial_overhead"))
             + compress_rows(_load("compress"), _load("serve_load")) + memory_rows(_load("memory_plan"))
             + corpus_rows(_load("corpus_scale"))
-            + forecast_rows(_load("forecast"), _load("stopping")))
+            + forecast_rows(_load("forecast"), _load("stopping")) + blend_rows(_load("blend")))
     return ["## Summary", "", "Every figure below, one row each; the sections after it hold the tables, "
             "the commands and the profiles.", "", *HEAD, *rows, ""]

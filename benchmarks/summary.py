@@ -5,6 +5,7 @@ import json
 
 from .common import RESULTS, ROOT
 from .headline import summary_table
+from .blend import section as blend_section
 from .forecast import section as forecast_section
 from .corpus_scale import section as corpus_section
 from .feed import section as feed_section
@@ -265,15 +266,15 @@ def compress_section(c: dict | None) -> list[str]:
 
 
 TWEETS_WITHDRAWN = [
-    "## Health tweets: figures withdrawn", "",
-    "Every health-tweets figure measured before 2026-11-25 (the `tweets:*` cells of the tables below are "
-    "left out, and the prose below that quotes them is void) was measured on tweets that still carried their "
+    "## Health tweets: figures measured with URLs withdrawn", "",
+    "Every health-tweets figure measured before 2026-11-25 (the `tweets:*` rows of the GPT family's calibration, "
+    "sweep and acceptance tables below are left out, and the prose below that quotes them is void) was measured on tweets that still carried their "
     "URLs. Each source's URL shortener names the label (`bbc.in` is bbchealth, `nyti.ms` nytimeshealth, "
     "`ow.ly` foxnewshealth or usnewshealth), so those accuracies measure domain recognition, not language: "
     "TF-IDF + LR on 1,000 tweets scored 0.879 with the URLs and 0.372 without (10,000 tweets: 0.526 "
     "without; the same split, `ptft_ray.finetune.baseline`). `ptft-ray data prepare health_tweets` now "
-    "removes every URL (also the ones cut short or glued to a word); the tweets cells are to be re-measured "
-    "on that file.", ""]
+    "removes every URL (also the ones cut short or glued to a word); every tweets figure shown below (the "
+    "quality cells, the MiniLM calibration, the forecast and stopping runs) was measured on that file.", ""]
 
 
 def withdraw_tweets(lines: list[str]) -> list[str]:
@@ -373,7 +374,7 @@ def write() -> str:
     L += memory_section(_load("memory_plan"))
     L += corpus_section(_load("corpus_scale"))
     L += feed_section(_load("feed"))
-    L += forecast_section(_load("forecast")) + stopping_section(_load("stopping"))
+    L += forecast_section(_load("forecast")) + stopping_section(_load("stopping")) + blend_section(_load("blend"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]
