@@ -322,7 +322,9 @@ def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
     assert cpt[0] < cpt[1] < cpt[2] and cpt[1] > 0  # 62 labels a class: the measured cells gained there
     assert fc["verdict"].startswith("expected ") and " points over TF-IDF + LR at this budget: " in fc["verdict"]
     assert "4x the budget: +" in fc["verdict"]
-    assert "\n".join(forecast.format_block(fc)).count("\n") == 5
+    # a shrunk plan (200 s is below one sized trial) blends, and the block says what it forecasts
+    assert "the forecast above is the model's alone" in fc["blend"]
+    assert "\n".join(forecast.format_block(fc)).count("\n") == 6
     # a plan the probe says cannot pay is told so, not sold
     weak = {**sc, "probe": {**sc["probe"], "tfidf_lr_val": 0.9, "tfidf_lr_val_half": 0.9}}
     assert "not shown to pay" in forecast.block(p, weak, p["calibration"],

@@ -147,6 +147,9 @@ def block(p: dict, scan: dict, family: str, replan) -> dict:
            "verdict": verdict(acc, probe, by_budget),
            "how": f"{FITTED['form']}; fitted on {params(family)['cells']} measured cells "
                   f"({FITTED['source']}); interval: {FITTED['interval']}"}
+    if p["shape"].get("finetune.blend") == "auto":
+        out["blend"] = ("the export is blended with TF-IDF + LR where that beats the model on validation "
+                        "(finetune.blend=auto); the forecast above is the model's alone")
     if why:
         out["by_budget_why"] = why
     return out
@@ -193,4 +196,4 @@ def format_block(fc: dict) -> list[str]:
             f"  by budget     {budgets}",
             f"  2x labels     " + (f"{lab[1]:.3f} ({lab[0]:.3f}-{lab[2]:.3f})" if lab else "no plan"),
             f"  continued pretraining on the task text: {cpt[1]:+.1f} points ({cpt[0]:+.1f} to {cpt[2]:+.1f})",
-            f"  verdict       {fc['verdict']}"]
+            f"  verdict       {fc['verdict']}"] + ([f"  blend         {fc['blend']}"] if fc.get("blend") else [])
