@@ -51,6 +51,12 @@ def test_an_unreadable_or_foreign_blend_is_refused(tmp_path):
     (tmp_path / blend.JSON).write_text(json.dumps({**info, "weight": 7}))
     with pytest.raises(PtftError, match="weight 7"):
         blend.load(tmp_path)
+    (tmp_path / blend.JSON).write_text(json.dumps({**info, "n_labels": 1}))  # class 1 of 1 label
+    with pytest.raises(PtftError, match="outside 1 labels"):
+        blend.load(tmp_path)
+    (tmp_path / blend.JSON).write_text(json.dumps({**info, "vocabulary": {"good": 0}}))
+    with pytest.raises(PtftError, match="does not index"):
+        blend.load(tmp_path)
     (tmp_path / blend.TENSORS).write_bytes(b"not safetensors")
     with pytest.raises(PtftError, match="unreadable blend"):
         blend.load(tmp_path)

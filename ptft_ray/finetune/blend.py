@@ -40,7 +40,7 @@ class TfidfLR:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vec = TfidfVectorizer(ngram_range=tuple(VECTORIZER["ngram_range"]), sublinear_tf=VECTORIZER["sublinear_tf"])
+        vec = _vectorizer()
         x = vec.fit_transform(texts)
         seen = np.unique(y)
         if len(seen) < 2:  # one class: nothing to regress; it predicts that class
@@ -51,12 +51,21 @@ class TfidfLR:
                    lr.classes_, n_labels)
 
     def features(self, texts: list[str]):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(ngram_range=tuple(VECTORIZER["ngram_range"]), sublinear_tf=VECTORIZER["sublinear_tf"],
-                              vocabulary=self.vocabulary)
+        vec = _vectorizer(self.vocabulary)
         vec.idf_ = self.idf
         return vec.transform(texts)
+
+    def check(self) -> str | None:
+        """What is inconsistent in arrays read from a file, or None."""
+        k, f = len(self.classes), len(self.idf)
+        if len(self.vocabulary) != f or any(not 0 <= i < f for i in self.vocabulary.values()):
+            return f"vocabulary of {len(self.vocabulary)} does not index {f} idf weights"
+        if any(not 0 <= c < self.n_labels for c in self.classes.tolist()):
+            return f"classes {self.classes.tolist()} outside {self.n_labels} labels"
+        rows = 0 if k < 2 else 1 if k == 2 else k
+        if self.coef.shape != (rows, f) or self.intercept.shape != (rows,):
+            return f"coefficients {self.coef.shape} / intercepts {self.intercept.shape} for {k} classes, {f} features"
+        return None
 
     def probs(self, texts: list[str]) -> np.ndarray:
         """[N, n_labels]: logistic regression's own probabilities; labels it never saw get 0."""
@@ -73,6 +82,13 @@ class TfidfLR:
             p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         out[:, self.classes] = p
         return out
+
+
+def _vectorizer(vocabulary: dict | None = None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=tuple(VECTORIZER["ngram_range"]), sublinear_tf=VECTORIZER["sublinear_tf"],
+                           vocabulary=vocabulary)
 
 
 @dataclass
@@ -116,6 +132,8 @@ def load(d: str | Path) -> Blend | None:
         raise PtftError(f"{d / JSON}: unreadable blend ({str(e).splitlines()[0][:200]})") from None
     if not 0.0 <= w <= 1.0 or info.get("vectorizer") != VECTORIZER:
         raise PtftError(f"{d / JSON}: weight {w} or vectorizer {info.get('vectorizer')} is not one this version reads")
+    if base.check():
+        raise PtftError(f"{d / TENSORS}: {base.check()}")
     return Blend(w, base, {k: v for k, v in info.items() if k not in ("vocabulary", "weight")})
 
 
