@@ -168,8 +168,9 @@ def saved_at_full_rates(root, cell: str) -> float:
 
 
 def paired_main(cells: list[str]) -> None:
-    rows = [paired_cell(c) for c in cells]
     result = {k: v for k, v in previous().items() if k not in ("machine", "command")}
+    new = {c: paired_cell(c) for c in cells}  # a cell run again replaces its row; the others stay
+    rows = [new.pop(r["cell"], r) for r in result.get("paired", [])] + list(new.values())
     save("stopping", {**result, "paired": rows,
                       "paired_met": [r["cell"] for r in rows
                                      if r["saved_at_full_rates"] >= 0.3 and r["test_points_lost"] <= 0.5]})
