@@ -45,6 +45,21 @@ def one(run: str) -> dict:
     return row
 
 
+def planned() -> list[dict]:
+    """Planned sweeps run with the blend on (runs/blend_check/): what each part realised."""
+    import json
+
+    rows = []
+    for f in sorted((ROOT / "runs" / "blend_check").glob("*/result.json")):
+        r = json.loads(f.read_text())
+        b = r.get("blend") or {}
+        rows.append({"run": str(f.parent.relative_to(ROOT)), "weight": b.get("weight"), "kept": b.get("kept"),
+                     "test_accuracy": r["test_accuracy"], "model_alone": b.get("test_accuracy_model_alone"),
+                     "tfidf_lr": r["baseline"]["tfidf_lr"]["accuracy"], "vs_tfidf_lr": r["vs_tfidf_lr"],
+                     "wall_s": round(r["wall_s"], 1), "forecast": (r.get("forecast") or {}).get("test_accuracy")})
+    return rows
+
+
 def section(r: dict) -> list[str]:
     if not r:
         return []
@@ -59,6 +74,16 @@ def section(r: dict) -> list[str]:
         t, a, b = x["test_accuracy"], x["blend_vs_tfidf_lr"], x["blend_vs_model"]
         L.append(f"| {x['run']} | {x['weight']:g} | {t['model']:.4f} | {t['tfidf_lr']:.4f} | {t['blend']:.4f} | "
                  f"{a['points']:+.1f} ({a['p_value']:.2g}) | {b['points']:+.1f} ({b['p_value']:.2g}) |")
+    if r.get("planned"):
+        L += ["", "Planned sweeps with the blend on (`ptft-ray sweep --plan auto --budget B`, the plan shrunk below "
+                  "one sized trial, so `finetune.blend=auto`; runs/blend_check/):", "",
+              "| run | w | test: blend | the model alone | forecast of the model (80 %) | TF-IDF + LR | blend - TF-IDF + LR (p) | sweep wall |",
+              "|---|---|---|---|---|---|---|---|"]
+        for x in r["planned"]:
+            fc, v = x["forecast"], x["vs_tfidf_lr"]
+            L.append(f"| {x['run']} | {x['weight']:g} | {x['test_accuracy']:.4f} | {x['model_alone']:.4f} | "
+                     f"{fc[1]:.3f} ({fc[0]:.3f}-{fc[2]:.3f}) | {x['tfidf_lr']:.4f} | {v['points']:+.1f} ({v['p_value']:.2g}) | "
+                     f"{x['wall_s']:.0f} s |")
     return L
 
 
@@ -71,7 +96,7 @@ def main(argv: list[str]) -> int:
         print("no sweep with an export under runs/forecast_check (python -m benchmarks.forecast held_out "
               "makes them); give RUN_DIR ...", file=sys.stderr)
         return 0
-    save("blend", {"runs": [one(r) for r in runs]})
+    save("blend", {"runs": [one(r) for r in runs], "planned": planned()})
     return 0
 
 
