@@ -33,10 +33,9 @@ class Explainer:
         # the fine-tuned model's own probabilities: a blend's TF-IDF + LR share has no gradient
         # path to the tokens, so an export's blend (finetune/blend.py) is not explained
         self.pr = Predictor(model_dir, device, blend=False)
-        from .. import storage
         from ..finetune import blend
 
-        mixed = blend.load(storage.localize(model_dir, "model"))
+        mixed = blend.load(self.pr.dir)
         self.note = (f"the fine-tuned model alone: the export blends it with TF-IDF + LR at weight "
                      f"{mixed.weight:g}, and that share is not attributed") if mixed else None
         if self.pr.meta.get("quantized"):

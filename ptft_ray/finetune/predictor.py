@@ -25,8 +25,9 @@ class Predictor:
         from .. import storage
         from . import blend as blends
 
-        self.model, self.tok, self.cfg, self.meta = load_finetuned(model_dir)
-        self.blend = blends.load(storage.localize(model_dir, "model")) if blend else None
+        self.dir = storage.localize(model_dir, "model")  # a URI: fetched once into this node's cache
+        self.model, self.tok, self.cfg, self.meta = load_finetuned(self.dir)
+        self.blend = blends.load(self.dir) if blend else None
         self.device = torch.device(device)
         self.model.to(self.device)
         self.labels: list[str] = self.meta["task_info"]["labels"]
