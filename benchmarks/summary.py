@@ -7,6 +7,7 @@ from .common import RESULTS, ROOT
 from .headline import summary_table
 from .blend import section as blend_section
 from .forecast import section as forecast_section
+from .forecast_variants import section as forecast_variants_section
 from .corpus_scale import section as corpus_section
 from .feed import section as feed_section
 from .memory_plan import section as memory_section
@@ -374,7 +375,7 @@ def write() -> str:
     L += memory_section(_load("memory_plan"))
     L += corpus_section(_load("corpus_scale"))
     L += feed_section(_load("feed"))
-    L += forecast_section(_load("forecast")) + stopping_section(_load("stopping")) + blend_section(_load("blend"))
+    L += forecast_section(_load("forecast")) + forecast_variants_section(_load("forecast_variants")) + stopping_section(_load("stopping")) + blend_section(_load("blend"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]
