@@ -220,8 +220,7 @@ def _teacher_probs(cfg: Config, task, extra, teacher_local: str, run: storage.Ru
 def _export_and_compare(best_path: str, teacher: str, teacher_local: str, student: str, data: str, task,
                         cfg: Config, run: storage.Run, chosen: dict) -> dict:
     """Export OUT/model; evaluate teacher and student on the same test rows; time both."""
-    from ..finetune.blend import for_export
-    from ..finetune.evaluate import evaluate_export
+    from ..finetune.evaluate import blend_export, evaluate_export
     from ..finetune.export import export, load_finetuned
     from ..finetune.predictor import scorer
     from ..finetune.stats import paired
@@ -230,7 +229,7 @@ def _export_and_compare(best_path: str, teacher: str, teacher_local: str, studen
     gpus = cfg.scaling.gpus_in_use  # scored on GPUs where the student trained on them
     model_dir = export(best_path, run.local / "model",
                        extra_meta={"distilled_from": _named(teacher), "distill": {**chosen, "student": student}})
-    blended = for_export(cfg, task, str(model_dir), gpus)  # finetune.blend=auto: the student's own blend
+    blended = blend_export(cfg, task, str(model_dir), gpus)  # finetune.blend=auto: the student's own blend
     ev_s = evaluate_export(str(model_dir), data, "test", probs_fn=scorer(str(model_dir), gpus))
     ev_t = evaluate_export(teacher_local, data, "test", probs_fn=scorer(teacher_local, gpus))
     test_texts = [task.texts[i] for i in task.splits["test"]]

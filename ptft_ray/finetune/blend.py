@@ -159,14 +159,3 @@ def attach(model_dir: str, task, p_val_model: np.ndarray) -> dict:
         Blend(w, base, record).save(model_dir)
     return {"weight": w, "kept": w < 1.0, **record}
 
-
-def for_export(cfg, task, model_dir: str, gpus: float = 0.0) -> dict | None:
-    """finetune.blend=auto: `attach` on the export's validation probabilities (on a GPU where
-    the run trained on one); what result.json records, else None."""
-    if cfg.finetune.blend != "auto":
-        return None
-    from .predictor import Predictor, scorer
-
-    texts = [task.texts[i] for i in task.splits["val"]]
-    score = scorer(model_dir, gpus)  # the export has no blend yet: the model's own probabilities
-    return attach(model_dir, task, score(texts) if score else Predictor(model_dir).model_probs(texts))

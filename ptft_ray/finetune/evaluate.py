@@ -7,7 +7,8 @@ import torch
 
 from ..data.tasks import load_task
 from .baseline import baselines, gains
-from .predictor import Predictor
+from .blend import attach
+from .predictor import Predictor, scorer
 from .stats import accuracy_ci, mcnemar
 from .task import classification_metrics
 
@@ -69,3 +70,11 @@ def predict(model_dir: str, texts: list[str]) -> list[dict]:
     return [{"text": t, **row} for t, row in zip(texts, Predictor(model_dir).predict(texts))]
 
 
+def blend_export(cfg, task, model_dir: str, gpus: float = 0.0) -> dict | None:
+    """finetune.blend=auto: blend.attach on the export's validation probabilities (scored on a
+    GPU where the run trained on one); what result.json records, else None."""
+    if cfg.finetune.blend != "auto":
+        return None
+    texts = [task.texts[i] for i in task.splits["val"]]
+    score = scorer(model_dir, gpus)  # the export has no blend yet: the model's own probabilities
+    return attach(model_dir, task, score(texts) if score else Predictor(model_dir).model_probs(texts))

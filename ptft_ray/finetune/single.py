@@ -10,11 +10,10 @@ from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
 from ..train.launch import Workers, fit
-from .evaluate import evaluate_export, headline
+from .evaluate import blend_export, evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from ..train.memory import device_memory, resolve
-from .blend import for_export
 from .backbones import datasets_for, resolve_sources, run_spec, source_shape
 
 
@@ -45,7 +44,7 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     model_dir = out_p / "model"
     export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)
     gpus = sc.gpus_in_use  # tested on a GPU where it trained on one
-    blended = for_export(cfg, task, str(model_dir), gpus)
+    blended = blend_export(cfg, task, str(model_dir), gpus)
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),

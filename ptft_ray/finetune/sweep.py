@@ -24,12 +24,11 @@ from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
 from ..train.launch import Workers, fit, fit_trials, trial_resources
 from ..train.loop import run
-from .evaluate import evaluate_export, headline
+from .evaluate import blend_export, evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
 from .select import select_best
-from .blend import for_export
 from .backbones import Source, datasets_for, estimate_trial_s, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
@@ -244,7 +243,7 @@ def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,
                                  "best_metric": best["best_metric"]}})
-    blended = for_export(cfg, task, str(model_dir), gpus)
+    blended = blend_export(cfg, task, str(model_dir), gpus)
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
     ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
