@@ -86,6 +86,12 @@ def test_a_sweep_blends_a_weak_model_and_says_what_each_part_scored(ray_session,
     pr = Predictor(str(model))
     np.testing.assert_allclose(pr.probs(texts), pr.blend.mix(pr.model_probs(texts), texts), atol=1e-6)
     assert Predictor(str(model), blend=False).blend is None
+    # scored through Ray Data batch inference (evaluate --on-ray): the same figures, blended once
+    from ptft_ray.finetune.evaluate import evaluate_export
+    from ptft_ray.serve.batch import probs_on_ray
+
+    on_ray = evaluate_export(str(model), cls_data, "test", probs_fn=lambda t: probs_on_ray(str(model), t, pr.labels))
+    assert on_ray["accuracy"] == pytest.approx(res["test_accuracy"]) and on_ray["blend"] == ev["blend"]
     q = tmp_path / "q"
     quantize(str(model), str(q), "fbgemm_dynamic")
     assert Predictor(str(q)).blend.weight == b["weight"]  # the int8 copy blends as its fp32 export does

@@ -20,8 +20,9 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     subset to use (0 = the whole split); default the model's own setting. with_baselines:
     also fit TF-IDF + LR and the majority class on the model's own training rows, and state
     the gain over each (with McNemar's test against TF-IDF + LR on the same rows).
-    probs_fn(texts) -> [N, classes]: how to score the rows (default: in this process; the
-    CLI's `evaluate --on-ray` passes Ray Data batch inference, serve/batch.py)."""
+    probs_fn(texts) -> [N, classes]: how to score the rows with the fine-tuned model alone
+    (default: in this process; the CLI's `evaluate --on-ray` passes Ray Data batch inference,
+    serve/batch.py); an export's blend with TF-IDF + LR is applied here, on top."""
     pr = Predictor(model_dir)
     cfg, labels = pr.cfg, pr.labels
     # the export's own split settings, so "test" is the same rows it never trained on and
@@ -33,14 +34,10 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     idx = list(task.splits[split]) if split != "all" else list(range(len(task.texts)))
     texts = [task.texts[i] for i in idx]
     y = torch.as_tensor(task.labels[idx])
-    alone = None
-    if probs_fn:
-        probs = probs_fn(texts)
-    else:
-        probs = pr.model_probs(texts)
-        if pr.blend:  # the blended export's figures, and the fine-tuned model's own beside them
-            alone = int((torch.as_tensor(probs.argmax(-1)) == y).sum())
-            probs = pr.blend.mix(probs, texts)
+    probs, alone = probs_fn(texts) if probs_fn else pr.model_probs(texts), None
+    if pr.blend:  # the blended export's figures, and the fine-tuned model's own beside them
+        alone = int((torch.as_tensor(probs.argmax(-1)) == y).sum())
+        probs = pr.blend.mix(probs, texts)
     pred = torch.as_tensor(probs.argmax(-1))
     n = len(labels)
     conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()

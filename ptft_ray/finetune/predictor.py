@@ -91,12 +91,13 @@ def _shipped(fn, shipped: list, device: str, *args):
 
 
 def _probs(model_dir: str, device: str, texts: list[str]) -> np.ndarray:
-    return Predictor(model_dir, device).probs(texts)
+    return Predictor(model_dir, device, blend=False).model_probs(texts)
 
 
 def scorer(model_dir: str, gpus: float = 0.0):
-    """A probs_fn for evaluate_export: None (score in this process) without GPUs, else one
-    that scores in a Ray task on a GPU."""
+    """A probs_fn for evaluate_export (the fine-tuned model's own probabilities; evaluate_export
+    applies an export's blend): None (score in this process) without GPUs, else one that
+    scores in a Ray task on a GPU."""
     if not gpus:
         return None
     return lambda texts: on_device(_probs, model_dir, gpus, list(texts))

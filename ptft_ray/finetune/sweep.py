@@ -247,7 +247,7 @@ def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
     ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
-    if blended and "blend" in test:
+    if blended and blended["kept"]:
         blended["test_accuracy_model_alone"] = test["blend"]["model_alone_accuracy"]
     return {
         **({"blend": blended} if blended else {}),

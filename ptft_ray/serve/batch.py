@@ -29,13 +29,13 @@ if TYPE_CHECKING:
 class _Scorer:
     """One model per actor; a batch is a pyarrow Table."""
 
-    def __init__(self, shipped: list, text_column: str, device: str, threads: int, rename: dict):
+    def __init__(self, shipped: list, text_column: str, device: str, threads: int, rename: dict, blend: bool = True):
         import torch
 
         from ..finetune.predictor import Predictor
 
         torch.set_num_threads(max(1, threads))
-        self.p, self.col, self.rename = Predictor(unship(shipped), device), text_column, rename
+        self.p, self.col, self.rename = Predictor(unship(shipped), device, blend), text_column, rename
 
     def __call__(self, batch):
         import numpy as np
@@ -90,8 +90,9 @@ def in_order(ds):
 
 
 def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, actors: int = 0,
-           gpus_per_actor: float = 0.0, rename: dict | None = None):
-    """-> (the dataset with `label` and `prob_<class>` columns, in input order; the pool size)."""
+           gpus_per_actor: float = 0.0, rename: dict | None = None, blend: bool = True):
+    """-> (the dataset with `label` and `prob_<class>` columns, in input order; the pool size).
+    blend=False: the fine-tuned model's own probabilities, without the export's blend."""
     from ray.data import ActorPoolStrategy
 
     from ..cluster import cluster_summary
@@ -106,7 +107,7 @@ def scored(ds, model_dir: str, text_column: str = "text", batch_size: int = 64, 
     # blocks of a few batches, so every actor has work and results come back as they finish
     return ds.repartition(target_num_rows_per_block=4 * batch_size).map_batches(
         _Scorer, fn_constructor_args=(ship(model_dir), text_column, "cuda" if gpus_per_actor else "cpu", 1,
-                                      rename or {}),
+                                      rename or {}, blend),
         batch_size=batch_size, batch_format="pyarrow", compute=ActorPoolStrategy(size=actors),
         num_cpus=1, num_gpus=gpus_per_actor or None), actors
 
@@ -149,8 +150,8 @@ def write_parquet(ds, out: str, data: str, unreadable: list | None = None) -> tu
 
 
 def probs_on_ray(model_dir: str, texts: list[str], labels: list[str], batch_size: int = 64) -> "np.ndarray":
-    """[N, classes] probabilities of `texts` through the same Ray Data path as a file
-    (`evaluate --on-ray`)."""
+    """[N, classes] probabilities of the fine-tuned model alone (evaluate_export applies an
+    export's blend) for `texts`, through the same Ray Data path as a file (`evaluate --on-ray`)."""
     import numpy as np
     import pyarrow as pa
     import ray.data
@@ -158,7 +159,7 @@ def probs_on_ray(model_dir: str, texts: list[str], labels: list[str], batch_size
     from ..cluster import init_ray
 
     init_ray()
-    ds, _ = scored(ray.data.from_arrow(pa.table({"text": texts})), model_dir, batch_size=batch_size)
+    ds, _ = scored(ray.data.from_arrow(pa.table({"text": texts})), model_dir, batch_size=batch_size, blend=False)
     parts = [np.stack([b[f"prob_{lab}"].to_numpy() for lab in labels], 1)
              for b in ds.iter_batches(batch_size=None, batch_format="pyarrow")]
     return np.concatenate(parts) if parts else np.zeros((0, len(labels)), np.float32)
