@@ -220,7 +220,7 @@ def _teacher_probs(cfg: Config, task, extra, teacher_local: str, run: storage.Ru
 def _export_and_compare(best_path: str, teacher: str, teacher_local: str, student: str, data: str, task,
                         cfg: Config, run: storage.Run, chosen: dict) -> dict:
     """Export OUT/model; evaluate teacher and student on the same test rows; time both."""
-    from ..finetune.evaluate import blend_export, evaluate_export
+    from ..finetune.evaluate import blend_export, blend_summary, evaluate_export
     from ..finetune.export import export, load_finetuned
     from ..finetune.predictor import scorer
     from ..finetune.stats import paired
@@ -245,7 +245,7 @@ def _export_and_compare(best_path: str, teacher: str, teacher_local: str, studen
             "vs_teacher": paired(ev_t, ev_s), "speedup": speed["batch_64"]["speedup"], "speed": speed,
             "teacher_params": count_params(load_finetuned(teacher_local)[0]),
             "student_params": count_params(load_finetuned(str(model_dir))[0]),
-            "test_n": ev_s["n"], **({"blend": blended} if blended else {}), **chosen}
+            "test_n": ev_s["n"], **blend_summary(blended, ev_s), **chosen}
 
 
 def _named(p: str) -> str:

@@ -75,3 +75,12 @@ def blend_export(cfg, task, model_dir: str, gpus: float = 0.0) -> dict | None:
     texts = [task.texts[i] for i in task.splits["val"]]
     score = scorer(model_dir, gpus)  # the export has no blend yet: the model's own probabilities
     return attach(model_dir, task, score(texts) if score else Predictor(model_dir).model_probs(texts))
+
+
+def blend_summary(blended: dict | None, test: dict) -> dict:
+    """result.json's `blend` (blend_export's record), with the fine-tuned model's own test
+    accuracy beside the blend's where the export kept one; {} where blending was off."""
+    if not blended:
+        return {}
+    alone = test.get("blend", {}).get("model_alone_accuracy")
+    return {"blend": {**blended, **({"test_accuracy_model_alone": alone} if alone is not None else {})}}

@@ -10,7 +10,7 @@ from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
 from ..train.launch import Workers, fit
-from .evaluate import blend_export, evaluate_export, headline
+from .evaluate import blend_export, blend_summary, evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from ..train.memory import device_memory, resolve
@@ -50,8 +50,7 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
                "export_path": run.uri("model"), "test_accuracy": test["accuracy"],
                "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),
-               **({"blend": {**blended, "test_accuracy_model_alone": test.get("blend", {}).get("model_alone_accuracy")}}
-                  if blended else {}),
+               **blend_summary(blended, test),
                "strategy": cfg.finetune.strategy, "lineage": source.lineage,
                "class_balance": task.balance("train"), "wall_s": time.time() - t0,
                # training throughput: examples seen / seconds in training steps (no evaluation)

@@ -24,7 +24,7 @@ from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
 from ..train.launch import Workers, fit, fit_trials, trial_resources
 from ..train.loop import run
-from .evaluate import blend_export, evaluate_export, headline
+from .evaluate import blend_export, blend_summary, evaluate_export, headline
 from .export import export
 from .predictor import scorer
 from .results import trial_row, write_trials_csv
@@ -247,10 +247,8 @@ def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.
     test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
                            probs_fn=scorer(str(model_dir), gpus))
     ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
-    if blended and blended["kept"]:
-        blended["test_accuracy_model_alone"] = test["blend"]["model_alone_accuracy"]
     return {
-        **({"blend": blended} if blended else {}),
+        **blend_summary(blended, test),
         "best_trial": best["trial_id"], "metric": sw.metric, "mode": sw.mode,
         "best_metric": best["best_metric"], "export_path": run_dir.uri("model"), "selection": selection,
         "best_config": {k: best[k] for k in ("checkpoint", "strategy", "lr", "weight_decay",
