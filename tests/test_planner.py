@@ -496,6 +496,17 @@ def test_the_throughput_probe_runs_in_the_trials_precision():
     assert dtype == "bfloat16" and rate_bf16 > 0
 
 
+def test_the_probe_reads_the_median_step():
+    """One of the probe's 3 timed steps stalled 1.7x by a neighbour leaves its rate where the
+    undisturbed steps put it; a mean over the steps would fall by a fifth."""
+    from ptft_ray.planner.throughput import median_rate
+
+    quiet = median_rate([1.0, 1.0, 1.0], 1024)
+    assert quiet == 1024
+    assert median_rate([1.0, 1.7, 0.98], 1024) == pytest.approx(quiet, rel=0.03)
+    assert 3 * 1024 / (1.0 + 1.7 + 0.98) < 0.85 * quiet
+
+
 def test_one_winner_takes_depth_before_breadth():
     """MiniLM at 980 tokens/s, Rotten Tomatoes-like 1,000 labels (binary, p95 48 tokens), 10
     minutes on 2 CPUs. Counted under ASHA, full alone ran 11 trials, more than 8 LR draws, so

@@ -9,12 +9,15 @@ Steps of 16 x 64 tokens are the calibration's unit; a task whose texts are longe
 its own length, the same 1,024 tokens a step: attention's cost grows with the length, so a
 64-token rate over-promises long texts (docs/decisions.md, "Timed at the task's length").
 
-On a CPU, 3 steps after 1 warm-up (what the calibration's cost model was fitted on); on a GPU
-a step of this shape is milliseconds, so 5 warm-up steps, then steps until both GPU_MIN_STEPS
-and GPU_MIN_S are reached: kernel launches and allocation are then a vanishing share.
+On a CPU, 3 steps after 1 warm-up (what the calibration's cost model was fitted on), each
+timed alone and read at the median step, so one step stalled by a neighbour moves the rate
+little (docs/decisions.md, "Timed at the task's length"); on a GPU a step of this shape is
+milliseconds, so 5 warm-up steps, then steps until both GPU_MIN_STEPS and GPU_MIN_S are
+reached: kernel launches and allocation are then a vanishing share.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 BATCH, SEQ_LEN, STEPS = 16, 64, 3
@@ -54,19 +57,32 @@ def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    gpu = device.type == "cuda"
-    sync = torch.cuda.synchronize if gpu else (lambda: None)
-    for _ in range(GPU_WARMUP if gpu else 1):  # allocations, first-call overheads, kernel selection
+    if device.type == "cpu":
+        step()  # allocations, first-call overheads
+        return median_rate([_seconds(step) for _ in range(STEPS)], batch * seq_len), seen[0]
+    for _ in range(GPU_WARMUP):  # allocations, first-call overheads, kernel selection
         step()
-    sync()
+    torch.cuda.synchronize()
     steps, t0 = 0, time.perf_counter()
-    while steps < (GPU_MIN_STEPS if gpu else STEPS) or (gpu and time.perf_counter() - t0 < GPU_MIN_S):
+    while steps < GPU_MIN_STEPS or time.perf_counter() - t0 < GPU_MIN_S:
         step()
         steps += 1
-        if gpu and steps % 10 == 0:
-            sync()
-    sync()
+        if steps % 10 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
     return steps * batch * seq_len / (time.perf_counter() - t0), seen[0]
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_rate(step_seconds: list[float], tokens_per_step: int) -> float:
+    """Tokens/s at the median step: a step stalled by another process moves it little, where the
+    mean of 3 steps read 588 and ~1,000 tokens/s for the same model and length."""
+    return tokens_per_step / statistics.median(step_seconds)
 
 
 def measure_rate(source, use_gpu: bool = False, precision: str = "auto", seq_len: int = SEQ_LEN) -> float:
