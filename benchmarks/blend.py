@@ -2,6 +2,7 @@
 applies, replayed on sweeps that ran without it, and each part tested on the whole test split.
 
     python -m benchmarks.blend [RUN_DIR ...]   # default: the planned sweeps of runs/forecast_check
+    python -m benchmarks.blend planned         # only the table of runs/blend_check (the sweeps run with it)
 
 For each run: the export's own probabilities on the sweep's validation rows and on the test
 rows, TF-IDF + LR fitted on the run's training rows, the weight the rule picks on validation,
@@ -56,8 +57,16 @@ def planned() -> list[dict]:
         rows.append({"run": str(f.parent.relative_to(ROOT)), "weight": b.get("weight"), "kept": b.get("kept"),
                      "test_accuracy": r["test_accuracy"], "model_alone": b.get("test_accuracy_model_alone"),
                      "tfidf_lr": r["baseline"]["tfidf_lr"]["accuracy"], "vs_tfidf_lr": r["vs_tfidf_lr"],
-                     "wall_s": round(r["wall_s"], 1), "forecast": (r.get("forecast") or {}).get("test_accuracy")})
+                     "wall_s": round(r["wall_s"], 1), "forecast": (r.get("forecast") or {}).get("test_accuracy"),
+                     "budget_s": _budget(f.parent)})
     return rows
+
+
+def _budget(run: Path) -> float | None:
+    import json
+
+    plan = run / "plan.json"
+    return json.loads(plan.read_text()).get("budget_s") if plan.is_file() else None
 
 
 def section(r: dict) -> list[str]:
@@ -91,6 +100,12 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
+    if argv == ["planned"]:
+        import json
+
+        kept = json.loads((ROOT / "benchmarks" / "results" / "blend.json").read_text())
+        save("blend", {**kept, "planned": planned()})
+        return 0
     runs = argv or DEFAULT
     if not runs:  # a fresh checkout: the results file keeps the runs it was made from
         print("no sweep with an export under runs/forecast_check (python -m benchmarks.forecast held_out "

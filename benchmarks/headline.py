@@ -165,6 +165,15 @@ def blend_rows(bl: dict) -> list[str]:
         rows.append(_row(f"blend with TF-IDF + LR (w {x['weight']:g}), {x['run'].split('/')[-1]}",
                          f"TF-IDF + LR {t['tfidf_lr']:.3f}, the model {t['model']:.3f}", "-",
                          f"{t['blend']:.3f} ({a['points']:+.1f} over TF-IDF + LR, p = {a['p_value']:.2g})", None))
+    for x in bl.get("planned", []):
+        v, b = x["vs_tfidf_lr"], x.get("budget_s")
+        if not b:
+            continue
+        rows.append(_row(f"planned sweep, {b / 60:g}-minute budget, blend on: {x['run'].split('/')[-1]}",
+                         f"TF-IDF + LR {x['tfidf_lr']:.3f}", "within the budget (+5 %), beats TF-IDF + LR (p < 0.05)",
+                         f"{x['test_accuracy']:.3f} ({v['points']:+.1f}, p = {v['p_value']:.2g}), the model alone "
+                         f"{x['model_alone']:.3f}; sweep {x['wall_s']:.0f} s of {b:.0f}",
+                         x["wall_s"] <= 1.05 * b and v["points"] > 0 and v["p_value"] < 0.05))
     return rows
 
 
