@@ -60,6 +60,10 @@ def test_an_unreadable_or_foreign_blend_is_refused(tmp_path):
     (tmp_path / blend.TENSORS).write_bytes(b"not safetensors")
     with pytest.raises(PtftError, match="unreadable blend"):
         blend.load(tmp_path)
+    assert blend.weight_of(tmp_path) == 0.5 and blend.weight_of(tmp_path / "none") is None
+    (tmp_path / blend.JSON).write_text("{")
+    with pytest.raises(PtftError, match="unreadable blend"):
+        blend.weight_of(tmp_path)
 
 
 @pytest.mark.slow
@@ -95,6 +99,9 @@ def test_a_sweep_blends_a_weak_model_and_says_what_each_part_scored(ray_session,
     q = tmp_path / "q"
     quantize(str(model), str(q), "fbgemm_dynamic")
     assert Predictor(str(q)).blend.weight == b["weight"]  # the int8 copy blends as its fp32 export does
+    from ptft_ray.compress.explain import Explainer
+
+    assert f"at weight {b['weight']:g}" in Explainer(str(model)).note  # what it attributes: the model alone
 
 
 def test_a_blend_setting_outside_its_choices_is_refused_at_load():

@@ -35,9 +35,9 @@ class Explainer:
         self.pr = Predictor(model_dir, device, blend=False)
         from ..finetune import blend
 
-        mixed = blend.load(self.pr.dir)
+        w = blend.weight_of(self.pr.dir)
         self.note = (f"the fine-tuned model alone: the export blends it with TF-IDF + LR at weight "
-                     f"{mixed.weight:g}, and that share is not attributed") if mixed else None
+                     f"{w:g}, and that share is not attributed") if w is not None else None
         if self.pr.meta.get("quantized"):
             raise PtftError(f"{model_dir} is quantized (int8 weights have no gradient path); explain its fp32 export")
         from captum.attr import LayerIntegratedGradients

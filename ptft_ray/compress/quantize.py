@@ -22,7 +22,8 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
     if storage.exists(out) and not overwrite:
         raise PtftError(f"{out} exists; use another --out or --overwrite")
     remote, out_p = storage.is_uri(out), Path(out)
-    model, tok, cfg, meta = load_finetuned(model_dir)
+    local = storage.localize(model_dir, "model")  # once: the model and its blend are read from it
+    model, tok, cfg, meta = load_finetuned(local)
     if meta.get("quantized"):
         raise PtftError(f"{model_dir} is already quantized ({meta['quantized']['method']}); quantize its fp32 export")
     fp32_bytes = state_bytes(model)
@@ -41,7 +42,7 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
         from .. import tokenizer as toks
 
         toks.save(tok, tmp)
-        copy_blend(model_dir, tmp)
+        copy_blend(local, tmp)
         if remote:  # objects replaced one by one once all are written; stale ones then removed
             storage.upload(tmp, out)
             for rel, _, _ in storage.listing(out):
@@ -61,12 +62,11 @@ def quantize(model_dir: str, out: str, method: str = DEFAULT, overwrite: bool = 
     return {"out": out if remote else str(out_p), **info, "size_ratio": round(fp32_bytes / max(q_bytes, 1), 2)}
 
 
-def copy_blend(model_dir: str, out: Path) -> None:
+def copy_blend(local_dir: str, out: Path) -> None:
     """The fp32 export's blend with TF-IDF + LR (finetune/blend.py) goes with its int8 copy: the
     weight was chosen for the model the int8 one approximates."""
     from ..finetune import blend
 
-    src = Path(storage.localize(model_dir, "model"))
     for name in (blend.JSON, blend.TENSORS):
-        if (src / name).is_file():
-            shutil.copyfile(src / name, out / name)
+        if (Path(local_dir) / name).is_file():
+            shutil.copyfile(Path(local_dir) / name, out / name)

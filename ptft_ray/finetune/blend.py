@@ -113,6 +113,20 @@ class Blend:
                                           "vocabulary": self.base.vocabulary}))
 
 
+def weight_of(d: str | Path) -> float | None:
+    """The export's blend weight from blend.json alone (None: no blend), for a reader that
+    does not apply the blend and so need not load its arrays."""
+    from ..errors import PtftError
+
+    f = Path(d) / JSON
+    if not f.is_file():
+        return None
+    try:
+        return float(json.loads(f.read_text())["weight"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PtftError(f"{f}: unreadable blend ({str(e).splitlines()[0][:200]})") from None
+
+
 def load(d: str | Path) -> Blend | None:
     """The export's blend, or None where it has none."""
     from safetensors import SafetensorError
