@@ -48,8 +48,8 @@ FORWARD_SHARE = 1 / 3
 
 def train_coefficient(strategy: str, cm: dict) -> float:
     """The fitted seconds per training token / rate of a strategy, never under the forward pass's
-    share of full fine-tuning's: the fit gave `partial` 0.08 and `linear_probe` 0 of full's 0.86
-    from a few short trials, and a 5-minute plan built on them ran its trials ~1.4x over."""
+    share of full fine-tuning's: every strategy runs the whole forward pass, and fits from a few
+    short trials priced some under it (docs/decisions.md, "Fit anything")."""
     full = cm["train"].get("full", max(cm["train"].values()))
     return max(cm["train"].get(strategy, max(cm["train"].values())), FORWARD_SHARE * full)
 

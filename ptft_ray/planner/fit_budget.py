@@ -7,8 +7,8 @@ class), each with fewer evaluations (TIGHT_EVALS on at most TIGHT_VAL examples),
 90th, then the 50th percentile of the texts), which the forecast does not price, so it comes
 only where no shape at full length fits. The strategies are those the calibration kept
 (within a point of its best), priced by their calibrated accuracy gap: cheaper strategies it
-ranked lower were tried and lost badly where the calibration had not measured them (9-class
-news at 5 minutes: `partial` 0.56-0.57 against TF-IDF + LR's 0.63-0.69; docs/decisions.md).
+ranked lower lost badly where the calibration had not measured them (docs/decisions.md,
+"Fit anything").
 The floor is the cheapest of all these plus start-up. A plan shrunk so is blended with TF-IDF +
 LR where that wins on validation (finetune/blend.py): its validation pass is reserved too.
 """

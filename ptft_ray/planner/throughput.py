@@ -80,8 +80,8 @@ def _seconds(fn) -> float:
 
 
 def median_rate(step_seconds: list[float], tokens_per_step: int) -> float:
-    """Tokens/s at the median step: a step stalled by another process moves it little, where the
-    mean of 3 steps read 588 and ~1,000 tokens/s for the same model and length."""
+    """Tokens/s at the median step: a step stalled by another process moves it little, where it
+    moves a mean (docs/decisions.md, "Timed at the task's length")."""
     return tokens_per_step / statistics.median(step_seconds)
 
 
