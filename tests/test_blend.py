@@ -51,6 +51,8 @@ def test_an_unreadable_or_foreign_blend_is_refused(tmp_path):
     (tmp_path / blend.JSON).write_text(json.dumps({**info, "weight": 7}))
     with pytest.raises(PtftError, match="weight 7"):
         blend.load(tmp_path)
+    with pytest.raises(PtftError, match="weight 7"):  # explain's reader checks as predict's does
+        blend.weight_of(tmp_path)
     (tmp_path / blend.JSON).write_text(json.dumps({**info, "n_labels": 1}))  # class 1 of 1 label
     with pytest.raises(PtftError, match="outside 1 labels"):
         blend.load(tmp_path)

@@ -113,18 +113,28 @@ class Blend:
                                           "vocabulary": self.base.vocabulary}))
 
 
-def weight_of(d: str | Path) -> float | None:
-    """The export's blend weight from blend.json alone (None: no blend), for a reader that
-    does not apply the blend and so need not load its arrays."""
+def _info(d: Path) -> dict | None:
+    """blend.json with its weight and vectorizer checked; None where the export has no blend."""
     from ..errors import PtftError
 
-    f = Path(d) / JSON
+    f = d / JSON
     if not f.is_file():
         return None
     try:
-        return float(json.loads(f.read_text())["weight"])
+        info = json.loads(f.read_text())
+        w = float(info["weight"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise PtftError(f"{f}: unreadable blend ({str(e).splitlines()[0][:200]})") from None
+    if not 0.0 <= w <= 1.0 or info.get("vectorizer") != VECTORIZER:
+        raise PtftError(f"{f}: weight {w} or vectorizer {info.get('vectorizer')} is not one this version reads")
+    return {**info, "weight": w}
+
+
+def weight_of(d: str | Path) -> float | None:
+    """The export's blend weight (None: no blend), for a reader that does not apply the blend
+    and so need not load its arrays; checked as load checks it."""
+    info = _info(Path(d))
+    return None if info is None else info["weight"]
 
 
 def load(d: str | Path) -> Blend | None:
@@ -135,20 +145,18 @@ def load(d: str | Path) -> Blend | None:
     from ..errors import PtftError
 
     d = Path(d)
-    if not (d / JSON).is_file():
+    info = _info(d)
+    if info is None:
         return None
     try:
-        info, t = json.loads((d / JSON).read_text()), load_file(str(d / TENSORS))
+        t = load_file(str(d / TENSORS))
         base = TfidfLR({str(k): int(v) for k, v in info["vocabulary"].items()}, t["idf"], t["coef"], t["intercept"],
                        t["classes"], int(info["n_labels"]))
-        w = float(info["weight"])
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
         raise PtftError(f"{d / JSON}: unreadable blend ({str(e).splitlines()[0][:200]})") from None
-    if not 0.0 <= w <= 1.0 or info.get("vectorizer") != VECTORIZER:
-        raise PtftError(f"{d / JSON}: weight {w} or vectorizer {info.get('vectorizer')} is not one this version reads")
     if base.check():
         raise PtftError(f"{d / TENSORS}: {base.check()}")
-    return Blend(w, base, {k: v for k, v in info.items() if k not in ("vocabulary", "weight")})
+    return Blend(info["weight"], base, {k: v for k, v in info.items() if k not in ("vocabulary", "weight")})
 
 
 def choose(p_model: np.ndarray, p_base: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
