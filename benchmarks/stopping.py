@@ -98,13 +98,13 @@ def section(r: dict) -> list[str]:
                   "speed drifted between them (rt:1000's completed trials took 10-50 % longer in the second), so "
                   "the saving is also given with each trial's steps priced at its seconds a step in the first "
                   "run.", "",
-              "| cell | trial time, to the end | trial time, stopping (trials stopped) | saved | saved at the first run's "
-              "rates | test accuracy, to the end | stopping | points lost | McNemar p | >= 30 % at <= 0.5 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| cell | grid order | trial time, to the end | trial time, stopping (trials stopped) | saved | saved at "
+              "the first run's rates | test accuracy, to the end | stopping | points lost | McNemar p | >= 30 % at <= 0.5 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in r["paired"]:
             f, s = c["full"], c["stopped"]
             ok = c["saved_at_full_rates"] >= 0.3 and c["test_points_lost"] <= 0.5
-            L.append(f"| {c['cell']} | {f['trial_time_s']:.0f} s | {s['trial_time_s']:.0f} s ({s.get('trials_stopped', '-')} "
+            L.append(f"| {c['cell']} | {c.get('grid_order', OLD_GRID_ORDER)} | {f['trial_time_s']:.0f} s | {s['trial_time_s']:.0f} s ({s.get('trials_stopped', '-')} "
                      f"of {s['trials_run']}) | {c['saved']:.0%} | {c['saved_at_full_rates']:.0%} | "
                      f"{f['test_accuracy']:.4f} | {s['test_accuracy']:.4f} | {c['test_points_lost']:+.1f} | "
                      f"{c['mcnemar']['p_value']:.2g} | {'yes' if ok else 'no'} |")
@@ -115,6 +115,8 @@ def section(r: dict) -> list[str]:
 # trial shapes, 2 trials at a time, the same seed and trial order with the stopper on and off
 PAIRED_CELLS = ["rt:100:short", "rt:1000:short"]
 PAIRED_STRATEGIES = ["full", "linear_probe", "partial"]
+# finetune/space.grid_order since 2026-12-03; rows run before it ran each strategy's LRs upward in turn
+GRID_ORDER, OLD_GRID_ORDER = "each strategy at its top LR, then lower", "strategy by strategy, LR upward"
 
 
 def paired_cell(cell: str) -> dict:
@@ -124,7 +126,7 @@ def paired_cell(cell: str) -> dict:
     from benchmarks.common import ROOT
     from ptft_ray.finetune.stats import paired
 
-    root, out = ROOT / "runs" / "stopping_paired", {"cell": cell}
+    root, out = ROOT / "runs" / "stopping_paired", {"cell": cell, "grid_order": GRID_ORDER}
     space = {"exhaustive": (PAIRED_STRATEGIES, FAMILY_LR_RANGES["hf_encoder"], 3)}
     for way, stop in (("full", False), ("stopped", True)):
         r = run_cell(cell, str(ROOT / "data" / "models" / "minilm"), root / way, space, ("exhaustive",),

@@ -409,7 +409,11 @@ def test_grid_space_and_per_strategy_lr_ranges():
     assert [round(grid_lr(sw, "linear_probe", i), 6) for i in range(3)] == [0.001, 0.01, 0.1]
     assert n_trials(sw) == 6
     space = build_space(sw, ["ck"])
-    assert isinstance(space["strategy"], dict) and space["strategy"]["grid_search"] == ["full", "linear_probe"]
+    # Tune's own variant order: every strategy at its top LR first, then one point lower
+    from ray.tune.search.variant_generator import generate_variants
+    order = [(v["strategy"], round(v["lr"], 6)) for _, v in generate_variants(space)]
+    assert order == [("full", 0.001), ("linear_probe", 0.1), ("full", 0.0001), ("linear_probe", 0.01),
+                     ("full", 1e-05), ("linear_probe", 0.001)]
     # the sampled LR follows the trial's strategy range
     rnd = load_config(None, ["sweep.strategies=[linear_probe]", "sweep.lr_ranges={linear_probe: [1.0e-3, 1.0e-2]}"])
     fn = build_space(rnd.sweep, ["ck"])["lr"]

@@ -51,12 +51,28 @@ def n_trials(sw: SweepConfig) -> int:
     return sw.num_samples * grid
 
 
+def grid_order(sw: SweepConfig) -> list[tuple[str, int]]:
+    """The grid's (strategy, LR point) cells in launch order: every strategy at its top LR, then
+    one point lower, so a stopper meets a strong incumbent early (docs/decisions.md, "Grid order")."""
+    return [(s, i) for i in reversed(range(sw.grid_points)) for s in sw.strategies]
+
+
+def grid_cells(sw: SweepConfig) -> dict:
+    """One grid key in launch order (Tune varies several grid keys in its own, alphabetical, order)."""
+    from ray import tune
+
+    cells = grid_order(sw)
+    return {"grid_cell": tune.grid_search(list(range(len(cells)))),
+            "strategy": tune.sample_from(lambda config: cells[config["grid_cell"]][0]),
+            "lr": tune.sample_from(lambda config: grid_lr(sw, *cells[config["grid_cell"]]))}
+
+
 def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:
     from ray import tune
 
     rng = random.Random(sw.seed)  # seeded: the same sweep config draws the same trials
     space = {
-        "strategy": tune.grid_search(sw.strategies) if sw.grid_points else tune.choice(sw.strategies),
+        "strategy": tune.choice(sw.strategies),
         "checkpoint": tune.choice(checkpoints),
         "weight_decay": tune.choice(sw.weight_decays),
         "batch_size": tune.choice(sw.batch_sizes),
@@ -65,8 +81,7 @@ def build_space(sw: SweepConfig, checkpoints: list[str]) -> dict:
     if sw.lrs:
         space["lr"] = tune.grid_search(sw.lrs)
     elif sw.grid_points:
-        space["lr_point"] = tune.grid_search(list(range(sw.grid_points)))
-        space["lr"] = tune.sample_from(lambda config: grid_lr(sw, config["strategy"], config["lr_point"]))
+        space |= grid_cells(sw)
     else:
         def draw_lr(config):
             lo, hi = lr_range(sw, config["strategy"])
