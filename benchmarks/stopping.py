@@ -63,6 +63,23 @@ def replay(trials: list[dict], n_val: int, order: list[int], stop: bool) -> tupl
     return spent, max(best.values())
 
 
+def saved_and_lost(trials: list[dict], n_val: int, order: list[int]) -> tuple[float, float]:
+    """-> (share of trial time the stopper saves, the winner's validation points lost)."""
+    full_s, full_best = replay(trials, n_val, order, stop=False)
+    s, b = replay(trials, n_val, order, stop=True)
+    return 1 - s / full_s, 100 * (full_best - b)
+
+
+def grid_orders(trials: list[dict]) -> dict[str, list[int]]:
+    """The calibration grid's launch orders: "old" strategy by strategy, LR upward; "new"
+    (finetune/space.grid_order) every strategy at its top LR, then lower."""
+    from benchmarks.calibrate import STRATEGIES
+
+    old = sorted(range(len(trials)), key=lambda i: (STRATEGIES.index(trials[i]["strategy"]), trials[i]["lr"]))
+    rank = {i: sum(t["strategy"] == trials[i]["strategy"] and t["lr"] > trials[i]["lr"] for t in trials) for i in old}
+    return {"old": old, "new": sorted(old, key=lambda i: rank[i])}  # sorted() is stable: strategies stay in turn
+
+
 def cells() -> list[tuple[str, list[dict], int]]:
     out = []
     for f in FILES:
@@ -84,18 +101,21 @@ def section(r: dict) -> list[str]:
          f"recorded trials, {r['orders_per_cell']} random orders, {r['slots']} at a time, against the same trials "
          "run to the end. Points lost: the winner's validation accuracy against the full sweep's winner's (the "
          "calibration kept no test reading per trial, so this is not a test-accuracy figure).", "",
-         "| cell | n val | trial time saved (median, min) | validation points lost (median, max) | >= 30 % at <= 0.5 |",
-         "|---|---|---|---|---|"]
+         "| cell | n val | trial time saved (median, min) | validation points lost (median, max) | >= 30 % at <= 0.5 "
+         "| in the grid's order, old -> new: saved, points lost |",
+         "|---|---|---|---|---|---|"]
     for c in r["cells"]:
         ok = c["time_saved_median"] >= 0.3 and c["val_points_lost_median"] <= 0.5
+        grid = (f"{c['grid_old'][0]:.0%}, {c['grid_old'][1]:.1f} -> {c['grid_new'][0]:.0%}, {c['grid_new'][1]:.1f}"
+                if "grid_new" in c else "-")
         L.append(f"| {c['cell']} | {c['n_val']} | {c['time_saved_median']:.0%}, {c['time_saved_min']:.0%} | "
-                 f"{c['val_points_lost_median']:.1f}, {c['val_points_lost_max']:.1f} | {'yes' if ok else 'no'} |")
+                 f"{c['val_points_lost_median']:.1f}, {c['val_points_lost_max']:.1f} | {'yes' if ok else 'no'} | {grid} |")
     if r.get("paired"):
         L += ["", "Paired on test rows (`python -m benchmarks.stopping paired`): MiniLM, the same 9-trial grid "
                   f"({', '.join(PAIRED_STRATEGIES)} x 3 LRs, the calibration's trial shapes, 2 at a time, the same "
                   "seed and trial order) run to the end and with `sweep.stop_on_noise`; each exported model tested "
                   "on the whole test split. The two runs of a cell ran one after the other, and the machine's "
-                  "speed drifted between them (rt:1000's completed trials took 10-50 % longer in the second), so "
+                  "speed can drift between them (it did by 10-50 % on 2026-12-03's first rt:1000 pair), so "
                   "the saving is also given with each trial's steps priced at its seconds a step in the first "
                   "run.", "",
               "| cell | grid order | trial time, to the end | trial time, stopping (trials stopped) | saved | saved at "
@@ -184,18 +204,15 @@ def main() -> None:
         return
     rows = []
     for name, trials, n_val in cells():
-        saved, lost = [], []
-        for seed in range(ORDERS):
-            order = random.Random(seed).sample(range(len(trials)), len(trials))
-            full_s, full_best = replay(trials, n_val, order, stop=False)
-            s, b = replay(trials, n_val, order, stop=True)
-            saved.append(1 - s / full_s)
-            lost.append(100 * (full_best - b))
+        saved, lost = zip(*(saved_and_lost(trials, n_val, random.Random(seed).sample(range(len(trials)), len(trials)))
+                            for seed in range(ORDERS)))
         rows.append({"cell": name, "trials": len(trials), "n_val": n_val,
                      "time_saved_median": round(statistics.median(saved), 3),
                      "time_saved_min": round(min(saved), 3),
                      "val_points_lost_median": round(statistics.median(lost), 2),
-                     "val_points_lost_max": round(max(lost), 2)})
+                     "val_points_lost_max": round(max(lost), 2),
+                     **{f"grid_{k}": [round(v, 3) for v in saved_and_lost(trials, n_val, order)]
+                        for k, order in grid_orders(trials).items()}})
         print(rows[-1], flush=True)
     kept = {k: v for k, v in previous().items() if k in ("paired", "paired_met")}
     save("stopping", {**kept, "orders_per_cell": ORDERS, "slots": SLOTS, "cells": rows,
