@@ -109,7 +109,8 @@ def section(r: dict) -> list[str]:
         grid = (f"{c['grid_old'][0]:.0%}, {c['grid_old'][1]:.1f} -> {c['grid_new'][0]:.0%}, {c['grid_new'][1]:.1f}"
                 if "grid_new" in c else "-")
         L.append(f"| {c['cell']} | {c['n_val']} | {c['time_saved_median']:.0%}, {c['time_saved_min']:.0%} | "
-                 f"{c['val_points_lost_median']:.1f}, {c['val_points_lost_max']:.1f} | {'yes' if ok else 'no'} | {grid} |")
+                 f"{c['val_points_lost_median']:.1f}, {c['val_points_lost_max']:.1f} | "
+                 f"{'yes' if ok else 'no'} | {grid} |")
     if r.get("paired"):
         L += ["", "Paired on test rows (`python -m benchmarks.stopping paired`): MiniLM, the same 9-trial grid "
                   f"({', '.join(PAIRED_STRATEGIES)} x 3 LRs, the calibration's trial shapes, 2 at a time, the same "
@@ -124,8 +125,8 @@ def section(r: dict) -> list[str]:
         for c in r["paired"]:
             f, s = c["full"], c["stopped"]
             ok = c["saved_at_full_rates"] >= 0.3 and c["test_points_lost"] <= 0.5
-            L.append(f"| {c['cell']} | {c.get('grid_order', OLD_GRID_ORDER)} | {f['trial_time_s']:.0f} s | {s['trial_time_s']:.0f} s ({s.get('trials_stopped', '-')} "
-                     f"of {s['trials_run']}) | {c['saved']:.0%} | {c['saved_at_full_rates']:.0%} | "
+            L.append(f"| {c['cell']} | {c.get('grid_order', OLD_GRID_ORDER)} | {f['trial_time_s']:.0f} s | "
+                     f"{s['trial_time_s']:.0f} s ({s.get('trials_stopped', '-')} of {s['trials_run']}) | {c['saved']:.0%} | {c['saved_at_full_rates']:.0%} | "
                      f"{f['test_accuracy']:.4f} | {s['test_accuracy']:.4f} | {c['test_points_lost']:+.1f} | "
                      f"{c['mcnemar']['p_value']:.2g} | {'yes' if ok else 'no'} |")
     return L
