@@ -71,13 +71,18 @@ def saved_and_lost(trials: list[dict], n_val: int, order: list[int]) -> tuple[fl
 
 
 def grid_orders(trials: list[dict]) -> dict[str, list[int]]:
-    """The calibration grid's launch orders: "old" strategy by strategy, LR upward; "new"
-    (finetune/space.grid_order) every strategy at its top LR, then lower."""
+    """The calibration grid's launch orders: "old" strategy by strategy, LR upward; "new" the
+    sweep's own (finetune/space.grid_order)."""
     from benchmarks.calibrate import STRATEGIES
+    from ptft_ray.finetune.space import grid_order
+    from ptft_ray.schema import SweepConfig
 
     old = sorted(range(len(trials)), key=lambda i: (STRATEGIES.index(trials[i]["strategy"]), trials[i]["lr"]))
-    rank = {i: sum(t["strategy"] == trials[i]["strategy"] and t["lr"] > trials[i]["lr"] for t in trials) for i in old}
-    return {"old": old, "new": sorted(old, key=lambda i: rank[i])}  # sorted() is stable: strategies stay in turn
+    strategies = [s for s in STRATEGIES if any(t["strategy"] == s for t in trials)]
+    points = {(trials[i]["strategy"], sum(trials[j]["strategy"] == trials[i]["strategy"] for j in old[:k])): i
+              for k, i in enumerate(old)}  # (strategy, LR point counted upward) -> trial
+    cells = grid_order(SweepConfig(strategies=strategies, grid_points=max(p for _, p in points) + 1))
+    return {"old": old, "new": [points[c] for c in cells if c in points]}
 
 
 def cells() -> list[tuple[str, list[dict], int]]:
