@@ -5,16 +5,27 @@ optimizer state stay fp32 (master weights) in every case; 16 bits is autocast's 
     fp32   no autocast
     bf16   bf16 autocast
     fp16   fp16 autocast, the loss scaled by a GradScaler (fp16's range underflows small gradients)
-    auto   on a GPU: bf16 where it has bf16 (Ampere and later), else fp16; on a CPU: fp32
+    auto   on a GPU: bf16 where it has bf16 (Ampere and later), else fp16; on a CPU: bf16 where
+           it computes bf16 natively (AVX512-BF16 or AMX), else fp32 (docs/decisions.md)
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
 
 
+def cpu_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic: only there is a bf16 step faster than fp32."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def half(precision: str, device_type: str) -> bool:
     """Whether the step computes in 16 bits (what the memory plan needs to know)."""
-    return precision in ("bf16", "fp16") or (precision == "auto" and device_type == "cuda")
+    if precision == "auto":
+        return device_type == "cuda" or (device_type == "cpu" and cpu_bf16())
+    return precision in ("bf16", "fp16")
 
 
 def compute_dtype(precision: str, device_type: str):
@@ -24,7 +35,8 @@ def compute_dtype(precision: str, device_type: str):
     if not half(precision, device_type):
         return None
     if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        cuda_fp16 = device_type == "cuda" and not torch.cuda.is_bf16_supported()
+        return torch.float16 if cuda_fp16 else torch.bfloat16
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
