@@ -19,6 +19,8 @@ search  `ptft-ray sweep --plan auto --budget` from MiniLM on 1,000 labels, then
         so it measures start-up; the goal figure is instead each side's time until a trial first
         reaches the validation accuracy Hugging Face's search ends with (its best trial's best).
         Goal: ours <= 0.5x Hugging Face's time to it, never lower test accuracy at the end.
+Precision: both sides compute in bf16 on a CPU with native bf16 (ours `train.precision: auto`,
+Hugging Face `bf16=True`), in fp32 elsewhere; results before 2026-12-04 are fp32 on both sides.
 """
 from __future__ import annotations
 
@@ -54,8 +56,13 @@ def encoded(tok, task, split: str, max_len: int) -> list[dict]:
 
 
 def hf_args(out, **kw):
+    """Hugging Face's side computes in bf16 exactly where ours does under train.precision auto
+    (a CPU with native bf16): each side in its best precision for this machine."""
     from transformers import TrainingArguments
 
+    from ptft_ray.train.precision import cpu_bf16
+
+    kw.setdefault("bf16", cpu_bf16())
     return TrainingArguments(output_dir=str(out), report_to=[], use_cpu=True, disable_tqdm=True,
                              dataloader_num_workers=0, seed=0, logging_strategy="no", **kw)
 

@@ -63,7 +63,10 @@ def test_plan_json_carries_the_memory_plan(ray_session, pretrained_ckpt, cls_dat
     assert mem["strategy"] in ("ddp", "fsdp") and mem["fits"] is True
     assert set(mem["per_device_bytes"]) == {"parameters", "gradients", "optimizer", "activations", "total"}
     assert isinstance(mem["activation_checkpointing"], bool) and mem["device_bytes"] == int(16 * GIB)
-    assert mem["precision"] == "fp32"  # scaling.use_gpu is off in this config: the CPU computes in fp32
+    # scaling.use_gpu is off in this config: the CPU computes in bf16 where it has native bf16, else fp32
+    from ptft_ray.train.precision import cpu_bf16
+
+    assert mem["precision"].startswith("16-bit") if cpu_bf16() else mem["precision"] == "fp32"
 
 
 def test_the_plan_counts_one_chunk_of_logits_not_the_whole_batch():

@@ -482,19 +482,24 @@ def test_decoders_get_their_own_learning_rates_never_the_encoders():
 
 def test_the_throughput_probe_runs_in_the_trials_precision():
     """The probe and the training loop share one precision rule (train/precision.py): 16-bit
-    autocast on a GPU under `auto` (what trials run), fp32 on a CPU unless 16 bits are asked for."""
+    autocast on a GPU under `auto` (what trials run); on a CPU bf16 where it has native bf16
+    arithmetic, else fp32, unless a precision is asked for."""
     from ptft_ray.config import ModelConfig
     from ptft_ray.planner.throughput import _timed_steps
     import torch
 
-    from ptft_ray.train.precision import compute_dtype, half
+    from ptft_ray.train.precision import compute_dtype, cpu_bf16, half
 
-    assert half("auto", "cuda") and not half("auto", "cpu") and half("bf16", "cpu") and half("fp16", "cpu")
-    assert not half("fp32", "cuda")
-    assert compute_dtype("fp16", "cpu") == torch.float16 and compute_dtype("auto", "cpu") is None
+    assert half("auto", "cuda") and half("bf16", "cpu") and half("fp16", "cpu")
+    assert not half("fp32", "cuda") and not half("fp32", "cpu")
+    assert half("auto", "cpu") == cpu_bf16()
+    assert compute_dtype("fp16", "cpu") == torch.float16 and compute_dtype("fp32", "cpu") is None
+    assert compute_dtype("auto", "cpu") == (torch.bfloat16 if cpu_bf16() else None)
     tiny = {**ModelConfig().__dict__, "preset": "gpt_tiny", "arch": "gpt", "d_model": 32, "n_layers": 1,
             "n_heads": 2, "max_seq_len": 64}
-    rate_fp32, dtype = _timed_steps(tiny, None, 64, 0, False, "auto")
+    rate_auto, dtype = _timed_steps(tiny, None, 64, 0, False, "auto")
+    assert dtype == ("bfloat16" if cpu_bf16() else "float32") and rate_auto > 0
+    rate_fp32, dtype = _timed_steps(tiny, None, 64, 0, False, "fp32")
     assert dtype == "float32" and rate_fp32 > 0
     rate_bf16, dtype = _timed_steps(tiny, None, 64, 0, False, "bf16")
     assert dtype == "bfloat16" and rate_bf16 > 0
