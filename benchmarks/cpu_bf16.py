@@ -79,6 +79,29 @@ def cell_pair(cell: str) -> dict:
             "mcnemar": paired(ev["bf16"], ev["fp32"])}
 
 
+def section(r: dict | None) -> list[str]:
+    if not r:
+        return []
+    L = ["", "## bf16 on a CPU with native bf16 (`train.precision: auto`)", "",
+         f"Command: `{r['command']}` ({r['machine'].get('cpu', '?')}, {r['machine'].get('date', '?')}). "
+         "One training step (the planner's probe: one thread, AdamW, fp32 master weights), fp32 and bf16 "
+         "alternated in one process:", "",
+         "| model | fp32 tokens/s | bf16 tokens/s | bf16 / fp32 |", "|---|---|---|---|"]
+    L += [f"| {x['model']} | {x['fp32_tokens_per_s']} | {x['bf16_tokens_per_s']} | {x['speedup']:.2f}x |"
+          for x in r["step_rates"]]
+    L += ["", "The stopping benchmark's 9-trial MiniLM grids (fp32, run to the end, runs/stopping_paired/full) "
+          "run again in bf16, the same seed and trial order; trial time as clocked on the two days (the same "
+          "host type):", "",
+          "| cell | trial time fp32 / bf16 | validation points, bf16 - fp32 (mean, max abs over 9 trials) "
+          "| winner fp32 / bf16 | test accuracy fp32 / bf16 | McNemar p |", "|---|---|---|---|---|---|"]
+    for c in r["cells"]:
+        t, a, w = c["trial_time_s"], c["test_accuracy"], c["winner"]
+        L.append(f"| {c['cell']} | {t['fp32']:.0f} / {t['bf16']:.0f} s ({t['fp32'] / t['bf16']:.2f}x) | "
+                 f"{c['val_points_mean_diff']:+.2f}, {c['val_points_max_abs_diff']:.1f} | {w['fp32']} / {w['bf16']} | "
+                 f"{a['fp32']:.4f} / {a['bf16']:.4f} | {c['mcnemar']['p_value']:.2g} |")
+    return L
+
+
 def main() -> None:
     cells = sys.argv[1:] or CELLS
     result = {"step_rates": step_rates(), "cells": []}

@@ -12,6 +12,7 @@ from .corpus_scale import section as corpus_section
 from .feed import section as feed_section
 from .memory_plan import section as memory_section
 from .stopping import section as stopping_section
+from .cpu_bf16 import section as cpu_bf16_section
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
 from .serving import serve_load_section
@@ -370,7 +371,7 @@ def write() -> str:
     L += hf_section(_load("hf_rt"), _load("calibration_hf_encoder"))
     L += quality_section(_load("quality"))
     L += compress_section(_load("compress"))
-    L += peer_section(_load("peer"))
+    L += peer_section(_load("peer")) + cpu_bf16_section(_load("cpu_bf16"))
     L += serve_load_section(_load("serve_load"))
     L += memory_section(_load("memory_plan"))
     L += corpus_section(_load("corpus_scale"))
