@@ -15,9 +15,10 @@
      an int8_weight_only export, and the refusal of a CPU-only fbgemm_dynamic one there.
 
 Writes benchmarks/results/gpu_check.json. Uses data/news and data/rotten_tomatoes where `make
-data` made them, else generated text (data/synthetic.py: a device machine has no network).
-`--dry-run` walks the same code on the CPU at toy sizes and writes nothing (a check of this
-script where no GPU is lent).
+data` made them (or `--data DIR`), else generated text (data/synthetic.py: a device machine has
+no network; 600 documents, too few for 100 steps of 16k tokens: see docs/guide.md). Each stage
+is saved when it ends, so a lease cut short still reports. `--dry-run` walks the same code on
+the CPU at toy sizes and writes nothing (a check of this script where no GPU is lent).
 """
 from __future__ import annotations
 
@@ -46,9 +47,10 @@ def bf16_peak(n: int = 8192, seconds: float = 5.0) -> float:
     return 2 * n ** 3 * k / (time.perf_counter() - t0)
 
 
-def inputs(tmp: Path) -> tuple[str, str]:
-    """(corpus, labelled task): the prepared data where `make data` made it, else generated."""
-    news, rt = ROOT / "data" / "news", ROOT / "data" / "rotten_tomatoes.parquet"
+def inputs(tmp: Path, data: Path = ROOT / "data") -> tuple[str, str]:
+    """(corpus, labelled task): the prepared data in `data` (--data DIR; `make data` made
+    ROOT/data), else generated."""
+    news, rt = data / "news", data / "rotten_tomatoes.parquet"
     if news.is_dir() and rt.is_file():
         return str(news), str(rt)
     from ptft_ray.data.synthetic import smoke_inputs
@@ -83,7 +85,8 @@ def sweep_run(out: Path, checkpoint: str, gpu: bool, task: str) -> dict:
     from ptft_ray.config import load_config
     from ptft_ray.finetune.sweep import sweep
 
-    gpus = ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.25"] if gpu else []
+    # 0 = as many as the GPU's quarters allow (debug_sweep.yaml pins 2)
+    gpus = ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.25", "sweep.max_concurrent_trials=0"] if gpu else []
     cfg = load_config(str(ROOT / "jobs" / "configs" / "debug_sweep.yaml"), [
         *gpus, f"finetune.data={task}", "finetune.max_examples=2000", "sweep.num_samples=4",
         "sweep.strategies=[full,lora]", "sweep.scheduler=none", "sweep.epochs=[1]", "sweep.cpus_per_trial=1",
@@ -167,6 +170,74 @@ def int8_on_device(model: str, task_file: str, tmp: Path, gpu: bool) -> dict:
     return out
 
 
+def stages(tmp: Path, gpu: bool, corpus: str, task: str):
+    """(name, thunk) in the order worth having if the lease runs out: each result is saved
+    as soon as it exists, so a cut-off run still reports what it measured."""
+    steps = 100 if gpu else 20
+    got: dict = {}
+
+    def eager():
+        got["eager"] = pretrain_run(tmp / "eager", gpu, False, steps, corpus)
+        return got["eager"]
+
+    def sweep():
+        got["sweep"] = sweep_run(tmp / "sweep", got["eager"]["checkpoint"], gpu, task)
+        return got["sweep"]
+
+    return [("bf16_matmul_peak_flops_per_s", lambda: bf16_peak() if gpu else None),
+            ("pretrain_eager", eager),
+            ("fractional_gpu_sweep", sweep),
+            ("probe_precision", lambda: probe_precision(got["eager"]["checkpoint"], gpu)),
+            ("off_driver", lambda: off_driver(got["sweep"]["export"], task, gpu)),
+            ("int8_on_device", lambda: int8_on_device(got["sweep"]["export"], task, tmp, gpu)),
+            ("pretrain_compiled", lambda: pretrain_run(tmp / "compiled", gpu, True, steps, corpus))]
+
+
+def derived(out: dict) -> dict:
+    """MFU = model FLOPs/s over the measured bf16 peak; compile's speed-up over eager."""
+    peak, eager, comp = (out.get(k) for k in ("bf16_matmul_peak_flops_per_s", "pretrain_eager", "pretrain_compiled"))
+    d = {}
+    for name, run in (("mfu_eager", eager), ("mfu_compiled", comp)):
+        if run and peak:
+            d[name] = run["flops_per_token"] * run["tokens_per_s"] / peak
+    if eager and comp:
+        d["compile_speedup"] = comp["tokens_per_s"] / eager["tokens_per_s"]
+    return d
+
+
+def section(r: dict | None) -> list[str]:
+    """BENCHMARKS.md's GPU section from gpu_check.json (whatever stages the lease allowed)."""
+    if not r:
+        return []
+    m, g = r.get("machine", {}), lambda k: r.get(k) or {}
+    L = ["", "## On one GPU (`python -m benchmarks gpu_check`)", "",
+         f"Measured {m.get('date', '?')} on {r['device']} ({m.get('cpus', '?')} CPUs), Python {m.get('python', '?')}, "
+         f"torch {r['torch']}, Ray {m.get('ray', '?')}; stages finished: {', '.join(r['stage_s'])}"
+         + ("" if r.get("complete") else " (the lease ended before the rest)") + ".", "",
+         "| stage | measured | seconds |", "|---|---|---|"]
+    peak, e, sw = r.get("bf16_matmul_peak_flops_per_s"), g("pretrain_eager"), g("fractional_gpu_sweep")
+    rows = [("bf16_matmul_peak_flops_per_s", f"bf16 8192^3 matmul {peak / 1e12:.0f} TFLOP/s" if peak else None),
+            ("pretrain_eager", e and f"gpt_small ({e['params'] / 1e6:.1f} M params, 512 tokens x 32) eager bf16 on Ray "
+             f"Train: {e['tokens_per_s']:,.0f} tokens/s, MFU {r.get('mfu_eager', 0):.1%} of that peak"),
+            ("pretrain_compiled", g("pretrain_compiled") and f"the same compiled: "
+             f"{r['pretrain_compiled']['tokens_per_s']:,.0f} tokens/s ({r.get('compile_speedup', 0):.2f}x eager)"),
+            ("fractional_gpu_sweep", sw and f"{sw['trials_completed']}/{sw['trials']} trials at 0.25 GPU completed, "
+             f"{sw['max_concurrent_trials']} at once, test accuracy {sw['test_accuracy']:.3f}"),
+            ("probe_precision", g("probe_precision") and "planner probe: bf16 autocast "
+             f"{r['probe_precision']['auto']['tokens_per_s']:,.0f} vs fp32 {r['probe_precision']['fp32']['tokens_per_s']:,.0f}"
+             f" tokens/s ({r['probe_precision']['bf16_speedup']:.2f}x)"),
+            ("off_driver", g("off_driver") and f"scoring in a GPU task: same predictions "
+             f"{r['off_driver']['same_predictions']}, {r['off_driver']['device_rows_per_s_with_task']:.0f} rows/s with the "
+             f"task's start vs {r['off_driver']['cpu_rows_per_s']:.0f} on the driver's CPUs; attributions within "
+             f"{r['off_driver']['explain_max_attribution_diff']:.0e}"),
+            ("int8_on_device", g("int8_on_device") and "int8_weight_only on a GPU actor: "
+             f"{r['int8_on_device']['int8_weight_only'].get('rows_per_s', '-')} rows/s; fbgemm_dynamic "
+             + ("refused before start" if "refused" in r["int8_on_device"]["fbgemm_dynamic"] else "NOT refused"))]
+    L += [f"| {k} | {text} | {r['stage_s'].get(k, '-')} |" for k, text in rows if text]
+    L += [f"| {k} | not measured (lease ended) | - |" for k, text in rows if not text]
+    return L
+
+
 def main(argv: list[str]) -> int:
     import torch
 
@@ -180,26 +251,19 @@ def main(argv: list[str]) -> int:
     init_ray()
     tmp = Path(tempfile.mkdtemp(prefix="ptft-gpu-"))
     gpu = not dry
-    steps = 20 if dry else 200
-    corpus, task = inputs(tmp)
-    eager = pretrain_run(tmp / "eager", gpu, False, steps, corpus)
-    compiled = pretrain_run(tmp / "compiled", gpu, True, steps, corpus)
-    peak = bf16_peak() if gpu else None
-    sweep = sweep_run(tmp / "sweep", eager["checkpoint"], gpu, task)
-    out = {
-        "device": torch.cuda.get_device_name(0) if gpu else "cpu (dry run)",
-        "torch": torch.__version__, "bf16_matmul_peak_flops_per_s": peak,
-        "pretrain_eager": eager, "pretrain_compiled": compiled,
-        "mfu_eager": eager["flops_per_token"] * eager["tokens_per_s"] / peak if peak else None,
-        "mfu_compiled": compiled["flops_per_token"] * compiled["tokens_per_s"] / peak if peak else None,
-        "compile_speedup": compiled["tokens_per_s"] / eager["tokens_per_s"],
-        "fractional_gpu_sweep": sweep,
-        "probe_precision": probe_precision(eager["checkpoint"], gpu),
-        "off_driver": off_driver(sweep["export"], task, gpu),
-        "int8_on_device": int8_on_device(sweep["export"], task, tmp, gpu),
-        "data": {"corpus": corpus, "task": task},
-        "command": ".venv/bin/python -m benchmarks gpu_check",
-    }
+    data = Path(argv[argv.index("--data") + 1]) if "--data" in argv else ROOT / "data"
+    corpus, task = inputs(tmp, data)
+    out = {"device": torch.cuda.get_device_name(0) if gpu else "cpu (dry run)", "torch": torch.__version__,
+           "data": {"corpus": corpus, "task": task}, "stage_s": {}, "complete": False}
+    for name, thunk in stages(tmp, gpu, corpus, task):
+        t0 = time.time()
+        out[name] = thunk()
+        out["stage_s"][name] = round(time.time() - t0, 1)
+        out.update(derived(out))
+        print(f"gpu_check: {name} done in {out['stage_s'][name]} s", flush=True)
+        if not dry:
+            save("gpu_check", out)
+    out["complete"] = True
     print(json.dumps(out, indent=2, default=str))
     if not dry:
         save("gpu_check", out)

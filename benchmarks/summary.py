@@ -13,6 +13,7 @@ from .feed import section as feed_section
 from .memory_plan import section as memory_section
 from .stopping import section as stopping_section
 from .cpu_bf16 import section as cpu_bf16_section
+from .gpu_check import section as gpu_section
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
 from .serving import serve_load_section
@@ -290,8 +291,9 @@ def write() -> str:
     m = (tp or dp or sw or {}).get("machine", {})
     L = ["# Benchmarks", "",
          f"Measured {m.get('date', '?')} on {m.get('cpu', '?')} ({m.get('cpus', '?')} CPUs), Python "
-         f"{m.get('python', '?')}, torch {m.get('torch', '?')}, Ray {m.get('ray', '?')}. No GPU was lent to "
-         f"this session, so item 7 (GPU) is not measured.", "",
+         f"{m.get('python', '?')}, torch {m.get('torch', '?')}, Ray {m.get('ray', '?')}. " + (
+             "The GPU figures (item 7) are in 'On one GPU' below." if _load("gpu_check") else
+             "No GPU was lent to this session, so item 7 (GPU) is not measured."), "",
          "Command: `make bench` (= `python -m benchmarks`); each item also runs alone, e.g. "
          "`python -m benchmarks throughput`. Raw numbers: `benchmarks/results/*.json`.", "",
          "| # | figure | measured | goal | |", "|---|---|---|---|---|"]
@@ -371,7 +373,7 @@ def write() -> str:
     L += hf_section(_load("hf_rt"), _load("calibration_hf_encoder"))
     L += quality_section(_load("quality"))
     L += compress_section(_load("compress"))
-    L += peer_section(_load("peer")) + cpu_bf16_section(_load("cpu_bf16"))
+    L += peer_section(_load("peer")) + cpu_bf16_section(_load("cpu_bf16")) + gpu_section(_load("gpu_check"))
     L += serve_load_section(_load("serve_load"))
     L += memory_section(_load("memory_plan"))
     L += corpus_section(_load("corpus_scale"))
