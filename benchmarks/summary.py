@@ -14,6 +14,7 @@ from .memory_plan import section as memory_section
 from .stopping import section as stopping_section
 from .cpu_bf16 import section as cpu_bf16_section
 from .gpu_check import section as gpu_section
+from .small_corpus import section as small_corpus_section
 from .peer import section as peer_section
 from .planner_accept import hf_section as planner_hf_section, section as planner_section
 from .serving import serve_load_section
@@ -374,6 +375,7 @@ def write() -> str:
     L += quality_section(_load("quality"))
     L += compress_section(_load("compress"))
     L += peer_section(_load("peer")) + cpu_bf16_section(_load("cpu_bf16")) + gpu_section(_load("gpu_check"))
+    L += small_corpus_section(_load("small_corpus"))
     L += serve_load_section(_load("serve_load"))
     L += memory_section(_load("memory_plan"))
     L += corpus_section(_load("corpus_scale"))

@@ -75,6 +75,7 @@ POSITIVE = [  # (key, strictly positive?)
     ("model.vocab_size", False), ("data.vocab_size", True), ("data.seq_len", True),
     ("data.tokenizer_sample_docs", True), ("data.max_val_blocks", True),
     ("data.docs_per_batch", True), ("data.block_mb", True), ("data.stream_buffer_mb", True), ("data.shuffle_buffer", False),
+    ("data.cache_mb", False),
     ("optim.lr", True), ("optim.weight_decay", False), ("optim.eps", True),
     ("optim.grad_clip", False), ("schedule.warmup_steps", False), ("schedule.max_steps", False),
     ("schedule.min_lr_ratio", False), ("train.batch_size", True), ("train.grad_accum", True),

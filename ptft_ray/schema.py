@@ -45,6 +45,9 @@ class DataConfig:
     block_mb: int = 16          # Ray Data's target block size: bounds each read / tokenize task's memory
     stream_buffer_mb: int = 32  # object store the corpus stream may fill ahead of training (backpressure past it)
     shuffle_buffer: int = 0     # local shuffle buffer in rows (0 = stream order)
+    # a corpus whose packed training blocks are expected to fit in this many MB is tokenized once
+    # and kept in the object store: streamed, each epoch re-reads it and restarts the pipeline
+    cache_mb: int = 256         # 0 = always stream
 
 
 @dataclass

@@ -23,20 +23,25 @@ def test_val_split_is_stable():
     assert 100 < sum(picks) < 300
 
 
-def test_ray_data_pipeline_loses_and_duplicates_no_token(ray_session, tiny_corpus):
-    """Through real Ray Data: every document of the corpus comes back exactly once,
-    in the train or the validation split, token for token."""
+@pytest.mark.parametrize("cache_mb", [0, 256])
+def test_ray_data_pipeline_loses_and_duplicates_no_token(ray_session, tiny_corpus, cache_mb):
+    """Through real Ray Data, streamed (cache_mb 0) and tokenized once into the object store
+    (a corpus this small, at the default): every document of the corpus comes back exactly
+    once, in the train or the validation split, token for token."""
     import pyarrow.parquet as pq
 
     from ptft_ray import tokenizer as toks
     from ptft_ray.config import DataConfig
     from ptft_ray.data.corpus import build_datasets, check_corpus
 
+    from ray.data.dataset import MaterializedDataset
+
     dc = DataConfig(path=tiny_corpus, tokenizer="byte", seq_len=31, docs_per_batch=50,
-                    max_val_blocks=10_000, val_fraction=0.2)
+                    max_val_blocks=10_000, val_fraction=0.2, cache_mb=cache_mb)
     tok = toks.build("byte", [], 0)
     files, fmt = check_corpus(dc)
     train, val, counts = build_datasets(dc, tok, files, fmt)
+    assert isinstance(train, MaterializedDataset) == bool(cache_mb)
     blocks = [b["tokens"] for ds in (train, val) for b in ds.iter_batches(batch_format="numpy")]
     got = np.concatenate(blocks)
     assert got.shape[1] == 32
@@ -95,3 +100,19 @@ def test_the_unigram_level_is_a_model_of_the_training_text():
     assert unigram_perplexity(train, val) == pytest.approx(true, rel=0.05)
     # ids the loss never scores are left out of both sides: here the two most frequent
     assert unigram_perplexity(train, val, ignore=[0, 1]) > unigram_perplexity(train, val)
+
+
+def test_a_corpus_is_cached_only_where_its_packed_blocks_fit(tmp_path):
+    """data.cache_mb against the packed size expected from the files' bytes (4x a Parquet
+    file's, 1.2x a text file's); 0 streams every corpus."""
+    from ptft_ray.config import DataConfig
+    from ptft_ray.data.corpus import cached
+
+    small, big = tmp_path / "a.parquet", tmp_path / "b.txt"
+    small.write_bytes(b"x" * 200_000)  # 0.8 MB packed
+    big.write_bytes(b"x" * 1_000_000)  # 1.2 MB packed
+    assert cached(DataConfig(cache_mb=1), [str(small)], "parquet")
+    assert not cached(DataConfig(cache_mb=1), [str(small), str(small)], "parquet")
+    assert not cached(DataConfig(cache_mb=1), [str(big)], "text")
+    assert cached(DataConfig(cache_mb=2), [str(big)], "text")
+    assert not cached(DataConfig(cache_mb=0), [str(small)], "parquet")

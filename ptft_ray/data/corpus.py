@@ -102,7 +102,28 @@ def build_datasets(dc: DataConfig, tok: Tokenizer, files: list[str], fmt: str):
     if val.count() == 0:
         raise PtftError(f"corpus {dc.path}: the validation split is empty "
                         f"(too few documents for data.val_fraction={dc.val_fraction})")
-    return split("train"), val, target_counts(val, tok)
+    train = split("train")
+    return (train.materialize() if cached(dc, files, fmt) else train), val, target_counts(val, tok)
+
+
+# packed int32 blocks per byte on disk, upper ends: Parquet compresses text ~2-3x and BPE
+# averages ~3.5-4 characters a token, so 4 B a token is ~1.2x the text; JSONL and text are plain
+PACKED_PER_DISK_BYTE = {"parquet": 4.0, "jsonl": 1.2, "text": 1.2}
+
+
+def cached(dc: DataConfig, files: list[str], fmt: str) -> bool:
+    """Whether the training blocks are tokenized once and held in the object store: a corpus
+    short of data.cache_mb packed. Streamed, every epoch re-reads and re-tokenizes it, and on a
+    GPU a small corpus then trains at a hundredth of its speed (docs/decisions.md, "A small
+    corpus is tokenized once")."""
+    if dc.cache_mb <= 0:
+        return False
+    room, total = dc.cache_mb * 2 ** 20 / PACKED_PER_DISK_BYTE[fmt], 0
+    for f in files:  # stops at the first file past the room: a large corpus is not listed whole
+        total += sources.size_of(f)
+        if total > room:
+            return False
+    return True
 
 
 def target_counts(ds, tok: Tokenizer) -> np.ndarray:

@@ -48,6 +48,11 @@ def resolve_files(path: str, fmt: str = "auto", what: str = "corpus") -> tuple[l
     return files, fmt
 
 
+def size_of(f: str) -> int:
+    """A file's size on disk or in the store."""
+    return sum(size for _, size, _ in storage.listing(f)) if storage.is_uri(f) else os.path.getsize(f)
+
+
 def opened(path: str):
     """What pyarrow's readers take: a local path as it is, a URI as an open file on its store."""
     if not storage.is_uri(path):
