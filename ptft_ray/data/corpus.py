@@ -113,9 +113,9 @@ PACKED_PER_DISK_BYTE = {"parquet": 4.0, "jsonl": 1.2, "text": 1.2}
 
 def cached(dc: DataConfig, files: list[str], fmt: str) -> bool:
     """Whether the training blocks are tokenized once and held in the object store: a corpus
-    short of data.cache_mb packed. Streamed, every epoch re-reads and re-tokenizes it, and on a
-    GPU a small corpus then trains at a hundredth of its speed (docs/decisions.md, "A small
-    corpus is tokenized once")."""
+    short of data.cache_mb packed. Streamed, every epoch re-reads and re-tokenizes it, which a
+    corpus of a few steps an epoch pays every few steps (docs/decisions.md, "A small corpus is
+    tokenized once")."""
     if dc.cache_mb <= 0:
         return False
     room, total = dc.cache_mb * 2 ** 20 / PACKED_PER_DISK_BYTE[fmt], 0
