@@ -104,7 +104,9 @@ def main(argv: list[str]) -> int:
         import json
 
         kept = json.loads((ROOT / "benchmarks" / "results" / "blend.json").read_text())
-        save("blend", {**kept, "planned": planned()})
+        # a run directory this checkout lacks keeps its row; one it has is read again
+        rows = {x["run"]: x for x in kept.get("planned", [])} | {x["run"]: x for x in planned()}
+        save("blend", {**kept, "planned": list(rows.values())})
         return 0
     runs = argv or DEFAULT
     if not runs:  # a fresh checkout: the results file keeps the runs it was made from

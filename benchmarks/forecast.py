@@ -360,7 +360,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["runs"]:
         print(json.dumps(run_table(argv[1:] or ["runs"]), indent=1))
         return 0
-    runs = run_table([str(ROOT / "runs" / d) for d in PROSPECTIVE])
+    # a run directory this checkout lacks keeps its row; one it has is read again
+    kept = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text()).get("runs", [])
+    fresh = run_table([str(ROOT / "runs" / d) for d in PROSPECTIVE])
+    runs = list({r["run"]: r for r in ({**r, "run": r["run"][r["run"].find("runs/"):]}
+                                        for r in kept + fresh)}.values())
     save("forecast", {"held_out": check(), "runs": runs,
                       "runs_summary": {"n": len(runs), "coverage": runs and round(sum(r["covered"] for r in runs) / len(runs), 3),
                                        "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2)}})

@@ -288,6 +288,44 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
     assert five["reserve_s"] == pytest.approx(sized["reserve_s"] + blend_s, abs=0.1)
 
 
+def test_a_tight_budget_buys_steps_with_shorter_rows_and_prices_the_cut():
+    """News sources (~200-token texts, 1,000 labels, 5 minutes on 2 CPUs) at full length bought
+    under an epoch and tied TF-IDF + LR; at 64 tokens the same time bought 4 epochs and the model
+    beat it. A cut is priced at 1 point per halving of the training tokens kept, read from the
+    scan's length quantiles, and the plan's forecast carries that price."""
+    from ptft_ray.planner import fit_budget
+
+    sc = long_16_class()
+    sc["length"]["q"] = [190.0 + i for i in range(20)]  # every text ~200 tokens: 64 keeps ~1/3
+    five = choose(sc, ENC, 300, CPU2)
+    assert five["max_len"] < 200 and five["shape"]["finetune.max_len"] == five["max_len"]
+    kept = fit_budget.kept_tokens(sc, five["max_len"], 200)
+    assert kept == pytest.approx(five["max_len"] / 199.5, rel=0.01)
+    assert five["truncation_gap"] == pytest.approx(-math.log2(1 / kept) / 100, abs=1e-4)
+    budget = next(r for r in five["reasons"] if r.startswith("budget:"))
+    assert f"max_len {five['max_len']} (sized 200), keeping {kept:.0%} of the training tokens" in budget
+    five["budget_s"] = 300
+    uncut = forecast.of_plan({**five, "truncation_gap": 0.0}, forecast.Probe.of(sc["probe"]), 1000, 16, "hf_encoder")
+    assert forecast.of_plan(five, forecast.Probe.of(sc["probe"]), 1000, 16, "hf_encoder")[1] == \
+        pytest.approx(uncut[1] + five["truncation_gap"], abs=1e-4)
+    # where rows of the cut length were timed too (planner.retime_cut), the cut shape is priced
+    # at that rate, every other length at the slowest timed
+    fast = [{**ENC[0], "rates_by_len": {five["max_len"]: 2000.0}}]
+    again = choose(sc, fast, 300, CPU2)
+    assert again["max_len"] == five["max_len"] and again["epochs"] > 1.5 * five["epochs"]
+    assert again["cost_model"]["rate_tokens_per_s"] == 2000.0 and again["estimated_cost_s"] <= 300
+    slow = choose(sc, [{**ENC[0], "rates_by_len": {five["max_len"]: 500.0}}], 300, CPU2)
+    assert slow["cost_model"]["rate_tokens_per_s"] == 500.0 and slow["epochs"] < five["epochs"]
+    # a budget that fits the sized trial cuts nothing
+    sized = choose(sc, ENC, 3600, CPU2)
+    assert sized["max_len"] == 200 and sized["truncation_gap"] == 0.0
+    # texts mostly short with a long tail: 64 tokens keep most tokens, so the cut is cheap
+    tail = {**sc, "length": {**sc["length"], "q": [40.0] * 18 + [150.0, 200.0]}}
+    assert fit_budget.truncation_gap(tail, 64, 200) > -0.01 > fit_budget.truncation_gap(sc, 64, 200)
+    # nothing is cut under 64 tokens unless the texts' own median is shorter
+    assert min(choose(sc, ENC, b, CPU2)["max_len"] for b in (200, 250, 300, 450)) >= 64
+
+
 def test_planning_time_is_not_planned_for_the_trials():
     """A command's budget is its wall clock: what planning spent is gone before the plan is
     chosen, so the trials are sized to what is left (a 5-minute tweets plan sized for 300 s got
@@ -317,7 +355,12 @@ def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
     assert 0 <= lo < mid < hi <= 1
     assert set(fc["by_budget"]) == {"0.5", "2", "4"}
     assert fc["by_budget"]["0.5"] is None and "below the floor" in fc["by_budget_why"]["0.5"]
-    assert fc["by_budget"]["4"][1] >= mid and fc["labels_2x"][1] > mid
+    # 200 s cannot use the 1,000 rows it has: twice the labels buy no less; where the budget
+    # trains on all of them, they buy more
+    assert fc["by_budget"]["4"][1] >= mid and fc["labels_2x"][1] >= mid
+    big = {**choose(sc, ENC, 3600, CPU2), "budget_s": 3600}
+    big_fc = forecast.block(big, sc, big["calibration"], lambda b, s: choose(s, ENC, b, CPU2))
+    assert big_fc["labels_2x"][1] > big_fc["test_accuracy"][1]
     cpt = fc["continued_pretraining"]
     assert cpt[0] < cpt[1] < cpt[2] and cpt[1] > 0  # 62 labels a class: the measured cells gained there
     assert fc["verdict"].startswith("expected ") and " points over TF-IDF + LR at this budget: " in fc["verdict"]
@@ -343,6 +386,8 @@ def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_d
         assert key in p, key
     assert p["checkpoints"] == [pretrained_ckpt] and isinstance(p["reasons"], list)
     assert p["scan"]["examples"]["train"] == 720  # 900 rows, 10 % val, 10 % test
+    q = p["scan"]["length"]["q"]  # the length quantiles a shorter max_len is priced from
+    assert len(q) == 20 and q == sorted(q) and q[0] <= p["scan"]["length"]["p50"] <= q[-1]
     # what `sweep --plan auto` would run: the command's planning is taken off the budget
     assert p["planning_s"] > 0 and p["time_budget_s"] == pytest.approx(
         120 - p["planning_s"] - p["reserve_s"] - p["rescore"]["estimated_s"])

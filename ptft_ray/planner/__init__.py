@@ -144,6 +144,9 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
             for s in sources]
     spent = time.time() - started if started else 0.0
     p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
+    if retime_cut(p, info, sources, res, cfg.train.precision, max(64, seq_len)):
+        spent = time.time() - started if started else 0.0
+        p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
     p["checkpoints"] = [s.key for s in sources]
     p["reasons"].insert(0, f"task: {scan['task_type']}, {scan['num_classes']} classes (largest "
                            f"{scan['majority_fraction']:.0%}), {scan['examples']['train']} training examples, "
@@ -163,6 +166,21 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     preflight(planned, res)
     p["preflight"] = "ok: schedulable on the live cluster"
     return p
+
+
+def retime_cut(p: dict, info: list[dict], sources: list, res: dict, precision: str, timed_len: int) -> bool:
+    """Where the plan cut the rows under the length the probe timed, time them at the cut too
+    (a token of a short row costs another amount: docs/decisions.md, "Shorter rows for more
+    steps") and add that rate to `info`; -> whether it did, so the plan is chosen again at it."""
+    if p["max_len"] >= timed_len:
+        return False
+    again = measure_missing(sources, res, precision, p["max_len"])
+    if set(again) != {i["key"] for i in info}:  # a rate carried, not timed: priced as before
+        return False
+    for i in info:
+        i["rates_by_len"] = {p["max_len"]: again[i["key"]]}
+        i["rate_how"] += f"; rows cut to {p['max_len']} tokens timed at {again[i['key']]:.0f} tokens/s"
+    return True
 
 
 def spend(p: dict, spent_s: float) -> dict:

@@ -1,14 +1,14 @@
 """Every budget above a floor gets a plan that fits: where one trial of the sized shape does
 not fit, the cheaper shape with the best forecast that does.
 
-Cheaper shapes, in the order they are tried: fewer optimizer steps (down to a quarter of the
-sizing minimum) and fewer training rows per epoch (down to a quarter, never under 4 per
-class), each with fewer evaluations (TIGHT_EVALS on at most TIGHT_VAL examples), ranked by the forecast (planner/forecast.py prices both); then a shorter max_len (the
-90th, then the 50th percentile of the texts), which the forecast does not price, so it comes
-only where no shape at full length fits. The strategies are those the calibration kept
-(within a point of its best), priced by their calibrated accuracy gap: cheaper strategies it
-ranked lower lost badly where the calibration had not measured them (docs/decisions.md,
-"Fit anything").
+Cheaper shapes: fewer optimizer steps (down to a quarter of the sizing minimum) and fewer
+training rows per epoch (down to a quarter, never under 4 per class), each with fewer
+evaluations (TIGHT_EVALS on at most TIGHT_VAL examples), and each again at a shorter max_len
+(the 90th and 50th percentiles of the texts, 128 and 64 tokens), ranked by the forecast
+(planner/forecast.py prices steps and rows; a cut is priced by the share of the training tokens
+it drops). The strategies are those the calibration kept (within a point of its best), priced
+by their calibrated accuracy gap: cheaper strategies it ranked lower lost badly where the
+calibration had not measured them (docs/decisions.md, "Fit anything").
 The floor is the cheapest of all these plus start-up. A plan shrunk so is blended with TF-IDF +
 LR where that wins on validation (finetune/blend.py): its validation pass is reserved too.
 """
@@ -26,15 +26,49 @@ MIN_ROWS_PER_CLASS = 4
 # last) on at most 250 examples; evaluations do not train, and at 5 minutes they were half the cost
 TIGHT_EVALS, TIGHT_VAL = 2, 250
 SMALLEST_BATCH = 8  # sizing's batch for the smallest data: a cheaper step, the same steps
+# shorter rows buy more steps; a cut is priced at this many points per halving of the training
+# tokens kept, and rows under 64 tokens come last (docs/decisions.md, "Shorter rows for more steps")
+TRUNCATION_POINTS_PER_HALVING = 1.0
+SHORTER_LENS, MIN_CUT = (128, 64), 64
+
+
+def kept_tokens(scan: dict, max_len: int, full: int) -> float:
+    """The share of the training tokens rows of max_len keep, from the scan's length quantiles;
+    without them, as if every text filled the sized length (the dearer guess)."""
+    q = scan["length"].get("q")
+    if not q:
+        return min(1.0, max_len / full)
+    return sum(min(v, max_len) for v in q) / max(sum(q), 1e-9)
+
+
+def rates_by_len(sources: list[dict]) -> dict[int, float]:
+    """max_len -> the slowest source's tokens/s timed at rows of that length, where every
+    source was timed there (planner.retime_cut)."""
+    lens = [set(s.get("rates_by_len", {})) for s in sources]
+    return {L: min(s["rates_by_len"][L] for s in sources) for L in set.intersection(*lens)} if lens else {}
+
+
+def rate_at(f, max_len: int) -> float:
+    """The rate a shape of max_len is priced at: as timed at that length, else the slowest rate
+    timed at any (a CPU runs short rows faster per token, a GPU slower)."""
+    return f.rates.get(max_len) or min([f.rate, *f.rates.values()])
+
+
+def truncation_gap(scan: dict, max_len: int, full: int) -> float:
+    """The forecast's accuracy change (<= 0) for rows cut to max_len."""
+    return -TRUNCATION_POINTS_PER_HALVING / 100 * math.log2(1 / max(kept_tokens(scan, max_len, full), 1e-3))
 
 
 def shapes(f, scan: dict):
-    """(max_len tier, shape, training rows) for every cheaper shape, tier 0 first."""
+    """(tier, shape, training rows) for every cheaper shape, the sized max_len first. Tier 0 is
+    every length from 64 tokens up, ranked by the forecast; each shorter one is a tier of its
+    own, taken only where nothing longer fits (the cut's price was measured at 64 tokens)."""
     k, n = scan.get("num_classes", 2), f.n_train
     full = f.shape["finetune.max_len"]
     shorter = {min(full, sizing.max_len_for(scan["length"][q], full)) for q in ("p90", "p50") if q in scan["length"]}
-    lens = [full] + sorted(shorter - {full}, reverse=True)
-    for tier, max_len in enumerate(lens):
+    lens = [full] + sorted((shorter | {L for L in SHORTER_LENS if L < full}) - {full}, reverse=True)
+    for max_len in lens:
+        tier = 0 if max_len >= min(full, MIN_CUT) else lens.index(max_len)
         for rf in ROW_FRACTIONS:
             rows = n if rf == 1.0 else max(int(n * rf), MIN_ROWS_PER_CLASS * k)
             if rf < 1.0 and rows >= n:
@@ -72,17 +106,19 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
     best, floor = None, None
     blend_s = blend_seconds(f, cm)
+    full = f.shape["finetune.max_len"]
     for tier, shape, rows in shapes(f, scan):
-        at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1]
+        cut = truncation_gap(scan, shape["finetune.max_len"], full)
+        at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1] + cut
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         for s in keep:
-            cost = trial_seconds(s, shape, rows, n_val, f.rate, cm)
+            cost = trial_seconds(s, shape, rows, n_val, rate_at(f, shape["finetune.max_len"]), cm)
             floor = min(floor or cost + blend_s, cost + blend_s)
             if cost + blend_s + f.startup > f.budget_s or (best and best[0] < tier):
                 continue
             score = at_rows + gap.get(s, min(gap.values(), default=0.0))
             if best is None or score > best[1] or (score == best[1] and cost > best[4]):
-                best = (tier, score, shape, rows, cost, s)
+                best = (tier, score, shape, rows, cost, s, cut)
     if best is None:
         least = math.ceil(floor + f.startup + f.spent)
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
@@ -90,14 +126,15 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
-    _, score, shape, rows, cost, s = best
+    _, score, shape, rows, cost, s, cut = best
     shape = {**shape, "finetune.blend": "auto"}
+    f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
     f.startup += blend_s
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
         f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
-        f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']} (~{cost:.0f} s; expected "
-        f"test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
+        f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']}{cut_text(scan, shape, full)} "
+        f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
     f.reasons.append(f"blend: a model this short of its sized training can fall under TF-IDF + LR; the export is "
                      f"blended with it where that wins on validation (finetune.blend=auto, ~{blend_s:.0f} s reserved)")
     f.shape, f.n_train = shape, rows
@@ -116,3 +153,12 @@ def blend_seconds(f, cm: dict) -> float:
     TIGHT_VAL rows at the sized max_len, the calibrated evaluation cost) and TF-IDF + LR's fit."""
     n_val = min(f.n_val_eval, TIGHT_VAL)
     return 2.0 + cm["eval"] * n_val * f.shape["finetune.max_len"] / f.rate
+
+
+def cut_text(scan: dict, shape: dict, full: int) -> str:
+    """', keeping N % of the training tokens (-X points)' where the rows are cut shorter."""
+    max_len = shape["finetune.max_len"]
+    if max_len >= full:
+        return ""
+    return (f" (sized {full}), keeping {kept_tokens(scan, max_len, full):.0%} of the training tokens "
+            f"({100 * truncation_gap(scan, max_len, full):+.1f} points)")

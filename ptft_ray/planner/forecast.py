@@ -45,8 +45,9 @@ class Probe:
         doubling (TF-IDF learning curves are close to linear in log labels over a decade)."""
         if factor == 1:
             return self
-        step = (self.accuracy - self.accuracy_half) * math.log2(factor)
-        return Probe(min(1.0, max(self.majority, self.accuracy + step)), self.accuracy_half, self.majority, self.n_val)
+        slope = self.accuracy - self.accuracy_half
+        acc = min(1.0, max(self.majority, self.accuracy + slope * math.log2(factor)))
+        return Probe(acc, acc - slope, self.majority, self.n_val)  # moved whole: 2x then 1/2x is 1x
 
 
 def params(family: str) -> dict:
@@ -84,10 +85,11 @@ def continued_pretraining(n_train: int, classes: int) -> list[float]:
 def of_plan(p: dict, probe: Probe, n_train: int, classes: int, family: str) -> list[float]:
     """`expected` for a plan: its trials' optimizer steps on the training rows it uses (a plan
     that trains on fewer rows is forecast from the probe at those rows), less its best
-    strategy's calibrated gap to the best strategy."""
+    strategy's calibrated gap to the best strategy and the price of rows cut shorter."""
     rows = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
     acc = on_rows(probe, n_train, rows, classes, p["epochs"] * rows, family)
-    return [round(min(1.0, max(0.0, a + p.get("strategy_gap", 0.0))), 4) for a in acc]
+    gap = p.get("strategy_gap", 0.0) + p.get("truncation_gap", 0.0)
+    return [round(min(1.0, max(0.0, a + gap)), 4) for a in acc]
 
 
 def on_rows(probe: Probe, n_train: int, rows: int, classes: int, seen: float, family: str) -> list[float]:

@@ -1,15 +1,13 @@
 """The planner's decisions: pure functions of (data scan, checkpoints, budget, cluster).
 
-Every choice returns its reason. The strategy ranking, LR ranges and cost coefficients
-come from `calibrated.json`, which benchmarks/derive_rules.py writes from the measured
-calibration table (benchmarks/results/calibration.json); nothing here is a guess that a
-measurement could replace.
-"""
+Every choice returns its reason. The strategy ranking, LR ranges and cost coefficients come
+from `calibrated.json`, which benchmarks/derive_rules.py writes from the measured calibration
+table (benchmarks/results/calibration.json): no guess that a measurement could replace."""
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PtftError
@@ -17,7 +15,7 @@ from ..finetune.select import rescore_size
 from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
 from .decoder import decoder_rule
-from .fit_budget import shrink
+from .fit_budget import rates_by_len, shrink
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
 # what each family's calibration was measured on (a plan names the one it used)
@@ -110,6 +108,8 @@ class Facts:
     rescore_s: float = 0.0
     startup: float = STARTUP_S
     spent: float = 0.0           # of the budget, spent before the plan was made (planning)
+    truncation_gap: float = 0.0  # the forecast's price of rows cut under the sized max_len
+    rates: dict = field(default_factory=dict)  # max_len -> tokens/s timed at rows that long
 
     def room(self) -> float:
         """What the trials themselves have: the budget less start-up and re-scoring (whose
@@ -131,7 +131,7 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     """spent_s: of budget_s, what is gone before the trials can start (a command's planning):
     the plan is chosen for what is left."""
     f = facts(scan, sources, budget_s - spent_s, res, max_trials, strategies_allowed)
-    f.spent = spent_s
+    f.spent, f.rates = spent_s, rates_by_len(sources)
     keep = candidates(f, scan)
     keep, n, mean_full = count_trials(f, keep)
     single = len(keep) == 1 and n > 1
@@ -325,6 +325,7 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
         "calibration": f.family, **({"lr_rule": rule} if rule else {}),
         # the best kept strategy's calibrated accuracy below the calibration's best (the forecast's)
         "strategy_gap": round(max(f.cal.get("mean_gap", {}).get(s, 0.0) for s in keep), 4),
+        "truncation_gap": f.truncation_gap,
         "estimated_cost_s": round(est, 1), "reserve_s": round(f.startup, 1),
         "rescore": {"top_k": RESCORE_TOP_K if f.rescore_n else 1, "val_examples": f.rescore_n,
                     "estimated_s": round(f.rescore_s, 1)},
@@ -350,10 +351,9 @@ def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, per: fl
     """One strategy at LRs within its calibrated winner's range: trials beyond one per slot buy
     little (their LRs are within 2x of each other), longer training buys much (docs/decisions.md,
     "Depth before breadth"); the loop keeps each trial's best evaluation, so a longer trial cannot
-    end below its own earlier ones. So where the
-    budget runs more trials than slots, each trial gets the most epochs (up to DEPTH_MAX x the
-    shape's minimum, at most MAX_EPOCHS) at which one trial per slot still fits (more trials
-    only where the longest trials leave room for them).
+    end below its own earlier ones. So where the budget runs more trials than slots, each trial
+    gets the most epochs (up to DEPTH_MAX x the shape's minimum, at most MAX_EPOCHS) at which one
+    trial per slot still fits (more trials only where the longest trials leave room for them).
     per: seconds of one trial of `shape`; seconds(shape) costs another shape.
     -> (shape, trials, evaluations per trial, seconds per trial)."""
     target = max(2, conc) if not max_trials else min(max(2, conc), max_trials)

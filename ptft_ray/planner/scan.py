@@ -37,6 +37,8 @@ def scan_task(task: TaskData, tokenizer_json: str) -> dict:
         "train_tokens": int(lens.sum()),
         "length": {"mean": float(lens.mean()), "p50": float(np.percentile(lens, 50)),
                    "p90": float(np.percentile(lens, 90)), "p95": float(np.percentile(lens, 95)),
-                   "max": int(lens.max())},
+                   "max": int(lens.max()),
+                   # 20 quantile midpoints: what share of the tokens a shorter max_len keeps
+                   "q": [round(float(v), 1) for v in np.percentile(lens, np.arange(2.5, 100, 5))]},
         "probe": probe(task),  # TF-IDF + LR on the labels: where the forecast starts (~1 s)
     }
