@@ -282,7 +282,8 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
     assert "finetune.blend" not in sized["shape"] and not any(r.startswith("blend:") for r in sized["reasons"])
     assert mids == sorted(mids) and mids[-1] > mids[0]
     five = choose(sc, ENC, 300, CPU2)  # the calibrated strategy at fewer steps than the minimum
-    assert five["strategies"] == ["full"] and five["epochs"] * (1000 // five["batch_size"]) < 400
+    # ... on fewer examples than the sizing minimum's (400 steps of the sized batch of 16)
+    assert five["strategies"] == ["full"] and five["epochs"] * 1000 < 400 * sized["batch_size"]
     # the blend's validation pass (250 rows of the sized 200 tokens) and TF-IDF + LR's fit are reserved
     blend_s = 2.0 + calibration("hf_encoder")["cost_model"]["eval"] * 250 * 200 / 1000.0
     assert five["reserve_s"] == pytest.approx(sized["reserve_s"] + blend_s, abs=0.1)
@@ -293,7 +294,7 @@ def test_a_tight_budget_buys_steps_with_shorter_rows_and_prices_the_cut():
     under an epoch and tied TF-IDF + LR; at 64 tokens the same time bought 4 epochs and the model
     beat it. A cut is priced at 1 point per halving of the training tokens kept, read from the
     scan's length quantiles, and the plan's forecast carries that price."""
-    from ptft_ray.planner import fit_budget
+    from ptft_ray.planner import fit_budget, sizing
 
     sc = long_16_class()
     sc["length"]["q"] = [190.0 + i for i in range(20)]  # every text ~200 tokens: 64 keeps ~1/3
@@ -316,6 +317,19 @@ def test_a_tight_budget_buys_steps_with_shorter_rows_and_prices_the_cut():
     assert again["cost_model"]["rate_tokens_per_s"] == 2000.0 and again["estimated_cost_s"] <= 300
     slow = choose(sc, [{**ENC[0], "rates_by_len": {five["max_len"]: 500.0}}], 300, CPU2)
     assert slow["cost_model"]["rate_tokens_per_s"] == 500.0 and slow["epochs"] < five["epochs"]
+    # half the sized batch at twice the steps trains on the same examples and tokens: the forecast
+    # and the cost tie, and the more steps win (news sources, all labels: 320 steps of 16 against
+    # 159 of 32, +3.7 test points for the model alone)
+    assert fit_budget.batches(32, 64) == [(8, 1), (16, 2), (32, 1)] and fit_budget.batches(8, 64) == [(8, 1)]
+    # ... where a step still holds the probe's 1,024 tokens: 8 x 64-token rows ran 1.4-1.8x their price
+    assert fit_budget.batches(16, 64) == [(8, 1), (16, 1)] and (8, 2) in fit_budget.batches(16, 224)
+    news = {**scan(3032, classes=9, p95=220.0), "probe": {"tfidf_lr_val": 0.71, "tfidf_lr_val_half": 0.66,
+                                                          "majority_val": 0.14, "n_val": 378}}
+    news["length"].update(p50=192.0, p90=213.0, mean=189.0, q=[150.0 + 4 * i for i in range(20)])
+    wide = choose(news, ENC, 450, CPU2)
+    assert choose(news, ENC, 3600, CPU2)["batch_size"] == 32 and wide["batch_size"] == 16
+    assert "finetune.max_examples" not in wide["shape"] and wide["max_len"] == 64
+    assert wide["epochs"] * (3032 // 16) >= 0.99 * sizing.min_steps("short", 9)  # 32 would take half the steps
     # a budget that fits the sized trial cuts nothing
     sized = choose(sc, ENC, 3600, CPU2)
     assert sized["max_len"] == 200 and sized["truncation_gap"] == 0.0

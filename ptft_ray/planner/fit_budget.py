@@ -18,6 +18,7 @@ import math
 
 from ..errors import PtftError
 from . import forecast, sizing
+from .throughput import BATCH, SEQ_LEN
 
 STEP_FRACTIONS = (1.0, 0.75, 0.5, 1 / 3, 0.25)
 ROW_FRACTIONS = (1.0, 0.5, 0.25)
@@ -26,6 +27,8 @@ MIN_ROWS_PER_CLASS = 4
 # last) on at most 250 examples; evaluations do not train, and at 5 minutes they were half the cost
 TIGHT_EVALS, TIGHT_VAL = 2, 250
 SMALLEST_BATCH = 8  # sizing's batch for the smallest data: a cheaper step, the same steps
+TIE = 1e-3  # forecasts within 0.1 point are not told apart: the more steps, then the costlier
+PROBE_TOKENS = BATCH * SEQ_LEN  # a throughput probe step's tokens (planner/throughput.py)
 # shorter rows buy more steps; a cut is priced at this many points per halving of the training
 # tokens kept, and rows under 64 tokens come last (docs/decisions.md, "Shorter rows for more steps")
 TRUNCATION_POINTS_PER_HALVING = 1.0
@@ -73,18 +76,30 @@ def shapes(f, scan: dict):
             rows = n if rf == 1.0 else max(int(n * rf), MIN_ROWS_PER_CLASS * k)
             if rf < 1.0 and rows >= n:
                 continue
-            for bs in sorted({min(f.shape["sweep.batch_sizes"][0], sizing.batch_size_for(rows)), SMALLEST_BATCH}):
+            for bs, more in batches(min(f.shape["sweep.batch_sizes"][0], sizing.batch_size_for(rows)), max_len):
                 if rows < bs:
                     continue
                 per_epoch = rows // bs
                 for sf in STEP_FRACTIONS:
-                    steps = max(1, math.ceil(sf * sizing.min_steps("short", k)))
+                    steps = max(1, math.ceil(sf * more * sizing.min_steps("short", k)))
                     epochs = round(max(steps / per_epoch, 1 / per_epoch), 3)
                     shape = {**f.shape, "sweep.batch_sizes": [bs], "sweep.epochs": [epochs],
                              "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs, TIGHT_EVALS),
                              "finetune.max_val_examples": min(f.shape["finetune.max_val_examples"], TIGHT_VAL),
                              "finetune.max_len": max_len, **({"finetune.max_examples": rows} if rows < n else {})}
                     yield tier, shape, rows
+
+
+def batches(sized: int, max_len: int) -> list[tuple[int, int]]:
+    """(batch size, steps multiplier): the sized batch, SMALLEST_BATCH at the same steps (a
+    cheaper step), and half the sized batch at twice the steps (the same examples and tokens,
+    so the same forecast and cost: smaller batches come first and win that tie; more steps
+    trained further, docs/decisions.md, "Shorter rows for more steps"). The half batch only
+    where a step still holds the probe's tokens: the cost is priced per token as timed in steps
+    that large, and smaller steps ran slower than priced."""
+    fits = sized // 2 >= SMALLEST_BATCH and sized // 2 * max_len >= PROBE_TOKENS
+    half = [(sized // 2, 2)] if fits else []
+    return sorted({(sized, 1), (SMALLEST_BATCH, 1), *half}, key=lambda b: (b[0], -b[1]))
 
 
 def probe_of(scan: dict) -> forecast.Probe:
@@ -117,8 +132,9 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
             if cost + blend_s + f.startup > f.budget_s or (best and best[0] < tier):
                 continue
             score = at_rows + gap.get(s, min(gap.values(), default=0.0))
-            if best is None or score > best[1] or (score == best[1] and cost > best[4]):
-                best = (tier, score, shape, rows, cost, s, cut)
+            steps = round(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
+            if best is None or score > best[1] + TIE or (score >= best[1] - TIE and (steps, cost) > best[7:]):
+                best = (tier, score, shape, rows, cost, s, cut, steps, cost)
     if best is None:
         least = math.ceil(floor + f.startup + f.spent)
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
@@ -126,7 +142,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
-    _, score, shape, rows, cost, s, cut = best
+    _, score, shape, rows, cost, s, cut, _, _ = best
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
     f.startup += blend_s
