@@ -119,7 +119,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     probe, cm = probe_of(scan), f.fam["cost_model"]
     sized = min(f.cost[s] for s in keep)
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
-    best, floor = None, None
+    fits, floor = [], None
     blend_s = blend_seconds(f, cm)
     full = f.shape["finetune.max_len"]
     for tier, shape, rows in shapes(f, scan):
@@ -129,12 +129,10 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         for s in keep:
             cost = trial_seconds(s, shape, rows, n_val, rate_at(f, shape["finetune.max_len"]), cm)
             floor = min(floor or cost + blend_s, cost + blend_s)
-            if cost + blend_s + f.startup > f.budget_s or (best and best[0] < tier):
-                continue
-            score = at_rows + gap.get(s, min(gap.values(), default=0.0))
-            steps = round(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
-            if best is None or score > best[1] + TIE or (score >= best[1] - TIE and (steps, cost) > best[7:]):
-                best = (tier, score, shape, rows, cost, s, cut, steps, cost)
+            if cost + blend_s + f.startup <= f.budget_s:
+                steps = round(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
+                fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
+    best = pick(fits)
     if best is None:
         least = math.ceil(floor + f.startup + f.spent)
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
@@ -142,7 +140,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
-    _, score, shape, rows, cost, s, cut, _, _ = best
+    _, score, shape, rows, cost, s, cut, _ = best
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
     f.startup += blend_s
@@ -162,6 +160,17 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         f.reasons[i] = "selection: the best trial by its validation examples (no room to re-score)"
     f.max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
     return [s]
+
+
+def pick(fits: list[tuple]) -> tuple | None:
+    """(tier, score, shape, rows, cost, strategy, cut, steps) of the lowest tier's best: among
+    forecasts within TIE of its top, the most steps, then the costliest; the first of equals
+    (shapes come smaller batch first)."""
+    if not fits:
+        return None
+    tier = min(c[0] for c in fits)
+    top = max(c[1] for c in fits if c[0] == tier)
+    return max((c for c in fits if c[0] == tier and c[1] >= top - TIE), key=lambda c: (c[7], c[4]))
 
 
 def blend_seconds(f, cm: dict) -> float:
