@@ -63,9 +63,10 @@ def truncation_gap(scan: dict, max_len: int, full: int) -> float:
 
 
 def shapes(f, scan: dict):
-    """(tier, shape, training rows) for every cheaper shape, the sized max_len first. Tier 0 is
-    every length from 64 tokens up, ranked by the forecast; each shorter one is a tier of its
-    own, taken only where nothing longer fits (the cut's price was measured at 64 tokens)."""
+    """(tier, shape, training rows, optimizer steps) for every cheaper shape, the sized max_len
+    first. Tier 0 is every length from 64 tokens up, ranked by the forecast; each shorter one is
+    a tier of its own, taken only where nothing longer fits (the cut's price was measured at 64
+    tokens)."""
     k, n = scan.get("num_classes", 2), f.n_train
     full = f.shape["finetune.max_len"]
     shorter = {min(full, sizing.max_len_for(scan["length"][q], full)) for q in ("p90", "p50") if q in scan["length"]}
@@ -87,7 +88,7 @@ def shapes(f, scan: dict):
                              "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs, TIGHT_EVALS),
                              "finetune.max_val_examples": min(f.shape["finetune.max_val_examples"], TIGHT_VAL),
                              "finetune.max_len": max_len, **({"finetune.max_examples": rows} if rows < n else {})}
-                    yield tier, shape, rows
+                    yield tier, shape, rows, steps
 
 
 def batches(sized: int, max_len: int) -> list[tuple[int, int]]:
@@ -122,7 +123,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     fits, floor = [], None
     blend_s = blend_seconds(f, cm)
     full = f.shape["finetune.max_len"]
-    for tier, shape, rows in shapes(f, scan):
+    for tier, shape, rows, steps in shapes(f, scan):
         cut = truncation_gap(scan, shape["finetune.max_len"], full)
         at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1] + cut
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
@@ -130,7 +131,6 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
             cost = trial_seconds(s, shape, rows, n_val, rate_at(f, shape["finetune.max_len"]), cm)
             floor = min(floor or cost + blend_s, cost + blend_s)
             if cost + blend_s + f.startup <= f.budget_s:
-                steps = round(shape["sweep.epochs"][0] * (rows // shape["sweep.batch_sizes"][0]))
                 fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
     best = pick(fits)
     if best is None:
@@ -147,7 +147,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
         f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
-        f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']}{cut_text(scan, shape, full)} "
+        f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']}{cut_text(scan, shape, full, cut)} "
         f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
     f.reasons.append(f"blend: a model this short of its sized training can fall under TF-IDF + LR; the export is "
                      f"blended with it where that wins on validation (finetune.blend=auto, ~{blend_s:.0f} s reserved)")
@@ -180,10 +180,10 @@ def blend_seconds(f, cm: dict) -> float:
     return 2.0 + cm["eval"] * n_val * f.shape["finetune.max_len"] / f.rate
 
 
-def cut_text(scan: dict, shape: dict, full: int) -> str:
+def cut_text(scan: dict, shape: dict, full: int, cut: float) -> str:
     """', keeping N % of the training tokens (-X points)' where the rows are cut shorter."""
     max_len = shape["finetune.max_len"]
     if max_len >= full:
         return ""
     return (f" (sized {full}), keeping {kept_tokens(scan, max_len, full):.0%} of the training tokens "
-            f"({100 * truncation_gap(scan, max_len, full):+.1f} points)")
+            f"({100 * cut:+.1f} points)")
