@@ -129,13 +129,15 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
     from .sizing import max_len_for
+    from .throughput import SEQ_LEN
 
     # timed at the length the trials will pad to (the calibration's 64 tokens at least)
     seq_len = max_len_for(scan["length"]["p95"], min(s.max_positions for s in sources))
+    timed = max(SEQ_LEN, seq_len)
     measured = measure_missing(sources, res, cfg.train.precision, seq_len)
     info = [{"key": s.key, "max_seq_len": s.max_positions, "family": family(s), "params": decoder_params(s),
              "tokens_per_s_per_worker": measured.get(s.key) or s.lineage.get("tokens_per_s_per_worker"),
-             "rate_how": (f"measured on the live cluster (timed fine-tuning steps of {max(64, seq_len)}-token rows, 1,024 "
+             "rate_how": (f"measured on the live cluster (timed fine-tuning steps of {timed}-token rows, 1,024 "
                           f"tokens a step, in the trials' precision): "
                           + ("the Hugging Face calibration's cost model is fitted in this probe's units (the "
                              "rate the checkpoint carries is of its masked-LM pretraining steps)"
@@ -144,7 +146,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
             for s in sources]
     spent = time.time() - started if started else 0.0
     p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
-    if retime_cut(p, info, sources, res, cfg.train.precision, max(64, seq_len)):
+    if retime_cut(p, info, sources, res, cfg.train.precision, timed):
         spent = time.time() - started if started else 0.0
         p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
     p["checkpoints"] = [s.key for s in sources]
