@@ -13,7 +13,7 @@ import pytest
 
 from ptft_ray.errors import PtftError
 from ptft_ray.planner import forecast, parse_budget
-from ptft_ray.planner.rules import CALIBRATED, asha_fraction, calibration, choose
+from ptft_ray.planner.rules import CALIBRATED, STARTUP_S, asha_fraction, calibration, choose
 
 CPU2 = {"cpus": 2.0, "gpus": 0.0, "max_node_cpus": 2.0, "max_node_gpus": 0.0, "nodes": 1}
 GPU4 = {"cpus": 32.0, "gpus": 4.0, "max_node_cpus": 32.0, "max_node_gpus": 4.0, "nodes": 1}
@@ -284,8 +284,9 @@ def test_every_budget_above_the_floor_gets_a_plan_that_fits():
     five = choose(sc, ENC, 300, CPU2)  # the calibrated strategy at fewer steps than the minimum
     # ... on fewer examples than the sizing minimum's (400 steps of the sized batch of 16)
     assert five["strategies"] == ["full"] and five["epochs"] * 1000 < 400 * sized["batch_size"]
-    # the blend's validation pass (250 rows of the sized 200 tokens) and TF-IDF + LR's fit are reserved
-    blend_s = 2.0 + calibration("hf_encoder")["cost_model"]["eval"] * 250 * 200 / 1000.0
+    # the blend's validation pass (250 rows at the plan's max_len) and TF-IDF + LR's fit are
+    # reserved; the test pass reads the same 27-token mean a row as the sized plan's
+    blend_s = 2.0 + calibration("hf_encoder")["cost_model"]["eval"] * 250 * five["max_len"] / 1000.0
     assert five["reserve_s"] == pytest.approx(sized["reserve_s"] + blend_s, abs=0.1)
 
 
@@ -330,6 +331,12 @@ def test_a_tight_budget_buys_steps_with_shorter_rows_and_prices_the_cut():
     assert choose(news, ENC, 3600, CPU2)["batch_size"] == 32 and wide["batch_size"] == 16
     assert "finetune.max_examples" not in wide["shape"] and wide["max_len"] == 64
     assert wide["epochs"] * (3032 // 16) >= 0.99 * sizing.min_steps("short", 9)  # 32 would take half the steps
+    # what follows the trials is priced at the cut too: the test pass reads the tokens 64 keep
+    # (priced at the sized length, it took a quarter of the trials' steps from a 5-minute plan)
+    big, eval_cost = choose(news, ENC, 3600, CPU2), calibration("hf_encoder")["cost_model"]["eval"]
+    share = fit_budget.kept_tokens(news, 64, big["max_len"]) / fit_budget.kept_tokens(news, big["max_len"], big["max_len"])
+    test_64 = wide["reserve_s"] - STARTUP_S - (2.0 + eval_cost * 250 * 64 / 1000.0)
+    assert share < 0.4 and test_64 == pytest.approx((big["reserve_s"] - STARTUP_S) * share, abs=0.1)
     # a budget that fits the sized trial cuts nothing
     sized = choose(sc, ENC, 3600, CPU2)
     assert sized["max_len"] == 200 and sized["truncation_gap"] == 0.0

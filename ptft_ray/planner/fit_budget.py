@@ -121,34 +121,36 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     sized = min(f.cost[s] for s in keep)
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
     fits, floor = [], None
-    blend_s = blend_seconds(f, cm)
+    start = f.startup - f.test_s  # what precedes and follows the trials, less the test pass re-priced here
     full = f.shape["finetune.max_len"]
     for tier, shape, rows, steps in shapes(f, scan):
         cut = truncation_gap(scan, shape["finetune.max_len"], full)
         at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1] + cut
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
+        after = sum(after_trials(f, scan, shape["finetune.max_len"]))
         for s in keep:
             cost = trial_seconds(s, shape, rows, n_val, rate_at(f, shape["finetune.max_len"]), cm)
-            floor = min(floor or cost + blend_s, cost + blend_s)
-            if cost + blend_s + f.startup <= f.budget_s:
+            floor = min(floor or cost + after, cost + after)
+            if cost + after + start <= f.budget_s:
                 fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
     best = pick(fits)
     if best is None:
-        least = math.ceil(floor + f.startup + f.spent)
+        least = math.ceil(floor + start + f.spent)
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
         raise PtftError(f"budget {f.budget_s + f.spent:.0f} s is below the floor of {least} s: "
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
-                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
+                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {start:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
     _, score, shape, rows, cost, s, cut, _ = best
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
-    f.startup += blend_s
+    f.test_s, blend_s = after_trials(f, scan, shape["finetune.max_len"])
+    f.startup = start + f.test_s + blend_s
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
         f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
         f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']}{cut_text(scan, shape, full, cut)} "
-        f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
+        f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + start)} s")
     f.reasons.append(f"blend: a model this short of its sized training can fall under TF-IDF + LR; the export is "
                      f"blended with it where that wins on validation (finetune.blend=auto, ~{blend_s:.0f} s reserved)")
     f.shape, f.n_train = shape, rows
@@ -173,11 +175,24 @@ def pick(fits: list[tuple]) -> tuple | None:
     return max((c for c in fits if c[0] == tier and c[1] >= top - TIE), key=lambda c: (c[7], c[4]))
 
 
-def blend_seconds(f, cm: dict) -> float:
-    """What finetune.blend=auto adds after the trials: a validation pass of the export (at most
-    TIGHT_VAL rows at the sized max_len, the calibrated evaluation cost) and TF-IDF + LR's fit."""
-    n_val = min(f.n_val_eval, TIGHT_VAL)
-    return 2.0 + cm["eval"] * n_val * f.shape["finetune.max_len"] / f.rate
+def test_seconds(scan: dict, max_len: int, full: int, rate: float, cm: dict) -> float:
+    """The export's test pass at rows of max_len (sized: full). It batches rows sorted by length,
+    so it reads about the mean length a row (not max_len: pads), less the share a cut drops."""
+    mean = min(scan["length"].get("mean", full), full)
+    if scan["length"].get("q"):
+        mean *= min(1.0, kept_tokens(scan, max_len, full) / max(kept_tokens(scan, full, full), 1e-9))
+    else:
+        mean = min(mean, max_len)
+    return cm["eval"] * scan["examples"].get("test", 0) * mean / rate
+
+
+def after_trials(f, scan: dict, max_len: int) -> tuple[float, float]:
+    """-> (test pass s, blend s) after the trials of a shape of max_len, at that length's rate:
+    the export's test pass, and finetune.blend=auto's validation pass of the export (at most
+    TIGHT_VAL rows) and TF-IDF + LR's fit."""
+    cm, rate = f.fam["cost_model"], rate_at(f, max_len)
+    blend = 2.0 + cm["eval"] * min(f.n_val_eval, TIGHT_VAL) * max_len / rate
+    return test_seconds(scan, max_len, f.shape["finetune.max_len"], rate, cm), blend
 
 
 def cut_text(scan: dict, shape: dict, full: int, cut: float) -> str:

@@ -15,7 +15,7 @@ from ..finetune.select import rescore_size
 from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
 from .decoder import decoder_rule
-from .fit_budget import rates_by_len, shrink
+from .fit_budget import rates_by_len, shrink, test_seconds
 
 CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
 # what each family's calibration was measured on (a plan names the one it used)
@@ -107,6 +107,7 @@ class Facts:
     rescore_n: int = 0
     rescore_s: float = 0.0
     startup: float = STARTUP_S
+    test_s: float = 0.0          # of startup: the export's test pass (fit_budget re-prices it at a cut)
     spent: float = 0.0           # of the budget, spent before the plan was made (planning)
     truncation_gap: float = 0.0  # the forecast's price of rows cut under the sized max_len
     rates: dict = field(default_factory=dict)  # max_len -> tokens/s timed at rows that long
@@ -180,12 +181,10 @@ def facts(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trial
                    f"'{level}' level{' since the budget affords it' if level == 'long' else ''}), "
                    f"max_len {shape['finetune.max_len']} (95% of examples have <= {p95:.0f} tokens), "
                    f"{shape['finetune.max_val_examples']} validation examples per evaluation")
-    # the export's test evaluation runs after Tune stops: reserved with the start-up. It batches
-    # rows sorted by length, so it reads about the mean length a row, not max_len (pads)
-    test_len = min(scan["length"].get("mean", shape["finetune.max_len"]), shape["finetune.max_len"])
-    test_s = fam["cost_model"]["eval"] * scan["examples"].get("test", 0) * test_len / rate
+    # the export's test evaluation runs after Tune stops: reserved with the start-up
+    test_s = test_seconds(scan, shape["finetune.max_len"], shape["finetune.max_len"], rate, fam["cost_model"])
     return Facts(budget_s, max_trials, family, fam, cal, b, which, resources, conc, workers, rate, n_train,
-                 n_val_eval, ranked, level, shape, cost[level], reasons, startup=STARTUP_S + test_s)
+                 n_val_eval, ranked, level, shape, cost[level], reasons, startup=STARTUP_S + test_s, test_s=test_s)
 
 
 def source_rate(sources: list[dict], fam: dict, reasons: list[str]) -> float:
