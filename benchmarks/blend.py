@@ -55,18 +55,28 @@ def planned() -> list[dict]:
         r = json.loads(f.read_text())
         b = r.get("blend") or {}
         rows.append({"run": str(f.parent.relative_to(ROOT)), "weight": b.get("weight"), "kept": b.get("kept"),
-                     "test_accuracy": r["test_accuracy"], "model_alone": b.get("test_accuracy_model_alone"),
+                     "test_accuracy": r["test_accuracy"], "model_alone": b.get("test_accuracy_model_alone", r["test_accuracy"] if not b.get("kept") else None),
                      "tfidf_lr": r["baseline"]["tfidf_lr"]["accuracy"], "vs_tfidf_lr": r["vs_tfidf_lr"],
+                     "test_n": r["test_n"],
                      "wall_s": round(r["wall_s"], 1), "forecast": (r.get("forecast") or {}).get("test_accuracy"),
-                     "budget_s": _budget(f.parent)})
+                     **_budget(f.parent)})
     return rows
 
 
-def _budget(run: Path) -> float | None:
+def _budget(run: Path) -> dict:
+    """The plan's budget and what the command spent before the sweep began (planning): the
+    budget is the command's wall clock, planning included."""
     import json
 
     plan = run / "plan.json"
-    return json.loads(plan.read_text()).get("budget_s") if plan.is_file() else None
+    p = json.loads(plan.read_text()) if plan.is_file() else {}
+    return {"budget_s": p.get("budget_s"), "planning_s": p.get("planning_s")}
+
+
+def spent_text(x: dict) -> str:
+    """'planning + sweep s' where the plan recorded its planning, else the sweep's alone."""
+    p = x.get("planning_s")
+    return f"{p:.0f} + {x['wall_s']:.0f} s" if p is not None else f"sweep {x['wall_s']:.0f} s"
 
 
 def section(r: dict) -> list[str]:
@@ -86,13 +96,13 @@ def section(r: dict) -> list[str]:
     if r.get("planned"):
         L += ["", "Planned sweeps with the blend on (`ptft-ray sweep --plan auto --budget B`, the plan shrunk below "
                   "one sized trial, so `finetune.blend=auto`; runs/blend_check/):", "",
-              "| run | w | test: blend | the model alone | forecast of the model (80 %) | TF-IDF + LR | blend - TF-IDF + LR (p) | sweep wall |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| run | w | test: blend | the model alone | forecast of the model (80 %) | TF-IDF + LR | blend - TF-IDF + LR (p) | test rows | planning + sweep |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for x in r["planned"]:
             fc, v = x["forecast"], x["vs_tfidf_lr"]
             L.append(f"| {x['run']} | {x['weight']:g} | {x['test_accuracy']:.4f} | {x['model_alone']:.4f} | "
                      f"{fc[1]:.3f} ({fc[0]:.3f}-{fc[2]:.3f}) | {x['tfidf_lr']:.4f} | {v['points']:+.1f} ({v['p_value']:.2g}) | "
-                     f"{x['wall_s']:.0f} s |")
+                     f"{x.get('test_n', '-')} | {spent_text(x)} |")
     return L
 
 

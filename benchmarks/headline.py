@@ -168,6 +168,10 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
     return rows
 
 
+def rows_of(x: dict) -> str:
+    return f", {x['test_n']} test rows" if x.get("test_n") else ""
+
+
 def blend_rows(bl: dict) -> list[str]:
     """One row per replayed run: the blend against TF-IDF + LR and the model on the same test rows."""
     rows = []
@@ -180,11 +184,13 @@ def blend_rows(bl: dict) -> list[str]:
         v, b = x["vs_tfidf_lr"], x.get("budget_s")
         if not b:
             continue
+        spent = x["wall_s"] + (x.get("planning_s") or 0.0)  # the command's wall clock: planning, then the sweep
         rows.append(_row(f"planned sweep, {b / 60:g}-minute budget, blend on: {x['run'].split('/')[-1]}",
                          f"TF-IDF + LR {x['tfidf_lr']:.3f}", "within the budget (+5 %), beats TF-IDF + LR (p < 0.05)",
-                         f"{x['test_accuracy']:.3f} ({v['points']:+.1f}, p = {v['p_value']:.2g}), the model alone "
-                         f"{x['model_alone']:.3f}; sweep {x['wall_s']:.0f} s of {b:.0f}",
-                         x["wall_s"] <= 1.05 * b and v["points"] > 0 and v["p_value"] < 0.05))
+                         f"{x['test_accuracy']:.3f} ({v['points']:+.1f}, p = {v['p_value']:.2g}{rows_of(x)}), "
+                         f"the model alone {x['model_alone']:.3f}; {'planning + ' if x.get('planning_s') is not None else ''}"
+                         f"sweep {spent:.0f} s of {b:.0f}",
+                         spent <= 1.05 * b and v["points"] > 0 and v["p_value"] < 0.05))
     return rows
 
 
