@@ -68,7 +68,15 @@ def run_cells() -> list[dict]:
     reads instead."""
     saved = json.loads(SAVED_RUNS.read_text()) if SAVED_RUNS.is_file() else []
     here = {r["run"]: r for r in read_runs()}  # a run on this checkout replaces its saved row
-    return [here.pop(r["run"], r) for r in saved] + list(here.values())
+    newest = {}  # a cell measured again under a later planner (a later FIT_RUNS folder) replaces it
+    for r in [here.pop(r["run"], r) for r in saved] + list(here.values()):
+        if r["cell"] not in newest or _age(r) >= _age(newest[r["cell"]]):
+            newest[r["cell"]] = r
+    return list(newest.values())
+
+
+def _age(row: dict) -> int:
+    return FIT_RUNS.index(row["run"].split("/")[1])
 
 
 def read_runs() -> list[dict]:
@@ -80,7 +88,7 @@ def read_runs() -> list[dict]:
         used = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
         rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "probe": r["baseline"]["tfidf_lr"]["accuracy"],
                      "n_train": used, "classes": k, "x": trained_fraction(r["best_config"]["epochs"] * used, used, k),
-                     "realised": model_alone(r) - p.get("strategy_gap", 0.0), "data": TASKS[task],
+                     "realised": model_alone(r) - p.get("strategy_gap", 0.0) - p.get("truncation_gap", 0.0), "data": TASKS[task],
                      "max_examples": 0 if n == "all" else int(n), "run": str(f.parent.relative_to(ROOT))})
     return rows
 
@@ -211,8 +219,8 @@ def fit() -> dict:
     u, v = fit_cpt(crow)
     loo_c = [r["gain"] - (lambda uv: uv[0] + uv[1] * math.log10(r["npc"]))(fit_cpt([o for o in crow if o is not r]))
              for r in crow]
-    out = {"source": "benchmarks/results/quality.json + forecast_runs.json (runs/forecast, runs/forecast_first) "
-                     "+ calibration*.json learning curves",
+    out = {"source": f"benchmarks/results/quality.json + forecast_runs.json (runs/{', runs/'.join(FIT_RUNS)}; a cell "
+                     "measured again replaces its older row) + calibration*.json learning curves",
            "command": "python -m benchmarks.forecast fit", "form": FORM, "interval": INTERVAL, "families": fams,
            "continued_pretraining": {"u": round(u, 3), "v": round(v, 3), "cells": len(crow),
                                      "rmse_points": round(rmse(loo_c), 2),
@@ -276,11 +284,12 @@ def run_table(dirs: list[str]) -> list[dict]:
 # the planned sweeps the forecast is fitted on (news:1000/200/all:5m, rt:300:3m, tweets:3000:5m:
 # a task no quality cell measured, and sizes between the cells); runs/forecast_check/ holds the
 # ones made after that fit, which check it
-FIT_RUNS = ("forecast", "forecast_first", "forecast_check")
+# oldest first: runs/forecast_cut re-measured the news cells once plans cut long rows (64 tokens)
+FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut")
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 # planned sweeps whose forecasts were made before any fit held them: the check above, and the
 # blended 5-minute sweep (its forecast is read against the model alone)
-PROSPECTIVE = ("forecast_check", "blend_check")
+PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
