@@ -54,8 +54,9 @@ def planned() -> list[dict]:
     for f in sorted((ROOT / "runs" / "blend_check").glob("*/result.json")):
         r = json.loads(f.read_text())
         b = r.get("blend") or {}
+        alone = b.get("test_accuracy_model_alone", None if b.get("kept") else r["test_accuracy"])  # no blend: the model
         rows.append({"run": str(f.parent.relative_to(ROOT)), "weight": b.get("weight"), "kept": b.get("kept"),
-                     "test_accuracy": r["test_accuracy"], "model_alone": b.get("test_accuracy_model_alone", r["test_accuracy"] if not b.get("kept") else None),
+                     "test_accuracy": r["test_accuracy"], "model_alone": alone,
                      "tfidf_lr": r["baseline"]["tfidf_lr"]["accuracy"], "vs_tfidf_lr": r["vs_tfidf_lr"],
                      "test_n": r["test_n"],
                      "wall_s": round(r["wall_s"], 1), "forecast": (r.get("forecast") or {}).get("test_accuracy"),

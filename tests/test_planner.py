@@ -334,7 +334,8 @@ def test_a_tight_budget_buys_steps_with_shorter_rows_and_prices_the_cut():
     # what follows the trials is priced at the cut too: the test pass reads the tokens 64 keep
     # (priced at the sized length, it took a quarter of the trials' steps from a 5-minute plan)
     big, eval_cost = choose(news, ENC, 3600, CPU2), calibration("hf_encoder")["cost_model"]["eval"]
-    share = fit_budget.kept_tokens(news, 64, big["max_len"]) / fit_budget.kept_tokens(news, big["max_len"], big["max_len"])
+    full = big["max_len"]
+    share = fit_budget.kept_tokens(news, 64, full) / fit_budget.kept_tokens(news, full, full)
     test_64 = wide["reserve_s"] - STARTUP_S - (2.0 + eval_cost * 250 * 64 / 1000.0)
     assert share < 0.4 and test_64 == pytest.approx((big["reserve_s"] - STARTUP_S) * share, abs=0.1)
     # a budget that fits the sized trial cuts nothing
