@@ -121,7 +121,6 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     sized = min(f.cost[s] for s in keep)
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
     fits, floor = [], None
-    start = f.startup - f.test_s  # what precedes and follows the trials, less the test pass re-priced here
     full = f.shape["finetune.max_len"]
     for tier, shape, rows, steps in shapes(f, scan):
         cut = truncation_gap(scan, shape["finetune.max_len"], full)
@@ -131,28 +130,27 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         for s in keep:
             cost = trial_seconds(s, shape, rows, n_val, rate_at(f, shape["finetune.max_len"]), cm)
             floor = min(floor or cost + after, cost + after)
-            if cost + after + start <= f.budget_s:
+            if cost + after + f.startup <= f.budget_s:
                 fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
     best = pick(fits)
     if best is None:
-        least = math.ceil(floor + start + f.spent)
+        least = math.ceil(floor + f.startup + f.spent)
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
         raise PtftError(f"budget {f.budget_s + f.spent:.0f} s is below the floor of {least} s: "
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
-                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {start:.0f} s start-up{planning}; "
+                        f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
     _, score, shape, rows, cost, s, cut, _ = best
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
-    f.test_s, blend_s = after_trials(f, scan, shape["finetune.max_len"])
-    f.startup = start + f.test_s + blend_s
+    f.test_s, f.blend_s = after_trials(f, scan, shape["finetune.max_len"])
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
         f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
         f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']}{cut_text(scan, shape, full, cut)} "
-        f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + start)} s")
+        f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
     f.reasons.append(f"blend: a model this short of its sized training can fall under TF-IDF + LR; the export is "
-                     f"blended with it where that wins on validation (finetune.blend=auto, ~{blend_s:.0f} s reserved)")
+                     f"blended with it where that wins on validation (finetune.blend=auto, ~{f.blend_s:.0f} s reserved)")
     f.shape, f.n_train = shape, rows
     f.n_val_eval = min(f.n_val_eval, shape["finetune.max_val_examples"])
     f.cost = {st: f.seconds(st, shape) for st in f.ranked}

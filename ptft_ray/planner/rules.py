@@ -41,11 +41,10 @@ def family_of(sources: list[dict]) -> tuple[str, str]:
         return k, f"calibration: {FAMILY_NAMES.get(k, k)}, the family of the given checkpoints"
     return "hf_encoder", (f"calibration: {FAMILY_NAMES['hf_encoder']}: the nearest calibrated family to "
                           f"{', '.join(sorted(kinds))} (no calibration of their own)")
-# reserved from the budget for the sweep's own start (Ray, data encoding), the export and the
-# test evaluation (tests/test_planner.py holds a 60 s budget to 60 + 20 s)
+# reserved from the budget for the sweep's own start (Ray, data encoding) and the export; the test
+# pass after the trials is priced apart (test_seconds; tests/test_planner.py: 60 s kept to 60 + 20)
 STARTUP_S = 15.0
-# the share of the budget kept for re-scoring the top trials on a larger validation set
-# (finetune/select.py), and how many trials are re-scored
+# the budget's share kept to re-score the top trials on more validation rows (finetune/select.py), how many
 RESCORE_SHARE, RESCORE_TOP_K = 0.15, 3
 # LR draws per strategy before the budget is spent on more strategies (8 draws spread evenly
 # over a 30x calibrated range are 30^(1/7) = 1.6x apart)
@@ -53,8 +52,7 @@ PER_STRATEGY = 8
 # one strategy: trials lengthened to at most 3x the shape's epochs, never past the epochs sizing
 # caps a trial at, in half-epoch steps; a lengthened trial must fit 0.9 of the room, since Tune
 # stops trials at the budget (docs/decisions.md, "Depth before breadth")
-DEPTH_MAX, MAX_EPOCHS, DEPTH_STEP = 3, 20, 0.5
-DEPTH_SLACK = 0.9
+DEPTH_MAX, MAX_EPOCHS, DEPTH_STEP, DEPTH_SLACK = 3, 20, 0.5, 0.9
 
 
 def bucket(n_train: int, cal: dict = CALIBRATED) -> str:
@@ -107,15 +105,18 @@ class Facts:
     rescore_n: int = 0
     rescore_s: float = 0.0
     startup: float = STARTUP_S
-    test_s: float = 0.0          # of startup: the export's test pass (fit_budget re-prices it at a cut)
+    test_s: float = 0.0          # the export's test pass after the trials (fit_budget re-prices it at a cut)
+    blend_s: float = 0.0         # finetune.blend=auto's pass after them, where a shrunk plan blends
     spent: float = 0.0           # of the budget, spent before the plan was made (planning)
     truncation_gap: float = 0.0  # the forecast's price of rows cut under the sized max_len
     rates: dict = field(default_factory=dict)  # max_len -> tokens/s timed at rows that long
 
+    def reserve(self) -> float:  # what the trials cannot have: start-up and the passes after them
+        return self.startup + self.test_s + self.blend_s
+
     def room(self) -> float:
-        """What the trials themselves have: the budget less start-up and re-scoring (whose
-        share may still give way to trials)."""
-        return self.budget_s - self.startup - self.rescore_s
+        """What the trials have: the budget less the reserve and re-scoring (which may give way)."""
+        return self.budget_s - self.reserve() - self.rescore_s
 
     def seconds(self, strategy: str, shape: dict) -> float:
         return trial_seconds(strategy, shape, self.n_train, self.n_val_eval, self.rate, self.fam["cost_model"])
@@ -184,7 +185,7 @@ def facts(scan: dict, sources: list[dict], budget_s: float, res: dict, max_trial
     # the export's test evaluation runs after Tune stops: reserved with the start-up
     test_s = test_seconds(scan, shape["finetune.max_len"], shape["finetune.max_len"], rate, fam["cost_model"])
     return Facts(budget_s, max_trials, family, fam, cal, b, which, resources, conc, workers, rate, n_train,
-                 n_val_eval, ranked, level, shape, cost[level], reasons, startup=STARTUP_S + test_s, test_s=test_s)
+                 n_val_eval, ranked, level, shape, cost[level], reasons, test_s=test_s)
 
 
 def source_rate(sources: list[dict], fam: dict, reasons: list[str]) -> float:
@@ -208,7 +209,7 @@ def candidates(f: Facts, scan: dict) -> list[str]:
     f.max_t = math.ceil(f.shape["sweep.epochs"][0] * f.shape["finetune.evals_per_epoch"]) + 1
     cheapest = min(f.cost[s] for s in keep)
     f.rescore_n, f.rescore_s = choose_rescore(scan, f.shape, f.budget_s, f.rate, f.reasons, f.fam["cost_model"])
-    if f.budget_s < cheapest + f.startup:  # a cheaper shape that fits, or the floor (fit_budget.py)
+    if f.budget_s < cheapest + f.reserve():  # a cheaper shape that fits, or the floor (fit_budget.py)
         keep = shrink(f, keep, scan)
     # the cheapest ASHA setting that, replayed on the calibration's completed trials, lost
     # <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
@@ -304,7 +305,7 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
     whole trials run in rounds of `conc`, the last cut at the budget) and its LR ranges."""
     work = max(mean_full, n * mean_full * frac / f.conc) if scheduler["type"] == "asha" else \
         min(math.ceil(n / f.conc) * mean_full, max(mean_full, f.room()))
-    est = f.spent + f.startup + f.rescore_s + work
+    est = f.spent + f.reserve() + f.rescore_s + work
     f.reasons.append("stopping: trials (and the sweep) end once none can beat the best beyond validation noise "
                      "(finetune/stopping.py)")
     left = f" (what {f.spent:.0f} s of planning left)" if f.spent else ""
@@ -325,12 +326,12 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
         # the best kept strategy's calibrated accuracy below the calibration's best (the forecast's)
         "strategy_gap": round(max(f.cal.get("mean_gap", {}).get(s, 0.0) for s in keep), 4),
         "truncation_gap": f.truncation_gap,
-        "estimated_cost_s": round(est, 1), "reserve_s": round(f.startup, 1),
+        "estimated_cost_s": round(est, 1), "reserve_s": round(f.reserve(), 1),
         "rescore": {"top_k": RESCORE_TOP_K if f.rescore_n else 1, "val_examples": f.rescore_n,
                     "estimated_s": round(f.rescore_s, 1)},
         "cost_model": {"per_trial_s": {s: round(f.cost[s], 1) for s in keep},
                        "asha_fraction": round(frac, 3), "startup_s": STARTUP_S, "rate_tokens_per_s": f.rate,
-                       "test_eval_s": round(f.startup - STARTUP_S, 1),
+                       "test_eval_s": round(f.test_s + f.blend_s, 1),
                        "rescore_s": round(f.rescore_s, 1),
                        "how": "trials x mean full-length trial s x ASHA fraction / concurrency + start-up "
                               "+ re-scoring; "
