@@ -33,8 +33,7 @@ def step_rates(repeats: int = 3) -> list[dict]:
 
     (src,) = resolve_sources([str(MINILM)], load_config(None, []))
     tok = from_json(src.tokenizer_json)
-    tiny = {**ModelConfig().__dict__, "preset": "gpt_tiny", "arch": "gpt", "d_model": 64, "n_layers": 2,
-            "n_heads": 2, "max_seq_len": 64}
+    tiny = ModelConfig(preset="gpt_tiny", arch="gpt", d_model=64, n_layers=2, n_heads=2, max_seq_len=64)
     cases = [("MiniLM, 224 tokens", src.model, src.path, tok.vocab_size, tok.pad_id, 224),
              ("tiny GPT (the tests'), 64 tokens", tiny, None, 64, 0, 64)]
     rows = []

@@ -194,11 +194,20 @@ def _build(d: dict, source: str) -> Config:
                 _fail(f"{sec}.{k}", f"unknown key in {source} (known: {', '.join(fhints)})")
             vals[k] = _coerce(f"{sec}.{k}", v, fhints[k])
         kwargs[sec] = cls(**vals)
-    cfg = Config(**kwargs)
+    return _checked(Config(**kwargs))
+
+
+def _checked(cfg: Config) -> Config:
     if cfg.model.hf and cfg.data.tokenizer == "bpe":  # the default: the model's own tokenizer
-        cfg.data.tokenizer = "hf"
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, tokenizer="hf"))
     validate(cfg)
     return cfg
+
+
+def with_sections(cfg: Config, **sections) -> Config:
+    """A new Config with whole sections replaced (a backbone's model and data sections), checked
+    as a loaded config is: typed sections travel as they are, never through a dict."""
+    return _checked(dataclasses.replace(cfg, **sections))
 
 
 def lm_head_settings(cfg: Config) -> list[str]:

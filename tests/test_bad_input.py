@@ -279,6 +279,6 @@ def test_sweep_refuses_a_model_setting_the_checkpoint_decides_and_applies_dropou
     (src,) = resolve_sources([pretrained_ckpt], cfg)
     spec = run_spec(cfg, src, load_task(cfg.finetune))
     assert spec.config.model.dropout == 0.2
-    assert spec.config.model.d_model == src.model["d_model"]
+    assert spec.config.model.d_model == src.model.d_model
     plain = load_config(DEBUG_SWEEP, [f"finetune.data={cls_data}"])
-    assert run_spec(plain, src, load_task(plain.finetune)).config.model.dropout == src.model["dropout"]
+    assert run_spec(plain, src, load_task(plain.finetune)).config.model.dropout == src.model.dropout

@@ -1,6 +1,7 @@
 """The export blended with TF-IDF + LR (finetune.blend=auto): its arrays against scikit-learn's
 own model, the rule that picks the weight, and a real sweep whose weak model gets blended."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -98,6 +99,15 @@ def test_a_sweep_blends_a_weak_model_and_says_what_each_part_scored(ray_session,
 
     on_ray = evaluate_export(str(model), cls_data, "test", probs_fn=lambda t: probs_on_ray(str(model), t, pr.labels))
     assert on_ray["accuracy"] == pytest.approx(res["test_accuracy"]) and on_ray["blend"] == ev["blend"]
+    # scored elsewhere (a GPU task, Ray Data), the export's weights are not loaded here: a copy
+    # whose weights file is garbage evaluates alike, where loading it fails
+    bare = tmp_path / "bare"
+    shutil.copytree(model, bare)
+    (bare / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(PtftError):
+        Predictor(str(bare))
+    elsewhere = evaluate_export(str(bare), cls_data, "test", probs_fn=Predictor(str(model), blend=False).model_probs)
+    assert elsewhere["accuracy"] == pytest.approx(res["test_accuracy"]) and elsewhere["blend"] == ev["blend"]
     q = tmp_path / "q"
     quantize(str(model), str(q), "fbgemm_dynamic")
     assert Predictor(str(q)).blend.weight == b["weight"]  # the int8 copy blends as its fp32 export does

@@ -562,8 +562,7 @@ def test_the_throughput_probe_runs_in_the_trials_precision():
     assert half("auto", "cpu") == cpu_bf16()
     assert compute_dtype("fp16", "cpu") == torch.float16 and compute_dtype("fp32", "cpu") is None
     assert compute_dtype("auto", "cpu") == (torch.bfloat16 if cpu_bf16() else None)
-    tiny = {**ModelConfig().__dict__, "preset": "gpt_tiny", "arch": "gpt", "d_model": 32, "n_layers": 1,
-            "n_heads": 2, "max_seq_len": 64}
+    tiny = ModelConfig(preset="gpt_tiny", arch="gpt", d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
     rate_auto, dtype = _timed_steps(tiny, None, 64, 0, False, "auto")
     assert dtype == ("bfloat16" if cpu_bf16() else "float32") and rate_auto > 0
     rate_fp32, dtype = _timed_steps(tiny, None, 64, 0, False, "fp32")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from .. import storage
-from ..config import Config
+from ..config import Config, ModelConfig, with_sections
 from ..data.tasks import load_task
 from ..errors import PtftError
 from ..finetune.backbones import Source, hf_source
@@ -83,12 +83,10 @@ def preset_source(name: str, cfg: Config, teacher_dir: str) -> Source:
     teacher's tokenizer: the transfer set is encoded once, for both."""
     from .. import tokenizer as toks
 
-    d = cfg.to_dict()
-    d["model"] = {"preset": name}
-    model = Config.from_dict(d, source=f"--student {name}").to_dict()["model"]
-    if cfg.finetune.max_len > model.get("max_seq_len", 10 ** 6) and model["arch"] == "gpt":
+    model = with_sections(cfg, model=ModelConfig(preset=name, **PRESETS[name])).model
+    if cfg.finetune.max_len > model.max_seq_len and model.arch == "gpt":
         raise PtftError(f"--student {name}: finetune.max_len={cfg.finetune.max_len} is over its "
-                        f"{model['max_seq_len']} positions")
+                        f"{model.max_seq_len} positions")
     return Source(f"preset:{name}", None, toks.load(teacher_dir).to_json(), model, None,
                   {"path": None, "preset": name})
 
@@ -220,18 +218,18 @@ def _teacher_probs(cfg: Config, task, extra, teacher_local: str, run: storage.Ru
 def _export_and_compare(best_path: str, teacher: str, teacher_local: str, student: str, data: str, task,
                         cfg: Config, run: storage.Run, chosen: dict) -> dict:
     """Export OUT/model; evaluate teacher and student on the same test rows; time both."""
-    from ..finetune.evaluate import blend_export, blend_summary, evaluate_export
+    from ..finetune.evaluate import blend_export, blend_summary, evaluate_export, model_scorer
     from ..finetune.export import export, load_finetuned
-    from ..finetune.predictor import scorer
     from ..finetune.stats import paired
     from ..models import count_params
 
     gpus = cfg.scaling.gpus_in_use  # scored on GPUs where the student trained on them
     model_dir = export(best_path, run.local / "model",
                        extra_meta={"distilled_from": _named(teacher), "distill": {**chosen, "student": student}})
-    blended = blend_export(cfg, task, str(model_dir), gpus)  # finetune.blend=auto: the student's own blend
-    ev_s = evaluate_export(str(model_dir), data, "test", probs_fn=scorer(str(model_dir), gpus))
-    ev_t = evaluate_export(teacher_local, data, "test", probs_fn=scorer(teacher_local, gpus))
+    student_fn = model_scorer(str(model_dir), gpus)
+    blended = blend_export(cfg, task, str(model_dir), student_fn)  # finetune.blend=auto: the student's own blend
+    ev_s = evaluate_export(str(model_dir), data, "test", probs_fn=student_fn)
+    ev_t = evaluate_export(teacher_local, data, "test", probs_fn=model_scorer(teacher_local, gpus))
     test_texts = [task.texts[i] for i in task.splits["test"]]
     speed = {f"batch_{b}": {"teacher_rows_per_s": round(_speed(teacher_local, test_texts[:256], b), 1),
                             "student_rows_per_s": round(_speed(str(model_dir), test_texts[:256], b), 1)}

@@ -53,10 +53,10 @@ def quantize_stage(model_dir: str, method: str, data: str, root: Path, fp32_eval
     ev = evaluate_export(str(qd), data, "test")
     write_json(qd / "evaluation.json", ev)
     from ..data.tasks import load_task
-    from ..finetune.export import load_finetuned
+    from ..finetune.export import read_export
     import dataclasses
 
-    _, _, cfg, meta = load_finetuned(model_dir)
+    _, cfg, meta = read_export(model_dir)
     task = load_task(dataclasses.replace(cfg.finetune, data=data), label_names=meta["task_info"]["labels"])
     sample = [task.texts[i] for i in task.splits["test"][:256]]
     fp32_rate, int8_rate = _rows_per_s(model_dir, sample), _rows_per_s(str(qd), sample)
@@ -85,7 +85,7 @@ def explain_stage(model_dir: str, evaluation: dict, data: str, root: Path, n: in
     """n test rows explained (half from the right predictions, half from the wrong ones), on a
     GPU where the run trained on GPUs."""
     from ..data.tasks import load_task
-    from ..finetune.export import load_finetuned
+    from ..finetune.export import read_export
     from ..finetune.predictor import on_device
     from .explain import class_tokens
     import dataclasses
@@ -93,7 +93,7 @@ def explain_stage(model_dir: str, evaluation: dict, data: str, root: Path, n: in
     f = root / "explain.json"
     if f.is_file():
         return json.loads(f.read_text())
-    _, _, cfg, meta = load_finetuned(model_dir)
+    _, cfg, meta = read_export(model_dir)
     task = load_task(dataclasses.replace(cfg.finetune, data=data), label_names=meta["task_info"]["labels"])
     rng = np.random.default_rng(seed)
     rows, y, pred = (np.array(evaluation[k]) for k in ("rows", "targets", "predictions"))

@@ -7,12 +7,13 @@ real source given beside it, so the from-scratch baseline differs only in its we
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import storage
 from .. import tokenizer as toks
-from ..config import Config, lm_head_settings
+from ..config import Config, DataConfig, ModelConfig, lm_head_settings, with_sections
 from ..data.tasks import TaskData, to_ray
 from ..errors import PtftError
 from ..models.hf import is_hf_dir
@@ -26,8 +27,8 @@ class Source:
     key: str                    # "none" or the checkpoint path as given
     path: str | None            # None = random initialisation
     tokenizer_json: str
-    model: dict                 # the backbone's model config section
-    data: dict | None           # its data section (tokenizer, seq_len), None for scratch
+    model: ModelConfig          # the backbone's model section (checked when its checkpoint was read)
+    data: DataConfig | None     # its data section (tokenizer, seq_len), None for scratch
     lineage: dict               # where it came from: path, step, config hash, corpus
     max_positions: int = 10 ** 6  # the longest sequence the backbone takes
 
@@ -39,17 +40,20 @@ def _throughput(meta: dict) -> float | None:
     return sorted(rates)[len(rates) // 2] / workers if rates else None
 
 
-def estimate_trial_s(spec: RunSpec, source: Source, startup_s: float = 5.0) -> float | None:
-    """Seconds for one trial: its tokens / the per-worker throughput the checkpoint carries +
-    start-up (fine-tuning a classifier costs about what our GPT's LM step does per token, or
-    less). A Hugging Face checkpoint's carried rate is of its masked-LM pretraining, ~0.6x its
-    fine-tuning rate (MiniLM): it would refuse budgets that fit, so it gives no estimate."""
-    rate = None if source.model.get("hf") else source.lineage.get("tokens_per_s_per_worker")
-    if not rate:
+def cheapest_trial_s(cfg: Config, sources: list[Source], task: TaskData, startup_s: float = 5.0) -> float | None:
+    """Seconds for the sweep's cheapest trial (one worker): its tokens / the fastest per-worker
+    throughput the checkpoints carry + start-up (fine-tuning a classifier costs about what our
+    GPT's LM step does per token, or less). A Hugging Face checkpoint's carried rate is of its
+    masked-LM pretraining, ~0.6x its fine-tuning rate (MiniLM): it would refuse budgets that
+    fit, so it gives no estimate."""
+    rates = [s.lineage.get("tokens_per_s_per_worker") for s in sources if not s.model.hf]
+    rates = [r for r in rates if r]
+    if not rates:
         return None
-    c = spec.config
-    tokens = spec.steps.max_steps * c.train.batch_size * c.train.grad_accum * c.finetune.max_len
-    return startup_s + tokens / rate
+    ft, accum, rows = cfg.finetune, cfg.train.grad_accum, len(task.splits["train"])
+    tokens = min(Steps.from_epochs(rows, bs * accum, ep, ft.evals_per_epoch, where=task.path).max_steps
+                 * bs * accum * ft.max_len for bs in cfg.sweep.batch_sizes for ep in cfg.sweep.epochs)
+    return startup_s + tokens / max(rates)
 
 
 def check_loadable(path: str, pre: Config, meta: dict) -> None:
@@ -99,8 +103,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
             limit = max_positions(hf_config(local))
         else:
             limit = pre.model.max_seq_len if pre.model.arch == "gpt" else 10 ** 6
-        real.append(Source(p, where, toks.load(local).to_json(), meta["config"]["model"],
-                           meta["config"]["data"],
+        real.append(Source(p, where, toks.load(local).to_json(), pre.model, pre.data,
                            {"path": where, "step": meta["state"]["step"],
                             "tokens_per_s_per_worker": _throughput(meta),
                             "config_hash": pre.hash(),
@@ -119,7 +122,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
             out.append(Source("none", None, real[0].tokenizer_json, real[0].model, real[0].data,
                               {"path": None, "architecture_from": real[0].lineage["path"]}))
         else:  # scratch alone: the config's model, a byte tokenizer (needs no training)
-            out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.to_dict()["model"],
+            out.append(Source("none", None, toks.ByteTokenizer().to_json(), cfg.model,
                               None, {"path": None}))
     return out
 
@@ -131,9 +134,9 @@ APPLIED_MODEL_KEYS = ("dropout",)
 def user_model_keys(cfg: Config) -> dict:
     """The model settings the user made: those that differ from the defaults (a value set to
     its default cannot be told apart, so model.dropout=0 keeps the checkpoint's dropout)."""
-    from ..config import ModelConfig
-
-    return {k: v for k, v in cfg.to_dict()["model"].items() if v != getattr(ModelConfig(), k)}
+    default = ModelConfig()
+    return {f.name: getattr(cfg.model, f.name) for f in dataclasses.fields(ModelConfig)
+            if getattr(cfg.model, f.name) != getattr(default, f.name)}
 
 
 def check_model_overrides(cfg: Config, real: list[Source]) -> None:
@@ -142,13 +145,13 @@ def check_model_overrides(cfg: Config, real: list[Source]) -> None:
     user = user_model_keys(cfg)
     for s in real:
         for k, v in user.items():
-            if k in APPLIED_MODEL_KEYS and not s.model.get("hf"):
+            if k in APPLIED_MODEL_KEYS and not s.model.hf:
                 continue
-            if s.model.get(k) != v:
-                how = ("a Hugging Face model takes it from its own config.json" if s.model.get("hf")
+            if getattr(s.model, k) != v:
+                how = ("a Hugging Face model takes it from its own config.json" if s.model.hf
                        else f"only model.{', model.'.join(APPLIED_MODEL_KEYS)} can be changed")
                 raise PtftError(f"model.{k}={v!r}: fine-tuning from {s.key} uses that checkpoint's architecture "
-                                f"({k}={s.model.get(k)!r}); {how}")
+                                f"({k}={getattr(s.model, k)!r}); {how}")
 
 
 def hf_source(local: str, path: str | None = None, key: str | None = None) -> Source:
@@ -158,7 +161,7 @@ def hf_source(local: str, path: str | None = None, key: str | None = None) -> So
 
     conf = hf_config(local)
     path = path or str(Path(local).resolve())
-    return Source(key or local, path, toks.HFTokenizer.from_dir(local).to_json(), {"hf": path}, None,
+    return Source(key or local, path, toks.HFTokenizer.from_dir(local).to_json(), ModelConfig(hf=path), None,
                   {"path": path, "hf": path, "model_type": conf.model_type, "kind": hf_kind(conf),
                    "tokens_per_s_per_worker": None}, max_positions(conf))
 
@@ -170,14 +173,9 @@ def datasets_for(task: TaskData, source: Source, max_len: int) -> dict:
 
 def source_shape(source: Source, n_labels: int):
     """The memory plan's view of a backbone with a classification head (no vocabulary logits)."""
-    import dataclasses
-
     from ..train.memory import shape_for
 
-    from ..config import ModelConfig
-
-    model = ModelConfig(**source.model)  # a resolved config's section (checked when it was loaded)
-    shape = shape_for(model, toks.from_json(source.tokenizer_json).vocab_size)
+    shape = shape_for(source.model, toks.from_json(source.tokenizer_json).vocab_size)
     return dataclasses.replace(shape, vocab=n_labels)
 
 
@@ -191,12 +189,11 @@ def run_spec(cfg: Config, source: Source, task: TaskData, world: int = 1, parall
     """What travels to the loop: the config with the backbone's model section, the task's
     labels and token ids, and the step arithmetic derived from the data size."""
     tok = toks.from_json(source.tokenizer_json)
-    model = dict(source.model)
-    if source.path and not source.model.get("hf"):  # what check_model_overrides lets through
-        model.update({k: v for k, v in user_model_keys(cfg).items() if k in APPLIED_MODEL_KEYS})
-    d = {**cfg.to_dict(), "model": model, **({"data": dict(source.data)} if source.data else {})}
-    d["finetune"] = {**d["finetune"], "init_from": source.path or "none"}
-    resolved = Config.from_dict(d)   # the backbone's sections are checked like the user's own
+    model = source.model
+    if source.path and not model.hf:  # what check_model_overrides lets through
+        model = dataclasses.replace(model, **{k: v for k, v in user_model_keys(cfg).items() if k in APPLIED_MODEL_KEYS})
+    resolved = with_sections(cfg, model=model, data=source.data or cfg.data,
+                             finetune=dataclasses.replace(cfg.finetune, init_from=source.path or "none"))
     per_step = cfg.train.batch_size * cfg.train.grad_accum * world
     steps = Steps.from_epochs(len(task.splits["train"]), per_step, cfg.finetune.epochs,
                               cfg.finetune.evals_per_epoch, where=task.path)

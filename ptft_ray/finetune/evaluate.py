@@ -7,7 +7,8 @@ import torch
 
 from ..data.tasks import load_task
 from .baseline import baselines, gains
-from .blend import attach
+from .blend import attach, load as load_blend
+from .export import read_export
 from .predictor import Predictor, scorer
 from .stats import accuracy_ci, mcnemar
 from .task import classification_metrics
@@ -22,9 +23,15 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     the gain over each (with McNemar's test against TF-IDF + LR on the same rows).
     probs_fn(texts) -> [N, classes]: how to score the rows with the fine-tuned model alone
     (default: in this process; the CLI's `evaluate --on-ray` passes Ray Data batch inference,
-    serve/batch.py); an export's blend with TF-IDF + LR is applied here, on top."""
-    pr = Predictor(model_dir)
-    cfg, labels = pr.cfg, pr.labels
+    serve/batch.py); an export's blend with TF-IDF + LR is applied here, on top. Where the rows
+    are scored elsewhere, the weights are not loaded here."""
+    if probs_fn is None:
+        pr = Predictor(model_dir, blend=False)
+        cfg, labels, probs_fn = pr.cfg, pr.labels, pr.model_probs
+        blend = load_blend(pr.dir)
+    else:
+        d, cfg, meta = read_export(model_dir)
+        labels, blend = meta["task_info"]["labels"], load_blend(d)
     # the export's own split settings, so "test" is the same rows it never trained on and
     # "train" the rows it trained on
     ft = dataclasses.replace(cfg.finetune, data=data)
@@ -34,10 +41,10 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     idx = list(task.splits[split]) if split != "all" else list(range(len(task.texts)))
     texts = [task.texts[i] for i in idx]
     y = torch.as_tensor(task.labels[idx])
-    probs, alone = probs_fn(texts) if probs_fn else pr.model_probs(texts), None
-    if pr.blend:  # the blended export's figures, and the fine-tuned model's own beside them
+    probs, alone = probs_fn(texts), None
+    if blend:  # the blended export's figures, and the fine-tuned model's own beside them
         alone = int((torch.as_tensor(probs.argmax(-1)) == y).sum())
-        probs = pr.blend.mix(probs, texts)
+        probs = blend.mix(probs, texts)
     pred = torch.as_tensor(probs.argmax(-1))
     n = len(labels)
     conf = torch.bincount(y * n + pred, minlength=n * n).view(n, n).float()
@@ -47,7 +54,7 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
            "confusion_matrix": conf.long().tolist(), "model": str(model_dir),
            "rows": [int(i) for i in idx], "targets": y.tolist(), "predictions": pred.tolist()}
     if alone is not None:
-        out["blend"] = {"weight": pr.blend.weight, "model_alone_accuracy": alone / max(len(idx), 1)}
+        out["blend"] = {"weight": blend.weight, "model_alone_accuracy": alone / max(len(idx), 1)}
     if with_baselines:
         base = baselines(task, split)
         out["baseline"] = {k: base[k] for k in ("tfidf_lr", "majority", "n_train")}
@@ -67,14 +74,18 @@ def predict(model_dir: str, texts: list[str]) -> list[dict]:
     return [{"text": t, **row} for t, row in zip(texts, Predictor(model_dir).predict(texts))]
 
 
-def blend_export(cfg, task, model_dir: str, gpus: float = 0.0) -> dict | None:
-    """finetune.blend=auto: blend.attach on the export's validation probabilities (scored on a
-    GPU where the run trained on one); what result.json records, else None."""
+def model_scorer(model_dir: str, gpus: float = 0.0):
+    """The fine-tuned model's own probs_fn, loaded once for every pass over an export: in this
+    process, or in a Ray task on a GPU where the run trained on one."""
+    return scorer(model_dir, gpus) or Predictor(model_dir, blend=False).model_probs
+
+
+def blend_export(cfg, task, model_dir: str, probs_fn) -> dict | None:
+    """finetune.blend=auto: blend.attach on the export's validation probabilities (probs_fn:
+    the model's own, model_scorer); what result.json records, else None."""
     if cfg.finetune.blend != "auto":
         return None
-    texts = [task.texts[i] for i in task.splits["val"]]
-    score = scorer(model_dir, gpus)  # the export has no blend yet: the model's own probabilities
-    return attach(model_dir, task, score(texts) if score else Predictor(model_dir).model_probs(texts))
+    return attach(model_dir, task, probs_fn([task.texts[i] for i in task.splits["val"]]))
 
 
 def blend_summary(blended: dict | None, test: dict) -> dict:

@@ -24,27 +24,38 @@ from .task import trim
 from .lora import apply_lora, merge_lora
 
 
-def classifier_from_checkpoint(d: str) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the trial's model (with LoRA adapters if it trained them) and load it."""
+def read_export(path: str) -> tuple[str, Config, dict]:
+    """-> (the directory here, its Config, meta) of an export or a trial's checkpoint, without
+    loading its weights: what a caller that scores the model elsewhere (on a GPU) needs here."""
+    d = localize(str(path), "model")  # a URI: fetched once into this node's cache
     meta = ckpt.read_meta(d)
     if meta.get("task") != "cls":
         raise PtftError(f"{d} is not a fine-tuning checkpoint")
-    cfg = Config.from_dict(meta["config"], source=f"{d}/meta.json")
+    return d, Config.from_dict(meta["config"], source=f"{d}/meta.json"), meta
+
+
+def classifier_from_checkpoint(d: str) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the trial's model (with LoRA adapters if it trained them) and load it."""
+    d, cfg, meta = read_export(d)
+    return _classifier(d, cfg, meta), meta
+
+
+def _classifier(d: str, cfg: Config, meta: dict) -> torch.nn.Module:
     info = meta["task_info"]
     if meta.get("quantized"):
-        return _quantized(d, cfg, meta), meta
+        return _quantized(d, cfg, meta)
     adapters = cfg.finetune.strategy == "lora" and not meta.get("lora_merged")  # a trial's checkpoint
     if cfg.model.hf:
         from ..models.hf import HFClassifier
 
         model = HFClassifier.from_dir(d, lora=(lambda m: apply_lora(m.backbone, cfg.finetune)) if adapters else None)
-        return model.eval(), meta
+        return model.eval()
     model = build_classifier(cfg.model, info["labels"], info["vocab_size"], info["pad_id"],
                              cfg.finetune.head_dropout, None)
     if adapters:
         apply_lora(model.backbone, cfg.finetune)
     ckpt.load_weights(model, d)
-    return model.eval(), meta
+    return model.eval()
 
 
 def _skeleton(d: str, cfg: Config, meta: dict) -> torch.nn.Module:
@@ -104,9 +115,8 @@ def load_finetuned(path: str):
     """-> (classifier in eval mode, tokenizer, Config, meta) from an export or a trial's checkpoint."""
     from .. import tokenizer as toks
 
-    path = localize(path, "model")  # a URI: fetched once into this node's cache
-    model, meta = classifier_from_checkpoint(path)
-    return model, toks.load(path), Config.from_dict(meta["config"], source=f"{path}/meta.json"), meta
+    d, cfg, meta = read_export(path)
+    return _classifier(d, cfg, meta), toks.load(d), cfg, meta
 
 
 def _tokenizer_json(d: str) -> str:

@@ -10,9 +10,8 @@ from ..config import Config
 from ..data.tasks import load_task
 from ..errors import PtftError
 from ..train.launch import Workers, fit
-from .evaluate import blend_export, blend_summary, evaluate_export, headline
+from .evaluate import blend_export, blend_summary, evaluate_export, headline, model_scorer
 from .export import export
-from .predictor import scorer
 from ..train.memory import device_memory, resolve
 from .backbones import datasets_for, resolve_sources, run_spec, source_shape
 
@@ -44,9 +43,9 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     model_dir = out_p / "model"
     export(storage.to_uri(best_ckpt.filesystem, best_ckpt.path), model_dir)
     gpus = sc.gpus_in_use  # tested on a GPU where it trained on one
-    blended = blend_export(cfg, task, str(model_dir), gpus)
-    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
-                           probs_fn=scorer(str(model_dir), gpus))
+    probs_fn = model_scorer(str(model_dir), gpus)
+    blended = blend_export(cfg, task, str(model_dir), probs_fn)
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True, probs_fn=probs_fn)
     summary = {"metric": metric, "best_metric": best_metrics.get(metric), "best_step": best_metrics.get("step"),
                "export_path": run.uri("model"), "test_accuracy": test["accuracy"],
                "test_macro_f1": test["macro_f1"], "test_n": test["n"], **headline(test),

@@ -24,12 +24,11 @@ from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
 from ..train.launch import Workers, fit, fit_trials, trial_resources
 from ..train.loop import run
-from .evaluate import blend_export, blend_summary, evaluate_export, headline
+from .evaluate import blend_export, blend_summary, evaluate_export, headline, model_scorer
 from .export import export
-from .predictor import scorer
 from .results import trial_row, write_trials_csv
 from .select import select_best
-from .backbones import Source, datasets_for, estimate_trial_s, largest_shape, resolve_sources, run_spec
+from .backbones import Source, cheapest_trial_s, datasets_for, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
 
@@ -56,17 +55,7 @@ def check_budget(cfg: Config, sources: list[Source], task: TaskData, plan: dict 
     carried rate). Where a plan chose the sweep its own, calibrated check stands instead: this
     cruder one refused plans that fit (docs/decisions.md, "One budget check per sweep")."""
     budget = cfg.sweep.time_budget_s
-    if not budget or plan:
-        return
-    cheapest = None
-    for src in sources:
-        for bs in cfg.sweep.batch_sizes:
-            for ep in cfg.sweep.epochs:
-                trial = trial_config(cfg, {"lr": cfg.sweep.lr_min, "weight_decay": 0.0,
-                                           "batch_size": bs, "epochs": ep, "strategy": "full"})
-                est = estimate_trial_s(run_spec(trial, src, task), src)
-                if est is not None:
-                    cheapest = est if cheapest is None else min(cheapest, est)
+    cheapest = None if not budget or plan else cheapest_trial_s(cfg, sources, task)
     if cheapest is not None and budget < cheapest:
         raise PtftError(f"sweep.time_budget_s={budget:g} is below one trial's estimated {cheapest:.0f} s "
                         f"(from the checkpoint's measured throughput); raise the budget or lower "
@@ -243,9 +232,9 @@ def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.
     export(best["best_checkpoint"], model_dir, overwrite=True,
            extra_meta={"sweep": {"trial_id": best["trial_id"], "metric": sw.metric,
                                  "best_metric": best["best_metric"]}})
-    blended = blend_export(cfg, task, str(model_dir), gpus)
-    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True,
-                           probs_fn=scorer(str(model_dir), gpus))
+    probs_fn = model_scorer(str(model_dir), gpus)
+    blended = blend_export(cfg, task, str(model_dir), probs_fn)
+    test = evaluate_export(str(model_dir), cfg.finetune.data, "test", with_baselines=True, probs_fn=probs_fn)
     ckpt.write_json(out_p / "evaluation.json", test)  # the whole test evaluation: confusion matrix too
     return {
         **blend_summary(blended, test),

@@ -209,13 +209,13 @@ def memory_of(cfg: Config, sources: list, task, p: dict, res: dict) -> dict:
 
 def family(source) -> str:
     """Which calibration a source belongs to: our GPT, or a Hugging Face encoder / decoder."""
-    if not source.model.get("hf"):
+    if not source.model.hf:
         return "gpt"
     kind = source.lineage.get("kind")
     if kind is None:  # our checkpoint of a Hugging Face model, or its random-init twin
         from ..models.hf import hf_config, hf_kind
 
-        kind = hf_kind(hf_config(source.model["hf"]))
+        kind = hf_kind(hf_config(source.model.hf))
     return f"hf_{kind}"
 
 
@@ -227,7 +227,7 @@ def decoder_params(source) -> int | None:
     from ..models.hf import HFLM, hf_config
     from ..storage import localize
 
-    conf = hf_config(localize(source.model["hf"], "model.hf"))
+    conf = hf_config(localize(source.model.hf, "model.hf"))
     try:
         model = HFLM.skeleton(conf, "decoder")
     except (ValueError, KeyError):  # an architecture without a causal-LM head class: size unknown
@@ -244,7 +244,7 @@ def measure_missing(sources: list, res: dict, precision: str = "auto", seq_len: 
 
     out: dict[str, float] = {}
     for s in sources:
-        if s.path and (s.model.get("hf") or not s.lineage.get("tokens_per_s_per_worker")):
+        if s.path and (s.model.hf or not s.lineage.get("tokens_per_s_per_worker")):
             out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision, seq_len=seq_len)
     for s in sources:
         if s.path is None and s.key not in out and out:

@@ -24,18 +24,17 @@ BATCH, SEQ_LEN, STEPS = 16, 64, 3
 GPU_WARMUP, GPU_MIN_STEPS, GPU_MIN_S = 5, 30, 2.0
 
 
-def _timed_steps(model_section: dict, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool,
+def _timed_steps(model, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool,
                  precision: str = "auto", seq_len: int = SEQ_LEN) -> tuple[float, str]:
     """-> (tokens/s, the dtype the step computed its logits in)."""
     import torch
 
-    from ..config import ModelConfig
     from ..models import build_classifier
     from ..train.precision import autocast, compute_dtype
 
     torch.set_num_threads(1)
     device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-    model = build_classifier(ModelConfig(**model_section), ["a", "b"], vocab_size, pad_id, 0.1, path).to(device)
+    model = build_classifier(model, ["a", "b"], vocab_size, pad_id, 0.1, path).to(device)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     g = torch.Generator().manual_seed(0)
