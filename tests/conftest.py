@@ -158,7 +158,7 @@ def hf_sweeps(ray_session, hf_dirs, bert_pretrained, cls_data, sweep_config, tmp
 
 
 def fit_cases(cases: list, workers: int, name: str, cpus: float = 0.5) -> list:
-    """Check loops (loop, lc) run one after another on one Ray Train worker group of `workers`
+    """Check loops (loop, reference.Check) run one after another on one Ray Train worker group of `workers`
     (train/reference.cases_loop): one group start for all of them. -> each loop's rank-0 value."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -170,27 +170,26 @@ def fit_cases(cases: list, workers: int, name: str, cpus: float = 0.5) -> list:
                         run_config=RunConfig(name=name, storage_path="/tmp/ptft-checks")).fit().return_value["results"]
 
 
-def ddp_grad_case(kind: str, hf_dirs: dict, debug_config: str) -> dict:
+def ddp_grad_case(kind: str, hf_dirs: dict, debug_config: str):
     """One global batch of 8 rows for `kind` (gpt: our GPT; bert: masked LM; llama), for
-    train/reference.ddp_grad_loop and reference_grads."""
+    train/reference.ddp_grad_loop and reference_grads: a reference.Check."""
     import numpy as np
 
     from ptft_ray import tokenizer as toks
     from ptft_ray.config import load_config
+    from ptft_ray.train.reference import Check
 
     rng = np.random.default_rng(0)
     if kind == "gpt":
-        return {"config": load_config(debug_config).to_dict(), "vocab_size": 258, "pad_id": 257, "seed": 3,
-                "batch": rng.integers(0, 256, size=(8, 33)).tolist()}
+        return Check.lm(load_config(debug_config), 258, 257, {"tokens": [rng.integers(0, 256, size=(8, 33)).tolist()]})
     tok = toks.HFTokenizer.from_dir(hf_dirs[kind])
     batch = rng.integers(5, tok.vocab_size, size=(8, 33))
-    lc = {"config": load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}"]).to_dict(), "vocab_size": tok.vocab_size,
-          "pad_id": tok.pad_id, "seed": 3, "batch": batch.tolist()}
+    cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}"])
     if kind == "bert":  # masks drawn once for the whole batch, 5 per row
         labels = mask_rows(batch, rng, 5, tok.mask_id)
-        lc.update(batch=batch.tolist(), mlm_labels=labels.tolist(), objective="mlm", mask_id=tok.mask_id,
-                  special_ids=tok.special_ids)
-    return lc
+        return Check.lm(cfg, tok.vocab_size, tok.pad_id, {"tokens": [batch.tolist()], "mlm_labels": [labels.tolist()]},
+                        mask_id=tok.mask_id, special_ids=tok.special_ids)
+    return Check.lm(cfg, tok.vocab_size, tok.pad_id, {"tokens": [batch.tolist()]})
 
 
 def mask_rows(batch, rng, per_row: int, mask_id: int):
@@ -213,16 +212,16 @@ def ddp_grads(ray_session, hf_dirs, debug_config) -> dict:
     from ptft_ray.train.reference import ddp_grad_loop
 
     cases = {k: ddp_grad_case(k, hf_dirs, debug_config) for k in ("gpt", "bert", "llama")}
-    got = fit_cases([(ddp_grad_loop, lc) for lc in cases.values()], 2, "gradcheck")
+    got = fit_cases([(ddp_grad_loop, c) for c in cases.values()], 2, "gradcheck")
     return {k: (g, cases[k]) for k, g in zip(cases, got)}
 
 
-def assert_grads_match_reference(ddp: dict, lc: dict) -> None:
+def assert_grads_match_reference(ddp: dict, check) -> None:
     import numpy as np
 
     from ptft_ray.train.reference import reference_grads
 
-    ref = reference_grads(lc)
+    ref = reference_grads(check)
     assert ddp.keys() == ref.keys() and len(ref) > 10
     for name in ref:
         np.testing.assert_allclose(ddp[name], ref[name], rtol=1e-4, atol=1e-6, err_msg=name)

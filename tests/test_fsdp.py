@@ -3,13 +3,15 @@ against one process (loss and weights over 5 AdamW steps) for our GPT, a tiny Ll
 tiny BERT (masked LM); FSDP with activation checkpointing and LoRA; per-rank state ~1/N of
 DDP's; a sharded checkpoint saved by 2 ranks read by 1 and 4; an FSDP pretraining run resumed
 on another number of workers; its checkpoint loaded by transformers alone."""
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from ptft_ray.config import load_config
+from ptft_ray.config import load_config, with_values
+from ptft_ray.train.reference import Check
 
 from conftest import HF_DEBUG, fit_cases, hf_cfg, mask_rows
 
@@ -17,17 +19,15 @@ pytestmark = pytest.mark.slow
 STEPS = 5
 
 
-def _lm_lc(cfg, vocab: int, pad: int, rng, mask_id=None, special=()):
+def _lm_check(cfg, vocab: int, pad: int, rng, mask_id=None, special=()) -> Check:
     """5 steps on one batch of 8 rows x 17 tokens (no padding: every rank scores as many
     items; one batch again and again, so that the loss falls)."""
-    lc = {"config": cfg.to_dict(), "vocab_size": vocab, "pad_id": pad, "seed": 3, "steps": STEPS}
     tokens = rng.integers(5, vocab, size=(1, 8, 17))
-    lc["batches"] = {"tokens": tokens.tolist()}
-    if mask_id is not None:  # masks drawn once, 4 per row
-        labels = mask_rows(tokens[0], rng, 4, mask_id)[None]
-        lc.update(objective="mlm", mask_id=mask_id, special_ids=list(special))
-        lc["batches"] = {"tokens": tokens.tolist(), "mlm_labels": labels.tolist()}
-    return lc
+    if mask_id is None:
+        return Check.lm(cfg, vocab, pad, {"tokens": tokens.tolist()}, steps=STEPS)
+    labels = mask_rows(tokens[0], rng, 4, mask_id)[None]  # masks drawn once, 4 per row
+    return Check.lm(cfg, vocab, pad, {"tokens": tokens.tolist(), "mlm_labels": labels.tolist()},
+                    mask_id=mask_id, special_ids=special, steps=STEPS)
 
 
 def _agree(got: dict, ref: dict, what: str):
@@ -40,25 +40,25 @@ def _agree(got: dict, ref: dict, what: str):
         np.testing.assert_allclose(got["params"][k], ref["params"][k], rtol=1e-3, atol=2e-5, err_msg=f"{what}: {k}")
 
 
-def _lc_for(kind, hf_dirs, debug_config, rng):
+def _check_for(kind, hf_dirs, debug_config, rng) -> Check:
     from ptft_ray import tokenizer as toks
 
     if kind == "gpt":
-        return _lm_lc(load_config(debug_config, ["model.max_seq_len=32", "data.seq_len=16"]), 258, 257, rng)
+        return _lm_check(load_config(debug_config, ["model.max_seq_len=32", "data.seq_len=16"]), 258, 257, rng)
     tok = toks.HFTokenizer.from_dir(hf_dirs[kind])
     cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs[kind]}", "data.seq_len=16"])
     if kind == "bert":
-        return _lm_lc(cfg, tok.vocab_size, tok.pad_id, rng, tok.mask_id, tok.special_ids)
-    return _lm_lc(cfg, tok.vocab_size, tok.pad_id, rng)
+        return _lm_check(cfg, tok.vocab_size, tok.pad_id, rng, tok.mask_id, tok.special_ids)
+    return _lm_check(cfg, tok.vocab_size, tok.pad_id, rng)
 
 
-def _bytes_lc(debug_config):
-    lc = _lm_lc(load_config(debug_config, ["model.max_seq_len=32", "data.seq_len=16"]), 258, 257,
-                np.random.default_rng(1))
-    return {**lc, "steps": 1}
+def _bytes_check(debug_config) -> Check:
+    c = _lm_check(load_config(debug_config, ["model.max_seq_len=32", "data.seq_len=16"]), 258, 257,
+                  np.random.default_rng(1))
+    return dataclasses.replace(c, steps=1)
 
 
-def _lora_lc(hf_dirs):
+def _lora_check(hf_dirs) -> Check:
     """A tiny Llama classifier, LoRA adapters + head trainable."""
     from ptft_ray import tokenizer as toks
     from ptft_ray.finetune.task import ClsSpec
@@ -66,11 +66,10 @@ def _lora_lc(hf_dirs):
     tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
     cfg = load_config(HF_DEBUG, [f"model.hf={hf_dirs['llama']}", "finetune.strategy=lora", "finetune.max_len=16"])
     rng = np.random.default_rng(2)
-    return {"config": cfg.to_dict(), "task_spec": ClsSpec(("a", "b", "c"), "multiclass", tok.vocab_size, tok.pad_id),
-            "vocab_size": tok.vocab_size,
-            "pad_id": tok.pad_id, "seed": 3, "steps": STEPS, "init_from": hf_dirs["llama"],
-            "batches": {"input_ids": rng.integers(5, tok.vocab_size, size=(STEPS, 8, 12)).tolist(),
-                        "length": np.full((STEPS, 8), 12).tolist(), "label": rng.integers(0, 3, size=(STEPS, 8)).tolist()}}
+    return Check(cfg, ClsSpec(("a", "b", "c"), "multiclass", tok.vocab_size, tok.pad_id),
+                 {"input_ids": rng.integers(5, tok.vocab_size, size=(STEPS, 8, 12)).tolist(),
+                  "length": np.full((STEPS, 8), 12).tolist(), "label": rng.integers(0, 3, size=(STEPS, 8)).tolist()},
+                 steps=STEPS, init_from=hf_dirs["llama"])
 
 
 @pytest.fixture(scope="module")
@@ -85,41 +84,43 @@ def fsdp_run(ray_session, tiny_corpus, hf_dirs, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def restore_lc(fsdp_run, hf_dirs):
+def restore_check(fsdp_run, hf_dirs) -> Check:
     """fsdp_run's sharded checkpoint and a fixed batch, for restore_and_step_loop."""
     from ptft_ray import tokenizer as toks
+    from ptft_ray.config import Config
     from ptft_ray.train import checkpoint as ckpt
 
     result, _ = fsdp_run
     tok = toks.HFTokenizer.from_dir(hf_dirs["llama"])
     rng = np.random.default_rng(4)
-    return {"config": ckpt.read_meta(result["checkpoint"])["config"], "vocab_size": tok.vocab_size,
-            "pad_id": tok.pad_id, "seed": 3, "steps": 1, "checkpoint": result["checkpoint"],
-            "batches": {"tokens": [rng.integers(5, tok.vocab_size, size=(8, 17)).tolist()]}}
+    cfg = Config.from_dict(ckpt.read_meta(result["checkpoint"])["config"])
+    return Check.lm(cfg, tok.vocab_size, tok.pad_id, {"tokens": [rng.integers(5, tok.vocab_size, size=(8, 17)).tolist()]},
+                    checkpoint=result["checkpoint"])
 
 
 @pytest.fixture(scope="module")
-def on_ranks(ray_session, hf_dirs, debug_config, restore_lc) -> dict:
+def on_ranks(ray_session, hf_dirs, debug_config, restore_check) -> dict:
     """Every check of this file that runs on a worker group, one group per world size (a
     group start costs ~30 s here, a check a few): (name, ranks) -> rank 0's result."""
     from ptft_ray.train.reference_parallel import parallel_steps_loop, restore_and_step_loop
 
     two = {}
     for kind in ("gpt", "llama", "bert"):
-        lc = _lc_for(kind, hf_dirs, debug_config, np.random.default_rng(0))
+        c = _check_for(kind, hf_dirs, debug_config, np.random.default_rng(0))
         # FSDP's runs sum the causal-LM loss in chunks of 5 positions, the reference over the whole batch
-        chunked = {**lc["config"], "train": {**lc["config"]["train"], "loss_chunk_tokens": 5}}
-        two[f"{kind}-ddp"] = (parallel_steps_loop, {**lc, "strategy": "ddp"})
-        two[f"{kind}-fsdp"] = (parallel_steps_loop, {**lc, "config": chunked, "strategy": "fsdp"})
-    sizes = _bytes_lc(debug_config)
-    two["bytes-ddp"] = (parallel_steps_loop, {**sizes, "strategy": "ddp"})
-    two["bytes-fsdp"] = (parallel_steps_loop, {**sizes, "strategy": "fsdp"})
-    two["lora-fsdp-ac"] = (parallel_steps_loop, {**_lora_lc(hf_dirs), "strategy": "fsdp", "checkpointing": True})
-    two["restore"] = (restore_and_step_loop, restore_lc)
-    four = {"bytes-fsdp": (parallel_steps_loop, {**sizes, "strategy": "fsdp"}),
-            "restore": (restore_and_step_loop, restore_lc)}
+        chunked = with_values(c.config, {"train.loss_chunk_tokens": 5})
+        two[f"{kind}-ddp"] = (parallel_steps_loop, dataclasses.replace(c, strategy="ddp"))
+        two[f"{kind}-fsdp"] = (parallel_steps_loop, dataclasses.replace(c, config=chunked, strategy="fsdp"))
+    sizes = _bytes_check(debug_config)
+    two["bytes-ddp"] = (parallel_steps_loop, dataclasses.replace(sizes, strategy="ddp"))
+    two["bytes-fsdp"] = (parallel_steps_loop, dataclasses.replace(sizes, strategy="fsdp"))
+    two["lora-fsdp-ac"] = (parallel_steps_loop, dataclasses.replace(_lora_check(hf_dirs), strategy="fsdp",
+                                                                    checkpointing=True))
+    two["restore"] = (restore_and_step_loop, restore_check)
+    four = {"bytes-fsdp": (parallel_steps_loop, dataclasses.replace(sizes, strategy="fsdp")),
+            "restore": (restore_and_step_loop, restore_check)}
     out = {}
-    for n, cases in ((2, two), (4, four), (1, {"restore": (restore_and_step_loop, restore_lc)})):
+    for n, cases in ((2, two), (4, four), (1, {"restore": (restore_and_step_loop, restore_check)})):
         got = fit_cases(list(cases.values()), n, f"ranks-{n}", cpus=0.5 if n == 2 else 0.25)
         out.update({(name, n): g for name, g in zip(cases, got)})
     return out
@@ -129,7 +130,7 @@ def on_ranks(ray_session, hf_dirs, debug_config, restore_lc) -> dict:
 def test_fsdp_and_ddp_train_as_one_process_does(kind, on_ranks, hf_dirs, debug_config):
     from ptft_ray.train.reference_parallel import reference_steps
 
-    ref = reference_steps(_lc_for(kind, hf_dirs, debug_config, np.random.default_rng(0)))
+    ref = reference_steps(_check_for(kind, hf_dirs, debug_config, np.random.default_rng(0)))
     assert ref["losses"][-1] < ref["losses"][0]  # it trains
     for strategy in ("ddp", "fsdp"):
         _agree(on_ranks[(f"{kind}-{strategy}", 2)], ref, f"{kind} {strategy}")
@@ -148,7 +149,7 @@ def test_fsdp_with_activation_checkpointing_and_lora_trains_as_one_process(on_ra
     same losses and weights as one process without any."""
     from ptft_ray.train.reference_parallel import reference_steps
 
-    ref = reference_steps(_lora_lc(hf_dirs))
+    ref = reference_steps(_lora_check(hf_dirs))
     _agree(on_ranks[("lora-fsdp-ac", 2)], ref, "fsdp + activation checkpointing + lora")
     trainable = [k for k in ref["params"] if "lora_" in k]
     assert trainable, "LoRA adapters expected in the classifier"

@@ -14,37 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..config import Config
 from .param_groups import ParamGroups
-from .spec import Keep, RunSpec, Steps
-
-
-def _spec(lc: dict) -> RunSpec:
-    cfg = Config.from_dict(lc["config"])
-    if lc.get("task_spec") is not None:  # e.g. fine-tuning's ClsSpec, built by the caller (train imports no finetune)
-        task = lc["task_spec"]
-    else:
-        from .tasks import LMSpec
-
-        task = LMSpec(lc.get("objective", "clm"), lc["vocab_size"], lc["pad_id"], lc.get("eot_id"),
-                      lc.get("mask_id"), tuple(lc.get("special_ids", ())))
-    return RunSpec(config=cfg, task=task, tokenizer="", steps=Steps(lc["steps"], 0, lc["steps"]),
-                   keep=Keep(best_only=lc.get("task_spec") is not None), init_from=lc.get("init_from"))
-
-
-def _build(lc: dict):
-    """-> (task, parameter groups): the same initial weights in every process."""
-    spec = _spec(lc)
-    torch.manual_seed(lc["seed"])
-    task = spec.task.build(spec)
-    return spec, task, task.groups(spec)
-
-
-def _batch(lc: dict, step: int, rows: slice) -> dict:
-    out = {}
-    for key, steps in lc["batches"].items():  # key -> [step][row][...]
-        out[key] = torch.tensor(steps[step % len(steps)])[rows]
-    return out
+from .reference import Check
+from .spec import RunSpec
 
 
 def _optimizer(groups: ParamGroups, spec: RunSpec, model) -> torch.optim.Optimizer:
@@ -74,7 +46,7 @@ def local_bytes(model, optimizer) -> int:
     return n + sum(size(v) for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v))
 
 
-def parallel_steps_loop(lc: dict) -> dict:
+def parallel_steps_loop(check: Check) -> dict:
     import ray.train
     import ray.train.torch
 
@@ -82,18 +54,17 @@ def parallel_steps_loop(lc: dict) -> dict:
 
     c = ray.train.get_context()
     rank, world = c.get_world_rank(), c.get_world_size()
-    spec, task, groups = _build(lc)
+    spec, task, groups = check.build()
     names = {id(p): n for n, p in task.model.named_parameters()}
-    model = parallelize(task.model, lc["strategy"], lc.get("checkpointing", False), ray.train.torch.get_device(),
+    model = parallelize(task.model, check.strategy, check.checkpointing, ray.train.torch.get_device(),
                         world, ddp=ray.train.torch.prepare_model)
-    if lc["strategy"] == "fsdp":
+    if check.strategy == "fsdp":
         groups = groups.rebind(names, model)
     opt = _optimizer(groups, spec, model)
-    rows = len(next(iter(lc["batches"].values()))[0])
-    per = rows // world
+    per = check.rows // world
     losses = []
-    for step in range(lc["steps"]):
-        total, n = task.loss(model, _batch(lc, step, slice(rank * per, (rank + 1) * per)))
+    for step in range(check.steps):
+        total, n = task.loss(model, check.batch(step, slice(rank * per, (rank + 1) * per)))
         (total / n).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -104,16 +75,16 @@ def parallel_steps_loop(lc: dict) -> dict:
     return {"losses": losses, "params": state, "bytes": local_bytes(model, opt)} if rank == 0 else {}
 
 
-def reference_steps(lc: dict) -> dict:
-    spec, task, groups = _build(lc)
+def reference_steps(check: Check) -> dict:
+    spec, task, groups = check.build()
     from .parallel import checkpoint_blocks
 
-    if lc.get("checkpointing"):
+    if check.checkpointing:
         checkpoint_blocks(task.model)
     opt = _optimizer(groups, spec, task.model)
     losses = []
-    for step in range(lc["steps"]):
-        total, n = task.loss(task.model, _batch(lc, step, slice(None)))
+    for step in range(check.steps):
+        total, n = task.loss(task.model, check.batch(step, slice(None)))
         (total / n).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -121,8 +92,8 @@ def reference_steps(lc: dict) -> dict:
     return {"losses": losses, "params": _full_state(task.model), "bytes": local_bytes(task.model, opt)}
 
 
-def restore_and_step_loop(lc: dict) -> dict:
-    """A sharded checkpoint (lc["checkpoint"]) read at this world size, then the loss on a
+def restore_and_step_loop(check: Check) -> dict:
+    """A sharded checkpoint (check.checkpoint) read at this world size, then the loss on a
     fixed global batch before and after one optimizer step."""
     import ray.train
     import ray.train.torch
@@ -133,17 +104,16 @@ def restore_and_step_loop(lc: dict) -> dict:
 
     c = ray.train.get_context()
     rank, world = c.get_world_rank(), c.get_world_size()
-    spec, task, groups = _build(lc)
-    ckpt.load_weights(task.model, lc["checkpoint"])
+    spec, task, groups = check.build()
+    ckpt.load_weights(task.model, check.checkpoint)
     names = {id(p): n for n, p in task.model.named_parameters()}
     model = parallelize(task.model, "fsdp", False, ray.train.torch.get_device(), world,
                         ddp=ray.train.torch.prepare_model)
     opt = _optimizer(groups.rebind(names, model), spec, model)
-    sharded.load(lc["checkpoint"], model, opt)
-    rows = len(next(iter(lc["batches"].values()))[0])
-    per, out = rows // world, []
+    sharded.load(check.checkpoint, model, opt)
+    per, out = check.rows // world, []
     for _ in range(2):
-        total, n = task.loss(model, _batch(lc, 0, slice(rank * per, (rank + 1) * per)))
+        total, n = task.loss(model, check.batch(0, slice(rank * per, (rank + 1) * per)))
         both = torch.stack([total.detach().float(), n.float()])
         torch.distributed.all_reduce(both)
         out.append((both[0] / both[1]).item())
