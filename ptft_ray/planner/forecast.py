@@ -10,7 +10,8 @@ where `probe` is TF-IDF + LR trained on the task's training rows and scored on i
 rows (~1 s), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
 (planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's
 learning curves lost per halving; more are not credited (the fit found no reliable gain past
-the minimum). The interval is the fit's leave-one-cell-out error (root mean square) x 1.28.
+the minimum). The interval's half-width is a conformal quantile of the fitted cells' errors
+with their whole task left out (a user's task is never one the fit has seen).
 Continued pretraining's gain is a second fit on labels per class. The coefficients, their
 error and the cells they come from are in forecast.json (docs/decisions.md, "The forecast").
 """
