@@ -26,9 +26,8 @@ def evaluate_export(model_dir: str, data: str, split: str = "test", max_val_exam
     serve/batch.py); an export's blend with TF-IDF + LR is applied here, on top. Where the rows
     are scored elsewhere, the weights are not loaded here."""
     if probs_fn is None:
-        pr = Predictor(model_dir, blend=False)
-        cfg, labels, probs_fn = pr.cfg, pr.labels, pr.model_probs
-        blend = load_blend(pr.dir)
+        pr = Predictor(model_dir)
+        cfg, labels, blend, probs_fn = pr.cfg, pr.labels, pr.blend, pr.model_probs
     else:
         d, cfg, meta = read_export(model_dir)
         labels, blend = meta["task_info"]["labels"], load_blend(d)
