@@ -396,6 +396,17 @@ def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
                                                 lambda b, s: choose(s, ENC, b, CPU2))["verdict"]
 
 
+def test_a_probe_read_on_few_validation_rows_widens_the_interval_not_the_forecast():
+    few, many = (forecast.Probe(0.6, 0.57, 0.53, n) for n in (84, 1280))
+    a, b = (forecast.expected(pr, 500, 2, 2000, "hf_encoder") for pr in (few, many))
+    assert a[1] == b[1]
+    fit_half = forecast.params("hf_encoder")["half_width_points"] / 100
+    assert b[2] - b[1] == pytest.approx(fit_half, abs=0.01)     # 1,280 rows: the fit's own width
+    # 84 rows: the probe's +-5.3 points (1 sd) pass through at (1 - r), beside the fit's
+    assert a[2] - a[1] > b[2] - b[1] + 0.015
+    assert forecast.gain_text(a, few)[1] == pytest.approx(100 * (a[2] - a[1]), abs=0.01)
+
+
 def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_data):
     base = [sys.executable, "-m", "ptft_ray.cli", "plan", "--data", cls_data, "--pretrained", pretrained_ckpt,
             "--budget", "2m"]

@@ -11,7 +11,9 @@ rows (~1 s), and x is the examples a trial trains on (epochs x rows) over the si
 (planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's
 learning curves lost per halving; more are not credited (the fit found no reliable gain past
 the minimum). The interval's half-width is a conformal quantile of the fitted cells' errors
-with their whole task left out (a user's task is never one the fit has seen).
+with their whole task left out (a user's task is never one the fit has seen), widened by the
+probe's own sampling noise: the fit read TF-IDF + LR on test rows, a plan reads it on the
+task's validation rows, which may be few (docs/decisions.md, "The probe's noise").
 Continued pretraining's gain is a second fit on labels per class. The coefficients, their
 error and the cells they come from are in forecast.json (docs/decisions.md, "The forecast").
 """
@@ -36,6 +38,11 @@ class Probe:
     accuracy_half: float
     majority: float
     n_val: int
+
+    @property
+    def sd(self) -> float:
+        """The probe accuracy's sampling standard deviation on its validation rows."""
+        return math.sqrt(max(self.accuracy * (1 - self.accuracy), 1e-9) / max(self.n_val, 1))
 
     @classmethod
     def of(cls, d: dict) -> "Probe":
@@ -69,9 +76,9 @@ def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str)
     prm = params(family)
     x = max(1e-3, trained_fraction(seen, n_train, classes))
     r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
-    room = 1.0 - probe.accuracy
-    mid = probe.accuracy + r * room
-    half = prm["half_width_points"] / 100
+    mid = probe.accuracy + r * (1.0 - probe.accuracy)
+    # mid moves by (1 - r) per point of probe error; that noise is independent of the fit's
+    half = math.hypot(prm["half_width_points"] / 100, Z80 * (1 - r) * probe.sd)
     return [round(max(0.0, mid - half), 4), round(min(1.0, mid), 4), round(min(1.0, mid + half), 4)]
 
 
@@ -99,11 +106,10 @@ def on_rows(probe: Probe, n_train: int, rows: int, classes: int, seen: float, fa
 
 
 def gain_text(acc: list[float], probe: Probe) -> tuple[float, float, str]:
-    """-> (points over TF-IDF + LR, their 80 % half-width, '+X +- Y'); the probe's own noise on
-    its validation rows widens it."""
+    """-> (points over TF-IDF + LR, their 80 % half-width, '+X +- Y'); the half-width is the
+    forecast's own, which holds the probe's noise on its validation rows (`expected`)."""
     mid = 100 * (acc[1] - probe.accuracy)
-    probe_sd = 100 * math.sqrt(max(probe.accuracy * (1 - probe.accuracy), 1e-9) / max(probe.n_val, 1))
-    half = math.hypot(100 * (acc[2] - acc[1]), Z80 * probe_sd)
+    half = 100 * max(acc[1] - acc[0], acc[2] - acc[1])
     return mid, half, f"{mid:+.1f} ± {half:.1f}"
 
 
