@@ -397,13 +397,14 @@ def test_the_forecast_block_answers_what_more_budget_or_labels_would_buy():
 
 
 def test_a_probe_read_on_few_validation_rows_widens_the_interval_not_the_forecast():
-    few, many = (forecast.Probe(0.6, 0.57, 0.53, n) for n in (84, 1280))
+    few, many = (forecast.Probe(0.6, 0.57, 0.53, n, 0.0) for n in (84, 1280))
     a, b = (forecast.expected(pr, 500, 2, 2000, "hf_encoder") for pr in (few, many))
     assert a[1] == b[1]
-    fit_half = forecast.params("hf_encoder")["half_width_points"] / 100
+    fit_half = forecast.params("hf_encoder", 0.0)["half_width_points"] / 100
     assert b[2] - b[1] == pytest.approx(fit_half, abs=0.01)     # 1,280 rows: the fit's own width
-    # 84 rows: the probe's +-5.3 points (1 sd) pass through at (1 - r), beside the fit's
-    assert a[2] - a[1] > b[2] - b[1] + 0.015
+    # 84 rows: the probe's +-5.3 points (1 sd) pass through at (1 - r), r < 0.5, beside the fit's
+    assert a[2] - a[1] > b[2] - b[1]
+    assert a[2] - a[1] >= math.hypot(fit_half, forecast.Z80 * 0.5 * few.sd) - 1e-4
     assert forecast.gain_text(a, few)[1] == pytest.approx(100 * (a[2] - a[1]), abs=0.01)
 
 
@@ -419,6 +420,7 @@ def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_d
         assert key in p, key
     assert p["checkpoints"] == [pretrained_ckpt] and isinstance(p["reasons"], list)
     assert p["scan"]["examples"]["train"] == 720  # 900 rows, 10 % val, 10 % test
+    assert "embed_gap" not in p["scan"]["probe"]  # our GPT: no encoder probe, the forecast's form without it
     q = p["scan"]["length"]["q"]  # the length quantiles a shorter max_len is priced from
     assert len(q) == 20 and q == sorted(q) and q[0] <= p["scan"]["length"]["p50"] <= q[-1]
     # what `sweep --plan auto` would run: the command's planning is taken off the budget

@@ -112,6 +112,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     from ..data.tasks import load_task
     from ..finetune.backbones import resolve_sources
     from .rules import choose
+    from .embed_probe import encoder_gap
     from .scan import scan_task
 
     budget_s = parse_budget(budget)
@@ -128,6 +129,12 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()
     scan = scan_task(task, sources[0].tokenizer_json)
+    # what the encoder knows of the task (the forecast's gap), where it costs at most PROBE_SHARE of the budget
+    embed = encoder_gap(task, sources, family, within_s=PROBE_SHARE * budget_s)
+    if embed:
+        scan["embed_probe"] = embed
+        if "gap" in embed:
+            scan["probe"]["embed_gap"] = embed["gap"]
     from .sizing import max_len_for
     from .throughput import SEQ_LEN
 
@@ -154,6 +161,8 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
                            f"{scan['majority_fraction']:.0%}), {scan['examples']['train']} training examples, "
                            f"{scan['train_tokens']} tokens (Ray Data scan)")
     p["reasons"].append(f"checkpoints: {', '.join(p['checkpoints'])} (as given; each trial draws one)")
+    if embed:
+        p["reasons"].append(probe_reason(embed))
     p["budget_s"] = budget_s
     # Tune stops trials at time_budget_s; start-up, re-scoring, export and the test evaluation
     # come after
@@ -168,6 +177,18 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     preflight(planned, res)
     p["preflight"] = "ok: schedulable on the live cluster"
     return p
+
+
+PROBE_SHARE = 0.05  # of the budget the encoder probe may take (it comes off the trials' time)
+
+
+def probe_reason(embed: dict) -> str:
+    if "skipped" in embed:
+        return (f"encoder probe: skipped ({embed['skipped']}): the forecast's form without the frozen "
+                f"encoder's gap, and its wider interval")
+    return (f"encoder probe: logistic regression on the frozen encoder's embeddings {embed['embed_lr_val']:.3f} "
+            f"vs TF-IDF + LR {embed['tfidf_lr_val']:.3f} on the same {embed['rows'][1]} validation rows "
+            f"(gap {embed['gap']:+.2f}, {embed['seconds']:.0f} s): the forecast's gap term")
 
 
 def retime_cut(p: dict, info: list[dict], sources: list, res: dict, precision: str, timed_len: int) -> bool:

@@ -3,11 +3,13 @@
 The forecast is a fitted rule on what is measured before training (benchmarks/forecast.py
 fits it on the measured quality cells and planned sweeps, and writes forecast.json):
 
-    error reduction over TF-IDF + LR   r = a + b * log10(labels per class) + c * min(0, log2 x)
+    error reduction over TF-IDF + LR   r = a + b * log10(labels per class) + c * min(0, log2 x) + d * gap
     expected accuracy                  probe + r * (1 - probe)
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
-rows (~1 s), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
+rows (~1 s), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
+hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder as it is, else the
+form is fitted without it), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
 (planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's
 learning curves lost per halving; more are not credited (the fit found no reliable gain past
 the minimum). The interval's half-width is a conformal quantile of the fitted cells' errors
@@ -38,6 +40,7 @@ class Probe:
     accuracy_half: float
     majority: float
     n_val: int
+    embed_gap: float | None = None  # planner/embed_probe.py; None where not measured
 
     @property
     def sd(self) -> float:
@@ -46,7 +49,7 @@ class Probe:
 
     @classmethod
     def of(cls, d: dict) -> "Probe":
-        return cls(d["tfidf_lr_val"], d["tfidf_lr_val_half"], d["majority_val"], d["n_val"])
+        return cls(d["tfidf_lr_val"], d["tfidf_lr_val_half"], d["majority_val"], d["n_val"], d.get("embed_gap"))
 
     def with_labels(self, factor: float) -> "Probe":
         """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
@@ -55,13 +58,15 @@ class Probe:
             return self
         slope = self.accuracy - self.accuracy_half
         acc = min(1.0, max(self.majority, self.accuracy + slope * math.log2(factor)))
-        return Probe(acc, acc - slope, self.majority, self.n_val)  # moved whole: 2x then 1/2x is 1x
+        return Probe(acc, acc - slope, self.majority, self.n_val, self.embed_gap)  # moved whole: 2x then 1/2x is 1x
 
 
-def params(family: str) -> dict:
-    """The fitted family, else the MiniLM encoder's (the nearest measured to a Hugging Face model)."""
+def params(family: str, gap: float | None = None) -> dict:
+    """The fitted family, else the MiniLM encoder's (the nearest measured to a Hugging Face
+    model); a family fitted with the gap term (`d`) is taken without it where no gap was measured."""
     fams = FITTED["families"]
-    return fams.get(family) or fams["hf_encoder"]
+    prm = fams.get(family) or fams["hf_encoder"]
+    return fams[prm["without_gap"]] if gap is None and "without_gap" in prm else prm
 
 
 def trained_fraction(seen: float, n_train: int, classes: int) -> float:
@@ -73,9 +78,10 @@ def trained_fraction(seen: float, n_train: int, classes: int) -> float:
 def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> list[float]:
     """[low, mid, high] test accuracy of the planned sweep's best model (80 %); seen: the
     examples a trial trains on (epochs x rows)."""
-    prm = params(family)
+    prm = params(family, probe.embed_gap)
     x = max(1e-3, trained_fraction(seen, n_train, classes))
     r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
+    r += prm.get("d", 0.0) * (probe.embed_gap or 0.0)
     mid = probe.accuracy + r * (1.0 - probe.accuracy)
     # mid moves by (1 - r) per point of probe error; that noise is independent of the fit's
     half = math.hypot(prm["half_width_points"] / 100, Z80 * (1 - r) * probe.sd)
@@ -154,7 +160,7 @@ def block(p: dict, scan: dict, family: str, replan) -> dict:
            "by_budget": by_budget, "labels_2x": labels2,
            "continued_pretraining": continued_pretraining(n, k),
            "verdict": verdict(acc, probe, by_budget),
-           "how": f"{FITTED['form']}; fitted on {params(family)['cells']} measured cells "
+           "how": f"{FITTED['form']}; fitted on {params(family, probe.embed_gap)['cells']} measured cells "
                   f"({FITTED['source']}); interval: {FITTED['interval']}"}
     if p["shape"].get("finetune.blend") == "auto":
         out["blend"] = ("the export is blended with TF-IDF + LR where that beats the model on validation "

@@ -1,0 +1,115 @@
+"""What a pretrained encoder knows of a task before any training (3-33 s on 2 CPUs): logistic
+regression on its frozen, mean-pooled embeddings of a few hundred training rows, scored on
+validation rows, against TF-IDF + LR on the same rows. Where the frozen encoder is ahead of a
+bag of words, fine-tuning goes further ahead; where it is behind, less (the forecast's `d`
+term; docs/decisions.md, "The frozen encoder's gap").
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+# its seconds come off the sweep's budget (3-33 s here on 2 CPUs; the planner allows it 5 %);
+# 256 rows of 64 tokens cost a third as much but left the forecast's error one task out at 5.1
+# points instead of 3.7 (docs/decisions.md, "The frozen encoder's gap")
+ROWS = 512       # training rows and validation rows each: enough that the gap's noise is ~2 points
+MAX_LEN = 128    # tokens a row: the gap moves little past it, the cost grows with it
+
+
+def _sample(rows: np.ndarray, k: int, rng) -> np.ndarray:
+    return rows if len(rows) <= k else np.sort(rng.choice(rows, size=k, replace=False))
+
+
+def _embed(model, tok, texts: list[str], max_len: int, batch: int = 64) -> np.ndarray:
+    """Mean of the last hidden states over each row's own tokens (padding left out)."""
+    import torch
+
+    ids = tok.encode_examples(texts, max_len)
+    order = np.argsort([len(x) for x in ids])        # like lengths together: less padding
+    out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for i in range(0, len(ids), batch):
+            take = order[i:i + batch]
+            width = max(len(ids[j]) for j in take)
+            x = torch.full((len(take), width), tok.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(take), width), dtype=torch.long)
+            for r, j in enumerate(take):
+                x[r, :len(ids[j])], mask[r, :len(ids[j])] = torch.tensor(ids[j]), 1
+            h = model(input_ids=x, attention_mask=mask).last_hidden_state
+            m = mask.unsqueeze(-1).to(h.dtype)
+            out[take] = ((h * m).sum(1) / m.sum(1)).numpy()
+    return out
+
+
+def embedding_probe(task, model_dir: str, tokenizer_json: str, max_len: int = MAX_LEN,
+                    rows: int = ROWS, seed: int = 0, within_s: float | None = None) -> dict:
+    """-> {"embed_lr_val", "tfidf_lr_val" (the same rows), "gap" (error reduction of the first
+    over the second: (e - t) / (1 - t)), "rows", "max_len", "seconds"}; where a timed batch
+    says the whole would take over `within_s`: {"skipped", "estimated_s", "seconds"}. model_dir:
+    a Hugging Face encoder directory whose weights are safetensors (checked where the source
+    was resolved)."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModel
+
+    from .. import tokenizer as toks
+    from ..finetune.baseline import tfidf_lr_predict
+    from ..models.hf import quiet_torchao
+
+    t0 = time.time()
+    rng = np.random.default_rng(seed)
+    tr, va = _sample(task.splits["train"], rows, rng), _sample(task.splits["val"], rows, rng)
+    y_tr, y_va = task.labels[tr], task.labels[va]
+    x_tr, x_va = [task.texts[i] for i in tr], [task.texts[i] for i in va]
+    tfidf = float((tfidf_lr_predict(x_tr, y_tr, x_va) == y_va).mean()) if len(set(y_tr.tolist())) > 1 else 0.0
+    quiet_torchao()
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
+    tok = toks.from_json(tokenizer_json)
+    length = min(max_len, MAX_LEN)
+    if within_s is not None:
+        est = _estimate_s(model, tok, x_tr + x_va, length, time.time() - t0)
+        if est > within_s:
+            return {"skipped": f"~{est:.0f} s estimated, over the {within_s:.0f} s it may take",
+                    "estimated_s": round(est, 1), "seconds": round(time.time() - t0, 1)}
+    e_tr, e_va = _embed(model, tok, x_tr, length), _embed(model, tok, x_va, length)
+    embed = float((LogisticRegression(C=1.0, max_iter=2000).fit(e_tr, y_tr).predict(e_va) == y_va).mean()) \
+        if len(set(y_tr.tolist())) > 1 else tfidf
+    return {"embed_lr_val": round(embed, 4), "tfidf_lr_val": round(tfidf, 4),
+            "gap": round(gap(embed, tfidf), 4), "rows": [len(tr), len(va)],
+            "max_len": length, "seconds": round(time.time() - t0, 1)}
+
+
+def _estimate_s(model, tok, texts: list[str], length: int, spent_s: float, timed: int = 32) -> float:
+    """The probe's whole time: what it spent so far + one timed batch of `timed` rows spread
+    over the sample, per token it padded to, times the tokens of all rows (the probe itself
+    batches like lengths together, so it pads little)."""
+    sample = texts[:: max(1, len(texts) // timed)][:timed]
+    t = time.time()
+    _embed(model, tok, sample, length)
+    took = time.time() - t
+    padded = len(sample) * max(len(x) for x in tok.encode_examples(sample, length))
+    return spent_s + took * sum(len(x) for x in tok.encode_examples(texts, length)) / max(1, padded)
+
+
+def gap(embed: float, tfidf: float) -> float:
+    """The frozen encoder's error reduction over TF-IDF + LR, within [-1, 1]; 0 where TF-IDF + LR
+    makes no error (nothing left to reduce, so nothing is learnt of the encoder)."""
+    if tfidf >= 1.0:
+        return 0.0
+    return min(1.0, max(-1.0, (embed - tfidf) / (1.0 - tfidf)))
+
+
+def encoder_gap(task, sources: list, family, within_s: float | None = None) -> dict | None:
+    """The probe on the first checkpoint that is a Hugging Face encoder directory as it is (the
+    family the forecast's gap term was fitted on); None where there is none, and "skipped"
+    where it would take over `within_s` (the forecast then uses its form without the term)."""
+    from ..models.hf import is_hf_dir
+    from ..storage import localize
+
+    for s in sources:
+        if family(s) == "hf_encoder" and s.path and s.model.hf == s.path:
+            local = localize(s.path, "model.hf")
+            if is_hf_dir(local):
+                return embedding_probe(task, str(local), s.tokenizer_json, within_s=within_s)
+    return None

@@ -1,0 +1,59 @@
+"""The planner's encoder probe: what a Hugging Face encoder as it is knows of a task before
+training (logistic regression on its frozen embeddings against TF-IDF + LR on the same rows),
+and how the forecast takes it."""
+from __future__ import annotations
+
+import pytest
+
+from ptft_ray.planner import forecast
+
+
+def test_the_probe_measures_an_encoder_as_it_is_and_nothing_else(hf_dirs, cls_data):
+    from ptft_ray.config import FinetuneConfig
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.finetune.backbones import hf_source
+    from ptft_ray.planner import family
+    from ptft_ray.planner.embed_probe import ROWS, encoder_gap, gap
+
+    task = load_task(FinetuneConfig(data=cls_data))
+    got = encoder_gap(task, [hf_source(hf_dirs["bert"])], family)
+    n_train, n_val = len(task.splits["train"]), len(task.splits["val"])
+    assert got["rows"] == [min(ROWS, n_train), min(ROWS, n_val)]
+    e, t = got["embed_lr_val"], got["tfidf_lr_val"]
+    assert 0 <= e <= 1 and 0 < t <= 1
+    assert got["gap"] == pytest.approx(gap(e, t), abs=1e-4)
+    assert gap(0.8, 0.6) == pytest.approx(0.5) and gap(0.5, 0.6) == pytest.approx(-0.25)
+    assert gap(0.9, 1.0) == 0.0 and gap(0.0, 0.8) == -1.0  # a perfect bag of words leaves nothing to measure
+    assert encoder_gap(task, [hf_source(hf_dirs["bert"])], family)["gap"] == got["gap"]  # seeded: the same rows
+    # a probe that would take longer than it may is skipped after one timed batch
+    slow = encoder_gap(task, [hf_source(hf_dirs["bert"])], family, within_s=0.0)
+    assert "gap" not in slow and slow["estimated_s"] > 0 and "over the 0 s it may take" in slow["skipped"]
+    assert "gap" in encoder_gap(task, [hf_source(hf_dirs["bert"])], family, within_s=600.0)
+    # a decoder is not what the gap term was fitted on: no probe, the form without it
+    assert encoder_gap(task, [hf_source(hf_dirs["gpt2"])], family) is None
+
+
+def test_the_forecast_moves_with_the_gap_and_falls_back_without_it():
+    p = forecast.Probe(0.60, 0.57, 0.53, 1000)
+    with_gap = forecast.params("hf_encoder", 0.1)
+    assert "d" in with_gap and with_gap["d"] > 0          # the fitted sign: an encoder ahead goes further ahead
+    assert "d" not in forecast.params("hf_encoder", None)  # no gap measured: the fit without the term
+    assert forecast.params("hf_decoder", None) == forecast.params("hf_encoder", None)
+    ahead, level, behind = (forecast.expected(forecast.Probe(0.6, 0.57, 0.53, 1000, g), 1000, 2, 4000, "hf_encoder")
+                            for g in (0.3, 0.0, -0.2))
+    assert ahead[1] > level[1] > behind[1]
+    d = with_gap["d"]
+    assert ahead[1] - level[1] == pytest.approx(d * 0.3 * (1 - 0.6), abs=2e-4)
+    # 2x the labels keeps the gap: the probe moves, what the encoder knows does not
+    assert p.with_labels(2).embed_gap is None and forecast.Probe(0.6, 0.57, 0.53, 1000, 0.2).with_labels(2).embed_gap == 0.2
+
+
+def test_a_plan_for_an_encoder_records_the_probe_and_forecasts_with_it(ray_session, hf_dirs, cls_data):
+    from ptft_ray.planner import plan
+
+    p = plan(cls_data, [hf_dirs["bert"]], "10m")
+    got = p["scan"]["embed_probe"]
+    assert p["scan"]["probe"]["embed_gap"] == got["gap"]
+    assert any(r.startswith("encoder probe: ") and f"gap {got['gap']:+.2f}" in r for r in p["reasons"])
+    n = forecast.params("hf_encoder", got["gap"])["cells"]
+    assert f"fitted on {n} measured cells" in p["forecast"]["how"]
