@@ -145,8 +145,8 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
     for by in ("cell", "task"):
         cells = fc.get("held_out", {}).get(f"hf_encoder:leave_one_{by}_out")
         if cells:
-            n = len(cells["cells"])
-            rows.append(_row(f"forecast, MiniLM, {n} cells (quality cells, planned sweeps), each held out of the fit "
+            n, tasks = len(cells["cells"]), len({c["cell"].split(":")[0] for c in cells["cells"]})
+            rows.append(_row(f"forecast, MiniLM, {n} cells of {tasks} tasks (quality cells, planned sweeps), each held out of the fit "
                              f"{'alone' if by == 'cell' else 'with its whole task'}", "realised test accuracy",
                              ">= 12 cells: 80 % interval covers >= 75 %, error <= 3 points",
                              f"{n} cells: {cells['coverage']:.0%}, {cells['mae_points']:.1f} points",
