@@ -349,58 +349,6 @@ def run_one(task: str, n: str, budget: str, under: str) -> None:
          out=ROOT / "runs" / under / cell.replace(":", "_"))
 
 
-def section(r: dict) -> list[str]:
-    """BENCHMARKS.md's forecast tables: held out from the fit, then the runs' own forecasts."""
-    if not r:
-        return []
-    L = ["", "## The planner's forecast", "",
-         f"Command: `{r['command']}` (fit: `python -m benchmarks.forecast fit`; the held-out runs: "
-         "`python -m benchmarks.forecast held_out`). The forecast (planner/forecast.py) is fitted on the six "
-         f"quality cells per model family and, for MiniLM, {len(run_cells())} planned 3- to 10-minute sweeps (news "
-         "outlets, and sizes between the cells; then Commons party and news topics, two tasks no calibration saw, "
-         "run before any fit held them: runs/forecast_unseen/; results/forecast_runs.json); each cell "
-         "below is forecast by a fit without it (leave one cell out) or without its whole task (leave one task "
-         "out), against the test accuracy its planned sweep realised. The 80 % interval is a conformal quantile "
-         "of held-out errors (docs/decisions.md, \"The forecast's interval\"); each held-out cell's interval is "
-         "built from the other cells alone.", "",
-         "| family | held out | cells | 80 % interval covers | mean abs. error (points) | interval +/- (points) |",
-         "|---|---|---|---|---|---|"]
-    for key, t in r["held_out"].items():
-        if isinstance(t, dict) and "cells" in t:
-            fam, by = key.split(":")
-            L.append(f"| {fam} | {by.replace('_', ' ')} | {len(t['cells'])} | {t['coverage']:.0%} | "
-                     f"{t['mae_points']:.1f} | {t['half_width_points']:.1f} |")
-    cpt = r["held_out"].get("continued_pretraining:leave_one_task_out", [])
-    if cpt:
-        L += ["", "Continued pretraining's gain, each cell forecast by a fit on the other task:", "",
-              "| cell | forecast (points) | realised (points) | McNemar p | sign right |", "|---|---|---|---|---|"]
-        for c in cpt:
-            pv = "-" if c["p_value"] is None else f"{c['p_value']:.2g}"
-            L.append(f"| {c['cell']} | {c['forecast_points']:+.1f} | {c['realised_points']:+.1f} | {pv} | "
-                     f"{'yes' if c['sign_right'] else 'no'} |")
-    g = r["held_out"].get("frozen_encoder_gap")
-    if g:
-        L += ["", "The frozen encoder's gap over TF-IDF + LR (logistic regression on MiniLM's mean-pooled embeddings "
-                  "of up to 512 training rows against TF-IDF + LR on the same rows, planner/embed_probe.py, 3-30 s a "
-                  "task), the MiniLM fit's fourth feature, against the fit without it (mean absolute error, points):", "",
-              "| cells | one cell out, without -> with | one task out, without -> with |", "|---|---|---|"]
-        for scope, name in (("", "all tasks"), ("first:", "rt, tweets, news (before the unseen tasks)")):
-            if f"{scope}with:cell" in g:
-                L.append(f"| {name} | {g[scope + 'without:cell']['mae_points']:.1f} -> {g[scope + 'with:cell']['mae_points']:.1f} "
-                         f"| {g[scope + 'without:task']['mae_points']:.1f} -> {g[scope + 'with:task']['mae_points']:.1f} |")
-    if r.get("runs"):
-        L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made before any of them "
-                  "was fitted on (runs/forecast_check/, `python -m benchmarks.forecast held_out`, and runs/forecast_unseen/, "
-                  "`... unseen`, which the fit above now holds too; runs/blend_check/, read against the model alone, and "
-                  "runs/forecast_gap/, the first plans with the frozen encoder's gap, which it does not):", "",
-              "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
-        L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
-              f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
-        s = r["runs_summary"]
-        L.append(f"\n{s['n']} runs: the interval covered {s['coverage']:.0%}, mean absolute error {s['mae_points']:.1f} points.")
-    return L
-
-
 def main(argv: list[str]) -> int:
     if argv[:1] == ["held_out"]:
         held_out_runs(argv[1:] or CHECK)

@@ -6,7 +6,7 @@ import json
 from .common import RESULTS, ROOT
 from .headline import summary_table
 from .blend import section as blend_section
-from .forecast import section as forecast_section
+from .forecast_report import section as forecast_section
 from .forecast_variants import section as forecast_variants_section
 from .corpus_scale import section as corpus_section
 from .feed import section as feed_section
