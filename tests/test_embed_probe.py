@@ -33,6 +33,29 @@ def test_the_probe_measures_an_encoder_as_it_is_and_nothing_else(hf_dirs, cls_da
     assert encoder_gap(task, [hf_source(hf_dirs["gpt2"])], family) is None
 
 
+def test_an_adapted_checkpoint_is_probed_on_the_encoder_it_started_from(bert_pretrained, hf_dirs, cls_data,
+                                                                         sweep_config, tmp_path):
+    import shutil
+
+    from ptft_ray.config import FinetuneConfig, load_config
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.finetune.backbones import hf_source, resolve_sources
+    from ptft_ray.planner import family
+    from ptft_ray.planner.embed_probe import encoder_gap
+
+    task = load_task(FinetuneConfig(data=cls_data))
+    cfg = load_config(sweep_config, [f"finetune.data={cls_data}"])
+    (ours,) = resolve_sources([bert_pretrained["checkpoint"]], cfg)
+    assert ours.path != ours.model.hf  # our checkpoint, its model section naming the directory it came from
+    assert encoder_gap(task, [ours], family)["gap"] == encoder_gap(task, [hf_source(hf_dirs["bert"])], family)["gap"]
+    # a directory without its safetensors weights: skipped, said why, nothing loaded from it
+    bare = tmp_path / "bare"
+    shutil.copytree(hf_dirs["bert"], bare)
+    (bare / "model.safetensors").unlink()
+    got = encoder_gap(task, [hf_source(str(bare))], family)
+    assert "gap" not in got and "cannot read" in got["skipped"]
+
+
 def test_the_forecast_moves_with_the_gap_and_falls_back_without_it():
     p = forecast.Probe(0.60, 0.57, 0.53, 1000)
     with_gap = forecast.params("hf_encoder", 0.1)

@@ -64,7 +64,11 @@ def embedding_probe(task, model_dir: str, tokenizer_json: str, max_len: int = MA
     x_tr, x_va = [task.texts[i] for i in tr], [task.texts[i] for i in va]
     tfidf = float((tfidf_lr_predict(x_tr, y_tr, x_va) == y_va).mean()) if len(set(y_tr.tolist())) > 1 else 0.0
     quiet_torchao()
-    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
+    try:
+        model = AutoModel.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True).eval()
+    except (OSError, ValueError) as e:  # no safetensors weights there (a config alone, a pickle)
+        return {"skipped": f"cannot read {model_dir}'s weights: {str(e).splitlines()[0][:160]}",
+                "seconds": round(time.time() - t0, 1)}
     tok = toks.from_json(tokenizer_json)
     length = min(max_len, MAX_LEN)
     if within_s is not None:
@@ -101,15 +105,17 @@ def gap(embed: float, tfidf: float) -> float:
 
 
 def encoder_gap(task, sources: list, family, within_s: float | None = None) -> dict | None:
-    """The probe on the first checkpoint that is a Hugging Face encoder directory as it is (the
-    family the forecast's gap term was fitted on); None where there is none, and "skipped"
-    where it would take over `within_s` (the forecast then uses its form without the term)."""
+    """The probe on the first checkpoint of a Hugging Face encoder (the family the forecast's gap
+    term was fitted on): the directory itself, or for our checkpoint of one (continued
+    pretraining) the directory it started from, as the fit measured the models before any
+    adaptation. None where there is none; "skipped" where it would take over `within_s` or the
+    weights cannot be read (the forecast then uses its form without the term)."""
     from ..models.hf import is_hf_dir
     from ..storage import localize
 
     for s in sources:
-        if family(s) == "hf_encoder" and s.path and s.model.hf == s.path:
-            local = localize(s.path, "model.hf")
+        if family(s) == "hf_encoder" and s.path and s.model.hf:
+            local = localize(s.model.hf, "model.hf")
             if is_hf_dir(local):
                 return embedding_probe(task, str(local), s.tokenizer_json, within_s=within_s)
     return None
