@@ -2,7 +2,7 @@
 regression on its frozen, mean-pooled embeddings of a few hundred training rows, scored on
 validation rows, against TF-IDF + LR on the same rows. Where the frozen encoder is ahead of a
 bag of words, fine-tuning goes further ahead; where it is behind, less (the forecast's `d`
-term; docs/decisions.md, "The frozen encoder's gap").
+term; docs/decisions.md, "Two unseen tasks, and the frozen encoder's gap").
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 # its seconds come off the sweep's budget (3-33 s here on 2 CPUs; the planner allows it 5 %);
 # 256 rows of 64 tokens cost a third as much but left the forecast's error one task out at 5.1
-# points instead of 3.7 (docs/decisions.md, "The frozen encoder's gap")
+# points instead of 3.7 (docs/decisions.md, "Two unseen tasks, and the frozen encoder's gap")
 ROWS = 512       # training rows and validation rows each: enough that the gap's noise is ~2 points
 MAX_LEN = 128    # tokens a row: the gap moves little past it, the cost grows with it
 

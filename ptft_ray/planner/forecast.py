@@ -8,14 +8,14 @@ fits it on the measured quality cells and planned sweeps, and writes forecast.js
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
 rows (~1 s), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
-hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder as it is, else the
-form is fitted without it), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
+hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
+of one on the directory it started from, else the form is fitted without it), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
 (planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's
 learning curves lost per halving; more are not credited (the fit found no reliable gain past
 the minimum). The interval's half-width is a conformal quantile of the fitted cells' errors
 with their whole task left out (a user's task is never one the fit has seen), widened by the
 probe's own sampling noise: the fit read TF-IDF + LR on test rows, a plan reads it on the
-task's validation rows, which may be few (docs/decisions.md, "The probe's noise").
+task's validation rows, which may be few (docs/decisions.md, "Two unseen tasks, and the frozen encoder's gap").
 Continued pretraining's gain is a second fit on labels per class. The coefficients, their
 error and the cells they come from are in forecast.json (docs/decisions.md, "The forecast").
 """
