@@ -7,6 +7,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast held_out     # planned sweeps on cells it was not fitted on (~35 min)
     python -m benchmarks.forecast unseen       # planned sweeps on two tasks no calibration saw (~30 min)
     python -m benchmarks.forecast gap          # planned sweeps forecast with the encoder's gap (~18 min)
+    python -m benchmarks.forecast unseen2      # planned sweeps on two more unseen tasks (~25 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) for the model (error reduction over TF-IDF + LR against
@@ -35,10 +36,11 @@ CURVES = {"hf_encoder": ["calibration_hf_encoder.json", "calibration_hf_encoder_
           "gpt": ["calibration.json", "calibration_heldout.json"]}
 TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.parquet",
          "news": "data/news_sources.parquet", "commons": "data/commons_party.parquet",
-         "topics": "data/news_topics.parquet"}
-# a task's own settings: the Commons and topic tasks have 840 and 700 rows, so their test splits
-# are widened to ~250 and ~210 rows (at the default 10 % a test reading carries +-5 points of noise)
-TEST_FRACTION = {"commons": 0.3, "topics": 0.3}
+         "topics": "data/news_topics.parquet", "bundestag": "data/bundestag_party.parquet",
+         "debates": "data/debate_party.parquet"}
+# a task's own settings: the held-out tasks have 549 to 951 rows, so their test splits are widened
+# to 30 % (165 to 285 rows; at the default 10 % a test reading carries +-5 points of noise)
+TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
 FORM = ("r = a + b log10(labels per class) + c min(0, log2(examples trained / sizing minimum)) "
         "+ d (frozen encoder's gap over TF-IDF + LR, where measured); accuracy = probe + r (1 - probe)")
 # the families whose fit takes the frozen encoder's gap (planner/embed_probe.py: a Hugging Face
@@ -322,10 +324,13 @@ FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "for
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 UNSEEN = ["commons:all:5m", "commons:200:3m", "commons:all:10m", "topics:all:5m", "topics:100:3m"]
 GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds, planned with the gap
+# two more tasks no fit or calibration held (a German one, and short spoken statements), planned
+# under the fit on five tasks (forecast_unseen2)
+UNSEEN2 = ["debates:all:5m", "debates:200:3m", "bundestag:all:5m", "bundestag:150:3m"]
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
-PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap")
+PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -353,8 +358,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["held_out"]:
         held_out_runs(argv[1:] or CHECK)
         return 0
-    if argv[:1] in (["unseen"], ["gap"]):
-        held_out_runs(argv[1:] or (UNSEEN if argv[0] == "unseen" else GAP), under=f"forecast_{argv[0]}")
+    if argv[:1] in (["unseen"], ["gap"], ["unseen2"]):
+        cells = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2}[argv[0]]
+        held_out_runs(argv[1:] or cells, under=f"forecast_{argv[0]}")
         return 0
     if argv[:1] == ["fit"]:
         fit()

