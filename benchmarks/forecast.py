@@ -320,7 +320,7 @@ def run_table(dirs: list[str]) -> list[dict]:
 # ones made after that fit, which check it
 # oldest first: runs/forecast_cut re-measured the cells once plans cut long rows (64 tokens);
 # runs/forecast_unseen holds two tasks no calibration saw (UNSEEN)
-FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "forecast_unseen")
+FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "forecast_unseen", "forecast_unseen2")
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 UNSEEN = ["commons:all:5m", "commons:200:3m", "commons:all:10m", "topics:all:5m", "topics:100:3m"]
 GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds, planned with the gap

@@ -12,8 +12,9 @@ def section(r: dict) -> list[str]:
          f"Command: `{r['command']}` (fit: `python -m benchmarks.forecast fit`; the held-out runs: "
          "`python -m benchmarks.forecast held_out`). The forecast (planner/forecast.py) is fitted on the six "
          f"quality cells per model family and, for MiniLM, {len(run_cells())} planned 3- to 10-minute sweeps (news "
-         "outlets, and sizes between the cells; then Commons party and news topics, two tasks no calibration saw, "
-         "run before any fit held them: runs/forecast_unseen/; results/forecast_runs.json); each cell "
+         "outlets, and sizes between the cells; then four tasks no calibration saw, each run before any fit held "
+         "it: Commons party and news topics, runs/forecast_unseen/; Bundestag party (German) and 2016 debate "
+         "sides, runs/forecast_unseen2/; results/forecast_runs.json); each cell "
          "below is forecast by a fit without it (leave one cell out) or without its whole task (leave one task "
          "out), against the test accuracy its planned sweep realised. The 80 % interval is a conformal quantile "
          "of held-out errors (docs/decisions.md, \"The forecast's interval\"); each held-out cell's interval is "
@@ -45,8 +46,9 @@ def section(r: dict) -> list[str]:
                          f"| {g[scope + 'without:task']['mae_points']:.1f} -> {g[scope + 'with:task']['mae_points']:.1f} |")
     if r.get("runs"):
         L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made before any of them "
-                  "was fitted on (runs/forecast_check/, `python -m benchmarks.forecast held_out`, and runs/forecast_unseen/, "
-                  "`... unseen`, which the fit above now holds too; runs/blend_check/, read against the model alone, and "
+                  "was fitted on (runs/forecast_check/, `python -m benchmarks.forecast held_out`, runs/forecast_unseen/ and "
+                  "runs/forecast_unseen2/, `... unseen` and `... unseen2`, which the fit above now holds too; "
+                  "runs/blend_check/, read against the model alone, and "
                   "runs/forecast_gap/, the first plans with the frozen encoder's gap, which it does not):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
