@@ -327,6 +327,7 @@ GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds,
 # two more tasks no fit or calibration held (a German one, and short spoken statements), planned
 # under the fit on five tasks (forecast_unseen2)
 UNSEEN2 = ["debates:all:5m", "debates:200:3m", "bundestag:all:5m", "bundestag:150:3m"]
+RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
@@ -358,9 +359,8 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["held_out"]:
         held_out_runs(argv[1:] or CHECK)
         return 0
-    if argv[:1] in (["unseen"], ["gap"], ["unseen2"]):
-        cells = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2}[argv[0]]
-        held_out_runs(argv[1:] or cells, under=f"forecast_{argv[0]}")
+    if argv[:1] and argv[0] in RUN_SETS:
+        held_out_runs(argv[1:] or RUN_SETS[argv[0]], under=f"forecast_{argv[0]}")
         return 0
     if argv[:1] == ["fit"]:
         fit()

@@ -24,14 +24,14 @@ def test_strip_urls_removes_whole_glued_and_truncated_links():
                    "an https-free sentence about httpd servers"]
 
 
-def test_commons_rows_keep_the_two_parties_and_leave_out_the_chair():
+def test_commons_speeches_keep_the_two_parties_and_leave_out_the_chair():
     import pyarrow as pa
 
-    from ptft_ray.data.prepare import commons_rows
+    from ptft_ray.data.prepare import parlspeech_rows
 
     t = pa.table({"text": ["a", "b", "c", "d", "e"], "party": ["Con", "Lab", "NA", "LibDem", "Lab"],
                   "chair": [False, False, True, False, True]})
-    got = commons_rows(t)
+    got = parlspeech_rows(t)
     assert got.column_names == ["text", "label"]
     assert got.to_pylist() == [{"text": "a", "label": "Con"}, {"text": "b", "label": "Lab"}]
 
@@ -49,11 +49,11 @@ def test_section_of_names_a_topic_only_where_both_outlets_file_it():
 def test_bundestag_rows_keep_its_five_parties_and_leave_out_the_chair():
     import pyarrow as pa
 
-    from ptft_ray.data.prepare import BUNDESTAG_PARTIES, commons_rows
+    from ptft_ray.data.prepare import BUNDESTAG_PARTIES, parlspeech_rows
 
     t = pa.table({"text": ["a", "b", "c", "d", "e"], "party": ["SPD", "AfD", "GRUENE", None, "FDP"],
                   "chair": [False, False, False, False, True]})
-    assert commons_rows(t, BUNDESTAG_PARTIES).to_pylist() == [{"text": "a", "label": "SPD"},
+    assert parlspeech_rows(t, BUNDESTAG_PARTIES).to_pylist() == [{"text": "a", "label": "SPD"},
                                                               {"text": "c", "label": "GRUENE"}]
 
 
