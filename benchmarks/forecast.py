@@ -8,6 +8,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast unseen       # planned sweeps on two tasks no calibration saw (~30 min)
     python -m benchmarks.forecast gap          # planned sweeps forecast with the encoder's gap (~18 min)
     python -m benchmarks.forecast unseen2      # planned sweeps on two more unseen tasks (~25 min)
+    python -m benchmarks.forecast after7       # planned sweeps on cells the seven-task fit lacks (~15 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) for the model (error reduction over TF-IDF + LR against
@@ -327,11 +328,14 @@ GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds,
 # two more tasks no fit or calibration held (a German one, and short spoken statements), planned
 # under the fit on five tasks (forecast_unseen2)
 UNSEEN2 = ["debates:all:5m", "debates:200:3m", "bundestag:all:5m", "bundestag:150:3m"]
-RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+# cells no fit holds, planned under the seven-task fit (forecast_after7): does its narrower interval hold?
+AFTER7 = ["debates:500:4m", "bundestag:300:4m", "topics:200:3m"]
+RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
-PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2")
+PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
+               "forecast_after7")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
