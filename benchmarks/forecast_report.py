@@ -48,8 +48,9 @@ def section(r: dict) -> list[str]:
         L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made before any of them "
                   "was fitted on (runs/forecast_check/, `python -m benchmarks.forecast held_out`, runs/forecast_unseen/ and "
                   "runs/forecast_unseen2/, `... unseen` and `... unseen2`, which the fit above now holds too; "
-                  "runs/blend_check/, read against the model alone, and "
-                  "runs/forecast_gap/, the first plans with the frozen encoder's gap, which it does not):", "",
+                  "runs/blend_check/, read against the model alone, runs/forecast_gap/, the first plans with the "
+                  "frozen encoder's gap, and runs/forecast_after7/, the first under the seven-task fit, which it does "
+                  "not):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
