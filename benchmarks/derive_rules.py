@@ -1,7 +1,7 @@
 """Derive the planner's rules from the calibration table.
 
     .venv/bin/python benchmarks/derive_rules.py   # reads benchmarks/results/calibration.json
-writes ptft_ray/planner/calibrated.json (read by ptft_ray/planner/rules.py) and
+writes ptft_ray/planner/calibrated.json (read by ptft_ray/planner/families.py) and
 benchmarks/results/calibration.md (the table, per cell: every strategy's best val accuracy).
 
     .venv/bin/python benchmarks/derive_rules.py --family hf_encoder

@@ -225,6 +225,32 @@ def validate(cfg: Config) -> None:
         v = _get(cfg, key)
         if v < 0 or (strict and v == 0):
             _fail(key, f"must be {'> 0' if strict else '>= 0'}, got {v!r}")
+    _validate_model(cfg)
+    ft = cfg.finetune
+    if not 0 < ft.val_fraction < 1 or not 0 < ft.test_fraction < 1 or ft.val_fraction + ft.test_fraction >= 1:
+        _fail("finetune.val_fraction", "val_fraction and test_fraction must be in (0, 1) and sum below 1")
+    if ft.lr_decay > 1:
+        _fail("finetune.lr_decay", f"must be <= 1, got {ft.lr_decay}")
+    for s in [ft.strategy, *cfg.sweep.strategies]:
+        if s not in STRATEGIES:
+            _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
+                  f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
+    _validate_sweep(cfg)
+    for key in lm_head_settings(cfg):
+        if not cfg.model.hf:
+            _fail(key, "needs model.hf: our own models' output layer is their embeddings")
+    if cfg.optim.head_lr < 0:
+        _fail("optim.head_lr", f"must be >= 0 (0 = optim.lr), got {cfg.optim.head_lr}")
+    if not 0 <= cfg.schedule.head_warmup_steps < max(cfg.schedule.max_steps, 1):
+        _fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
+    for name in cfg.cluster.forward_env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            _fail("cluster.forward_env", f"{name!r} is not an environment variable name (names, not values)")
+    _validate_gpus(cfg)
+
+
+def _validate_model(cfg: Config) -> None:
+    """The model, its tokenizer and the pretraining data's lengths agree."""
     m, dt = cfg.model, cfg.data
     if m.hf:
         if m.preset:
@@ -247,26 +273,10 @@ def validate(cfg: Config) -> None:
         _fail("data.val_fraction", f"must be between 0 and 1, got {dt.val_fraction}")
     if cfg.schedule.min_lr_ratio > 1:
         _fail("schedule.min_lr_ratio", f"must be <= 1, got {cfg.schedule.min_lr_ratio}")
-    ft = cfg.finetune
-    if not 0 < ft.val_fraction < 1 or not 0 < ft.test_fraction < 1 or ft.val_fraction + ft.test_fraction >= 1:
-        _fail("finetune.val_fraction", "val_fraction and test_fraction must be in (0, 1) and sum below 1")
-    if ft.lr_decay > 1:
-        _fail("finetune.lr_decay", f"must be <= 1, got {ft.lr_decay}")
-    for s in [ft.strategy, *cfg.sweep.strategies]:
-        if s not in STRATEGIES:
-            _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
-                  f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
-    _validate_sweep(cfg)
-    for key in lm_head_settings(cfg):
-        if not cfg.model.hf:
-            _fail(key, "needs model.hf: our own models' output layer is their embeddings")
-    if cfg.optim.head_lr < 0:
-        _fail("optim.head_lr", f"must be >= 0 (0 = optim.lr), got {cfg.optim.head_lr}")
-    if not 0 <= cfg.schedule.head_warmup_steps < max(cfg.schedule.max_steps, 1):
-        _fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
-    for name in cfg.cluster.forward_env:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
-            _fail("cluster.forward_env", f"{name!r} is not an environment variable name (names, not values)")
+
+
+def _validate_gpus(cfg: Config) -> None:
+    """GPU settings a DDP run can keep."""
     if cfg.scaling.use_gpu and cfg.scaling.gpus_per_worker <= 0:
         _fail("scaling.gpus_per_worker", "must be > 0 when scaling.use_gpu is true")
     # DDP ranks sharing a GPU: Ray may place two ranks of one run on the same device, and NCCL

@@ -55,7 +55,7 @@ class SweepPlan:
 
     @classmethod
     def of(cls, p: dict) -> "SweepPlan":
-        from .rules import calibration
+        from .families import calibration
 
         # every calibrated range goes along, so a strategy the user pins on top keeps its range
         table = p["lr_rule"]["ranges"].items() if p.get("lr_rule") else [
@@ -114,6 +114,8 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     from .rules import choose
     from .embed_probe import encoder_gap
     from .scan import scan_task
+    from .sizing import max_len_for
+    from .throughput import SEQ_LEN
 
     budget_s = parse_budget(budget)
     cfg = cfg or load_config(None)
@@ -135,34 +137,18 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
         scan["embed_probe"] = embed
         if "gap" in embed:
             scan["probe"]["embed_gap"] = embed["gap"]
-    from .sizing import max_len_for
-    from .throughput import SEQ_LEN
-
     # timed at the length the trials will pad to (the calibration's 64 tokens at least)
     seq_len = max_len_for(scan["length"]["p95"], min(s.max_positions for s in sources))
     timed = max(SEQ_LEN, seq_len)
     measured = measure_missing(sources, res, cfg.train.precision, seq_len)
-    info = [{"key": s.key, "max_seq_len": s.max_positions, "family": family(s), "params": decoder_params(s),
-             "tokens_per_s_per_worker": measured.get(s.key) or s.lineage.get("tokens_per_s_per_worker"),
-             "rate_how": (f"measured on the live cluster (timed fine-tuning steps of {timed}-token rows, 1,024 "
-                          f"tokens a step, in the trials' precision): "
-                          + ("the Hugging Face calibration's cost model is fitted in this probe's units (the "
-                             "rate the checkpoint carries is of its masked-LM pretraining steps)"
-                             if s.lineage.get("tokens_per_s_per_worker") else
-                             "the checkpoint carries no throughput of its own")) if s.key in measured else ""}
-            for s in sources]
+    info = [source_info(s, measured.get(s.key), timed) for s in sources]
     spent = time.time() - started if started else 0.0
     p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
     if retime_cut(p, info, sources, res, cfg.train.precision, timed):
         spent = time.time() - started if started else 0.0
         p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
     p["checkpoints"] = [s.key for s in sources]
-    p["reasons"].insert(0, f"task: {scan['task_type']}, {scan['num_classes']} classes (largest "
-                           f"{scan['majority_fraction']:.0%}), {scan['examples']['train']} training examples, "
-                           f"{scan['train_tokens']} tokens (Ray Data scan)")
-    p["reasons"].append(f"checkpoints: {', '.join(p['checkpoints'])} (as given; each trial draws one)")
-    if embed:
-        p["reasons"].append(probe_reason(embed))
+    add_reasons(p, scan, embed)
     p["budget_s"] = budget_s
     # Tune stops trials at time_budget_s; start-up, re-scoring, export and the test evaluation
     # come after
@@ -182,6 +168,30 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
 # of the budget the encoder probe may take (it comes off the trials' time): without its gap the
 # forecast errs twice as far (docs/decisions.md, "Two more unseen tasks")
 PROBE_SHARE = 0.10
+
+
+def source_info(s, measured: float | None, timed_len: int) -> dict:
+    """What the rules read of one checkpoint; `measured`: its rate timed on the live cluster."""
+    carried = s.lineage.get("tokens_per_s_per_worker")
+    how = ""
+    if measured:
+        how = (f"measured on the live cluster (timed fine-tuning steps of {timed_len}-token rows, 1,024 tokens a "
+               "step, in the trials' precision): "
+               + ("the Hugging Face calibration's cost model is fitted in this probe's units (the rate the "
+                  "checkpoint carries is of its masked-LM pretraining steps)" if carried else
+                  "the checkpoint carries no throughput of its own"))
+    return {"key": s.key, "max_seq_len": s.max_positions, "family": family(s), "params": decoder_params(s),
+            "tokens_per_s_per_worker": measured or carried, "rate_how": how}
+
+
+def add_reasons(p: dict, scan: dict, embed: dict | None) -> None:
+    """The task's, the checkpoints' and the probe's lines around the rules' reasons."""
+    p["reasons"].insert(0, f"task: {scan['task_type']}, {scan['num_classes']} classes (largest "
+                           f"{scan['majority_fraction']:.0%}), {scan['examples']['train']} training examples, "
+                           f"{scan['train_tokens']} tokens (Ray Data scan)")
+    p["reasons"].append(f"checkpoints: {', '.join(p['checkpoints'])} (as given; each trial draws one)")
+    if embed:
+        p["reasons"].append(probe_reason(embed))
 
 
 def probe_reason(embed: dict) -> str:

@@ -5,42 +5,17 @@ from `calibrated.json`, which benchmarks/derive_rules.py writes from the measure
 table (benchmarks/results/calibration.json): no guess that a measurement could replace."""
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import PtftError
 from ..finetune.select import rescore_size
 from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
+from .families import CALIBRATED, FAMILY_NAMES, bucket, calibration, family_of  # noqa: F401 - re-exported
 from .decoder import decoder_rule
 from .fit_budget import rates_by_len, shrink, test_seconds
 
-CALIBRATED = json.loads((Path(__file__).with_name("calibrated.json")).read_text())
-# what each family's calibration was measured on (a plan names the one it used)
-FAMILY_NAMES = {"gpt": "our GPT (gpt_small pretrained on news)", "hf_encoder": "a pretrained Hugging Face encoder (MiniLM-L6)"}
-
-
-def calibration(family: str) -> dict:
-    """The calibrated rules of a model family: the top level of calibrated.json is our own GPT;
-    other families (benchmarks/derive_rules.py --family F) sit under 'families'."""
-    return CALIBRATED if family == "gpt" else CALIBRATED["families"][family]
-
-
-def family_of(sources: list[dict]) -> tuple[str, str]:
-    """-> (calibrated family to use, why). Hugging Face decoders have no calibration of their
-    own: the encoder's is nearest for cost and ranking (their LRs: planner/decoder.py)."""
-    kinds = {s.get("family", "gpt") for s in sources}
-    fams = CALIBRATED.get("families", {})
-    if kinds == {"gpt"} or not fams:
-        return "gpt", f"calibration: {FAMILY_NAMES['gpt']} (the checkpoints are ours)" if kinds == {"gpt"} else \
-            "calibration: only our GPT is calibrated; the checkpoints are not of that family"
-    if kinds <= set(fams):
-        (k,) = kinds if len(kinds) == 1 else ("hf_encoder",)
-        return k, f"calibration: {FAMILY_NAMES.get(k, k)}, the family of the given checkpoints"
-    return "hf_encoder", (f"calibration: {FAMILY_NAMES['hf_encoder']}: the nearest calibrated family to "
-                          f"{', '.join(sorted(kinds))} (no calibration of their own)")
 # reserved from the budget for the sweep's own start (Ray, data encoding) and the export; the test
 # pass after the trials is priced apart (test_seconds; tests/test_planner.py: 60 s kept to 60 + 20)
 STARTUP_S = 15.0
@@ -53,12 +28,6 @@ PER_STRATEGY = 8
 # caps a trial at, in half-epoch steps; a lengthened trial must fit 0.9 of the room, since Tune
 # stops trials at the budget (docs/decisions.md, "Depth before breadth")
 DEPTH_MAX, MAX_EPOCHS, DEPTH_STEP, DEPTH_SLACK = 3, 20, 0.5, 0.9
-
-
-def bucket(n_train: int, cal: dict = CALIBRATED) -> str:
-    """The calibrated data size nearest in log scale (100, 1000, 10000)."""
-    sizes = sorted(int(s) for s in cal["buckets"])
-    return str(min(sizes, key=lambda s: abs(math.log(s) - math.log(max(n_train, 1)))))
 
 
 def choose_resources(res: dict) -> tuple[dict, int, int, list[str]]:

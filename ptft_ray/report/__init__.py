@@ -134,42 +134,12 @@ def _report(run_dir: str, shown: str) -> str:
         if section[0]:
             add(*section)
     for pre in data["pretrain"]:
-        name = Path(pre["dir"]).name
-        r = pre["result"] or {}
-        h, m = _table([r], ["val_perplexity", "unigram_val_perplexity", "val_loss", "tokens_per_s", "steps",
-                            "tokens", "num_workers", "wall_s"])
-        img_h, img_m = _img(pretrain_curves(pre["history"], out, name)[0]) if pre["history"] else ("", "")
-        said = unigram_verdict(r)
-        add(f"<h2>Pretraining: {html.escape(name)}</h2><p>{html.escape(said)}</p>{h}{img_h}",
-            f"## Pretraining: {name}\n\n{said}\n\n{m}\n{img_m}")
+        add(*_pretrain_section(pre, out))
     if len(data["sweeps"]) > 1:
-        rows = [{"sweep": s["name"], **{k: s["result"].get(k) for k in ("test_accuracy", "test_macro_f1",
-                                                                         "best_metric", "trial_time_s")},
-                 "best": f"{s['result'].get('best_config', {}).get('strategy')} "
-                         f"lr {s['result'].get('best_config', {}).get('lr', 0):.1e}"} for s in data["sweeps"]]
-        h, m = _table(rows, ["sweep", "test_accuracy", "test_macro_f1", "best_metric", "trial_time_s", "best"])
-        add(f"<h2>Sweeps side by side</h2>{h}", f"## Sweeps side by side\n\n{m}")
+        add(*_sweeps_side_by_side(data["sweeps"]))
     for sw in data["sweeps"]:
-        add(f"<h2>Sweep: {html.escape(sw['name'])}</h2>", f"## Sweep: {sw['name']}\n")
-        plan = sw["plan"] or (data["plan"] if sw["name"].endswith("pretrained") else None)
-        if plan:
-            reasons = "".join(f"<li>{html.escape(r)}</li>" for r in plan["reasons"])
-            add(f"<h3>Plan (estimated {plan['estimated_cost_s']:.0f} s, budget {plan.get('budget_s', 0):.0f} s)"
-                f"</h3><ul>{reasons}</ul>",
-                "### Plan\n\n" + "".join(f"- {r}\n" for r in plan["reasons"]))
-        r = sw["result"]
-        if r:
-            row = {**{k: r.get(k) for k in ("test_accuracy", "test_macro_f1", "best_metric", "trials",
-                                            "trials_completed", "trials_stopped", "trials_failed",
-                                            "trial_time_s", "wall_s")},
-                   **{k: v for k, v in r.get("best_config", {}).items() if k != "checkpoint"}}
-            h, m = _table([row], list(row))
-            add(f"<h3>Best model</h3>{h}", f"### Best model\n\n{m}")
-        for f in sweep_plots(sw, out):
-            add(*_img(f))
-        h, m = _table(sw["trials"], ["trial_id", "strategy", "lr", "batch_size", "epochs", "best_metric",
-                                     "steps_trained", "max_steps", "wall_s", "stop_reason"])
-        add(f"<h3>Trials</h3>{h}", f"### Trials\n\n{m}")
+        for section in _sweep_sections(sw, data, out):
+            add(*section)
     for section in (distill_section(data.get("distill")), quantize_section(data.get("quantize")),
                     explain_section(data.get("explain"))):
         if section[0]:
@@ -182,6 +152,50 @@ def _report(run_dir: str, shown: str) -> str:
     (out / "index.html").write_text(page)
     (out / "report.md").write_text("\n".join(M))
     return str(out / "index.html")
+
+
+def _pretrain_section(pre: dict, out: Path) -> tuple[str, str]:
+    name = Path(pre["dir"]).name
+    r = pre["result"] or {}
+    h, m = _table([r], ["val_perplexity", "unigram_val_perplexity", "val_loss", "tokens_per_s", "steps",
+                        "tokens", "num_workers", "wall_s"])
+    img_h, img_m = _img(pretrain_curves(pre["history"], out, name)[0]) if pre["history"] else ("", "")
+    said = unigram_verdict(r)
+    return (f"<h2>Pretraining: {html.escape(name)}</h2><p>{html.escape(said)}</p>{h}{img_h}",
+            f"## Pretraining: {name}\n\n{said}\n\n{m}\n{img_m}")
+
+
+def _sweeps_side_by_side(sweeps: list[dict]) -> tuple[str, str]:
+    rows = [{"sweep": s["name"], **{k: s["result"].get(k) for k in ("test_accuracy", "test_macro_f1",
+                                                                     "best_metric", "trial_time_s")},
+             "best": f"{s['result'].get('best_config', {}).get('strategy')} "
+                     f"lr {s['result'].get('best_config', {}).get('lr', 0):.1e}"} for s in sweeps]
+    h, m = _table(rows, ["sweep", "test_accuracy", "test_macro_f1", "best_metric", "trial_time_s", "best"])
+    return f"<h2>Sweeps side by side</h2>{h}", f"## Sweeps side by side\n\n{m}"
+
+
+def _sweep_sections(sw: dict, data: dict, out: Path) -> list[tuple[str, str]]:
+    """One sweep: its plan's reasons, the best model, its plots and its trials."""
+    sections = [(f"<h2>Sweep: {html.escape(sw['name'])}</h2>", f"## Sweep: {sw['name']}\n")]
+    plan = sw["plan"] or (data["plan"] if sw["name"].endswith("pretrained") else None)
+    if plan:
+        reasons = "".join(f"<li>{html.escape(r)}</li>" for r in plan["reasons"])
+        sections.append((f"<h3>Plan (estimated {plan['estimated_cost_s']:.0f} s, budget "
+                         f"{plan.get('budget_s', 0):.0f} s)</h3><ul>{reasons}</ul>",
+                         "### Plan\n\n" + "".join(f"- {r}\n" for r in plan["reasons"])))
+    r = sw["result"]
+    if r:
+        row = {**{k: r.get(k) for k in ("test_accuracy", "test_macro_f1", "best_metric", "trials",
+                                        "trials_completed", "trials_stopped", "trials_failed",
+                                        "trial_time_s", "wall_s")},
+               **{k: v for k, v in r.get("best_config", {}).items() if k != "checkpoint"}}
+        h, m = _table([row], list(row))
+        sections.append((f"<h3>Best model</h3>{h}", f"### Best model\n\n{m}"))
+    sections += [_img(f) for f in sweep_plots(sw, out)]
+    h, m = _table(sw["trials"], ["trial_id", "strategy", "lr", "batch_size", "epochs", "best_metric",
+                                 "steps_trained", "max_steps", "wall_s", "stop_reason"])
+    sections.append((f"<h3>Trials</h3>{h}", f"### Trials\n\n{m}"))
+    return sections
 
 
 def unigram_verdict(r: dict) -> str:

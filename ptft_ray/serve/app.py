@@ -66,12 +66,9 @@ def build_app(model_dir: str, replicas: int = 1, max_replicas: int = 0, target_o
             return JSONResponse(payload, status, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
         async def answer(self, request, path: str) -> tuple[int, dict | str]:
-            if path not in ROUTES:  # the path echoed as printable ASCII: a lone surrogate cannot encode
-                shown = path[:100].encode("ascii", "backslashreplace").decode()
-                return 404, {"error": f"no route {shown}; use POST /predict, GET /health or GET /metrics"}
-            want = "POST" if path == "/predict" else "GET"
-            if request.method != want:
-                return 405, {"error": f"{path} takes {want}"}
+            wrong = route_error(path, request.method)
+            if wrong:
+                return wrong
             if path == "/health":
                 return 200, {"status": "ok", "labels": self.p.labels}
             if not authorized(request.headers.get("authorization"), self.digest):
@@ -87,15 +84,33 @@ def build_app(model_dir: str, replicas: int = 1, max_replicas: int = 0, target_o
             out = await asyncio.gather(*(self.classify(t) for t in texts))
             return 200, out[0] if single else {"predictions": out}
 
-    opts: dict = {"ray_actor_options": {"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
+    opts = deployment_options(replicas, max_replicas, target_ongoing, cpus_per_replica, gpus_per_replica, max_batch_size)
+    return TextClassifier.options(**opts).bind(ship(model_dir), "cuda" if gpus_per_replica else "cpu",
+                                               token_digest(token))
+
+
+def deployment_options(replicas: int, max_replicas: int, target_ongoing: float, cpus: float, gpus: float,
+                       max_batch_size: int) -> dict:
+    """Serve's options: autoscaling between `replicas` and `max_replicas` where the latter is larger."""
+    opts: dict = {"ray_actor_options": {"num_cpus": cpus, "num_gpus": gpus},
                   "max_ongoing_requests": max(4, 2 * max_batch_size)}
     if max_replicas > replicas:
         opts["autoscaling_config"] = {"min_replicas": replicas, "initial_replicas": replicas,
                                       "max_replicas": max_replicas, "target_ongoing_requests": target_ongoing}
     else:
         opts["num_replicas"] = replicas
-    return TextClassifier.options(**opts).bind(ship(model_dir), "cuda" if gpus_per_replica else "cpu",
-                                               token_digest(token))
+    return opts
+
+
+def route_error(path: str, method: str) -> tuple[int, dict] | None:
+    """404 for a path not served, 405 for the wrong method; None where the route is right."""
+    if path not in ROUTES:  # the path echoed as printable ASCII: a lone surrogate cannot encode
+        shown = path[:100].encode("ascii", "backslashreplace").decode()
+        return 404, {"error": f"no route {shown}; use POST /predict, GET /health or GET /metrics"}
+    want = "POST" if path == "/predict" else "GET"
+    if method != want:
+        return 405, {"error": f"{path} takes {want}"}
+    return None
 
 
 def exposure_warning(host: str, port: int, token: str | None) -> str | None:

@@ -162,6 +162,14 @@ class Live:
     best: float | None = None      # what the next best-only checkpoint must beat
     scaler: object = None          # fp16's GradScaler (a pass-through in other precisions)
 
+    def resume_from(self, meta: dict) -> None:
+        """The state, history and metrics a checkpoint's meta saved."""
+        self.state.update(meta["state"])
+        self.history, self.metrics = meta.get("history", []), dict(meta.get("metrics", {}))
+        # batches are counted per rank: at another world size the same share of the epoch
+        world = self.ctx.world
+        self.state["batch_in_epoch"] = self.state["batch_in_epoch"] * self.state.get("world", world) // world
+
 
 class Window:
     """Sums over the steps since the last log line, reduced over ranks when read."""
@@ -188,11 +196,7 @@ def run(spec: RunSpec, ctx) -> dict:
         torch.set_num_threads(tc.threads)
     live, resume = Live(spec, ctx), ctx.resume_dir(spec.run_dir)
     if resume:
-        meta = ckpt.read_meta(resume)
-        live.state.update(meta["state"])
-        live.history, live.metrics = meta.get("history", []), dict(meta.get("metrics", {}))
-        # batches are counted per rank: at another world size the same share of the epoch
-        live.state["batch_in_epoch"] = live.state["batch_in_epoch"] * live.state.get("world", ctx.world) // ctx.world
+        live.resume_from(ckpt.read_meta(resume))
     live.state["world"] = ctx.world
     # where the data resumes is known now: its first batch streams in while the model is built
     data = FirstBatchEarly(_stream(ctx, live.state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed))
