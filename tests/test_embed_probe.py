@@ -3,6 +3,7 @@ training (logistic regression on its frozen embeddings against TF-IDF + LR on th
 and how the forecast takes it."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ptft_ray.planner import forecast
@@ -13,7 +14,7 @@ def test_the_probe_measures_an_encoder_as_it_is_and_nothing_else(hf_dirs, cls_da
     from ptft_ray.data.tasks import load_task
     from ptft_ray.finetune.backbones import hf_source
     from ptft_ray.planner import family
-    from ptft_ray.planner.embed_probe import ROWS, encoder_gap, gap
+    from ptft_ray.planner.embed_probe import MIN_ROWS, ROWS, embedding_probe, encoder_gap, gap, rows_within, shrink
 
     task = load_task(FinetuneConfig(data=cls_data))
     got = encoder_gap(task, [hf_source(hf_dirs["bert"])], family)
@@ -25,10 +26,20 @@ def test_the_probe_measures_an_encoder_as_it_is_and_nothing_else(hf_dirs, cls_da
     assert gap(0.8, 0.6) == pytest.approx(0.5) and gap(0.5, 0.6) == pytest.approx(-0.25)
     assert gap(0.9, 1.0) == 0.0 and gap(0.0, 0.8) == -1.0  # a perfect bag of words leaves nothing to measure
     assert encoder_gap(task, [hf_source(hf_dirs["bert"])], family)["gap"] == got["gap"]  # seeded: the same rows
-    # a probe that would take longer than it may is skipped after one timed batch
+    # a probe that would take longer than it may runs on the share of rows that fits, and is
+    # skipped after one timed batch where that share is under MIN_ROWS training rows
     slow = encoder_gap(task, [hf_source(hf_dirs["bert"])], family, within_s=0.0)
     assert "gap" not in slow and slow["estimated_s"] > 0 and "over the 0 s it may take" in slow["skipped"]
-    assert "gap" in encoder_gap(task, [hf_source(hf_dirs["bert"])], family, within_s=600.0)
+    roomy = encoder_gap(task, [hf_source(hf_dirs["bert"])], family, within_s=600.0)
+    assert roomy["rows"] == got["rows"] and roomy["gap"] == got["gap"] and roomy["estimated_s"] > 0
+    assert rows_within(512, 30.0, 60.0) == 512 and rows_within(512, 40.0, 30.0) == 384
+    assert rows_within(512, 40.0, 5.0) == 64 < MIN_ROWS and rows_within(512, 40.0, -1.0) == 0
+    rng = np.random.default_rng(0)
+    tr, va = shrink(np.arange(512), np.arange(1000, 1200), 128, rng)
+    assert len(tr) == 128 and len(va) == 50 and set(tr) <= set(range(512)) and set(va) <= set(range(1000, 1200))
+    assert [len(x) for x in shrink(np.arange(100), np.arange(40), 100, rng)] == [100, 40]
+    part = embedding_probe(task, hf_dirs["bert"], hf_source(hf_dirs["bert"]).tokenizer_json, rows=MIN_ROWS)
+    assert part["rows"][0] == MIN_ROWS and 0 <= part["embed_lr_val"] <= 1
     # a decoder is not what the gap term was fitted on: no probe, the form without it
     assert encoder_gap(task, [hf_source(hf_dirs["gpt2"])], family) is None
 

@@ -200,7 +200,8 @@ def probe_reason(embed: dict) -> str:
                 f"encoder's gap, and its wider interval")
     return (f"encoder probe: logistic regression on the frozen encoder's embeddings {embed['embed_lr_val']:.3f} "
             f"vs TF-IDF + LR {embed['tfidf_lr_val']:.3f} on the same {embed['rows'][1]} validation rows "
-            f"(gap {embed['gap']:+.2f}, {embed['seconds']:.0f} s): the forecast's gap term")
+            f"({embed['rows'][0]} training rows; gap {embed['gap']:+.2f}, {embed['seconds']:.0f} s): the forecast's "
+            f"gap term")
 
 
 def retime_cut(p: dict, info: list[dict], sources: list, res: dict, precision: str, timed_len: int) -> bool:
