@@ -31,11 +31,12 @@ def _can_unshare() -> bool:
         ["unshare", "-m", "--propagation", "private", "true"], capture_output=True).returncode == 0
 
 
-@pytest.fixture
-def isolated(s3, tmp_path):
+@pytest.fixture(scope="module")
+def isolated(s3, tmp_path_factory):
+    """One cluster for this file's tests (a start costs ~11 s here)."""
     if not _can_unshare():
         pytest.skip("no mount namespaces here (unshare -m needs root or user namespaces)")
-    hidden = tmp_path / "driver"   # what only the driver sees: its inputs and its cache
+    hidden = tmp_path_factory.mktemp("iso") / "driver"   # what only the driver sees: its inputs and its cache
     hidden.mkdir()
     temp_dir, node_dir = tempfile.mkdtemp(prefix="/tmp/ptiso"), tempfile.mkdtemp(prefix="/tmp/ptisn")
     gcs = free_port()
