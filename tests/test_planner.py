@@ -13,7 +13,8 @@ import pytest
 
 from ptft_ray.errors import PtftError
 from ptft_ray.planner import forecast, parse_budget
-from ptft_ray.planner.rules import CALIBRATED, STARTUP_S, asha_fraction, calibration, choose
+from ptft_ray.planner.families import CALIBRATED, calibration
+from ptft_ray.planner.rules import STARTUP_S, asha_fraction, choose
 
 CPU2 = {"cpus": 2.0, "gpus": 0.0, "max_node_cpus": 2.0, "max_node_gpus": 0.0, "nodes": 1}
 GPU4 = {"cpus": 32.0, "gpus": 4.0, "max_node_cpus": 32.0, "max_node_gpus": 4.0, "nodes": 1}
@@ -168,7 +169,7 @@ def test_rescoring_gives_way_to_trials_when_it_would_leave_a_slot_idle():
     two slots; without it two trials run side by side within the budget. With one trial only,
     there is nothing to re-score. (Seen at 10 minutes under the first MiniLM cost model.)"""
     from ptft_ray.planner import sizing
-    from ptft_ray.planner.rules import STARTUP_S, calibration, trial_seconds
+    from ptft_ray.planner.rules import STARTUP_S, trial_seconds
 
     ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1051.0, "family": "hf_encoder"}]
     sc = {**scan(1000, classes=16, p95=38.0), "val_split": 1986}
@@ -516,7 +517,7 @@ def test_bad_lr_ranges_fail_at_load(bad, msg):
 
 
 def test_each_model_family_gets_its_own_calibration():
-    from ptft_ray.planner.rules import calibration, family_of
+    from ptft_ray.planner.families import family_of
 
     assert family_of([{"family": "gpt"}])[0] == "gpt"
     assert family_of([{"family": "hf_encoder"}])[0] == "hf_encoder"
@@ -537,7 +538,6 @@ def test_decoders_get_their_own_learning_rates_never_the_encoders():
     the sweep's overrides (so a strategy pinned on top keeps a decoder range too)."""
     from ptft_ray.planner import overrides
     from ptft_ray.planner.decoder import DECODER_LR
-    from ptft_ray.planner.rules import calibration
 
     enc_full = calibration("hf_encoder")["buckets"]["100"]["lr_ranges"]["full"]
 

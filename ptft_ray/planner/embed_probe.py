@@ -75,8 +75,9 @@ def embedding_probe(task, model_dir: str, tokenizer_json: str, max_len: int = MA
     estimated = None
     if within_s is not None:
         spent = time.time() - t0
-        estimated = _estimate_s(model, tok, [task.texts[i] for i in np.concatenate([tr, va])], length, spent)
-        keep = rows_within(len(tr), estimated - spent, within_s - (time.time() - t0))
+        remaining = _embed_seconds(model, tok, [task.texts[i] for i in np.concatenate([tr, va])], length)
+        estimated = spent + remaining
+        keep = rows_within(len(tr), remaining, within_s - (time.time() - t0))
         if keep < min(MIN_ROWS, len(tr)):
             return {"skipped": f"~{estimated:.0f} s estimated, over the {within_s:.0f} s it may take even on "
                                f"{MIN_ROWS} training rows", "estimated_s": round(estimated, 1),
@@ -110,16 +111,16 @@ def rows_within(n: int, remaining_s: float, allowed_s: float) -> int:
     return max(0, int(n * allowed_s / remaining_s))
 
 
-def _estimate_s(model, tok, texts: list[str], length: int, spent_s: float, timed: int = 32) -> float:
-    """The probe's whole time: what it spent so far + one timed batch of `timed` rows spread
-    over the sample, per token it padded to, times the tokens of all rows (the probe itself
-    batches like lengths together, so it pads little)."""
+def _embed_seconds(model, tok, texts: list[str], length: int, timed: int = 32) -> float:
+    """Seconds to embed all of `texts`: one timed batch of `timed` rows spread over them, per
+    token it padded to, times the tokens of all rows (the probe itself batches like lengths
+    together, so it pads little)."""
     sample = texts[:: max(1, len(texts) // timed)][:timed]
     t = time.time()
     _embed(model, tok, sample, length)
     took = time.time() - t
     padded = len(sample) * max(len(x) for x in tok.encode_examples(sample, length))
-    return spent_s + took * sum(len(x) for x in tok.encode_examples(texts, length)) / max(1, padded)
+    return took * sum(len(x) for x in tok.encode_examples(texts, length)) / max(1, padded)
 
 
 def gap(embed: float, tfidf: float) -> float:

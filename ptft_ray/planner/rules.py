@@ -12,7 +12,7 @@ from ..errors import PtftError
 from ..finetune.select import rescore_size
 from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
-from .families import CALIBRATED, FAMILY_NAMES, bucket, calibration, family_of  # noqa: F401 - re-exported
+from .families import CALIBRATED, bucket, calibration, family_of
 from .decoder import decoder_rule
 from .fit_budget import rates_by_len, shrink, test_seconds
 
