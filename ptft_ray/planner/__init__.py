@@ -141,10 +141,10 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     seq_len = max_len_for(scan["length"]["p95"], min(s.max_positions for s in sources))
     timed = max(SEQ_LEN, seq_len)
     measured = measure_missing(sources, res, cfg.train.precision, seq_len)
-    info = [source_info(s, measured.get(s.key), timed) for s in sources]
+    info = [source_info(s, measured.get(s.key, {}).get(1), timed) for s in sources]
     spent = time.time() - started if started else 0.0
     p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
-    if retime_cut(p, info, sources, res, cfg.train.precision, timed):
+    if retime_shrunk(p, info, sources, res, cfg.train.precision, timed):
         spent = time.time() - started if started else 0.0
         p = choose(scan, info, budget_s, res, max_trials or 0, spent_s=spent)
     p["checkpoints"] = [s.key for s in sources]
@@ -204,19 +204,33 @@ def probe_reason(embed: dict) -> str:
             f"gap term")
 
 
-def retime_cut(p: dict, info: list[dict], sources: list, res: dict, precision: str, timed_len: int) -> bool:
-    """Where the plan cut the rows under the length the probe timed, time them at the cut too
-    (a token of a short row costs another amount: docs/decisions.md, "Shorter rows for more
-    steps") and add that rate to `info`; -> whether it did, so the plan is chosen again at it."""
-    if p["max_len"] >= timed_len:
+def retime_shrunk(p: dict, info: list[dict], sources: list, res: dict, precision: str, timed_len: int) -> bool:
+    """Where the plan was shrunk to fit the budget, time its rows again: at the cut length where
+    it cut them under the length the probe timed (a token of a short row costs another amount:
+    docs/decisions.md, "Shorter rows for more steps"), and on a CPU node of several CPUs on all
+    of them too (one trial may take them all: fit_budget.shrink_widest); the rates go into
+    `info`. -> whether it timed, so the plan is chosen again at these rates."""
+    threads, cut = node_threads(res), p["max_len"] < timed_len
+    if not p.get("shrunk") or not (cut or threads > 1):
         return False
-    again = measure_missing(sources, res, precision, p["max_len"])
+    again = measure_missing(sources, res, precision, p["max_len"], threads)
     if set(again) != {i["key"] for i in info}:  # a rate carried, not timed: priced as before
         return False
     for i in info:
-        i["rates_by_len"] = {p["max_len"]: again[i["key"]]}
-        i["rate_how"] += f"; rows cut to {p['max_len']} tokens timed at {again[i['key']]:.0f} tokens/s"
+        rates, L = again[i["key"]], p["max_len"]
+        if cut:
+            i["rates_by_len"] = {L: rates[1]}
+            i["rate_how"] += f"; rows cut to {L} tokens timed at {rates[1]:.0f} tokens/s"
+        if threads in rates:
+            i["all_cpus"] = {"threads": threads, "rates_by_len": {L: rates[threads]},
+                             "speedup": rates[threads] / rates[1]}
+            i["rate_how"] += f"; {L}-token rows on {threads} threads {rates[threads]:.0f} tokens/s (vs {rates[1]:.0f})"
     return True
+
+
+def node_threads(res: dict) -> int:
+    """The torch threads one trial could have: a CPU-only cluster's largest node's CPUs."""
+    return int(res.get("max_node_cpus", 1)) if not res.get("gpus") else 1
 
 
 def spend(p: dict, spent_s: float) -> dict:
@@ -269,20 +283,23 @@ def decoder_params(source) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
-def measure_missing(sources: list, res: dict, precision: str = "auto", seq_len: int = 64) -> dict[str, float]:
-    """Throughput of each real source that carries none (a Hugging Face model as it is), and of
-    every Hugging Face checkpoint: their calibration's cost model was fitted on this probe's
-    rate, and a continued-pretraining rate (masked LM over a 30k-word head, DDP) is ~0.6x what
-    the probe measures for the same model; a random-init twin shares its architecture's figure."""
-    from .throughput import measure_rate
+def measure_missing(sources: list, res: dict, precision: str = "auto", seq_len: int = 64,
+                    threads: int = 1) -> dict[str, dict[int, float]]:
+    """Throughput ({torch threads: tokens/s}: one, and `threads` where more) of each real
+    source that carries none (a Hugging Face model as it is), and of every Hugging Face
+    checkpoint: their calibration's cost model was fitted on this probe's rate, and a
+    continued-pretraining rate (masked LM over a 30k-word head, DDP) is ~0.6x what the probe
+    measures for the same model; a random-init twin shares its architecture's figures."""
+    from .throughput import measure_rates
 
-    out: dict[str, float] = {}
+    out: dict[str, dict[int, float]] = {}
     for s in sources:
         if s.path and (s.model.hf or not s.lineage.get("tokens_per_s_per_worker")):
-            out[s.key] = measure_rate(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision, seq_len=seq_len)
+            out[s.key] = measure_rates(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision, seq_len=seq_len,
+                                       wide=threads)
     for s in sources:
         if s.path is None and s.key not in out and out:
-            out[s.key] = min(out.values())
+            out[s.key] = min(out.values(), key=lambda r: r[1])
     return out
 
 

@@ -14,6 +14,7 @@ LR where that wins on validation (finetune/blend.py): its validation pass is res
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from ..errors import PtftError
@@ -46,7 +47,7 @@ def kept_tokens(scan: dict, max_len: int, full: int) -> float:
 
 def rates_by_len(sources: list[dict]) -> dict[int, float]:
     """max_len -> the slowest source's tokens/s timed at rows of that length, where every
-    source was timed there (planner.retime_cut)."""
+    source was timed there (planner.retime_shrunk)."""
     lens = [set(s.get("rates_by_len", {})) for s in sources]
     return {L: min(s["rates_by_len"][L] for s in sources) for L in set.intersection(*lens)} if lens else {}
 
@@ -134,13 +135,14 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
                 fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
     best = pick(fits)
     if best is None:
-        least = math.ceil(floor + f.startup + f.spent)
+        least = f.floor = math.ceil(floor + f.startup + f.spent)
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
         raise PtftError(f"budget {f.budget_s + f.spent:.0f} s is below the floor of {least} s: "
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
     _, score, shape, rows, cost, s, cut, _ = best
+    f.shrunk_to, f.floor = score, math.ceil(floor + f.startup + f.spent)
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
     f.test_s, f.blend_s = after_trials(f, scan, shape["finetune.max_len"])
@@ -160,6 +162,58 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
         f.reasons[i] = "selection: the best trial by its validation examples (no room to re-score)"
     f.max_t = math.ceil(shape["sweep.epochs"][0] * shape["finetune.evals_per_epoch"]) + 1
     return [s]
+
+
+def all_cpu_rates(sources: list[dict], res: dict) -> dict | None:
+    """One trial on all of a node's CPUs as every source was timed so (planner.retime_shrunk),
+    on a cluster without GPUs: {threads, rates_by_len: the slowest source's, speedup: the least}."""
+    timed = [s.get("all_cpus") for s in sources]
+    if res.get("gpus") or not timed or not all(timed):
+        return None
+    lens = set.intersection(*(set(t["rates_by_len"]) for t in timed))
+    return {"threads": min(t["threads"] for t in timed), "speedup": min(t["speedup"] for t in timed),
+            "rates_by_len": {L: min(t["rates_by_len"][L] for t in timed) for L in lens}}
+
+
+def on_all_cpus(f):
+    """A copy of facts `f` as one trial at a time on all of a node's CPUs (their torch threads):
+    rows of a timed length at the rate timed so, the sized length at its one-thread rate times
+    the speedup timed beside it."""
+    from .cost import trial_seconds
+
+    a, cm = f.all_cpus, f.fam["cost_model"]
+    rate, n = f.rate * a["speedup"], a["threads"]
+    why = (f"resources: CPU only, a budget below one trial of the sized shape: one trial at a time on all {n} "
+           f"CPUs of a node ({n} torch threads, {a['speedup']:.2f}x one thread's rate as timed): trials of one "
+           f"shape at LRs within the calibrated range buy LR draws side by side, one on {n} threads buys steps")
+    return dataclasses.replace(
+        f, resources={"CPU": float(n)}, conc=1, rate=rate, rates=dict(a["rates_by_len"]), shape=dict(f.shape),
+        cost={s: trial_seconds(s, f.shape, f.n_train, f.n_val_eval, rate, cm) for s in f.cost},
+        reasons=[why if r.startswith("resources:") else r for r in f.reasons])
+
+
+def shrink_widest(f, keep: list[str], scan: dict):
+    """`shrink`, and where a node's CPUs were timed together (f.all_cpus) again as one trial on
+    all of them; -> (the facts with the better forecast, its one strategy). Below the sized shape
+    every trial runs the same shape: parallel one-CPU trials buy LR draws, one trial on n threads
+    buys steps, which the forecast prices; parallel trials keep a tie (docs/decisions.md, "One
+    trial on all CPUs"). Where neither fits, the lower floor is the one told."""
+    options = [f] + ([on_all_cpus(f)] if f.all_cpus else [])
+    done, refused = [], []
+    for g in options:
+        try:
+            done.append((g, shrink(g, keep, scan)))
+        except PtftError as e:
+            refused.append((g.floor, e))
+    if not done:
+        raise min(refused, key=lambda r: r[0])[1]
+    g, keep = max(done, key=lambda d: d[0].shrunk_to - (TIE if d[0] is not f else 0.0))
+    if g is f and len(options) > 1:
+        wide = options[1]
+        f.reasons.append(f"resources: one trial on all {wide.resources['CPU']:g} CPUs was priced too "
+                         + (f"(expected test accuracy {wide.shrunk_to:.3f}): not better" if wide.shrunk_to
+                            is not None else f"(floor {wide.floor} s): it does not fit"))
+    return g, keep
 
 
 def pick(fits: list[tuple]) -> tuple | None:

@@ -14,7 +14,7 @@ from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
 from .families import CALIBRATED, bucket, calibration, family_of
 from .decoder import decoder_rule
-from .fit_budget import rates_by_len, shrink, test_seconds
+from .fit_budget import all_cpu_rates, rates_by_len, shrink_widest, test_seconds
 
 # reserved from the budget for the sweep's own start (Ray, data encoding) and the export; the test
 # pass after the trials is priced apart (test_seconds; tests/test_planner.py: 60 s kept to 60 + 20)
@@ -79,6 +79,9 @@ class Facts:
     spent: float = 0.0           # of the budget, spent before the plan was made (planning)
     truncation_gap: float = 0.0  # the forecast's price of rows cut under the sized max_len
     rates: dict = field(default_factory=dict)  # max_len -> tokens/s timed at rows that long
+    all_cpus: dict | None = None  # one trial on a node's CPUs: threads, rates_by_len, speedup (retimed)
+    shrunk_to: float | None = None  # a shrunk plan's forecast (fit_budget.shrink)
+    floor: float = 0.0           # a shrunk plan's cheapest trial and what follows it, s
 
     def reserve(self) -> float:  # what the trials cannot have: start-up and the passes after them
         return self.startup + self.test_s + self.blend_s
@@ -102,8 +105,8 @@ def choose(scan: dict, sources: list[dict], budget_s: float, res: dict, max_tria
     """spent_s: of budget_s, what is gone before the trials can start (a command's planning):
     the plan is chosen for what is left."""
     f = facts(scan, sources, budget_s - spent_s, res, max_trials, strategies_allowed)
-    f.spent, f.rates = spent_s, rates_by_len(sources)
-    keep = candidates(f, scan)
+    f.spent, f.rates, f.all_cpus = spent_s, rates_by_len(sources), all_cpu_rates(sources, res)
+    f, keep = candidates(f, scan)
     keep, n, mean_full = count_trials(f, keep)
     single = len(keep) == 1 and n > 1
     n, mean_full = trade_rescoring(f, keep, n, mean_full, single)
@@ -169,9 +172,10 @@ def source_rate(sources: list[dict], fam: dict, reasons: list[str]) -> float:
     return rate
 
 
-def candidates(f: Facts, scan: dict) -> list[str]:
+def candidates(f: Facts, scan: dict) -> tuple[Facts, list[str]]:
     """The strategies within a point of the calibrated best; the re-scoring share; ASHA's
-    grace and reduction factor. A budget below one trial gets a cheaper shape, or the floor."""
+    grace and reduction factor. A budget below one trial gets a cheaper shape, or the floor,
+    maybe as one trial on all of a node's CPUs: -> (the facts the plan is made of, strategies)."""
     keep = [s for s in f.ranked if s in f.cal["within_1pt"]] or f.ranked[:1]
     f.reasons.append(f"strategies: at ~{f.bucket} examples the calibration on {f.which} ranks "
                      f"{', '.join(f.ranked)}; {', '.join(keep)} came within 1 point of the best there")
@@ -179,12 +183,12 @@ def candidates(f: Facts, scan: dict) -> list[str]:
     cheapest = min(f.cost[s] for s in keep)
     f.rescore_n, f.rescore_s = choose_rescore(scan, f.shape, f.budget_s, f.rate, f.reasons, f.fam["cost_model"])
     if f.budget_s < cheapest + f.reserve():  # a cheaper shape that fits, or the floor (fit_budget.py)
-        keep = shrink(f, keep, scan)
+        f, keep = shrink_widest(f, keep, scan)
     # the cheapest ASHA setting that, replayed on the calibration's completed trials, lost
     # <= 1 point of best val accuracy in every cell (derive_rules.asha_rule)
     asha = f.fam["asha"]
     f.grace, f.eta = max(1, round(asha["grace_fraction"] * f.max_t)), asha["reduction_factor"]
-    return keep
+    return f, keep
 
 
 def count_trials(f: Facts, keep: list[str]) -> tuple[list[str], int, float]:
@@ -306,7 +310,7 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
                               "+ re-scoring; "
                               "trial s = a + b_strategy * train tokens / rate + c * eval tokens / rate, "
                               "fitted on the calibration trials"},
-        "shape": shape, "reasons": f.reasons, "stop_on_noise": True,
+        "shape": shape, "reasons": f.reasons, "stop_on_noise": True, "shrunk": f.shrunk_to is not None,
     }
 
 

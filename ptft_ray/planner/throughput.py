@@ -14,6 +14,9 @@ timed alone and read at the median step, so one step stalled by a neighbour move
 little (docs/decisions.md, "Timed at the task's length"); on a GPU a step of this shape is
 milliseconds, so 5 warm-up steps, then steps until both GPU_MIN_STEPS and GPU_MIN_S are
 reached: kernel launches and allocation are then a vanishing share.
+
+A plan that cannot buy one trial of its sized shape may run one trial on all of a node's CPUs
+(planner/fit_budget.py): the same model is then timed at that many torch threads too.
 """
 from __future__ import annotations
 
@@ -26,14 +29,49 @@ GPU_WARMUP, GPU_MIN_STEPS, GPU_MIN_S = 5, 30, 2.0
 
 def _timed_steps(model, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool,
                  precision: str = "auto", seq_len: int = SEQ_LEN) -> tuple[float, str]:
-    """-> (tokens/s, the dtype the step computed its logits in)."""
+    """-> (tokens/s on one thread, the dtype the step computed its logits in)."""
+    rates, dtype = _timed_by_threads(model, path, vocab_size, pad_id, use_gpu, precision, seq_len, (1,))
+    return rates[1], dtype
+
+
+def _timed_by_threads(model, path: str | None, vocab_size: int, pad_id: int, use_gpu: bool,
+                      precision: str = "auto", seq_len: int = SEQ_LEN,
+                      threads: tuple[int, ...] = (1,)) -> tuple[dict[int, float], str]:
+    """-> ({torch threads: tokens/s}, the dtype of the logits); one model built, timed at each
+    thread count in turn on a CPU (on a GPU threads do not matter: the first count's key)."""
+    import torch
+
+    torch.set_num_threads(threads[0])
+    device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+    step, tokens, seen = _step(model, path, vocab_size, pad_id, device, precision, seq_len)
+    if device.type == "cpu":
+        rates = {}
+        for n in threads:
+            torch.set_num_threads(n)
+            step()  # allocations, first-call overheads (at this thread count)
+            rates[n] = median_rate([_seconds(step) for _ in range(STEPS)], tokens)
+        return rates, seen[0]
+    for _ in range(GPU_WARMUP):  # allocations, first-call overheads, kernel selection
+        step()
+    torch.cuda.synchronize()
+    steps, t0 = 0, time.perf_counter()
+    while steps < GPU_MIN_STEPS or time.perf_counter() - t0 < GPU_MIN_S:
+        step()
+        steps += 1
+        if steps % 10 == 0:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    return {threads[0]: steps * tokens / (time.perf_counter() - t0)}, seen[0]
+
+
+def _step(model, path, vocab_size: int, pad_id: int, device, precision: str, seq_len: int):
+    """-> (one fine-tuning step of ~BATCH x SEQ_LEN tokens of seq_len-token rows, its tokens,
+    a list the step writes its logits' dtype into)."""
     import torch
 
     from ..models import build_classifier
     from ..train.precision import autocast, compute_dtype
 
-    torch.set_num_threads(1)
-    device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
     model = build_classifier(model, ["a", "b"], vocab_size, pad_id, 0.1, path).to(device)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -42,7 +80,6 @@ def _timed_steps(model, path: str | None, vocab_size: int, pad_id: int, use_gpu:
     ids = torch.randint(5, vocab_size, (batch, seq_len), generator=g).to(device)
     mask = torch.ones_like(ids, dtype=torch.bool)
     y = torch.randint(0, 2, (batch,), generator=g).to(device)
-
     seen = []
 
     def step():
@@ -56,20 +93,7 @@ def _timed_steps(model, path: str | None, vocab_size: int, pad_id: int, use_gpu:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    if device.type == "cpu":
-        step()  # allocations, first-call overheads
-        return median_rate([_seconds(step) for _ in range(STEPS)], batch * seq_len), seen[0]
-    for _ in range(GPU_WARMUP):  # allocations, first-call overheads, kernel selection
-        step()
-    torch.cuda.synchronize()
-    steps, t0 = 0, time.perf_counter()
-    while steps < GPU_MIN_STEPS or time.perf_counter() - t0 < GPU_MIN_S:
-        step()
-        steps += 1
-        if steps % 10 == 0:
-            torch.cuda.synchronize()
-    torch.cuda.synchronize()
-    return steps * batch * seq_len / (time.perf_counter() - t0), seen[0]
+    return step, batch * seq_len, seen
 
 
 def _seconds(fn) -> float:
@@ -87,12 +111,21 @@ def median_rate(step_seconds: list[float], tokens_per_step: int) -> float:
 def measure_rate(source, use_gpu: bool = False, precision: str = "auto", seq_len: int = SEQ_LEN) -> float:
     """Training tokens/s per worker of `source` (finetune.backbones.Source), measured now in the
     precision its trials will use, at `seq_len` tokens a row (never under the calibration's 64)."""
+    return measure_rates(source, use_gpu, precision, seq_len)[1]
+
+
+def measure_rates(source, use_gpu: bool = False, precision: str = "auto", seq_len: int = SEQ_LEN,
+                  wide: int = 1) -> dict[int, float]:
+    """{torch threads: tokens/s} of `source`: one thread (a one-CPU trial), and on a CPU with
+    wide > 1 also `wide` threads (one trial on that many CPUs of a node), in one Ray task that
+    holds `wide` CPUs so the second timing has them to itself."""
     import ray
 
     from .. import tokenizer as toks
 
     tok = toks.from_json(source.tokenizer_json)
-    task = ray.remote(num_cpus=1, num_gpus=1 if use_gpu else 0)(_timed_steps)
-    rate, _ = ray.get(task.remote(source.model, source.path, tok.vocab_size, tok.pad_id, use_gpu, precision,
-                                  max(SEQ_LEN, seq_len)))
-    return float(rate)
+    threads = (1, wide) if wide > 1 and not use_gpu else (1,)
+    task = ray.remote(num_cpus=threads[-1], num_gpus=1 if use_gpu else 0)(_timed_by_threads)
+    rates, _ = ray.get(task.remote(source.model, source.path, tok.vocab_size, tok.pad_id, use_gpu, precision,
+                                   max(SEQ_LEN, seq_len), threads))
+    return {n: float(r) for n, r in rates.items()}
