@@ -93,15 +93,17 @@ def test_the_floor_is_the_lower_of_the_two():
     assert p["resources_per_trial"] == {"CPU": 2.0} and p["estimated_cost_s"] <= (wide + narrow) / 2
 
 
-def test_only_a_cpu_cluster_whose_sources_were_all_timed_so():
+def test_only_a_cpu_cluster_and_one_timed_checkpoint():
     """GPU trials are one a GPU (no threads to give); a source not timed on all CPUs (a rate
-    carried, or a plan from numbers alone) leaves the parallel trials."""
+    carried, or a plan from numbers alone) leaves the parallel trials, and so do several
+    checkpoints: their trials draw among models, not only among LRs."""
     timed = source(1.63)
     assert all_cpu_rates(timed, GPU1) is None and node_threads(GPU1) == 1
-    assert all_cpu_rates(timed + source(None), CPU2) is None
-    both = all_cpu_rates(timed + source(1.4, cut_rate=700.0), CPU2)
-    assert both == {"threads": 2, "speedup": 1.4, "rates_by_len": {64: pytest.approx(980.0)}}
-    assert node_threads(CPU2) == 2
+    assert all_cpu_rates(source(None), CPU2) is None
+    assert all_cpu_rates(timed + source(1.63), CPU2) is None
+    two = choose(news(), [timed[0], {**timed[0], "key": "adapted"}], 300, CPU2)
+    assert two["max_concurrent_trials"] == 2 and two["resources_per_trial"] == {"CPU": 1.0}
+    assert all_cpu_rates(timed, CPU2)["speedup"] == 1.63 and node_threads(CPU2) == 2
 
 
 def test_the_probe_times_one_model_at_each_thread_count(ray_session):

@@ -210,7 +210,8 @@ def retime_shrunk(p: dict, info: list[dict], sources: list, res: dict, precision
     docs/decisions.md, "Shorter rows for more steps"), and on a CPU node of several CPUs on all
     of them too (one trial may take them all: fit_budget.shrink_widest); the rates go into
     `info`. -> whether it timed, so the plan is chosen again at these rates."""
-    threads, cut = node_threads(res), p["max_len"] < timed_len
+    # several checkpoints stay side by side (fit_budget.all_cpu_rates): not timed on all CPUs
+    threads, cut = node_threads(res) if len(sources) == 1 else 1, p["max_len"] < timed_len
     if not p.get("shrunk") or not (cut or threads > 1):
         return False
     again = measure_missing(sources, res, precision, p["max_len"], threads)

@@ -165,14 +165,12 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
 
 
 def all_cpu_rates(sources: list[dict], res: dict) -> dict | None:
-    """One trial on all of a node's CPUs as every source was timed so (planner.retime_shrunk),
-    on a cluster without GPUs: {threads, rates_by_len: the slowest source's, speedup: the least}."""
-    timed = [s.get("all_cpus") for s in sources]
-    if res.get("gpus") or not timed or not all(timed):
+    """One trial on all of a node's CPUs as the one source was timed so (planner.retime_shrunk),
+    on a cluster without GPUs: {threads, rates_by_len, speedup}. Not with several checkpoints:
+    there parallel trials draw among models, not only among LRs."""
+    if res.get("gpus") or len(sources) != 1:
         return None
-    lens = set.intersection(*(set(t["rates_by_len"]) for t in timed))
-    return {"threads": min(t["threads"] for t in timed), "speedup": min(t["speedup"] for t in timed),
-            "rates_by_len": {L: min(t["rates_by_len"][L] for t in timed) for L in lens}}
+    return sources[0].get("all_cpus")
 
 
 def on_all_cpus(f):
