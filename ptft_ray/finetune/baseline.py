@@ -47,9 +47,9 @@ def gains(accuracy: float, base: dict) -> dict:
 
 
 def probe(task: TaskData, max_val: int = 2000, seed: int = 0) -> dict:
-    """The planner's task probe (~1 s): TF-IDF + LR on the training rows (and on half of them,
-    the same classes kept) scored on up to `max_val` validation rows, and the majority class's
-    share there. What the forecast (planner/forecast.py) starts from."""
+    """The planner's task probe (0.5-8 s on this machine): TF-IDF + LR on the training rows (and
+    on half of them, the same classes kept) scored on up to `max_val` validation rows, and the
+    majority class's share there. What the forecast (planner/forecast.py) starts from."""
     rng = np.random.default_rng(seed)
     tr, va = task.splits["train"], task.splits["val"]
     va = va[rng.permutation(len(va))[:max_val]] if len(va) > max_val else va

@@ -7,7 +7,7 @@ fits it on the measured quality cells and planned sweeps, and writes forecast.js
     expected accuracy                  probe + r * (1 - probe)
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
-rows (~1 s), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
+rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
 hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
 of one on the directory it started from, else the form is fitted without it), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
 (planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's

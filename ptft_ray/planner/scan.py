@@ -40,5 +40,5 @@ def scan_task(task: TaskData, tokenizer_json: str) -> dict:
                    "max": int(lens.max()),
                    # 20 quantile midpoints: what share of the tokens a shorter max_len keeps
                    "q": [round(float(v), 1) for v in np.percentile(lens, np.arange(2.5, 100, 5))]},
-        "probe": probe(task),  # TF-IDF + LR on the labels: where the forecast starts (~1 s)
+        "probe": probe(task),  # TF-IDF + LR on the labels: where the forecast starts (seconds)
     }
