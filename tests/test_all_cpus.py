@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from ptft_ray.errors import PtftError
-from ptft_ray.planner import forecast, node_threads
+from ptft_ray.planner import forecast
+from ptft_ray.planner.throughput import node_threads
 from ptft_ray.planner.fit_budget import all_cpu_rates
 from ptft_ray.planner.rules import choose
 

@@ -183,7 +183,7 @@ def test_a_hugging_face_checkpoint_is_timed_by_the_probe_even_when_it_carries_a_
 
     from ptft_ray.config import load_config
     from ptft_ray.finetune.backbones import resolve_sources
-    from ptft_ray.planner import measure_missing
+    from ptft_ray.planner.throughput import measure_missing
 
     cfg = load_config(None)
     cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, max_len=1))

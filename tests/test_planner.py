@@ -311,7 +311,7 @@ def test_a_tight_budget_buys_steps_with_shorter_rows_and_prices_the_cut():
     uncut = forecast.of_plan({**five, "truncation_gap": 0.0}, forecast.Probe.of(sc["probe"]), 1000, 16, "hf_encoder")
     assert forecast.of_plan(five, forecast.Probe.of(sc["probe"]), 1000, 16, "hf_encoder")[1] == \
         pytest.approx(uncut[1] + five["truncation_gap"], abs=1e-4)
-    # where rows of the cut length were timed too (planner.retime_shrunk), the cut shape is priced
+    # where rows of the cut length were timed too (throughput.retime_shrunk), the cut shape is priced
     # at that rate, every other length at the slowest timed
     fast = [{**ENC[0], "rates_by_len": {five["max_len"]: 2000.0}}]
     again = choose(sc, fast, 300, CPU2)

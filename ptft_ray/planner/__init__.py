@@ -115,7 +115,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     from .embed_probe import encoder_gap
     from .scan import scan_task
     from .sizing import max_len_for
-    from .throughput import SEQ_LEN
+    from .throughput import SEQ_LEN, measure_missing, retime_shrunk
 
     budget_s = parse_budget(budget)
     cfg = cfg or load_config(None)
@@ -204,36 +204,6 @@ def probe_reason(embed: dict) -> str:
             f"gap term")
 
 
-def retime_shrunk(p: dict, info: list[dict], sources: list, res: dict, precision: str, timed_len: int) -> bool:
-    """Where the plan was shrunk to fit the budget, time its rows again: at the cut length where
-    it cut them under the length the probe timed (a token of a short row costs another amount:
-    docs/decisions.md, "Shorter rows for more steps"), and on a CPU node of several CPUs on all
-    of them too (one trial may take them all: fit_budget.shrink_widest); the rates go into
-    `info`. -> whether it timed, so the plan is chosen again at these rates."""
-    # several checkpoints stay side by side (fit_budget.all_cpu_rates): not timed on all CPUs
-    threads, cut = node_threads(res) if len(sources) == 1 else 1, p["max_len"] < timed_len
-    if not p.get("shrunk") or not (cut or threads > 1):
-        return False
-    again = measure_missing(sources, res, precision, p["max_len"], threads)
-    if set(again) != {i["key"] for i in info}:  # a rate carried, not timed: priced as before
-        return False
-    for i in info:
-        rates, L = again[i["key"]], p["max_len"]
-        if cut:
-            i["rates_by_len"] = {L: rates[1]}
-            i["rate_how"] += f"; rows cut to {L} tokens timed at {rates[1]:.0f} tokens/s"
-        if threads in rates:
-            i["all_cpus"] = {"threads": threads, "rates_by_len": {L: rates[threads]},
-                             "speedup": rates[threads] / rates[1]}
-            i["rate_how"] += f"; {L}-token rows on {threads} threads {rates[threads]:.0f} tokens/s (vs {rates[1]:.0f})"
-    return True
-
-
-def node_threads(res: dict) -> int:
-    """The torch threads one trial could have: a CPU-only cluster's largest node's CPUs."""
-    return int(res.get("max_node_cpus", 1)) if not res.get("gpus") else 1
-
-
 def spend(p: dict, spent_s: float) -> dict:
     """The plan once `spent_s` of its budget is gone (a `sweep --plan auto` command's start and
     its planning: the budget is the command's wall clock). Tune gets what is left after the
@@ -282,26 +252,6 @@ def decoder_params(source) -> int | None:
     except (ValueError, KeyError):  # an architecture without a causal-LM head class: size unknown
         return None
     return sum(p.numel() for p in model.parameters())
-
-
-def measure_missing(sources: list, res: dict, precision: str = "auto", seq_len: int = 64,
-                    threads: int = 1) -> dict[str, dict[int, float]]:
-    """Throughput ({torch threads: tokens/s}: one, and `threads` where more) of each real
-    source that carries none (a Hugging Face model as it is), and of every Hugging Face
-    checkpoint: their calibration's cost model was fitted on this probe's rate, and a
-    continued-pretraining rate (masked LM over a 30k-word head, DDP) is ~0.6x what the probe
-    measures for the same model; a random-init twin shares its architecture's figures."""
-    from .throughput import measure_rates
-
-    out: dict[str, dict[int, float]] = {}
-    for s in sources:
-        if s.path and (s.model.hf or not s.lineage.get("tokens_per_s_per_worker")):
-            out[s.key] = measure_rates(s, use_gpu=res.get("gpus", 0) >= 1, precision=precision, seq_len=seq_len,
-                                       wide=threads)
-    for s in sources:
-        if s.path is None and s.key not in out and out:
-            out[s.key] = min(out.values(), key=lambda r: r[1])
-    return out
 
 
 def format_plan(p: dict) -> str:

@@ -47,7 +47,7 @@ def kept_tokens(scan: dict, max_len: int, full: int) -> float:
 
 def rates_by_len(sources: list[dict]) -> dict[int, float]:
     """max_len -> the slowest source's tokens/s timed at rows of that length, where every
-    source was timed there (planner.retime_shrunk)."""
+    source was timed there (planner.throughput.retime_shrunk)."""
     lens = [set(s.get("rates_by_len", {})) for s in sources]
     return {L: min(s["rates_by_len"][L] for s in sources) for L in set.intersection(*lens)} if lens else {}
 
@@ -165,7 +165,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
 
 
 def all_cpu_rates(sources: list[dict], res: dict) -> dict | None:
-    """One trial on all of a node's CPUs as the one source was timed so (planner.retime_shrunk),
+    """One trial on all of a node's CPUs as the one source was timed so (throughput.retime_shrunk),
     on a cluster without GPUs: {threads, rates_by_len, speedup}. Not with several checkpoints:
     there parallel trials draw among models, not only among LRs."""
     if res.get("gpus") or len(sources) != 1:
