@@ -133,16 +133,16 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
             floor = min(floor or cost + after, cost + after)
             if cost + after + f.startup <= f.budget_s:
                 fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
-    best = pick(fits)
+    best, f.floor = pick(fits), math.ceil(floor + f.startup + f.spent)
     if best is None:
-        least = f.floor = math.ceil(floor + f.startup + f.spent)
+        least = f.floor
         planning = f" + {f.spent:.0f} s spent planning" if f.spent else ""
         raise PtftError(f"budget {f.budget_s + f.spent:.0f} s is below the floor of {least} s: "
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
     _, score, shape, rows, cost, s, cut, _ = best
-    f.shrunk_to, f.floor = score, math.ceil(floor + f.startup + f.spent)
+    f.shrunk_to = score
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
     f.test_s, f.blend_s = after_trials(f, scan, shape["finetune.max_len"])
@@ -185,7 +185,7 @@ def on_all_cpus(f):
            f"CPUs of a node ({n} torch threads, {a['speedup']:.2f}x one thread's rate as timed): trials of one "
            f"shape at LRs within the calibrated range buy LR draws side by side, one on {n} threads buys steps")
     return dataclasses.replace(
-        f, resources={"CPU": float(n)}, conc=1, rate=rate, rates=dict(a["rates_by_len"]), shape=dict(f.shape),
+        f, resources={"CPU": float(n)}, conc=1, rate=rate, rates=dict(a["rates_by_len"]),
         cost={s: trial_seconds(s, f.shape, f.n_train, f.n_val_eval, rate, cm) for s in f.cost},
         reasons=[why if r.startswith("resources:") else r for r in f.reasons])
 
