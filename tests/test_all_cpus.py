@@ -95,7 +95,7 @@ def test_the_floor_is_the_lower_of_the_two():
 
 
 def test_only_a_cpu_cluster_and_one_timed_checkpoint():
-    """GPU trials are one a GPU (no threads to give); a source not timed on all CPUs (a rate
+    """GPU trials are one to a GPU (no threads to give); a source not timed on all CPUs (a rate
     carried, or a plan from numbers alone) leaves the parallel trials, and so do several
     checkpoints: their trials draw among models, not only among LRs."""
     timed = source(1.63)
