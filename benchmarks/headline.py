@@ -157,6 +157,12 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
                          "80 % interval covers >= 75 %, error <= 3 points",
                          f"{runs['coverage']:.0%}, {runs['mae_points']:.1f} points",
                          runs["coverage"] >= 0.75 and runs["mae_points"] <= 3))
+    fresh = fc.get("fresh_summary") or {}
+    if fresh.get("n"):
+        rows.append(_row(f"forecast, {fresh['n']} cells of all seven tasks no fit held, planned under the fit in force",
+                         "realised test accuracy", ">= 12 cells: 80 % interval covers >= 75 %, error <= 3 points",
+                         f"{fresh['coverage']:.0%}, {fresh['mae_points']:.1f} points",
+                         fresh["n"] >= 12 and fresh["coverage"] >= 0.75 and fresh["mae_points"] <= 3))
     if st.get("cells"):
         rows.append(_row(f"significance-aware stopping, {len(st['cells'])} calibration grids replayed",
                          "the same trials run to the end", ">= 30 % trial time at <= 0.5 points on >= 2 cells",

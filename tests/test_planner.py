@@ -409,6 +409,36 @@ def test_a_probe_read_on_few_validation_rows_widens_the_interval_not_the_forecas
     assert forecast.gain_text(a, few)[1] == pytest.approx(100 * (a[2] - a[1]), abs=0.01)
 
 
+def test_fewer_labels_never_forecast_a_better_probe():
+    """Commons party, 300 labels, 84 validation rows: TF-IDF + LR scored 0.655 on half the rows
+    and 0.548 on all of them. Read as a slope, that forecast 0.76 for a quarter of the rows, the
+    shrink chose 75 rows, and the model realised 0.49 against a forecast of 0.75. A half probe
+    above the whole one is held level: fewer rows never forecast a better probe."""
+    noisy = forecast.Probe(0.548, 0.655, 0.5, 84, -0.13)
+    assert noisy.with_labels(0.25).accuracy == pytest.approx(0.548)
+    assert noisy.with_labels(2).accuracy == pytest.approx(0.548)
+    sane = forecast.Probe(0.6, 0.55, 0.5, 84)
+    assert sane.with_labels(0.25).accuracy == pytest.approx(0.5) and sane.with_labels(2).accuracy == pytest.approx(0.65)
+
+
+
+def test_a_shrunk_plan_trains_on_every_row_it_was_given():
+    """A budget below one sized trial buys fewer steps over all the training rows, never more
+    epochs over fewer of them: such plans forecast more only through the fit's step term, and a
+    user's finetune.max_examples pin (every benchmark cell sets one) ran the plan on all its rows
+    at 2-4x the planned steps, which Tune's time budget cut (docs/decisions.md, "No fewer rows")."""
+    sc = {**scan(300, p95=300.0), "probe": {"tfidf_lr_val": 0.548, "tfidf_lr_val_half": 0.655,
+                                            "majority_val": 0.5, "n_val": 84, "embed_gap": -0.13}}
+    sc["length"].update(p50=200.0, p90=280.0)
+    sized = choose(sc, ENC, 3600, CPU2)
+    for budget in (120, 180, 240, 300):
+        p = choose(sc, ENC, budget, CPU2)
+        assert p["estimated_cost_s"] <= budget * 1.05
+        assert "finetune.max_examples" not in p["shape"] and " of 300 training rows " in \
+            next(r for r in p["reasons"] if r.startswith("budget:"))
+        assert p["epochs"] <= sized["epochs"]
+
+
 def test_plan_cli_json_and_preflight_refusal(ray_session, pretrained_ckpt, cls_data):
     base = [sys.executable, "-m", "ptft_ray.cli", "plan", "--data", cls_data, "--pretrained", pretrained_ckpt,
             "--budget", "2m"]

@@ -1,8 +1,9 @@
 """Every budget above a floor gets a plan that fits: where one trial of the sized shape does
 not fit, the cheaper shape with the best forecast that does.
 
-Cheaper shapes: fewer optimizer steps (down to a quarter of the sizing minimum) and fewer
-training rows per epoch (down to a quarter, never under 4 per class), each with fewer
+Cheaper shapes: fewer optimizer steps (down to a quarter of the sizing minimum) on all the
+training rows (fewer steps see fewer of them: never the same few rows again, docs/decisions.md,
+"No fewer rows"), each with fewer
 evaluations (TIGHT_EVALS on at most TIGHT_VAL examples), and each again at a shorter max_len
 (the 90th and 50th percentiles of the texts, 128 and 64 tokens), ranked by the forecast
 (planner/forecast.py prices steps and rows; a cut is priced by the share of the training tokens
@@ -22,8 +23,6 @@ from . import forecast, sizing
 from .throughput import BATCH, SEQ_LEN
 
 STEP_FRACTIONS = (1.0, 0.75, 0.5, 1 / 3, 0.25)
-ROW_FRACTIONS = (1.0, 0.5, 0.25)
-MIN_ROWS_PER_CLASS = 4
 # a budget below one sized trial evaluates less: 2 validation passes a trial (one halfway, the
 # last) on at most 250 examples; evaluations do not train, and at 5 minutes they were half the cost
 TIGHT_EVALS, TIGHT_VAL = 2, 250
@@ -74,22 +73,18 @@ def shapes(f, scan: dict):
     lens = [full] + sorted((shorter | {L for L in SHORTER_LENS if L < full}) - {full}, reverse=True)
     for max_len in lens:
         tier = 0 if max_len >= min(full, MIN_CUT) else lens.index(max_len)
-        for rf in ROW_FRACTIONS:
-            rows = n if rf == 1.0 else max(int(n * rf), MIN_ROWS_PER_CLASS * k)
-            if rf < 1.0 and rows >= n:
+        for bs, more in batches(min(f.shape["sweep.batch_sizes"][0], sizing.batch_size_for(n)), max_len):
+            if n < bs:
                 continue
-            for bs, more in batches(min(f.shape["sweep.batch_sizes"][0], sizing.batch_size_for(rows)), max_len):
-                if rows < bs:
-                    continue
-                per_epoch = rows // bs
-                for sf in STEP_FRACTIONS:
-                    steps = max(1, math.ceil(sf * more * sizing.min_steps("short", k)))
-                    epochs = round(max(steps / per_epoch, 1 / per_epoch), 3)
-                    shape = {**f.shape, "sweep.batch_sizes": [bs], "sweep.epochs": [epochs],
-                             "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs, TIGHT_EVALS),
-                             "finetune.max_val_examples": min(f.shape["finetune.max_val_examples"], TIGHT_VAL),
-                             "finetune.max_len": max_len, **({"finetune.max_examples": rows} if rows < n else {})}
-                    yield tier, shape, rows, steps
+            per_epoch = n // bs
+            for sf in STEP_FRACTIONS:
+                steps = max(1, math.ceil(sf * more * sizing.min_steps("short", k)))
+                epochs = round(max(steps / per_epoch, 1 / per_epoch), 3)
+                shape = {**f.shape, "sweep.batch_sizes": [bs], "sweep.epochs": [epochs],
+                         "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs, TIGHT_EVALS),
+                         "finetune.max_val_examples": min(f.shape["finetune.max_val_examples"], TIGHT_VAL),
+                         "finetune.max_len": max_len}
+                yield tier, shape, n, steps
 
 
 def batches(sized: int, max_len: int) -> list[tuple[int, int]]:

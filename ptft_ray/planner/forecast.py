@@ -53,10 +53,12 @@ class Probe:
 
     def with_labels(self, factor: float) -> "Probe":
         """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
-        doubling (TF-IDF learning curves are close to linear in log labels over a decade)."""
+        doubling (TF-IDF learning curves are close to linear in log labels over a decade). A
+        half probe that scored higher is noise on few validation rows: labels are not taken to
+        cost accuracy, so the slope is held at 0 or above."""
         if factor == 1:
             return self
-        slope = self.accuracy - self.accuracy_half
+        slope = max(0.0, self.accuracy - self.accuracy_half)
         acc = min(1.0, max(self.majority, self.accuracy + slope * math.log2(factor)))
         return Probe(acc, acc - slope, self.majority, self.n_val, self.embed_gap)  # moved whole: 2x then 1/2x is 1x
 
