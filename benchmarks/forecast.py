@@ -10,6 +10,8 @@ runs forecast against what they realised.
     python -m benchmarks.forecast unseen2      # planned sweeps on two more unseen tasks (~25 min)
     python -m benchmarks.forecast after7       # planned sweeps on cells the seven-task fit lacks (~15 min)
     python -m benchmarks.forecast fresh        # twelve more such cells, all seven tasks (~60 min)
+    python -m benchmarks.forecast rows         # the four cells whose plans had shrunk rows (~17 min)
+    python -m benchmarks.forecast fresh2       # ten more cells, planned after that fix (~50 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) for the model (error reduction over TF-IDF + LR against
@@ -338,12 +340,17 @@ FRESH = ["rt:150:3m", "rt:800:4m", "tweets:200:3m", "tweets:2000:4m", "news:300:
 # the cells whose plans had trained on fewer rows, which the cell's max_examples pin undid (the
 # plans ran all rows at 2-4x the planned steps; Tune's budget cut them), planned again without that shrink
 ROWS = ["commons:100:3m", "commons:300:4m", "bundestag:300:4m", "debates:500:4m"]
-RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+# ten more cells no fit holds, planned after that change: the forecast on cells nobody had seen
+FRESH2 = ["rt:400:3m", "tweets:500:4m", "tweets:5000:5m", "news:600:4m", "commons:150:4m", "commons:400:3m",
+          "topics:150:3m", "bundestag:100:3m", "bundestag:250:4m", "debates:250:4m"]
+RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
+            "fresh2": FRESH2}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
-               "forecast_after7", "forecast_fresh", "forecast_rows")
+               "forecast_after7", "forecast_fresh", "forecast_rows",
+               "forecast_fresh2")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
