@@ -50,10 +50,16 @@ def section(r: dict) -> list[str]:
                   "runs/forecast_unseen2/, `... unseen` and `... unseen2`, which the fit above now holds too; "
                   "runs/blend_check/, read against the model alone, runs/forecast_gap/, the first plans with the "
                   "frozen encoder's gap, and runs/forecast_after7/, the first under the seven-task fit, which it does "
-                  "not):", "",
+                  "not; runs/forecast_fresh/, twelve cells of all seven tasks no fit held, `... fresh`; "
+                  "runs/forecast_rows/, the four cells whose plans had trained on fewer rows, planned again once "
+                  "shrunk plans kept every row (docs/decisions.md, \"No fewer rows\"), `... rows`; "
+                  "runs/forecast_fresh2/, ten more unseen cells under that planner, `... fresh2`):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
         s = r["runs_summary"]
         L.append(f"\n{s['n']} runs: the interval covered {s['coverage']:.0%}, mean absolute error {s['mae_points']:.1f} points.")
+        for name, x in (r.get("fresh_summaries") or {}).items():
+            if x.get("n"):
+                L.append(f"- {name}: {x['n']} runs, covered {x['coverage']:.0%}, {x['mae_points']:.1f} points off")
     return L

@@ -140,6 +140,13 @@ def corpus_rows(cs: dict) -> list[str]:
                  r["first_step"] <= 1.1 and worst <= 1.1)]
 
 
+# benchmarks/forecast.fresh_summaries: cells of all seven tasks no fit held, under the fit in force
+FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (runs/forecast_fresh)",
+              "fresh2": "more such cells, planned once shrunk plans kept every row (runs/forecast_fresh2)",
+              "planner_now": "such cells under today's planner (forecast_fresh2, forecast_rows, and the "
+                             "forecast_fresh plans that change left as they were)"}
+
+
 def forecast_rows(fc: dict, st: dict) -> list[str]:
     rows = []
     for by in ("cell", "task"):
@@ -157,12 +164,13 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
                          "80 % interval covers >= 75 %, error <= 3 points",
                          f"{runs['coverage']:.0%}, {runs['mae_points']:.1f} points",
                          runs["coverage"] >= 0.75 and runs["mae_points"] <= 3))
-    fresh = fc.get("fresh_summary") or {}
-    if fresh.get("n"):
-        rows.append(_row(f"forecast, {fresh['n']} cells of all seven tasks no fit held, planned under the fit in force",
-                         "realised test accuracy", ">= 12 cells: 80 % interval covers >= 75 %, error <= 3 points",
-                         f"{fresh['coverage']:.0%}, {fresh['mae_points']:.1f} points",
-                         fresh["n"] >= 12 and fresh["coverage"] >= 0.75 and fresh["mae_points"] <= 3))
+    for name, what in FRESH_ROWS.items():
+        s = (fc.get("fresh_summaries") or {}).get(name) or {}
+        if s.get("n"):
+            rows.append(_row(f"forecast, {s['n']} {what}", "realised test accuracy",
+                             ">= 12 cells: 80 % interval covers >= 75 %, error <= 3 points",
+                             f"{s['coverage']:.0%}, {s['mae_points']:.1f} points",
+                             s["n"] >= 12 and s["coverage"] >= 0.75 and s["mae_points"] <= 3))
     if st.get("cells"):
         rows.append(_row(f"significance-aware stopping, {len(st['cells'])} calibration grids replayed",
                          "the same trials run to the end", ">= 30 % trial time at <= 0.5 points on >= 2 cells",
