@@ -421,7 +421,6 @@ def test_fewer_labels_never_forecast_a_better_probe():
     assert sane.with_labels(0.25).accuracy == pytest.approx(0.5) and sane.with_labels(2).accuracy == pytest.approx(0.65)
 
 
-
 def test_a_shrunk_plan_trains_on_every_row_it_was_given():
     """A budget below one sized trial buys fewer steps over all the training rows, never more
     epochs over fewer of them: such plans forecast more only through the fit's step term, and a

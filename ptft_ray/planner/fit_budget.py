@@ -1,12 +1,11 @@
 """Every budget above a floor gets a plan that fits: where one trial of the sized shape does
 not fit, the cheaper shape with the best forecast that does.
 
-Cheaper shapes: fewer optimizer steps (down to a quarter of the sizing minimum) on all the
-training rows (fewer steps see fewer of them: never the same few rows again, docs/decisions.md,
-"No fewer rows"), each with fewer
-evaluations (TIGHT_EVALS on at most TIGHT_VAL examples), and each again at a shorter max_len
-(the 90th and 50th percentiles of the texts, 128 and 64 tokens), ranked by the forecast
-(planner/forecast.py prices steps and rows; a cut is priced by the share of the training tokens
+Cheaper shapes: fewer optimizer steps (down to a quarter of the sizing minimum) over all the
+training rows (fewer steps see fewer of them, never the same few again: docs/decisions.md, "No
+fewer rows"), each with fewer evaluations (TIGHT_EVALS on at most TIGHT_VAL examples), and each
+again at a shorter max_len (the 90th and 50th percentiles of the texts, 128 and 64 tokens),
+ranked by the forecast (planner/forecast.py prices steps; a cut is priced by the share of the training tokens
 it drops). The strategies are those the calibration kept (within a point of its best), priced
 by their calibrated accuracy gap: cheaper strategies it ranked lower lost badly where the
 calibration had not measured them (docs/decisions.md, "Fit anything").
@@ -63,7 +62,7 @@ def truncation_gap(scan: dict, max_len: int, full: int) -> float:
 
 
 def shapes(f, scan: dict):
-    """(tier, shape, training rows, optimizer steps) for every cheaper shape, the sized max_len
+    """(tier, shape, optimizer steps) for every cheaper shape, the sized max_len
     first. Tier 0 is every length from 64 tokens up, ranked by the forecast; each shorter one is
     a tier of its own, taken only where nothing longer fits (the cut's price was measured at 64
     tokens)."""
@@ -84,7 +83,7 @@ def shapes(f, scan: dict):
                          "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs, TIGHT_EVALS),
                          "finetune.max_val_examples": min(f.shape["finetune.max_val_examples"], TIGHT_VAL),
                          "finetune.max_len": max_len}
-                yield tier, shape, n, steps
+                yield tier, shape, steps
 
 
 def batches(sized: int, max_len: int) -> list[tuple[int, int]]:
@@ -108,26 +107,26 @@ def probe_of(scan: dict) -> forecast.Probe:
 
 
 def shrink(f, keep: list[str], scan: dict) -> list[str]:
-    """Set f's shape, rows and costs to the best-forecast (shape, strategy) that fits the budget;
+    """Set f's shape and costs to the best-forecast (shape, strategy) that fits the budget;
     -> the one strategy it runs. Raises with the floor where none fits."""
     from .cost import trial_seconds
 
-    k = scan.get("num_classes", 2)
+    k, n = scan.get("num_classes", 2), f.n_train
     probe, cm = probe_of(scan), f.fam["cost_model"]
     sized = min(f.cost[s] for s in keep)
     gap = f.cal.get("mean_gap", {})  # each strategy's calibrated accuracy below the best one's
     fits, floor = [], None
     full = f.shape["finetune.max_len"]
-    for tier, shape, rows, steps in shapes(f, scan):
+    for tier, shape, steps in shapes(f, scan):
         cut = truncation_gap(scan, shape["finetune.max_len"], full)
-        at_rows = forecast.on_rows(probe, f.n_train, rows, k, shape["sweep.epochs"][0] * rows, f.family)[1] + cut
+        score = forecast.expected(probe, n, k, shape["sweep.epochs"][0] * n, f.family)[1] + cut
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         after = sum(after_trials(f, scan, shape["finetune.max_len"]))
         for s in keep:
-            cost = trial_seconds(s, shape, rows, n_val, rate_at(f, shape["finetune.max_len"]), cm)
+            cost = trial_seconds(s, shape, n, n_val, rate_at(f, shape["finetune.max_len"]), cm)
             floor = min(floor or cost + after, cost + after)
             if cost + after + f.startup <= f.budget_s:
-                fits.append((tier, at_rows + gap.get(s, min(gap.values(), default=0.0)), shape, rows, cost, s, cut, steps))
+                fits.append((tier, score + gap.get(s, min(gap.values(), default=0.0)), shape, cost, s, cut, steps))
     best, f.floor = pick(fits), math.ceil(floor + f.startup + f.spent)
     if best is None:
         least = f.floor
@@ -136,19 +135,19 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
                         f"the cheapest plan (the cheapest strategy, a quarter of the sizing minimum's "
                         f"steps, the shortest max_len) takes ~{floor:.0f} s + {f.startup:.0f} s start-up{planning}; "
                         f"raise --budget to at least {least} s")
-    _, score, shape, rows, cost, s, cut, _ = best
+    _, score, shape, cost, s, cut, _ = best
     f.shrunk_to = score
     shape = {**shape, "finetune.blend": "auto"}
     f.truncation_gap, f.rate = round(cut, 4), rate_at(f, shape["finetune.max_len"])
     f.test_s, f.blend_s = after_trials(f, scan, shape["finetune.max_len"])
     f.reasons.append(
         f"budget: one trial of the sized shape (~{sized:.0f} s) does not fit {f.budget_s:.0f} s; the cheaper shape "
-        f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {rows} training rows at "
+        f"with the best forecast that fits: {s}, {shape['sweep.epochs'][0]:g} epoch(s) of {n} training rows at "
         f"batch {shape['sweep.batch_sizes'][0]}, max_len {shape['finetune.max_len']}{cut_text(scan, shape, full, cut)} "
         f"(~{cost:.0f} s; expected test accuracy {score:.3f}); floor {math.ceil(floor + f.startup)} s")
     f.reasons.append(f"blend: a model this short of its sized training can fall under TF-IDF + LR; the export is "
                      f"blended with it where that wins on validation (finetune.blend=auto, ~{f.blend_s:.0f} s reserved)")
-    f.shape, f.n_train = shape, rows
+    f.shape = shape
     f.n_val_eval = min(f.n_val_eval, shape["finetune.max_val_examples"])
     f.cost = {st: f.seconds(st, shape) for st in f.ranked}
     f.rescore_n, f.rescore_s = 0, 0.0
@@ -210,14 +209,14 @@ def shrink_widest(f, keep: list[str], scan: dict):
 
 
 def pick(fits: list[tuple]) -> tuple | None:
-    """(tier, score, shape, rows, cost, strategy, cut, steps) of the lowest tier's best: among
+    """(tier, score, shape, cost, strategy, cut, steps) of the lowest tier's best: among
     forecasts within TIE of its top, the most steps, then the costliest; the first of equals
     (shapes come smaller batch first)."""
     if not fits:
         return None
     tier = min(c[0] for c in fits)
     top = max(c[1] for c in fits if c[0] == tier)
-    return max((c for c in fits if c[0] == tier and c[1] >= top - TIE), key=lambda c: (c[7], c[4]))
+    return max((c for c in fits if c[0] == tier and c[1] >= top - TIE), key=lambda c: (c[6], c[3]))
 
 
 def test_seconds(scan: dict, max_len: int, full: int, rate: float, cm: dict) -> float:
