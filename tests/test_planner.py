@@ -160,6 +160,11 @@ def test_many_classes_get_more_optimizer_steps_than_two():
     shown = format_plan({**sixteen, "scan": scan(1000, classes=16), "checkpoints": ["ckpt"], "budget_s": 3600,
                          "pins": ["sweep.epochs=[4]"]})
     assert "7 epoch(s)" in shown and "pinned        sweep.epochs=[4]" in shown
+    # ... and that the trials then run a shape the plan did not price (a pin the plan agrees with is not told)
+    assert "over the plan sweep.epochs: [4], not the plan's [7" in shown and "estimate and forecast" in shown
+    same = format_plan({**sixteen, "scan": scan(1000, classes=16), "checkpoints": ["ckpt"], "budget_s": 3600,
+                        "pins": [f"sweep.epochs={sixteen['shape']['sweep.epochs']}", "finetune.max_examples=1000"]})
+    assert "over the plan" not in same
     assert "pinned" not in format_plan({**sixteen, "scan": scan(1000), "checkpoints": ["c"], "budget_s": 1, "pins": []})
 
 

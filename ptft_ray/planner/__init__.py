@@ -254,6 +254,15 @@ def decoder_params(source) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
+def pinned_over(p: dict) -> dict:
+    """Keys of the plan's trial shape that the user's --set lines run at another value ->
+    (the plan's, the pinned): the trials then take a time the plan did not price."""
+    from ..config import parse_sets
+
+    return {k: (p["shape"][k], v) for k, v in parse_sets(p.get("pins") or []).items()
+            if k in p.get("shape", {}) and p["shape"][k] != v}
+
+
 def format_plan(p: dict) -> str:
     """The human form: the choices in a few lines, then one reason per line."""
     lines = [f"plan for {p['scan']['data']} ({p['scan']['examples']['train']} training examples), "
@@ -273,6 +282,8 @@ def format_plan(p: dict) -> str:
         lines.append("  " + table(p["memory"]).replace("\n", "\n  "))
     if p.get("pins"):  # the user's --set lines run over the plan: say so, not only the plan's values
         lines.append(f"  pinned        {', '.join(p['pins'])} (your --set lines, applied after the plan)")
+        lines += [f"  over the plan {k}: {v!r}, not the plan's {was!r} (its estimate and forecast are for the plan's)"
+                  for k, (was, v) in pinned_over(p).items()]
     if p.get("forecast"):
         lines += forecast.format_block(p["forecast"])
     lines.append("why:")
