@@ -12,13 +12,14 @@ runs forecast against what they realised.
     python -m benchmarks.forecast fresh        # twelve more such cells, all seven tasks (~60 min)
     python -m benchmarks.forecast rows         # the four cells whose plans had shrunk rows (~17 min)
     python -m benchmarks.forecast fresh2       # ten more cells, planned after that fix (~50 min)
+    python -m benchmarks.forecast fresh3       # thirteen more, planned under the fit on all of the above (~60 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
-test accuracy on whole test splits) for the model (error reduction over TF-IDF + LR against
-labels per class) and continued pretraining's gain (adapted minus as-is); the calibration's
-learning curves (calibration*.json) for what fewer steps than the sizing minimum cost.
-The cell's TF-IDF + LR test accuracy stands in for the plan-time probe (the same model scored
-on validation rows of the same distribution).
+test accuracy on whole test splits) and the planned sweeps of FIT_RUNS for the model (error
+reduction over the probe against the frozen encoder's gap), the quality cells for continued
+pretraining's gain (adapted minus as-is); the calibration's learning curves (calibration*.json)
+for what fewer steps than the sizing minimum cost. The probe is the one a plan reads (TF-IDF +
+LR on the validation rows), so the held-out errors, and the interval built on them, hold its noise.
 """
 from __future__ import annotations
 
@@ -45,8 +46,9 @@ TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.par
 # a task's own settings: the held-out tasks have 549 to 951 rows, so their test splits are widened
 # to 30 % (165 to 285 rows; at the default 10 % a test reading carries +-5 points of noise)
 TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
-FORM = ("r = a + b log10(labels per class) + c min(0, log2(examples trained / sizing minimum)) "
-        "+ d (frozen encoder's gap over TF-IDF + LR, where measured); accuracy = probe + r (1 - probe)")
+FORM = ("r = a + d (frozen encoder's gap over TF-IDF + LR) + c min(0, log2(examples trained / sizing minimum)), "
+        "or where no gap was measured a + b log10(labels per class) + the same c term; "
+        "accuracy = probe + r (1 - probe), probe: TF-IDF + LR on the task's validation rows")
 # the families whose fit takes the frozen encoder's gap (planner/embed_probe.py: a Hugging Face
 # encoder as it is), beside a fit without it for a plan that could not measure it
 WITH_GAP = {"hf_encoder": "hf_encoder_without_gap"}
@@ -70,10 +72,27 @@ def quality_cells(model: str) -> list[dict]:
             continue
         task, n, k = cell.split(":")[0], t["tfidf_lr"]["n_train"], k_of[cell.split(":")[0]]
         bc = t[model]["best_config"]
-        rows.append({"cell": cell, "task": task, "probe": t["tfidf_lr"]["accuracy"], "n_train": n, "classes": k,
+        rows.append({"cell": cell, "task": task, "n_train": n, "classes": k,
                      "x": trained_fraction(bc["epochs"] * n, n, k), "realised": t[model]["accuracy"], "row": t[model],
                      "data": TASKS[task], "max_examples": 0 if cell.endswith(":all") else n})
     return rows
+
+
+def val_probes(rows: list[dict]) -> dict:
+    """The planner's probe (finetune/baseline.probe: TF-IDF + LR scored on validation rows) on
+    each cell's task as its sweep had it, cached in results/forecast_val_probes.json by cell."""
+    from ptft_ray.config import FinetuneConfig
+    from ptft_ray.data.tasks import load_task
+    from ptft_ray.finetune.baseline import probe
+
+    path = RESULTS / "forecast_val_probes.json"
+    cache = json.loads(path.read_text()) if path.is_file() else {}
+    for r in rows:
+        if r["cell"] not in cache:
+            cache[r["cell"]] = probe(load_task(FinetuneConfig(data=r["data"], max_examples=r["max_examples"],
+                                                              test_fraction=r.get("test_fraction", 0.1))))
+            path.write_text(json.dumps(cache, indent=1) + "\n")
+    return cache
 
 
 def run_cells() -> list[dict]:
@@ -85,6 +104,9 @@ def run_cells() -> list[dict]:
     here = {r["run"]: r for r in read_runs()}  # a run on this checkout replaces its saved row
     newest = {}  # a cell measured again under a later planner (a later FIT_RUNS folder) replaces it
     for r in [here.pop(r["run"], r) for r in saved] + list(here.values()):
+        r = {k: v for k, v in r.items() if k != "probe"}  # older saved rows held the test-rows probe
+        if r.get("shrunk"):  # its pin undid the plan's fewer rows: it ran a schedule no plan made
+            continue
         if r["cell"] not in newest or _age(r) >= _age(newest[r["cell"]]):
             newest[r["cell"]] = r
     return list(newest.values())
@@ -97,15 +119,15 @@ def _age(row: dict) -> int:
 def read_runs() -> list[dict]:
     rows = []
     for f in sorted(x for d in FIT_RUNS for x in (ROOT / "runs" / d).glob("*/result.json")):
+        if len(f.parent.name.split("_")) != 3:  # a variant of a cell (news_1000_5m_uncapped): not a plan as made
+            continue
         r, p = json.loads(f.read_text()), json.loads((f.parent / "plan.json").read_text())
         task, n, budget = f.parent.name.split("_")
-        n_train, k = p["scan"]["examples"]["train"], p["scan"]["num_classes"]
-        used = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
-        rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "probe": r["baseline"]["tfidf_lr"]["accuracy"],
-                     "n_train": used, "classes": k, "x": trained_fraction(r["best_config"]["epochs"] * used, used, k),
+        n_train, k = r["baseline"]["n_train"], p["scan"]["num_classes"]
+        rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "n_train": n_train, "classes": k, "x": trained_fraction(r["best_config"]["epochs"] * n_train, n_train, k),
                      "realised": model_alone(r) - p.get("strategy_gap", 0.0) - p.get("truncation_gap", 0.0), "data": TASKS[task],
                      "max_examples": 0 if n == "all" else int(n), "test_fraction": TEST_FRACTION.get(task, 0.1),
-                     "run": str(f.parent.relative_to(ROOT))})
+                     "run": str(f.parent.relative_to(ROOT)), "shrunk": bool(p["shape"].get("finetune.max_examples"))})
     return rows
 
 
@@ -165,9 +187,10 @@ def curve_slope(files: list[str]) -> float:
 
 
 def features(r: dict, gaps: dict | None) -> list[float]:
-    """1, log10(labels per class), and (where the family has it) the frozen encoder's gap."""
-    f = [1.0, math.log10(r["n_train"] / r["classes"])]
-    return f + [gaps[r["cell"]]["gap"]] if gaps is not None else f
+    """1 and the frozen encoder's gap where the family has it, else 1 and log10(labels per
+    class): with the gap, labels per class no longer lowered the error one task out
+    (docs/decisions.md, "The forecast fitted on what a plan reads")."""
+    return [1.0, gaps[r["cell"]]["gap"]] if gaps is not None else [1.0, math.log10(r["n_train"] / r["classes"])]
 
 
 def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float]:
@@ -192,8 +215,12 @@ def held_out(rows: list[dict], c: float, by: str, gaps: dict | None = None) -> l
 
 
 def family_rows(fam: str) -> list[dict]:
-    """The fit's rows: the quality cells, and for MiniLM the planned sweeps of FIT_RUNS."""
-    return quality_cells(MODELS[fam]) + (run_cells() if fam == "hf_encoder" else [])
+    """The fit's rows: the quality cells, and for MiniLM the planned sweeps of FIT_RUNS; each
+    with the probe a plan reads (TF-IDF + LR on validation rows), so the fit's held-out errors
+    hold that probe's noise."""
+    rows = quality_cells(MODELS[fam]) + (run_cells() if fam == "hf_encoder" else [])
+    probes = val_probes(rows)
+    return [{**r, "probe": probes[r["cell"]]["tfidf_lr_val"]} for r in rows]
 
 
 def cpt_rows() -> list[dict]:
@@ -237,7 +264,7 @@ def fit_family(rows: list[dict], c: float, model: str, gaps: dict | None) -> dic
     coef = fit_rows(rows, c, gaps)
     errs = [100 * (h["forecast"] - h["realised"]) for h in held_out(rows, c, "cell", gaps)]
     by_task = [100 * abs(h["forecast"] - h["realised"]) for h in held_out(rows, c, "task", gaps)]
-    return {**dict(zip("abd", (round(v, 4) for v in coef))), "c": round(c, 4), "cells": len(rows),
+    return {**dict(zip("ad" if gaps is not None else "ab", (round(v, 4) for v in coef))), "c": round(c, 4), "cells": len(rows),
             "model": model, "rmse_points": round(rmse(errs), 2), "half_width_points": round(conformal_half(by_task), 2)}
 
 
@@ -322,12 +349,11 @@ def run_table(dirs: list[str]) -> list[dict]:
     return rows
 
 
-# the planned sweeps the forecast is fitted on (news:1000/200/all:5m, rt:300:3m, tweets:3000:5m:
-# a task no quality cell measured, and sizes between the cells); runs/forecast_check/ holds the
-# ones made after that fit, which check it
-# oldest first: runs/forecast_cut re-measured the cells once plans cut long rows (64 tokens);
-# runs/forecast_unseen holds two tasks no calibration saw (UNSEEN)
-FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "forecast_unseen", "forecast_unseen2")
+# the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
+# folder replaces its row): the first fit's cells, then every set of cells made to check a fit
+# (CHECK, UNSEEN, GAP, ...), each added once it had been read as a check
+FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "forecast_unseen", "forecast_gap",
+            "forecast_unseen2", "forecast_after7", "forecast_fresh", "forecast_rows", "forecast_fresh2")
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 UNSEEN = ["commons:all:5m", "commons:200:3m", "commons:all:10m", "topics:all:5m", "topics:100:3m"]
 GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds, planned with the gap
@@ -346,14 +372,19 @@ ROWS = ["commons:100:3m", "commons:300:4m", "bundestag:300:4m", "debates:500:4m"
 # ten more cells no fit holds, planned after that change: the forecast on cells nobody had seen
 FRESH2 = ["rt:400:3m", "tweets:500:4m", "tweets:5000:5m", "news:600:4m", "commons:150:4m", "commons:400:3m",
           "topics:150:3m", "bundestag:100:3m", "bundestag:250:4m", "debates:250:4m"]
+# thirteen more cells no fit holds, planned under the fit on every cell above (all 51, each with
+# the validation-rows probe a plan reads): does that fit hold on cells it never saw?
+FRESH3 = ["rt:250:3m", "rt:1500:4m", "tweets:400:3m", "tweets:800:4m", "news:400:4m", "news:800:5m",
+          "commons:250:4m", "commons:350:3m", "topics:120:3m", "topics:350:4m", "bundestag:180:3m",
+          "debates:150:3m", "debates:400:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
-            "fresh2": FRESH2}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh2": FRESH2, "fresh3": FRESH3}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
                "forecast_after7", "forecast_fresh", "forecast_rows",
-               "forecast_fresh2")
+               "forecast_fresh2", "forecast_fresh3")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:

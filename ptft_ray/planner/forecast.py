@@ -3,21 +3,22 @@
 The forecast is a fitted rule on what is measured before training (benchmarks/forecast.py
 fits it on the measured quality cells and planned sweeps, and writes forecast.json):
 
-    error reduction over TF-IDF + LR   r = a + b * log10(labels per class) + c * min(0, log2 x) + d * gap
+    error reduction over TF-IDF + LR   r = a + d * gap + c * min(0, log2 x)
+                                       (no gap measured: a + b * log10(labels per class) + c * ...)
     expected accuracy                  probe + r * (1 - probe)
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
 rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
 hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
-of one on the directory it started from, else the form is fitted without it), and x is the examples a trial trains on (epochs x rows) over the sizing minimum's
-(planner/sizing.py: its minimum steps at its batch size): fewer cost what the calibration's
-learning curves lost per halving; more are not credited (the fit found no reliable gain past
-the minimum). The interval's half-width is a conformal quantile of the fitted cells' errors
-with their whole task left out (a user's task is never one the fit has seen), widened by the
-probe's own sampling noise: the fit read TF-IDF + LR on test rows, a plan reads it on the
-task's validation rows, which may be few (docs/decisions.md, "Two unseen tasks, and the frozen encoder's gap").
-Continued pretraining's gain is a second fit on labels per class. The coefficients, their
-error and the cells they come from are in forecast.json (docs/decisions.md, "The forecast").
+of one on the directory it started from), and x is the examples a trial trains on (epochs x
+rows) over the sizing minimum's (planner/sizing.py: its minimum steps at its batch size): fewer
+cost what the calibration's learning curves lost per halving; more are not credited (the fit
+found no reliable gain past the minimum). The fit reads the probe as a plan reads it, so the
+interval's half-width, a conformal quantile of the fitted cells' errors with their whole task
+left out (a user's task is never one the fit has seen), holds the probe's noise at the fitted
+cells' validation sizes; a probe on fewer rows widens it (`expected`). Continued pretraining's
+gain is a second fit on labels per class. The coefficients, their error and the cells they come
+from are in forecast.json (docs/decisions.md, "The forecast fitted on what a plan reads").
 """
 from __future__ import annotations
 
@@ -82,11 +83,12 @@ def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str)
     examples a trial trains on (epochs x rows)."""
     prm = params(family, probe.embed_gap)
     x = max(1e-3, trained_fraction(seen, n_train, classes))
-    r = prm["a"] + prm["b"] * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
+    r = prm["a"] + prm.get("b", 0.0) * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
     r += prm.get("d", 0.0) * (probe.embed_gap or 0.0)
     mid = probe.accuracy + r * (1.0 - probe.accuracy)
-    # mid moves by (1 - r) per point of probe error; that noise is independent of the fit's
-    half = math.hypot(prm["half_width_points"] / 100, Z80 * (1 - r) * probe.sd)
+    # the fit's held-out errors hold the probe noise of its cells (55 to 2,000 validation rows);
+    # mid moves by (1 - r) per point of probe error, which governs where it is the wider
+    half = max(prm["half_width_points"] / 100, Z80 * (1 - r) * probe.sd)
     return [round(max(0.0, mid - half), 4), round(min(1.0, mid), 4), round(min(1.0, mid + half), 4)]
 
 
@@ -134,6 +136,11 @@ def verdict(acc: list[float], probe: Probe, by_budget: dict) -> str:
     return line
 
 
+def at_least(acc: list[float], floor: list[float] | None) -> list[float]:
+    """More budget or labels never forecast less: the plan they improve on is still open to them."""
+    return acc if floor is None else [max(a, f) for a, f in zip(acc, floor)]
+
+
 def block(p: dict, scan: dict, family: str, replan) -> dict:
     """The plan's `forecast`: its test accuracy, the same at 1/2, 2 and 4x the budget and at 2x
     the labels (each a plan of its own: `replan(budget_s, scan)` -> plan or raises PtftError),
@@ -148,13 +155,13 @@ def block(p: dict, scan: dict, family: str, replan) -> dict:
         key = f"{m:g}"
         try:
             q = replan(p["budget_s"] * m, scan)
-            by_budget[key] = of_plan(q, probe, n, k, family)
+            by_budget[key] = at_least(of_plan(q, probe, n, k, family), acc if m > 1 else None)
         except PtftError as e:
             by_budget[key], why[key] = None, str(e)
     more = {**scan, "examples": {**scan["examples"], "train": 2 * n}}
     try:
         q2 = replan(p["budget_s"], more)
-        labels2 = of_plan(q2, probe.with_labels(2), 2 * n, k, family)
+        labels2 = at_least(of_plan(q2, probe.with_labels(2), 2 * n, k, family), acc)
     except PtftError as e:
         labels2, why["labels_2x"] = None, str(e)
     out = {"test_accuracy": acc, "interval": "80 %", "baseline": {"tfidf_lr_val": probe.accuracy,
