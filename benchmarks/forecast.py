@@ -139,7 +139,7 @@ def model_alone(r: dict) -> float:
 
 
 def gap_check(rows: list[dict], c: float) -> dict:
-    """The frozen-encoder gap (planner/embed_probe.py) as the fourth feature: leave-one-cell-
+    """The frozen-encoder gap (planner/embed_probe.py) against labels per class as the feature: leave-one-cell-
     and leave-one-task-out error with and without it, on every task and on the first three
     (rt, tweets, news: where it did not help before the unseen tasks came)."""
     gaps = gaps_of(rows)
@@ -345,7 +345,7 @@ def run_table(dirs: list[str]) -> list[dict]:
                 shape = json.loads(plan.read_text())["shape"] if plan.is_file() else {}
                 rows.append({"run": str(f.parent), "forecast": [lo, mid, hi], "realised": got,
                              "covered": lo <= got <= hi, "error_points": round(100 * (mid - got), 2),
-                             "fewer_rows": bool(shape.get("finetune.max_examples"))})
+                             "fewer_rows": bool(shape.get("finetune.max_examples")), "test_n": r.get("test_n")})
     return rows
 
 
@@ -433,17 +433,22 @@ def main(argv: list[str]) -> int:
 
 def fresh_summaries(runs: list[dict]) -> dict:
     """The cells no fit held, all seven tasks: as planned at first (fresh), after the planner
-    stopped training on fewer rows (rows: the cells that had; fresh2: ten more), and the plans of
-    that planner together (fresh2, rows, and the fresh plans the change left as they were)."""
-    of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in ("fresh", "rows", "fresh2")}
+    stopped training on fewer rows (rows: the cells that had; fresh2: ten more), the plans of
+    that planner together (fresh2, rows, and the fresh plans the change left as they were), and
+    thirteen more under the fit that took all of those in (fresh3)."""
+    of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in ("fresh", "rows", "fresh2", "fresh3")}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now)}
 
 
 def summary(runs: list[dict]) -> dict:
-    """Coverage of the 80 % interval and mean absolute error over some runs' own forecasts."""
+    """Coverage of the 80 % interval and mean absolute error over some runs' own forecasts, and
+    the mean absolute error a forecast of each run's true accuracy would show from its test
+    rows' sampling alone (sqrt(2/pi) binomial sd): the floor under the error."""
+    noise = [math.sqrt(2 / math.pi * r["realised"] * (1 - r["realised"]) / r["test_n"]) for r in runs if r.get("test_n")]
     return {"n": len(runs), "coverage": runs and round(sum(r["covered"] for r in runs) / len(runs), 3),
-            "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2)}
+            "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2),
+            "test_noise_points": round(100 * float(np.mean(noise)), 2) if len(noise) == len(runs) and runs else None}
 
 
 if __name__ == "__main__":

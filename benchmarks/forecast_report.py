@@ -12,9 +12,11 @@ def section(r: dict) -> list[str]:
          f"Command: `{r['command']}` (fit: `python -m benchmarks.forecast fit`; the held-out runs: "
          "`python -m benchmarks.forecast held_out`). The forecast (planner/forecast.py) is fitted on the six "
          f"quality cells per model family and, for MiniLM, {len(run_cells())} planned 3- to 10-minute sweeps (news "
-         "outlets, and sizes between the cells; then four tasks no calibration saw, each run before any fit held "
+         "outlets, and sizes between the cells; then five tasks no calibration saw, each run before any fit held "
          "it: Commons party and news topics, runs/forecast_unseen/; Bundestag party (German) and 2016 debate "
-         "sides, runs/forecast_unseen2/; results/forecast_runs.json); each cell "
+         "sides, runs/forecast_unseen2/; then every set of cells run to check a fit, through runs/forecast_fresh2/; "
+         "results/forecast_runs.json), each with the probe a plan reads (TF-IDF + LR on the task's validation "
+         "rows; docs/decisions.md, \"The forecast fitted on what a plan reads\"); each cell "
          "below is forecast by a fit without it (leave one cell out) or without its whole task (leave one task "
          "out), against the test accuracy its planned sweep realised. The 80 % interval is a conformal quantile "
          "of held-out errors (docs/decisions.md, \"The forecast's interval\"); each held-out cell's interval is "
@@ -38,22 +40,23 @@ def section(r: dict) -> list[str]:
     if g:
         L += ["", "The frozen encoder's gap over TF-IDF + LR (logistic regression on MiniLM's mean-pooled embeddings "
                   "of up to 512 training rows against TF-IDF + LR on the same rows, planner/embed_probe.py, 3-30 s a "
-                  "task), the MiniLM fit's fourth feature, against the fit without it (mean absolute error, points):", "",
+                  "task), the MiniLM fit's feature, against the fit on labels per class in its place (mean absolute error, points):", "",
               "| cells | one cell out, without -> with | one task out, without -> with |", "|---|---|---|"]
         for scope, name in (("", "all tasks"), ("first:", "rt, tweets, news (before the unseen tasks)")):
             if f"{scope}with:cell" in g:
                 L.append(f"| {name} | {g[scope + 'without:cell']['mae_points']:.1f} -> {g[scope + 'with:cell']['mae_points']:.1f} "
                          f"| {g[scope + 'without:task']['mae_points']:.1f} -> {g[scope + 'with:task']['mae_points']:.1f} |")
     if r.get("runs"):
-        L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made before any of them "
-                  "was fitted on (runs/forecast_check/, `python -m benchmarks.forecast held_out`, runs/forecast_unseen/ and "
-                  "runs/forecast_unseen2/, `... unseen` and `... unseen2`, which the fit above now holds too; "
-                  "runs/blend_check/, read against the model alone, runs/forecast_gap/, the first plans with the "
-                  "frozen encoder's gap, and runs/forecast_after7/, the first under the seven-task fit, which it does "
-                  "not; runs/forecast_fresh/, twelve cells of all seven tasks no fit held, `... fresh`; "
-                  "runs/forecast_rows/, the four cells whose plans had trained on fewer rows, planned again once "
-                  "shrunk plans kept every row (docs/decisions.md, \"No fewer rows\"), `... rows`; "
-                  "runs/forecast_fresh2/, ten more unseen cells under that planner, `... fresh2`):", "",
+        L += ["", "Planned sweeps run after the fit, each recording the forecast its plan made before any fit held "
+                  "it: runs/forecast_check/ (`python -m benchmarks.forecast held_out`); runs/forecast_unseen/ and "
+                  "runs/forecast_unseen2/, four tasks no calibration saw (`... unseen`, `... unseen2`); "
+                  "runs/forecast_gap/, the first plans with the frozen encoder's gap; runs/forecast_after7/, the first "
+                  "under the seven-task fit; runs/forecast_fresh/, twelve cells of all seven tasks no fit held "
+                  "(`... fresh`); runs/forecast_rows/, the four cells whose plans had trained on fewer rows, planned "
+                  "again once shrunk plans kept every row (docs/decisions.md, \"No fewer rows\"); "
+                  "runs/forecast_fresh2/, ten more under that planner; runs/blend_check/, read against the model "
+                  "alone. The fit above now holds all of these but blend_check. runs/forecast_fresh3/, thirteen "
+                  "more cells planned under that fit (`... fresh3`), are the check it has not seen:", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
@@ -61,5 +64,6 @@ def section(r: dict) -> list[str]:
         L.append(f"\n{s['n']} runs: the interval covered {s['coverage']:.0%}, mean absolute error {s['mae_points']:.1f} points.")
         for name, x in (r.get("fresh_summaries") or {}).items():
             if x.get("n"):
-                L.append(f"- {name}: {x['n']} runs, covered {x['coverage']:.0%}, {x['mae_points']:.1f} points off")
+                L.append(f"- {name}: {x['n']} runs, covered {x['coverage']:.0%}, {x['mae_points']:.1f} points off"
+                         + (f" (test-row sampling alone: {x['test_noise_points']:.1f})" if x.get("test_noise_points") else ""))
     return L

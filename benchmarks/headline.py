@@ -143,8 +143,10 @@ def corpus_rows(cs: dict) -> list[str]:
 # benchmarks/forecast.fresh_summaries: cells of all seven tasks no fit held, under the fit in force
 FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (runs/forecast_fresh)",
               "fresh2": "more such cells, planned once shrunk plans kept every row (runs/forecast_fresh2)",
-              "planner_now": "such cells under today's planner (forecast_fresh2, forecast_rows, and the "
-                             "forecast_fresh plans that change left as they were)"}
+              "planner_now": "such cells under the planner since 671f8c7 (forecast_fresh2, forecast_rows, and the "
+                             "forecast_fresh plans that change left as they were)",
+              "fresh3": "more such cells, planned under the fit on all 51 cells before them, on the probe a plan "
+                        "reads (runs/forecast_fresh3)"}
 
 
 def forecast_rows(fc: dict, st: dict) -> list[str]:
@@ -169,7 +171,8 @@ def forecast_rows(fc: dict, st: dict) -> list[str]:
         if s.get("n"):
             rows.append(_row(f"forecast, {s['n']} {what}", "realised test accuracy",
                              ">= 12 cells: 80 % interval covers >= 75 %, error <= 3 points",
-                             f"{s['coverage']:.0%}, {s['mae_points']:.1f} points",
+                             f"{s['coverage']:.0%}, {s['mae_points']:.1f} points" + (
+                                 f" (test-row sampling alone: {s['test_noise_points']:.1f})" if s.get("test_noise_points") else ""),
                              s["n"] >= 12 and s["coverage"] >= 0.75 and s["mae_points"] <= 3))
     if st.get("cells"):
         rows.append(_row(f"significance-aware stopping, {len(st['cells'])} calibration grids replayed",

@@ -412,6 +412,9 @@ def test_a_probe_read_on_few_validation_rows_widens_the_interval_not_the_forecas
     # fit's width, which holds the noise of probes on 55 rows and more
     assert a[2] - a[1] > b[2] - b[1]
     assert a[2] - a[1] >= forecast.Z80 * 0.5 * few.sd - 1e-4
+    # 300 rows: noise the fitted cells' probes carried too (55 to 2,000 rows) is not added again
+    mid_rows = forecast.expected(forecast.Probe(0.6, 0.57, 0.53, 300, 0.0), 500, 2, 2000, "hf_encoder")
+    assert mid_rows[2] - mid_rows[1] == pytest.approx(fit_half, abs=1e-3)
     assert forecast.gain_text(a, few)[1] == pytest.approx(100 * (a[2] - a[1]), abs=0.01)
 
 
