@@ -55,8 +55,9 @@ def section(r: dict) -> list[str]:
                   "(`... fresh`); runs/forecast_rows/, the four cells whose plans had trained on fewer rows, planned "
                   "again once shrunk plans kept every row (docs/decisions.md, \"No fewer rows\"); "
                   "runs/forecast_fresh2/, ten more under that planner; runs/blend_check/, read against the model "
-                  "alone. The fit above now holds all of these but blend_check. runs/forecast_fresh3/, thirteen "
-                  "more cells planned under that fit (`... fresh3`), are the check it has not seen:", "",
+                  "alone. The fit above now holds all of these but blend_check. runs/forecast_fresh3/ and "
+                  "runs/forecast_fresh4/, thirteen more cells each planned under that fit (`... fresh3`, "
+                  "`... fresh4`), are the check it has not seen:", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]

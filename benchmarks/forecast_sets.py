@@ -51,14 +51,18 @@ FRESH2 = ["rt:400:3m", "tweets:500:4m", "tweets:5000:5m", "news:600:4m", "common
 FRESH3 = ["rt:250:3m", "rt:1500:4m", "tweets:400:3m", "tweets:800:4m", "news:400:4m", "news:800:5m",
           "commons:250:4m", "commons:350:3m", "topics:120:3m", "topics:350:4m", "bundestag:180:3m",
           "debates:150:3m", "debates:400:4m"]
+# thirteen more such cells under the same fit (forecast_fresh4): a second look at it
+FRESH4 = ["rt:350:3m", "rt:3000:5m", "tweets:250:3m", "tweets:1200:4m", "news:250:3m", "news:1500:5m",
+          "commons:120:3m", "commons:450:4m", "topics:180:3m", "topics:400:4m", "bundestag:120:3m",
+          "bundestag:280:4m", "debates:300:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
-            "fresh2": FRESH2, "fresh3": FRESH3}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
                "forecast_after7", "forecast_fresh", "forecast_rows",
-               "forecast_fresh2", "forecast_fresh3")
+               "forecast_fresh2", "forecast_fresh3", "forecast_fresh4")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -116,10 +120,12 @@ def fresh_summaries(runs: list[dict]) -> dict:
     """The cells no fit held, all seven tasks: as planned at first (fresh), after the planner
     stopped training on fewer rows (rows: the cells that had; fresh2: ten more), the plans of
     that planner together (fresh2, rows, and the fresh plans the change left as they were), and
-    thirteen more under the fit that took all of those in (fresh3)."""
-    of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in ("fresh", "rows", "fresh2", "fresh3")}
+    thirteen more twice under the fit that took all of those in (fresh3, fresh4; together fit_now)."""
+    names = ("fresh", "rows", "fresh2", "fresh3", "fresh4")
+    of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
-    return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now)}
+    return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),
+            "fit_now": summary(of["fresh3"] + of["fresh4"])}
 
 
 def summary(runs: list[dict]) -> dict:

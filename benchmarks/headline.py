@@ -146,7 +146,9 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
               "planner_now": "such cells under the planner since 671f8c7 (forecast_fresh2, forecast_rows, and the "
                              "forecast_fresh plans that change left as they were)",
               "fresh3": "more such cells, planned under the fit on all 51 cells before them, on the probe a plan "
-                        "reads (runs/forecast_fresh3)"}
+                        "reads (runs/forecast_fresh3)",
+              "fresh4": "more such cells under the same fit (runs/forecast_fresh4)",
+              "fit_now": "such cells under today's fit (forecast_fresh3 and forecast_fresh4)"}
 
 
 def forecast_rows(fc: dict, st: dict) -> list[str]:
