@@ -52,7 +52,7 @@ FRESH3 = ["rt:250:3m", "rt:1500:4m", "tweets:400:3m", "tweets:800:4m", "news:400
           "commons:250:4m", "commons:350:3m", "topics:120:3m", "topics:350:4m", "bundestag:180:3m",
           "debates:150:3m", "debates:400:4m"]
 # thirteen more such cells under the same fit (forecast_fresh4): a second look at it
-FRESH4 = ["rt:350:3m", "rt:3000:5m", "tweets:250:3m", "tweets:1200:4m", "news:250:3m", "news:1500:5m",
+FRESH4 = ["rt:350:3m", "rt:3000:5m", "tweets:250:3m", "tweets:1200:4m", "news:250:4m", "news:1500:5m",
           "commons:120:3m", "commons:450:4m", "topics:180:3m", "topics:400:4m", "bundestag:120:3m",
           "bundestag:280:4m", "debates:300:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
