@@ -1,5 +1,5 @@
 """The frozen encoder's gap over TF-IDF + LR (ptft_ray/planner/embed_probe.py) on each fit
-row's task, as the planner measures it at plan time: the forecast's fourth feature.
+row's task, as the planner measures it at plan time: the forecast's gap feature.
 
     python -m benchmarks.forecast fit   # reads results/forecast_probes.json, fills what it lacks
 """
@@ -8,14 +8,21 @@ from __future__ import annotations
 from ptft_ray.planner.embed_probe import MAX_LEN, ROWS, embedding_probe
 
 
+def cell_task(r: dict):
+    """A fit row's task as its sweep had it (data, max_examples, test_fraction)."""
+    from ptft_ray.config import FinetuneConfig
+    from ptft_ray.data.tasks import load_task
+
+    return load_task(FinetuneConfig(data=r["data"], max_examples=r["max_examples"],
+                                    test_fraction=r.get("test_fraction", 0.1)))
+
+
 def gaps_for(rows: list[dict], model: str = "data/models/minilm") -> dict:
     """The probe on each row's task (data, max_examples: the rows its sweep had), cached in
     results/forecast_probes.json by cell."""
     import json
 
     from benchmarks.common import RESULTS, ROOT
-    from ptft_ray.config import FinetuneConfig
-    from ptft_ray.data.tasks import load_task
     from ptft_ray.tokenizer import HFTokenizer
 
     path = RESULTS / "forecast_probes.json"
@@ -24,8 +31,6 @@ def gaps_for(rows: list[dict], model: str = "data/models/minilm") -> dict:
     for r in rows:
         got = cache.get(r["cell"])
         if not got or got["max_len"] != MAX_LEN or max(got["rows"]) > ROWS:  # measured another way: again
-            task = load_task(FinetuneConfig(data=r["data"], max_examples=r["max_examples"],
-                                            test_fraction=r.get("test_fraction", 0.1)))
-            cache[r["cell"]] = embedding_probe(task, str(ROOT / model), tok)
+            cache[r["cell"]] = embedding_probe(cell_task(r), str(ROOT / model), tok)
             path.write_text(json.dumps(cache, indent=1) + "\n")
     return cache

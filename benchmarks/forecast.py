@@ -76,16 +76,14 @@ def quality_cells(model: str) -> list[dict]:
 def val_probes(rows: list[dict]) -> dict:
     """The planner's probe (finetune/baseline.probe: TF-IDF + LR scored on validation rows) on
     each cell's task as its sweep had it, cached in results/forecast_val_probes.json by cell."""
-    from ptft_ray.config import FinetuneConfig
-    from ptft_ray.data.tasks import load_task
+    from benchmarks.embed_probe import cell_task
     from ptft_ray.finetune.baseline import probe
 
     path = RESULTS / "forecast_val_probes.json"
     cache = json.loads(path.read_text()) if path.is_file() else {}
     for r in rows:
         if r["cell"] not in cache:
-            cache[r["cell"]] = probe(load_task(FinetuneConfig(data=r["data"], max_examples=r["max_examples"],
-                                                              test_fraction=r.get("test_fraction", 0.1))))
+            cache[r["cell"]] = probe(cell_task(r))
             path.write_text(json.dumps(cache, indent=1) + "\n")
     return cache
 
@@ -119,7 +117,8 @@ def read_runs() -> list[dict]:
         r, p = json.loads(f.read_text()), json.loads((f.parent / "plan.json").read_text())
         task, n, budget = f.parent.name.split("_")
         n_train, k = r["baseline"]["n_train"], p["scan"]["num_classes"]
-        rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "n_train": n_train, "classes": k, "x": trained_fraction(r["best_config"]["epochs"] * n_train, n_train, k),
+        rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "n_train": n_train, "classes": k,
+                     "x": trained_fraction(r["best_config"]["epochs"] * n_train, n_train, k),
                      "realised": model_alone(r) - p.get("strategy_gap", 0.0) - p.get("truncation_gap", 0.0), "data": TASKS[task],
                      "max_examples": 0 if n == "all" else int(n), "test_fraction": TEST_FRACTION.get(task, 0.1),
                      "run": str(f.parent.relative_to(ROOT)), "shrunk": bool(p["shape"].get("finetune.max_examples"))})

@@ -12,7 +12,7 @@ def section(r: dict) -> list[str]:
          f"Command: `{r['command']}` (fit: `python -m benchmarks.forecast fit`; the held-out runs: "
          "`python -m benchmarks.forecast held_out`). The forecast (planner/forecast.py) is fitted on the six "
          f"quality cells per model family and, for MiniLM, {len(run_cells())} planned 3- to 10-minute sweeps (news "
-         "outlets, and sizes between the cells; then five tasks no calibration saw, each run before any fit held "
+         "outlets, and sizes between the cells; then four tasks no calibration saw, each run before any fit held "
          "it: Commons party and news topics, runs/forecast_unseen/; Bundestag party (German) and 2016 debate "
          "sides, runs/forecast_unseen2/; then every set of cells run to check a fit, through runs/forecast_fresh2/; "
          "results/forecast_runs.json), each with the probe a plan reads (TF-IDF + LR on the task's validation "
