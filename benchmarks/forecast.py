@@ -98,7 +98,7 @@ def run_cells() -> list[dict]:
     newest = {}  # a cell measured again under a later planner (a later FIT_RUNS folder) replaces it
     for r in [here.pop(r["run"], r) for r in saved] + list(here.values()):
         r = {k: v for k, v in r.items() if k != "probe"}  # older saved rows held the test-rows probe
-        if r.get("shrunk"):  # its pin undid the plan's fewer rows: it ran a schedule no plan made
+        if r.get("fewer_rows"):  # its pin undid the plan's fewer rows: it ran a schedule no plan made
             continue
         if r["cell"] not in newest or _age(r) >= _age(newest[r["cell"]]):
             newest[r["cell"]] = r
@@ -121,7 +121,7 @@ def read_runs() -> list[dict]:
                      "x": trained_fraction(r["best_config"]["epochs"] * n_train, n_train, k),
                      "realised": model_alone(r) - p.get("strategy_gap", 0.0) - p.get("truncation_gap", 0.0), "data": TASKS[task],
                      "max_examples": 0 if n == "all" else int(n), "test_fraction": TEST_FRACTION.get(task, 0.1),
-                     "run": str(f.parent.relative_to(ROOT)), "shrunk": bool(p["shape"].get("finetune.max_examples"))})
+                     "run": str(f.parent.relative_to(ROOT)), "fewer_rows": bool(p["shape"].get("finetune.max_examples"))})
     return rows
 
 

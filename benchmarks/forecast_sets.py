@@ -93,7 +93,6 @@ def model_alone(r: dict) -> float:
     return r["test_accuracy"] if alone is None else alone
 
 
-
 def run_table(dirs: list[str]) -> list[dict]:
     """Every sweep's result.json under `dirs` that carries a forecast: forecast vs realised."""
     rows = []
@@ -113,7 +112,6 @@ def run_table(dirs: list[str]) -> list[dict]:
                              "covered": lo <= got <= hi, "error_points": round(100 * (mid - got), 2),
                              "fewer_rows": bool(shape.get("finetune.max_examples")), "test_n": r.get("test_n")})
     return rows
-
 
 
 def fresh_summaries(runs: list[dict]) -> dict:
