@@ -52,7 +52,7 @@ def source(row: str, cell: str) -> list[str]:
         return ["--pretrained", pre["checkpoint"]] if row == "gpt_news" else \
             ["--pretrained", "none", "--arch-from", pre["checkpoint"]]
     if row == "minilm_adapted":
-        from ptft_ray.pipeline import task_corpus
+        from ptft_ray.data.tasks import task_corpus
         from ptft_ray.config import FinetuneConfig
 
         name = cell.split(":")[0]

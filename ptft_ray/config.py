@@ -1,6 +1,6 @@
 """Config: dataclasses + YAML + dotted overrides (`--set optim.lr=3e-4`).
 
-Everything is checked at load, before Ray starts: unknown keys, wrong types and impossible
+Values are typed by config_values.py and everything is checked at load, before Ray starts: unknown keys, wrong types and impossible
 values raise PtftError naming the key. The resolved config travels to workers as the typed
 Config itself (inside a RunSpec), changed only through `with_values` / `dataclasses.replace`,
 and is saved as a dict in every checkpoint.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from .config_values import apply_overrides, coerce, fail, parse_sets  # noqa: F401 - parse_sets re-exported
 from .errors import PtftError
 from .schema import (PRESETS, CheckpointConfig, ClusterConfig, DataConfig, FinetuneConfig,  # noqa: F401 - re-exported
                      ModelConfig, OptimConfig, RunConfig, ScalingConfig, ScheduleConfig, SweepConfig, TrainConfig)
@@ -99,74 +100,23 @@ def _validate_sweep(cfg: Config) -> None:
     sw = cfg.sweep
     for s, rng in sw.lr_ranges.items():
         if s not in STRATEGIES:
-            _fail("sweep.lr_ranges", f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
+            fail("sweep.lr_ranges", f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
         if len(rng) != 2 or not 0 < rng[0] <= rng[1]:
-            _fail(f"sweep.lr_ranges.{s}", f"expected [low, high] with 0 < low <= high, got {rng}")
+            fail(f"sweep.lr_ranges.{s}", f"expected [low, high] with 0 < low <= high, got {rng}")
     if sw.grid_points and sw.lrs:
-        _fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
+        fail("sweep.grid_points", "use either an explicit sweep.lrs grid or grid_points, not both")
     if sw.lr_min > sw.lr_max:
-        _fail("sweep.lr_min", f"{sw.lr_min} is above sweep.lr_max={sw.lr_max}")
+        fail("sweep.lr_min", f"{sw.lr_min} is above sweep.lr_max={sw.lr_max}")
     if sw.stop_on_noise and "accuracy" not in sw.metric:
-        _fail("sweep.stop_on_noise", f"its noise is an accuracy's; sweep.metric is {sw.metric!r}")
+        fail("sweep.stop_on_noise", f"its noise is an accuracy's; sweep.metric is {sw.metric!r}")
     if sw.stop_on_noise and (len(sw.batch_sizes) > 1 or len(sw.epochs) > 1):
-        _fail("sweep.stop_on_noise", "needs one sweep.batch_sizes and one sweep.epochs value (a trial's "
+        fail("sweep.stop_on_noise", "needs one sweep.batch_sizes and one sweep.epochs value (a trial's "
                                      "length tells when it completed)")
     if sw.reduction_factor < 2:
-        _fail("sweep.reduction_factor", "must be >= 2")
+        fail("sweep.reduction_factor", "must be >= 2")
     for key in ("sweep.strategies", "sweep.weight_decays", "sweep.batch_sizes", "sweep.epochs"):
         if not _get(cfg, key):
-            _fail(key, "must not be empty")
-
-
-def _fail(key: str, msg: str) -> typing.NoReturn:
-    raise PtftError(f"config key '{key}': {msg}")
-
-
-def _coerce(key: str, value, tp):
-    """Return value as type tp, accepting the forms YAML and `--set` produce."""
-    origin = typing.get_origin(tp)
-    if origin is dict:
-        if not isinstance(value, dict):
-            _fail(key, f"expected a mapping, got {value!r}")
-        ktp, vtp = typing.get_args(tp)
-        return {_coerce(key, k, ktp): _coerce(f"{key}.{k}", v, vtp) for k, v in value.items()}
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if isinstance(value, str):  # --set sweep.strategies=full,lora
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            _fail(key, f"expected a list, got {value!r}")
-        return [_coerce(key, v, item_tp) for v in value]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        _fail(key, f"expected true/false, got {value!r}")
-    if tp in (int, float):
-        if isinstance(value, bool):
-            _fail(key, f"expected a number, got {value!r}")
-        if isinstance(value, str):  # YAML reads 3e-4 as a string
-            try:
-                value = float(value) if tp is float else int(value)
-            except ValueError:
-                _fail(key, f"expected {tp.__name__}, got {value!r}")
-        if tp is int and isinstance(value, float):
-            if not value.is_integer():
-                _fail(key, f"expected an integer, got {value!r}")
-            value = int(value)
-        if not isinstance(value, (int, float)):
-            _fail(key, f"expected {tp.__name__}, got {value!r}")
-        return tp(value)
-    if tp is str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):  # YAML reads `true` as a boolean: the choice keys name it "true"
-            return "true" if value else "false"
-        if not isinstance(value, str):
-            _fail(key, f"expected a string, got {value!r}")
-        return value
-    raise AssertionError(f"unsupported config type {tp}")
+            fail(key, "must not be empty")
 
 
 def _build(d: dict, source: str) -> Config:
@@ -177,22 +127,22 @@ def _build(d: dict, source: str) -> Config:
     kwargs = {}
     for sec, body in d.items():
         if sec not in sections:
-            _fail(sec, f"unknown section in {source} (known: {', '.join(sections)})")
+            fail(sec, f"unknown section in {source} (known: {', '.join(sections)})")
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            _fail(sec, f"expected a mapping, got {body!r}")
+            fail(sec, f"expected a mapping, got {body!r}")
         cls = hints[sec]
         if sec == "model" and body.get("preset"):
             if body["preset"] not in PRESETS:
-                _fail("model.preset", f"unknown preset {body['preset']!r} (known: {', '.join(PRESETS)})")
+                fail("model.preset", f"unknown preset {body['preset']!r} (known: {', '.join(PRESETS)})")
             body = {**PRESETS[body["preset"]], **body}
         fhints = typing.get_type_hints(cls)
         vals = {}
         for k, v in body.items():
             if k not in fhints:
-                _fail(f"{sec}.{k}", f"unknown key in {source} (known: {', '.join(fhints)})")
-            vals[k] = _coerce(f"{sec}.{k}", v, fhints[k])
+                fail(f"{sec}.{k}", f"unknown key in {source} (known: {', '.join(fhints)})")
+            vals[k] = coerce(f"{sec}.{k}", v, fhints[k])
         kwargs[sec] = cls(**vals)
     return _checked(Config(**kwargs))
 
@@ -220,32 +170,32 @@ def validate(cfg: Config) -> None:
     for key, choices in CHOICES.items():
         v = _get(cfg, key)
         if v not in choices:
-            _fail(key, f"{v!r} is not one of {', '.join(choices)}")
+            fail(key, f"{v!r} is not one of {', '.join(choices)}")
     for key, strict in POSITIVE:
         v = _get(cfg, key)
         if v < 0 or (strict and v == 0):
-            _fail(key, f"must be {'> 0' if strict else '>= 0'}, got {v!r}")
+            fail(key, f"must be {'> 0' if strict else '>= 0'}, got {v!r}")
     _validate_model(cfg)
     ft = cfg.finetune
     if not 0 < ft.val_fraction < 1 or not 0 < ft.test_fraction < 1 or ft.val_fraction + ft.test_fraction >= 1:
-        _fail("finetune.val_fraction", "val_fraction and test_fraction must be in (0, 1) and sum below 1")
+        fail("finetune.val_fraction", "val_fraction and test_fraction must be in (0, 1) and sum below 1")
     if ft.lr_decay > 1:
-        _fail("finetune.lr_decay", f"must be <= 1, got {ft.lr_decay}")
+        fail("finetune.lr_decay", f"must be <= 1, got {ft.lr_decay}")
     for s in [ft.strategy, *cfg.sweep.strategies]:
         if s not in STRATEGIES:
-            _fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
+            fail("finetune.strategy" if s == ft.strategy else "sweep.strategies",
                   f"unknown strategy {s!r} (known: {', '.join(STRATEGIES)})")
     _validate_sweep(cfg)
     for key in lm_head_settings(cfg):
         if not cfg.model.hf:
-            _fail(key, "needs model.hf: our own models' output layer is their embeddings")
+            fail(key, "needs model.hf: our own models' output layer is their embeddings")
     if cfg.optim.head_lr < 0:
-        _fail("optim.head_lr", f"must be >= 0 (0 = optim.lr), got {cfg.optim.head_lr}")
+        fail("optim.head_lr", f"must be >= 0 (0 = optim.lr), got {cfg.optim.head_lr}")
     if not 0 <= cfg.schedule.head_warmup_steps < max(cfg.schedule.max_steps, 1):
-        _fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
+        fail("schedule.head_warmup_steps", f"must be >= 0 and below schedule.max_steps={cfg.schedule.max_steps}")
     for name in cfg.cluster.forward_env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
-            _fail("cluster.forward_env", f"{name!r} is not an environment variable name (names, not values)")
+            fail("cluster.forward_env", f"{name!r} is not an environment variable name (names, not values)")
     _validate_gpus(cfg)
 
 
@@ -254,38 +204,38 @@ def _validate_model(cfg: Config) -> None:
     m, dt = cfg.model, cfg.data
     if m.hf:
         if m.preset:
-            _fail("model.preset", f"{m.preset!r} and model.hf={m.hf!r} both name a model; keep one")
+            fail("model.preset", f"{m.preset!r} and model.hf={m.hf!r} both name a model; keep one")
         own = ModelConfig()
         for k in _OWN_ARCH:
             if getattr(m, k) != getattr(own, k):
-                _fail(f"model.{k}", f"is set to {getattr(m, k)!r}, but model.hf={m.hf!r} brings its own "
+                fail(f"model.{k}", f"is set to {getattr(m, k)!r}, but model.hf={m.hf!r} brings its own "
                                     f"architecture, which would ignore it; remove the key")
         if dt.tokenizer == "byte":
-            _fail("data.tokenizer", f"'byte' with model.hf={m.hf!r}: a Hugging Face model uses its own "
+            fail("data.tokenizer", f"'byte' with model.hf={m.hf!r}: a Hugging Face model uses its own "
                                     f"tokenizer (data.tokenizer: hf)")
     elif dt.tokenizer == "hf":
-        _fail("data.tokenizer", "'hf' needs model.hf (the tokenizer comes with the Hugging Face model)")
+        fail("data.tokenizer", "'hf' needs model.hf (the tokenizer comes with the Hugging Face model)")
     if m.arch == "gpt" and m.d_model % m.n_heads:
-        _fail("model.n_heads", f"d_model={m.d_model} is not divisible by n_heads={m.n_heads}")
+        fail("model.n_heads", f"d_model={m.d_model} is not divisible by n_heads={m.n_heads}")
     if not m.hf and dt.seq_len > m.max_seq_len:
-        _fail("data.seq_len", f"{dt.seq_len} is over the model's maximum (model.max_seq_len={m.max_seq_len})")
+        fail("data.seq_len", f"{dt.seq_len} is over the model's maximum (model.max_seq_len={m.max_seq_len})")
     if not 0 < dt.val_fraction < 1:
-        _fail("data.val_fraction", f"must be between 0 and 1, got {dt.val_fraction}")
+        fail("data.val_fraction", f"must be between 0 and 1, got {dt.val_fraction}")
     if cfg.schedule.min_lr_ratio > 1:
-        _fail("schedule.min_lr_ratio", f"must be <= 1, got {cfg.schedule.min_lr_ratio}")
+        fail("schedule.min_lr_ratio", f"must be <= 1, got {cfg.schedule.min_lr_ratio}")
 
 
 def _validate_gpus(cfg: Config) -> None:
     """GPU settings a DDP run can keep."""
     if cfg.scaling.use_gpu and cfg.scaling.gpus_per_worker <= 0:
-        _fail("scaling.gpus_per_worker", "must be > 0 when scaling.use_gpu is true")
+        fail("scaling.gpus_per_worker", "must be > 0 when scaling.use_gpu is true")
     # DDP ranks sharing a GPU: Ray may place two ranks of one run on the same device, and NCCL
     # refuses that ("Duplicate GPU detected"); fractions are for one-worker sweep trials
     for workers, what in ((cfg.scaling.num_workers, "scaling.num_workers"),
                           (cfg.sweep.workers_per_trial, "sweep.workers_per_trial")):
         g = cfg.scaling.gpus_per_worker
         if cfg.scaling.use_gpu and workers > 1 and g != int(g):
-            _fail("scaling.gpus_per_worker", f"{g:g} GPU per worker with {what}={workers}: DDP ranks need whole "
+            fail("scaling.gpus_per_worker", f"{g:g} GPU per worker with {what}={workers}: DDP ranks need whole "
                                              f"GPUs each (NCCL refuses two ranks on one device); use 1 (or more)")
 
 
@@ -298,11 +248,11 @@ def with_values(cfg: Config, values: dict) -> Config:
     for key, value in values.items():
         sec, _, name = key.partition(".")
         if sec not in known:
-            _fail(key, f"unknown section (known: {', '.join(sorted(known))})")
+            fail(key, f"unknown section (known: {', '.join(sorted(known))})")
         fhints = typing.get_type_hints(type(getattr(cfg, sec)))
         if name not in fhints:
-            _fail(key, f"unknown key (known: {', '.join(fhints)})")
-        sections.setdefault(sec, {})[name] = _coerce(key, value, fhints[name])
+            fail(key, f"unknown key (known: {', '.join(fhints)})")
+        sections.setdefault(sec, {})[name] = coerce(key, value, fhints[name])
     cfg = dataclasses.replace(cfg, **{sec: dataclasses.replace(getattr(cfg, sec), **kv)
                                       for sec, kv in sections.items()})
     validate(cfg)
@@ -312,32 +262,6 @@ def with_values(cfg: Config, values: dict) -> Config:
 def _get(cfg: Config, key: str):
     sec, name = key.split(".")
     return getattr(getattr(cfg, sec), name)
-
-
-def parse_sets(overrides: list[str]) -> dict:
-    """`section.key=value` strings -> {"section.key": value}, each value parsed as YAML."""
-    out: dict = {}
-    for k, v in apply_overrides({}, overrides).items():
-        out.update({f"{k}.{name}": value for name, value in v.items()})
-    return out
-
-
-def apply_overrides(d: dict, overrides: list[str]) -> dict:
-    """`section.key=value` strings onto a nested dict; the value is parsed as YAML."""
-    d = {k: dict(v or {}) for k, v in d.items()}
-    for item in overrides or []:
-        if "=" not in item:
-            raise PtftError(f"--set {item!r}: expected section.key=value")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        if len(parts) != 2 or not all(parts):
-            raise PtftError(f"--set {item!r}: expected section.key=value (e.g. optim.lr=3e-4)")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        d.setdefault(parts[0], {})[parts[1]] = value
-    return d
 
 
 def load_config(path: str | None, overrides: list[str] | None = None) -> Config:

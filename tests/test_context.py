@@ -45,7 +45,7 @@ def test_first_batch_early_streams_the_same_batches_resumes_and_raises_in_the_lo
     resumed stream skips what its checkpoint consumed; a fetch error reaches the caller."""
     import ray.data
 
-    from ptft_ray.train.loop import FirstBatchEarly, _stream
+    from ptft_ray.train.stream import FirstBatchEarly, batch_stream
 
     ctx = TuneContext({"train": ray.data.from_items([{"x": i} for i in range(10)])})
 
@@ -53,17 +53,17 @@ def test_first_batch_early_streams_the_same_batches_resumes_and_raises_in_the_lo
         return [next(stream)["x"].tolist() for _ in range(n)]
 
     plain_state = {"epoch": 0, "batch_in_epoch": 0}
-    plain_stream = _stream(ctx, plain_state, 4, 0, 0)
+    plain_stream = batch_stream(ctx, plain_state, 4, 0, 0)
     plain = take(plain_stream, 5)                                # 2 batches an epoch (drop_last)
     early_state = {"epoch": 0, "batch_in_epoch": 0}
-    early = FirstBatchEarly(_stream(ctx, early_state, 4, 0, 0))
+    early = FirstBatchEarly(batch_stream(ctx, early_state, 4, 0, 0))
     assert take(early, 5) == plain == [[0, 1, 2, 3], [4, 5, 6, 7]] * 2 + [[0, 1, 2, 3]]
     assert early_state == plain_state == {"epoch": 2, "batch_in_epoch": 1}
 
-    resumed = FirstBatchEarly(_stream(ctx, {"epoch": 1, "batch_in_epoch": 1}, 4, 0, 0))
+    resumed = FirstBatchEarly(batch_stream(ctx, {"epoch": 1, "batch_in_epoch": 1}, 4, 0, 0))
     assert take(resumed, 2) == [[4, 5, 6, 7], [0, 1, 2, 3]]
 
-    too_big = FirstBatchEarly(_stream(ctx, {"epoch": 0, "batch_in_epoch": 0}, 11, 0, 0))
+    too_big = FirstBatchEarly(batch_stream(ctx, {"epoch": 0, "batch_in_epoch": 0}, 11, 0, 0))
     with pytest.raises(PtftError, match="yields no batch of 11"):
         next(too_big)
     for s in (plain_stream, early.stream, resumed.stream):  # Ray Data's iterators, closed while Ray runs

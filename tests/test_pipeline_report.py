@@ -165,7 +165,7 @@ def test_rerun_reuses_every_finished_stage(pipeline_run):
 
 def test_bad_pipeline_config_is_refused(tmp_path):
     from ptft_ray.errors import PtftError
-    from ptft_ray.pipeline import load_pipeline_config
+    from ptft_ray.pipeline_config import load_pipeline_config
 
     p = tmp_path / "p.yaml"
     p.write_text("budgett: 5m\n")

@@ -105,7 +105,7 @@ def test_plan_scenarios(name, n, budget, res, expect):
 
 
 def test_rescoring_fits_its_share_of_the_budget_and_is_off_where_it_adds_nothing():
-    from ptft_ray.planner.rules import RESCORE_SHARE
+    from ptft_ray.planner.rescore import RESCORE_SHARE
 
     sc = {**scan(1000), "val_split": 6000}
     p = choose(sc, CKPT, 600, CPU2)
@@ -198,7 +198,7 @@ def test_one_strategy_spends_a_budget_beyond_one_round_on_longer_trials():
     """Tweets-like 16 classes at 10,000 labels, 25 minutes, 2 CPUs: three 2-epoch trials (two
     rounds, the second with a slot idle) become two 3-epoch trials side by side (measured: 4
     epochs beat 2 by 6.6 points there). A budget of one round at the minimum stays as it is."""
-    from ptft_ray.planner.rules import DEPTH_MAX
+    from ptft_ray.planner.depth import DEPTH_MAX
 
     ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 1004.0, "family": "hf_encoder"}]
     sc = {**scan(10000, classes=16, p95=38.0), "val_split": 6333}
@@ -639,7 +639,8 @@ def test_one_winner_takes_depth_before_breadth():
     the plan added gradual_unfreeze at full's LRs: its first two trials stayed at the majority
     class for their 2 epochs and the budget ran 6 of 11. Its winner runs complete trials, so
     the budget lengthens them first; breadth comes only where the longest leave > 8 of them."""
-    from ptft_ray.planner.rules import DEPTH_MAX, PER_STRATEGY
+    from ptft_ray.planner.depth import DEPTH_MAX
+    from ptft_ray.planner.rules import PER_STRATEGY
 
     ck = [{"key": "minilm", "max_seq_len": 512, "tokens_per_s_per_worker": 980.0, "family": "hf_encoder"}]
     sc = {**scan(1000, p95=48.0), "val_split": 1280}

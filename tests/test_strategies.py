@@ -145,7 +145,7 @@ def test_lora_on_lstm_is_a_clear_error():
 
 def test_optimizer_groups_follow_the_plan():
     from ptft_ray.config import Config
-    from ptft_ray.train.loop import make_optimizer
+    from ptft_ray.train.optim import make_optimizer
 
     m = _model()
     plan = STRATEGIES["discriminative_lr"](m, FinetuneConfig(lr_decay=0.5), 1e-3, 10)
@@ -161,7 +161,7 @@ import torch
 from ptft_ray.config import load_config, with_values
 from ptft_ray.finetune.strategies import register
 from ptft_ray.finetune.task import ClsSpec
-from ptft_ray.train.loop import make_optimizer
+from ptft_ray.train.optim import make_optimizer
 from ptft_ray.train.param_groups import ParamGroups
 from ptft_ray.train.spec import Keep, RunSpec, Steps
 

@@ -7,7 +7,8 @@ map saved with every model, so index i always means `labels[i]`.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -132,3 +133,17 @@ def to_ray(task: TaskData, tok, max_len: int, split: str):
     ids, lengths = encode(tok, [task.texts[i] for i in idx], max_len)
     return ray.data.from_arrow(pa.table({"input_ids": ArrowTensorArray.from_numpy(ids),
                                          "length": lengths, "label": task.labels[idx]}))
+
+
+def task_corpus(ft: FinetuneConfig, path: Path) -> str:
+    """The task's whole training split (every row not in validation or test, labelled for the
+    sweep or not), without labels, as a pretraining corpus: task-adaptive pretraining."""
+    import pyarrow.parquet as pq
+
+    task = load_task(replace(ft, max_examples=0))
+    rows = sorted(int(i) for i in task.splits["train"])
+    if not path.is_file() or pq.read_metadata(path).num_rows != len(rows):
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(pa.table({"text": [task.texts[i] for i in rows]}), tmp)
+        tmp.replace(path)
+    return str(path)

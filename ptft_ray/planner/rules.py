@@ -9,25 +9,20 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import PtftError
-from ..finetune.select import rescore_size
 from . import sizing
 from .cost import asha_fraction, complete_trials, fit_trials, trial_seconds, trial_tokens, whole_rounds  # noqa: F401 - re-exported
-from .families import CALIBRATED, bucket, calibration, family_of
+from .families import bucket, calibration, family_of
 from .decoder import decoder_rule
+from .depth import DEPTH_MAX, MAX_EPOCHS, deepen, deeper
+from .rescore import RESCORE_TOP_K, choose_rescore
 from .fit_budget import all_cpu_rates, rates_by_len, shrink_widest, test_seconds
 
 # reserved from the budget for the sweep's own start (Ray, data encoding) and the export; the test
 # pass after the trials is priced apart (test_seconds; tests/test_planner.py: 60 s kept to 60 + 20)
 STARTUP_S = 15.0
-# the budget's share kept to re-score the top trials on more validation rows (finetune/select.py), how many
-RESCORE_SHARE, RESCORE_TOP_K = 0.15, 3
 # LR draws per strategy before the budget is spent on more strategies (8 draws spread evenly
 # over a 30x calibrated range are 30^(1/7) = 1.6x apart)
 PER_STRATEGY = 8
-# one strategy: trials lengthened to at most 3x the shape's epochs, never past the epochs sizing
-# caps a trial at, in half-epoch steps; a lengthened trial must fit 0.9 of the room, since Tune
-# stops trials at the budget (docs/decisions.md, "Depth before breadth")
-DEPTH_MAX, MAX_EPOCHS, DEPTH_STEP, DEPTH_SLACK = 3, 20, 0.5, 0.9
 
 
 def choose_resources(res: dict) -> tuple[dict, int, int, list[str]]:
@@ -312,62 +307,3 @@ def plan_dict(f: Facts, sources: list[dict], keep: list[str], n: int, mean_full:
                               "fitted on the calibration trials"},
         "shape": shape, "reasons": f.reasons, "stop_on_noise": True, "shrunk": f.shrunk_to is not None,
     }
-
-
-def deeper(shape: dict, epochs: float) -> dict:
-    """The shape at `epochs`, with the evaluations per epoch sizing gives that length."""
-    return {**shape, "sweep.epochs": [float(epochs)], "finetune.evals_per_epoch": sizing.evals_per_epoch_for(epochs)}
-
-
-def deepen(shape: dict, n: int, conc: int, max_trials: int, room: float, per: float, seconds,
-           reasons: list[str]):
-    """One strategy at LRs within its calibrated winner's range: trials beyond one per slot buy
-    little (their LRs are within 2x of each other), longer training buys much (docs/decisions.md,
-    "Depth before breadth"); the loop keeps each trial's best evaluation, so a longer trial cannot
-    end below its own earlier ones. So where the budget runs more trials than slots, each trial
-    gets the most epochs (up to DEPTH_MAX x the shape's minimum, at most MAX_EPOCHS) at which one
-    trial per slot still fits (more trials only where the longest trials leave room for them).
-    per: seconds of one trial of `shape`; seconds(shape) costs another shape.
-    -> (shape, trials, evaluations per trial, seconds per trial)."""
-    target = max(2, conc) if not max_trials else min(max(2, conc), max_trials)
-    base = shape["sweep.epochs"][0]
-    best = None
-    longest = min(MAX_EPOCHS, DEPTH_MAX * base)
-    for k in range(1, int((longest - base) / DEPTH_STEP) + 1):
-        sh = deeper(shape, base + k * DEPTH_STEP)
-        t = seconds(sh)
-        fits = complete_trials(room * DEPTH_SLACK, conc, t)
-        if fits < target:
-            break
-        best = sh, min(fits, n), t  # n: already within max_trials and PER_STRATEGY
-    if n <= target or best is None:
-        return shape, n, math.ceil(base * shape["finetune.evals_per_epoch"]) + 1, per
-    sh, m, t = best
-    ep = sh["sweep.epochs"][0]
-    reasons.append(f"depth: one strategy whose trials differ only by LR: the budget runs {m} trial(s) of "
-                   f"{ep:g} epochs (~{t:.0f} s each) rather than {n} of {base:g} (~{per:.0f} s); "
-                   f"longer training is what paid in the planned MiniLM sweeps (tweets 10,000: 2 -> 4 epochs, "
-                   f"+6.6 points)")
-    return sh, m, math.ceil(ep * sh["finetune.evals_per_epoch"]) + 1, t
-
-
-def choose_rescore(scan: dict, shape: dict, budget_s: float, rate: float, reasons: list[str],
-                   cm: dict = CALIBRATED["cost_model"]) -> tuple[int, float]:
-    """-> (validation examples to re-score the top trials on, 0 = off; its estimated seconds).
-    As many as RESCORE_SHARE of the budget evaluates RESCORE_TOP_K times (the calibrated
-    evaluation cost per token), up to the whole validation split; off where that is not more
-    than the sweep's own evaluations use."""
-    n_sweep = min(scan["examples"]["val"], shape["finetune.max_val_examples"] or scan["examples"]["val"])
-    n_split = scan.get("val_split", scan["examples"]["val"])
-    per_example = cm["eval"] * shape["finetune.max_len"] / rate
-    # the sweep's own rule (finetune/select.py): the split capped at what the share pays for,
-    # 0 where that is no more than the sweep evaluates on
-    n = rescore_size(n_sweep, n_split, max(1, int(RESCORE_SHARE * budget_s / (RESCORE_TOP_K * per_example))))
-    if not n:
-        reasons.append(f"selection: the best trial by its {n_sweep} validation examples (re-scoring on more "
-                       f"does not fit {RESCORE_SHARE:.0%} of the budget)")
-        return 0, 0.0
-    reasons.append(f"selection: the top {RESCORE_TOP_K} trials are re-scored on {n} validation examples "
-                   f"(the sweep evaluates on {n_sweep}, and the best of many noisy readings flatters "
-                   f"its trial), ~{RESCORE_TOP_K * n * per_example:.0f} s of the budget")
-    return n, RESCORE_TOP_K * n * per_example

@@ -3,6 +3,7 @@
 Read top to bottom: resume state -> data stream (first batch fetched meanwhile) -> build
 task + model -> strategy plan -> resume weights / optimizer -> for each step:
 set the LR, accumulate grad_accum micro-batches, clip, step -> log / eval / checkpoint.
+The optimizer and its LR schedule are in optim.py, the batch stream in stream.py.
 
 Arithmetic of one optimizer step (pretraining):
     tokens per step = batch_size * seq_len * grad_accum * world_size
@@ -29,7 +30,9 @@ from .parallel import gradient_sync, is_sharded
 from .precision import autocast, compute_dtype, grad_scaler
 from . import checkpoint as ckpt
 from .context import TrainContext, cleanup
+from .optim import lr_factor, make_optimizer, restore_optimizer
 from .spec import RunSpec
+from .stream import FirstBatchEarly, batch_stream
 from .tblog import log_scalars, tensorboard_writer
 
 
@@ -54,83 +57,6 @@ def trace(path: str, step: int, state: dict, batch: dict, rank: int = 0) -> None
 def train_loop_per_worker(config: dict) -> dict:
     """Entry point given to TorchTrainer: Ray hands over its loop config, which holds one RunSpec."""
     return run(config["spec"], TrainContext())
-
-
-def lr_factor(step: int, warmup: int, max_steps: int, min_ratio: float, decay: str) -> float:
-    """Linear warmup to 1, then cosine / linear decay to min_ratio at max_steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if decay == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, max_steps - warmup))
-    shape = 0.5 * (1 + math.cos(math.pi * progress)) if decay == "cosine" else 1 - progress
-    return min_ratio + (1 - min_ratio) * shape
-
-
-def make_optimizer(plan: ParamGroups, cfg: Config, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over the plan's groups; matrices decay, biases / norms / gains do not."""
-    o, groups, seen = cfg.optim, [], set()
-    for params, lr in plan.groups:
-        params = [p for p in params if p.requires_grad and id(p) not in seen]
-        seen.update(id(p) for p in params)
-        for decay in (True, False):
-            ps = [p for p in params if (p.ndim >= 2) == decay]
-            if ps:
-                groups.append({"params": ps, "lr": lr, "base_lr": lr,
-                               "weight_decay": o.weight_decay if decay else 0.0})
-    if not groups:
-        raise PtftError("nothing to train: the strategy left no parameter trainable")
-    # fused: one kernel over all parameters, 7x faster than foreach on CPU (docs/decisions.md)
-    return torch.optim.AdamW(groups, betas=(o.beta1, o.beta2), eps=o.eps,
-                             fused=device.type in ("cuda", "cpu"))
-
-
-def _stream(ctx, state: dict, batch_size: int, shuffle: int, seed: int):
-    """Batches across epochs. Ray Data iterators cannot resume, so after a restart the
-    batches the checkpoint already consumed in this epoch are skipped (ray issue 37633)."""
-    while True:
-        n = 0
-        for batch in ctx.batches("train", batch_size, shuffle, seed + state["epoch"]):
-            n += 1
-            if n <= state["batch_in_epoch"]:
-                continue
-            state["batch_in_epoch"] = n
-            yield batch
-        if n == 0:
-            raise PtftError(f"the training data yields no batch of {batch_size} per worker "
-                            f"(too little data for train.batch_size x scaling.num_workers)")
-        state["epoch"], state["batch_in_epoch"] = state["epoch"] + 1, 0
-
-
-class FirstBatchEarly:
-    """Fetches a stream's first batch on a thread while the model is built, then steps the
-    stream itself: Ray Data's first batch of a run is its slowest (docs/decisions.md). An
-    error met while fetching is raised where the loop asks for that batch."""
-
-    def __init__(self, stream):
-        import threading
-
-        self.stream, self.first, self.error = stream, None, None
-        self.thread = threading.Thread(target=self._fetch, name="ptft-first-batch", daemon=True)
-        self.thread.start()
-
-    def _fetch(self):
-        try:
-            self.first = next(self.stream)
-        except BaseException as e:  # noqa: BLE001 - handed to the loop's thread
-            self.error = e
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.thread is None:
-            return next(self.stream)
-        self.thread.join()
-        self.thread, first, self.first = None, self.first, None
-        if self.error is not None:
-            raise self.error
-        return first
 
 
 def evaluate(task, model, ctx, cfg: Config, amp) -> dict:
@@ -199,7 +125,7 @@ def run(spec: RunSpec, ctx) -> dict:
         live.resume_from(ckpt.read_meta(resume))
     live.state["world"] = ctx.world
     # where the data resumes is known now: its first batch streams in while the model is built
-    data = FirstBatchEarly(_stream(ctx, live.state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed))
+    data = FirstBatchEarly(batch_stream(ctx, live.state, tc.batch_size, cfg.data.shuffle_buffer, tc.seed))
     torch.manual_seed(tc.seed)  # identical init on every rank (DDP also broadcasts rank 0's)
     task = spec.task.build(spec)
     raw = task.model
@@ -350,16 +276,3 @@ def checkpoint(live: Live, task, raw, optimizer) -> None:
         ckpt.fill_dir(d, raw, meta, spec.tokenizer, optimizer)
     ctx.report(dict(live.metrics), d)
     cleanup(d)
-
-
-def restore_optimizer(model, optimizer, resume: str) -> None:
-    """The optimizer state of a resumed run: a sharded run's from its DCP shards (the model's
-    shards with it), resharded to this world size; otherwise the whole state from train_state.pt."""
-    from . import sharded
-
-    if is_sharded(model):
-        if not sharded.has_shards(resume):
-            raise PtftError(f"{resume}: written without FSDP shards; resume it with the strategy it was written with")
-        sharded.load(resume, model, optimizer)
-    else:
-        ckpt.load_optimizer(optimizer, resume)

@@ -20,7 +20,7 @@ from .spec import RunSpec
 
 
 def _optimizer(groups: ParamGroups, spec: RunSpec, model) -> torch.optim.Optimizer:
-    from .loop import make_optimizer
+    from .optim import make_optimizer
 
     return make_optimizer(groups, spec.config, next(model.parameters()).device)
 
