@@ -2,7 +2,7 @@
 child process (its own local Ray), then BENCHMARKS.md from benchmarks/results/*.json.
 
     python -m benchmarks                 # all
-    python -m benchmarks throughput      # some of: throughput profile_ops profile_ddp data_pipeline calibrate sweeps planner_accept hf_rt planner_accept_hf quality compress peer serve_load memory_plan corpus_scale feed stopping forecast forecast_variants blend small_corpus
+    python -m benchmarks throughput      # some of: throughput profile_ops profile_ddp data_pipeline calibrate sweeps planner_accept hf_rt planner_accept_hf quality compress peer serve_load memory_plan corpus_scale feed stopping forecast forecast_variants blend small_corpus tfidf_solver
     python -m benchmarks gpu_check       # on a machine with a GPU only (not part of `all`)
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .common import ROOT
 
 ORDER = ["throughput", "profile_ops", "profile_ddp", "data_pipeline", "calibrate", "sweeps", "planner_accept", "hf_rt",
          "planner_accept_hf", "quality", "compress", "peer", "serve_load", "memory_plan", "corpus_scale", "feed",
-         "stopping", "forecast", "forecast_variants", "blend", "small_corpus"]
+         "stopping", "forecast", "forecast_variants", "blend", "small_corpus", "tfidf_solver"]
 # entries that run a module with arguments: the planner's acceptance on MiniLM (~1 h 45 min)
 ARGS = {"planner_accept_hf": ["planner_accept", "--family", "hf_encoder"]}
 ON_REQUEST = ["gpu_check"]  # needs a CUDA device: run by name where one is lent

@@ -12,6 +12,7 @@ from .corpus_scale import section as corpus_section
 from .feed import section as feed_section
 from .memory_plan import section as memory_section
 from .stopping import section as stopping_section
+from .tfidf_solver import section as tfidf_solver_section
 from .cpu_bf16 import section as cpu_bf16_section
 from .gpu_check import section as gpu_section
 from .small_corpus import section as small_corpus_section
@@ -381,6 +382,7 @@ def write() -> str:
     L += corpus_section(_load("corpus_scale"))
     L += feed_section(_load("feed"))
     L += forecast_section(_load("forecast")) + forecast_variants_section(_load("forecast_variants")) + stopping_section(_load("stopping")) + blend_section(_load("blend"))
+    L += tfidf_solver_section(_load("tfidf_solver"))
     pa = _load("planner_acceptance")
     L += withdraw_tweets(planner_section(pa, (sw or {}).get("planner_history") or {})) + planner_hf_section(pa)
     L += ["", *profiles()]

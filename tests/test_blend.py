@@ -18,11 +18,12 @@ TEXTS = ["good great fine", "bad awful poor", "great good", "poor bad", "fine go
                                              ([0, 3, 0, 3, 0, 3, 0, 0, 3, 0], 4)])  # labels 1 and 2 unseen
 def test_the_arrays_give_scikit_learns_probabilities(labels, n_labels, tmp_path):
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+
+    from ptft_ray.finetune.baseline import logistic_regression
 
     y = np.array(labels)
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    lr = LogisticRegression(max_iter=2000, C=blend.C).fit(vec.fit_transform(TEXTS), y)
+    lr = logistic_regression().fit(vec.fit_transform(TEXTS), y)
     queries = ["good fine", "bad poor awful", "unseen words only", ""]
     want = np.zeros((len(queries), n_labels))
     want[:, lr.classes_] = lr.predict_proba(vec.transform(queries))

@@ -20,9 +20,8 @@ import numpy as np
 
 JSON, TENSORS = "blend.json", "blend.safetensors"
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))  # w over the model; 1.0 = the model alone
-# the vectorizer and the regularisation finetune.baseline's TF-IDF + LR uses
+# the vectorizer finetune.baseline's TF-IDF + LR uses (its classifier: baseline.logistic_regression)
 VECTORIZER = {"ngram_range": [1, 2], "sublinear_tf": True}
-C = 10.0
 
 
 @dataclass
@@ -38,7 +37,7 @@ class TfidfLR:
     @classmethod
     def fit(cls, texts: list[str], y: np.ndarray, n_labels: int) -> "TfidfLR":
         from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
+        from .baseline import logistic_regression
 
         vec = _vectorizer()
         x = vec.fit_transform(texts)
@@ -46,7 +45,7 @@ class TfidfLR:
         if len(seen) < 2:  # one class: nothing to regress; it predicts that class
             return cls({k: int(v) for k, v in vec.vocabulary_.items()}, vec.idf_, np.zeros((0, x.shape[1])),
                        np.zeros(0), seen, n_labels)
-        lr = LogisticRegression(max_iter=2000, C=C).fit(x, y)
+        lr = logistic_regression().fit(x, y)
         return cls({k: int(v) for k, v in vec.vocabulary_.items()}, vec.idf_, lr.coef_, lr.intercept_,
                    lr.classes_, n_labels)
 
