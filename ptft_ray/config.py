@@ -1,9 +1,9 @@
 """Config: dataclasses + YAML + dotted overrides (`--set optim.lr=3e-4`).
 
-Values are typed by config_values.py and everything is checked at load, before Ray starts: unknown keys, wrong types and impossible
-values raise PtftError naming the key. The resolved config travels to workers as the typed
-Config itself (inside a RunSpec), changed only through `with_values` / `dataclasses.replace`,
-and is saved as a dict in every checkpoint.
+Values are typed by config_values.py, and everything is checked at load, before Ray starts:
+unknown keys, wrong types and impossible values raise PtftError naming the key. The resolved
+config travels to workers as the typed Config itself (inside a RunSpec), changed only through
+`with_values` / `dataclasses.replace`, and is saved as a dict in every checkpoint.
 """
 from __future__ import annotations
 

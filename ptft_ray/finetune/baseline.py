@@ -17,8 +17,18 @@ def _scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict:
             "macro_f1": float(f1_score(y, pred, labels=list(range(n_classes)), average="macro", zero_division=0))}
 
 
+# word 1-2 grams, sublinear tf, L2 rows: TF-IDF + LR's features (saved with a blend, finetune/blend.py)
+VECTORIZER = {"ngram_range": [1, 2], "sublinear_tf": True}
 # weakly regularised: small training sets of short texts underfit at sklearn's default C = 1
 C = 10.0
+
+
+def vectorizer(vocabulary: dict | None = None):
+    """TF-IDF + LR's vectorizer; with `vocabulary`, one read back from a blend's file."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(ngram_range=tuple(VECTORIZER["ngram_range"]), sublinear_tf=VECTORIZER["sublinear_tf"],
+                           vocabulary=vocabulary)
 
 
 def logistic_regression():
@@ -31,10 +41,8 @@ def logistic_regression():
 
 
 def tfidf_lr_predict(train_texts: list[str], train_y: np.ndarray, texts: list[str]) -> np.ndarray:
-    """Word 1-2 grams, sublinear tf, L2 rows; logistic regression at C (`logistic_regression`)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    """`vectorizer` features, `logistic_regression` on them: the predicted label indices of `texts`."""
+    vec = vectorizer()
     clf = logistic_regression().fit(vec.fit_transform(train_texts), train_y)
     return clf.predict(vec.transform(texts))
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .baseline import VECTORIZER, logistic_regression, vectorizer
+
 JSON, TENSORS = "blend.json", "blend.safetensors"
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))  # w over the model; 1.0 = the model alone
-# the vectorizer finetune.baseline's TF-IDF + LR uses (its classifier: baseline.logistic_regression)
-VECTORIZER = {"ngram_range": [1, 2], "sublinear_tf": True}
 
 
 @dataclass
@@ -36,10 +36,7 @@ class TfidfLR:
 
     @classmethod
     def fit(cls, texts: list[str], y: np.ndarray, n_labels: int) -> "TfidfLR":
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from .baseline import logistic_regression
-
-        vec = _vectorizer()
+        vec = vectorizer()
         x = vec.fit_transform(texts)
         seen = np.unique(y)
         if len(seen) < 2:  # one class: nothing to regress; it predicts that class
@@ -50,7 +47,7 @@ class TfidfLR:
                    lr.classes_, n_labels)
 
     def features(self, texts: list[str]):
-        vec = _vectorizer(self.vocabulary)
+        vec = vectorizer(self.vocabulary)
         vec.idf_ = self.idf
         return vec.transform(texts)
 
@@ -81,13 +78,6 @@ class TfidfLR:
             p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         out[:, self.classes] = p
         return out
-
-
-def _vectorizer(vocabulary: dict | None = None):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    return TfidfVectorizer(ngram_range=tuple(VECTORIZER["ngram_range"]), sublinear_tf=VECTORIZER["sublinear_tf"],
-                           vocabulary=vocabulary)
 
 
 @dataclass
