@@ -19,8 +19,8 @@ import warnings
 import numpy as np
 
 from benchmarks.common import RESULTS, save
+from ptft_ray.finetune.baseline import C, vectorizer
 
-C = 10.0
 CELLS = [("news", "data/news_sources.parquet", 250), ("news", "data/news_sources.parquet", 1000),
          ("news", "data/news_sources.parquet", 0), ("tweets", "data/health_tweets.parquet", 3000),
          ("tweets", "data/health_tweets.parquet", 0), ("rt", "data/rotten_tomatoes.parquet", 1000),
@@ -38,7 +38,6 @@ def objective(clf, x, y) -> float:
 
 
 def cell(task: str, data: str, n: int) -> dict:
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     from ptft_ray.config import FinetuneConfig
@@ -46,7 +45,7 @@ def cell(task: str, data: str, n: int) -> dict:
 
     t = load_task(FinetuneConfig(data=data, max_examples=n))
     tr, te = t.splits["train"], t.splits["test"]
-    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    vec = vectorizer()
     x, x_te = vec.fit_transform([t.texts[i] for i in tr]), vec.transform([t.texts[i] for i in te])
     y, y_te = t.labels[tr], t.labels[te]
     fits = {}
