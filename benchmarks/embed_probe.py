@@ -30,7 +30,8 @@ def gaps_for(rows: list[dict], model: str = "data/models/minilm") -> dict:
     tok = HFTokenizer.from_dir(ROOT / model).to_json()
     for r in rows:
         got = cache.get(r["cell"])
-        if not got or got["max_len"] != MAX_LEN or max(got["rows"]) > ROWS:  # measured another way: again
+        if not got or got["max_len"] != MAX_LEN or max(got["rows"]) > ROWS or "embed_lr_pooled" not in got:
+            # measured another way (or before the training rows were pooled in): again
             cache[r["cell"]] = embedding_probe(cell_task(r), str(ROOT / model), tok)
             path.write_text(json.dumps(cache, indent=1) + "\n")
     return cache

@@ -20,9 +20,9 @@ def test_the_probe_measures_an_encoder_as_it_is_and_nothing_else(hf_dirs, cls_da
     got = encoder_gap(task, [hf_source(hf_dirs["bert"])], family)
     n_train, n_val = len(task.splits["train"]), len(task.splits["val"])
     assert got["rows"] == [min(ROWS, n_train), min(ROWS, n_val)]
-    e, t = got["embed_lr_val"], got["tfidf_lr_val"]
-    assert 0 <= e <= 1 and 0 < t <= 1
-    assert got["gap"] == pytest.approx(gap(e, t), abs=1e-4)
+    e, t = got["embed_lr_pooled"], got["tfidf_lr_pooled"]
+    assert 0 <= e <= 1 and 0 < t <= 1 and 0 <= got["embed_lr_val"] <= 1 and 0 < got["tfidf_lr_val"] <= 1
+    assert got["gap"] == pytest.approx(gap(e, t), abs=1e-4)  # the gap is read on both kinds of rows
     assert gap(0.8, 0.6) == pytest.approx(0.5) and gap(0.5, 0.6) == pytest.approx(-0.25)
     assert gap(0.9, 1.0) == 0.0 and gap(0.0, 0.8) == -1.0  # a perfect bag of words leaves nothing to measure
     assert encoder_gap(task, [hf_source(hf_dirs["bert"])], family)["gap"] == got["gap"]  # seeded: the same rows
@@ -65,6 +65,23 @@ def test_an_adapted_checkpoint_is_probed_on_the_encoder_it_started_from(bert_pre
     (bare / "model.safetensors").unlink()
     got = encoder_gap(task, [hf_source(str(bare))], family)
     assert "gap" not in got and "cannot read" in got["skipped"]
+
+
+def test_each_training_row_is_scored_once_by_a_fit_that_never_saw_it():
+    from ptft_ray.planner.embed_probe import _out_of_fold, _right
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    named = (np.eye(3)[y] * 5 + rng.normal(0, 0.1, (60, 3))).astype(np.float32)  # embeddings that name the label
+    words = [["alpha beta", "gamma delta", "epsilon zeta"][k] for k in y]         # texts that name it too
+    assert _out_of_fold(named, words, y, np.random.default_rng(1)) == (60, 60)  # all 60 rows, once each
+    # noise: a fit scored on its own rows would be right on nearly all of them (50 dimensions, 48
+    # rows); out of fold it is right at chance, about 20 of 60; identical texts give TF-IDF nothing
+    noise = rng.normal(0, 1, (60, 50)).astype(np.float32)
+    emb, tfidf = _out_of_fold(noise, ["the same words"] * 60, rng.permutation(y), np.random.default_rng(1))
+    assert emb < 35 and tfidf < 35
+    # one class to fit on: both predict it
+    assert _right(named[:5], words[:5], np.zeros(5, int), named, words, y) == (20, 20)
 
 
 def test_the_forecast_moves_with_the_gap_and_falls_back_without_it():

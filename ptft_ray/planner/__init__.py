@@ -198,10 +198,10 @@ def probe_reason(embed: dict) -> str:
     if "skipped" in embed:
         return (f"encoder probe: skipped ({embed['skipped']}): the forecast's form without the frozen "
                 f"encoder's gap, and its wider interval")
-    return (f"encoder probe: logistic regression on the frozen encoder's embeddings {embed['embed_lr_val']:.3f} "
-            f"vs TF-IDF + LR {embed['tfidf_lr_val']:.3f} on the same {embed['rows'][1]} validation rows "
-            f"({embed['rows'][0]} training rows; gap {embed['gap']:+.2f}, {embed['seconds']:.0f} s): the forecast's "
-            f"gap term")
+    return (f"encoder probe: logistic regression on the frozen encoder's embeddings {embed['embed_lr_pooled']:.3f} "
+            f"vs TF-IDF + LR {embed['tfidf_lr_pooled']:.3f} on the same rows ({embed['rows'][1]} validation rows, "
+            f"{embed['rows'][0]} training rows out of fold; gap {embed['gap']:+.2f}, {embed['seconds']:.0f} s): "
+            f"the forecast's gap term")
 
 
 def spend(p: dict, spent_s: float) -> dict:
