@@ -39,7 +39,8 @@ def section(r: dict) -> list[str]:
     g = r["held_out"].get("frozen_encoder_gap")
     if g:
         L += ["", "The frozen encoder's gap over TF-IDF + LR (logistic regression on MiniLM's mean-pooled embeddings "
-                  "of up to 512 training rows against TF-IDF + LR on the same rows, planner/embed_probe.py, 3-30 s a "
+                  "of up to 512 training rows against TF-IDF + LR on the same rows, each scored on up to 512 validation "
+                  "rows and on the training rows out of fold, planner/embed_probe.py, 3-30 s a "
                   "task), the MiniLM fit's feature, against the fit on labels per class in its place (mean absolute error, points):", "",
               "| cells | one cell out, without -> with | one task out, without -> with |", "|---|---|---|"]
         for scope, name in (("", "all tasks"), ("first:", "rt, tweets, news (before the unseen tasks)")):
@@ -57,7 +58,8 @@ def section(r: dict) -> list[str]:
                   "runs/forecast_fresh2/, ten more under that planner; runs/blend_check/, read against the model "
                   "alone. The fit above now holds all of these but blend_check. runs/forecast_fresh3/ and "
                   "runs/forecast_fresh4/, thirteen more cells each planned under that fit (`... fresh3`, "
-                  "`... fresh4`), are the check it has not seen:", "",
+                  "`... fresh4`), and runs/forecast_fresh5/, thirteen more under the same cells' fit with the gap "
+                  "read on training rows too (`... fresh5`), are the checks it has not seen:", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
