@@ -34,7 +34,7 @@ import numpy as np
 from benchmarks.common import RESULTS, ROOT, save
 from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, RUN_SETS, TASKS, TEST_FRACTION, fresh_summaries,
                                       held_out_runs, model_alone, run_table, summary)
-from ptft_ray.planner.forecast import trained_fraction
+from ptft_ray.planner.forecast import at_majority, trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
 SAVED_RUNS = RESULTS / "forecast_runs.json"
@@ -189,7 +189,7 @@ def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float
 
 def predict(r: dict, coef: list[float], c: float, gaps: dict | None = None) -> float:
     rr = float(np.dot(coef, features(r, gaps))) + c * min(0.0, math.log2(r["x"]))
-    return r["probe"] + rr * (1 - r["probe"])
+    return at_majority(r["probe"] + rr * (1 - r["probe"]), r["majority"])
 
 
 def held_out(rows: list[dict], c: float, by: str, gaps: dict | None = None) -> list[dict]:
@@ -208,7 +208,8 @@ def family_rows(fam: str) -> list[dict]:
     hold that probe's noise."""
     rows = quality_cells(MODELS[fam]) + (run_cells() if fam == "hf_encoder" else [])
     probes = val_probes(rows)
-    return [{**r, "probe": probes[r["cell"]]["tfidf_lr_val"]} for r in rows]
+    return [{**r, "probe": probes[r["cell"]]["tfidf_lr_val"], "majority": probes[r["cell"]]["majority_val"]}
+            for r in rows]
 
 
 def cpt_rows() -> list[dict]:

@@ -19,7 +19,7 @@ import numpy as np
 from benchmarks.common import save
 from benchmarks.forecast import family_rows, gaps_of, held_out
 from ptft_ray.planner import sizing
-from ptft_ray.planner.forecast import FITTED
+from ptft_ray.planner.forecast import FITTED, at_majority
 
 FEATURES = {
     "log10 labels per class": lambda r: math.log10(r["n_train"] / r["classes"]),
@@ -47,13 +47,14 @@ def with_shape(r: dict) -> dict:
 
 def mae(rows: list[dict], form: tuple, by: str) -> float:
     """Mean absolute error in test-accuracy points of the form, each row fitted without it (by
-    cell) or without its task."""
+    cell) or without its task, and floored at the majority share as a plan's forecast is."""
     design = lambda rs: np.array([[1.0] + [FEATURES[f](r) for f in form] for r in rs])  # noqa: E731
     errs = []
     for r in rows:
         rest = [o for o in rows if (o["cell"] != r["cell"] if by == "cell" else o["task"] != r["task"])]
         coef = np.linalg.lstsq(design(rest), np.array([o["y"] for o in rest]), rcond=None)[0]
-        errs.append(100 * abs(float((design([r]) @ coef)[0]) - r["y"]) * (1 - r["probe"]))
+        pred = at_majority(r["probe"] + float((design([r]) @ coef)[0]) * (1 - r["probe"]), r["majority"])
+        errs.append(100 * abs(pred - r["realised"]))
     return round(float(np.mean(errs)), 2)
 
 

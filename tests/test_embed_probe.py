@@ -99,6 +99,15 @@ def test_the_forecast_moves_with_the_gap_and_falls_back_without_it():
     assert p.with_labels(2).embed_gap is None and forecast.Probe(0.6, 0.57, 0.53, 1000, 0.2).with_labels(2).embed_gap == 0.2
 
 
+def test_a_forecast_is_never_below_the_majority_share():
+    behind = forecast.Probe(0.40, 0.38, 0.37, 100, -0.6)  # an encoder far behind a bag of words
+    assert forecast.rule_accuracy(behind, 200, 5, 4000, "hf_encoder") < 0.37  # the fitted rule alone reads under it
+    lo, mid, hi = forecast.expected(behind, 200, 5, 4000, "hf_encoder")
+    assert mid == pytest.approx(0.37) and lo < 0.37 < hi  # floored there, the interval around it
+    ahead = forecast.Probe(0.60, 0.57, 0.53, 1000, 0.3)
+    assert forecast.expected(ahead, 1000, 2, 4000, "hf_encoder")[1] > 0.60  # above it: untouched
+
+
 def test_a_plan_for_an_encoder_records_the_probe_and_forecasts_with_it(ray_session, hf_dirs, cls_data):
     from ptft_ray.planner import plan
 

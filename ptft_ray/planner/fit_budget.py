@@ -119,7 +119,7 @@ def shrink(f, keep: list[str], scan: dict) -> list[str]:
     full = f.shape["finetune.max_len"]
     for tier, shape, steps in shapes(f, scan):
         cut = truncation_gap(scan, shape["finetune.max_len"], full)
-        score = forecast.expected(probe, n, k, shape["sweep.epochs"][0] * n, f.family)[1] + cut
+        score = forecast.rule_accuracy(probe, n, k, shape["sweep.epochs"][0] * n, f.family) + cut
         n_val = min(f.n_val_eval, shape["finetune.max_val_examples"])
         after = sum(after_trials(f, scan, shape["finetune.max_len"]))
         for s in keep:

@@ -5,7 +5,7 @@ fits it on the measured quality cells and planned sweeps, and writes forecast.js
 
     error reduction over TF-IDF + LR   r = a + d * gap + c * min(0, log2 x)
                                        (no gap measured: a + b * log10(labels per class) + c * ...)
-    expected accuracy                  probe + r * (1 - probe)
+    expected accuracy                  probe + r * (1 - probe), at least the majority class's share
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
 rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
@@ -78,18 +78,38 @@ def trained_fraction(seen: float, n_train: int, classes: int) -> float:
     return seen / (sizing.min_steps("short", classes) * sizing.batch_size_for(n_train))
 
 
+def reduction(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> float:
+    """r: the fitted rule's error reduction over the probe; seen: the examples a trial trains on
+    (epochs x rows)."""
+    prm = params(family, probe.embed_gap)
+    x = max(1e-3, trained_fraction(seen, n_train, classes))
+    r = prm["a"] + prm.get("b", 0.0) * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
+    return r + prm.get("d", 0.0) * (probe.embed_gap or 0.0)
+
+
+def rule_accuracy(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> float:
+    """The fitted rule's test accuracy before the majority floor: what ranks a plan's shapes, as
+    the floor would tie every shape under the majority share (planner/fit_budget.py)."""
+    return round(min(1.0, probe.accuracy + reduction(probe, n_train, classes, seen, family) * (1.0 - probe.accuracy)), 4)
+
+
 def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> list[float]:
     """[low, mid, high] test accuracy of the planned sweep's best model (80 %); seen: the
     examples a trial trains on (epochs x rows)."""
     prm = params(family, probe.embed_gap)
-    x = max(1e-3, trained_fraction(seen, n_train, classes))
-    r = prm["a"] + prm.get("b", 0.0) * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
-    r += prm.get("d", 0.0) * (probe.embed_gap or 0.0)
-    mid = probe.accuracy + r * (1.0 - probe.accuracy)
+    r = reduction(probe, n_train, classes, seen, family)
+    mid = at_majority(rule_accuracy(probe, n_train, classes, seen, family), probe.majority)
     # the fit's held-out errors hold the probe noise of its cells (55 to 2,000 validation rows);
     # mid moves by (1 - r) per point of probe error, which governs where it is the wider
     half = max(prm["half_width_points"] / 100, Z80 * (1 - r) * probe.sd)
     return [round(max(0.0, mid - half), 4), round(min(1.0, mid), 4), round(min(1.0, mid + half), 4)]
+
+
+def at_majority(mid: float, majority: float) -> float:
+    """A trained classifier is forecast no less than the majority class's share: the sweeps that
+    learnt nothing of a task (Commons, Bundestag) realised that share, not the less a negative
+    gap reads (docs/decisions.md, "The forecast floored at the majority share")."""
+    return max(mid, majority)
 
 
 def continued_pretraining(n_train: int, classes: int) -> list[float]:
