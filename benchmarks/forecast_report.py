@@ -58,8 +58,9 @@ def section(r: dict) -> list[str]:
                   "runs/forecast_fresh2/, ten more under that planner; runs/blend_check/, read against the model "
                   "alone. The fit above now holds all of these but blend_check. runs/forecast_fresh3/ and "
                   "runs/forecast_fresh4/, thirteen more cells each planned under that fit (`... fresh3`, "
-                  "`... fresh4`), and runs/forecast_fresh5/, thirteen more under the same cells' fit with the gap "
-                  "read on training rows too (`... fresh5`), are the checks it has not seen:", "",
+                  "`... fresh4`), runs/forecast_fresh5/, thirteen more under the same cells' fit with the gap "
+                  "read on training rows too (`... fresh5`), and runs/forecast_fresh6/, thirteen more once the "
+                  "forecast was floored at the majority share (`... fresh6`), are the checks it has not seen:", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]

@@ -60,14 +60,20 @@ FRESH4 = ["rt:350:3m", "rt:3000:5m", "tweets:250:3m", "tweets:1200:4m", "news:25
 FRESH5 = ["rt:200:3m", "rt:500:4m", "tweets:150:3m", "tweets:700:4m", "news:350:4m", "news:1200:5m",
           "commons:180:3m", "commons:220:4m", "topics:220:3m", "topics:280:4m", "bundestag:220:4m",
           "debates:180:3m", "debates:450:4m"]
+# thirteen more, planned under that fit with the forecast floored at the majority share (forecast_fresh6;
+# docs/decisions.md, "The forecast floored at the majority share": fresh5 prompted the floor)
+FRESH6 = ["rt:450:3m", "rt:700:4m", "tweets:350:3m", "tweets:900:4m", "news:450:4m", "news:700:5m",
+          "commons:130:3m", "commons:270:4m", "topics:130:3m", "topics:320:4m", "bundestag:160:3m",
+          "debates:130:3m", "debates:380:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
-            "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
                "forecast_after7", "forecast_fresh", "forecast_rows",
-               "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5")
+               "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
+               "forecast_fresh6")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -124,8 +130,9 @@ def fresh_summaries(runs: list[dict]) -> dict:
     stopped training on fewer rows (rows: the cells that had; fresh2: ten more), the plans of
     that planner together (fresh2, rows, and the fresh plans the change left as they were), and
     thirteen more twice under the fit that took all of those in (fresh3, fresh4; together
-    fit_before_pooling), and thirteen under that fit with the gap read on training rows too (fresh5)."""
-    names = ("fresh", "rows", "fresh2", "fresh3", "fresh4", "fresh5")
+    fit_before_pooling), thirteen under that fit with the gap read on training rows too (fresh5), and
+    thirteen under it floored at the majority share (fresh6)."""
+    names = ("fresh", "rows", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),

@@ -150,7 +150,8 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
               "fresh4": "more such cells under the same fit (runs/forecast_fresh4)",
               "fit_before_pooling": "such cells under the fit on 51 cells with the gap read on validation rows "
                                     "alone (forecast_fresh3 and forecast_fresh4)",
-              "fresh5": "more such cells under the fit with the gap read on training rows too (runs/forecast_fresh5)"}
+              "fresh5": "more such cells under the fit with the gap read on training rows too (runs/forecast_fresh5)",
+              "fresh6": "more such cells under that fit floored at the majority share (runs/forecast_fresh6)"}
 
 
 def forecast_rows(fc: dict, st: dict) -> list[str]:
