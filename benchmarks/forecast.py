@@ -16,6 +16,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast fresh4       # thirteen more under the same fit (~40 min)
     python -m benchmarks.forecast fresh5       # thirteen more, the gap read on training rows too (~50 min)
     python -m benchmarks.forecast fresh6       # thirteen more, the forecast floored at the majority share (~40 min)
+    python -m benchmarks.forecast fresh7       # thirteen more under the fit on 77 cells, wider test splits (~45 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) and the planned sweeps of FIT_RUNS for the model (error
@@ -33,8 +34,8 @@ import sys
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT, save
-from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, RUN_SETS, TASKS, TEST_FRACTION, fresh_summaries,
-                                      held_out_runs, model_alone, run_table, summary)
+from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, RUN_SETS, TASKS, fresh_summaries, held_out_runs,
+                                      model_alone, run_table, summary, test_fraction)
 from ptft_ray.planner.forecast import at_majority, trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
@@ -122,7 +123,7 @@ def read_runs() -> list[dict]:
         rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "n_train": n_train, "classes": k,
                      "x": trained_fraction(r["best_config"]["epochs"] * n_train, n_train, k),
                      "realised": model_alone(r) - p.get("strategy_gap", 0.0) - p.get("truncation_gap", 0.0), "data": TASKS[task],
-                     "max_examples": 0 if n == "all" else int(n), "test_fraction": TEST_FRACTION.get(task, 0.1),
+                     "max_examples": 0 if n == "all" else int(n), "test_fraction": test_fraction(task, f.parts[-3]),
                      "run": str(f.parent.relative_to(ROOT)), "fewer_rows": bool(p["shape"].get("finetune.max_examples"))})
     return rows
 
