@@ -23,7 +23,7 @@ TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.par
 # to 30 % (165 to 285 rows; at the default 10 % a test reading carries +-5 points of noise)
 TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
-# sampling alone put 2.5 to 3 points of error on each such cell); their cells use <= 218 to 379 labels
+# sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
 WIDE_TEST = ("forecast_fresh7",)
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
