@@ -24,7 +24,7 @@ TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.par
 TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
 # sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
-WIDE_TEST = ("forecast_fresh7",)
+WIDE_TEST = ("forecast_fresh7", "forecast_fresh8")
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
 # folder replaces its row): the first fit's cells, then every set of cells made to check a fit
@@ -75,16 +75,20 @@ FRESH6 = ["rt:450:3m", "rt:700:4m", "tweets:350:3m", "tweets:900:4m", "news:450:
 FRESH7 = ["rt:550:3m", "rt:1100:4m", "tweets:450:3m", "tweets:1800:4m", "news:550:4m", "news:900:5m",
           "commons:160:3m", "commons:240:4m", "topics:160:3m", "topics:240:4m", "bundestag:140:3m",
           "bundestag:210:4m", "debates:280:4m"]
+# thirteen more under the same fit and test splits (forecast_fresh8): a second blind look at it
+FRESH8 = ["rt:650:3m", "rt:1300:4m", "tweets:550:3m", "tweets:1400:4m", "news:650:4m", "news:1100:5m",
+          "commons:140:3m", "commons:210:4m", "topics:190:3m", "topics:260:4m", "bundestag:190:4m",
+          "debates:230:3m", "debates:330:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
             "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6,
-            "fresh7": FRESH7}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh7": FRESH7, "fresh8": FRESH8}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
                "forecast_after7", "forecast_fresh", "forecast_rows",
                "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
-               "forecast_fresh6", "forecast_fresh7")
+               "forecast_fresh6", "forecast_fresh7", "forecast_fresh8")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -148,12 +152,12 @@ def fresh_summaries(runs: list[dict]) -> dict:
     thirteen more twice under the fit that took all of those in (fresh3, fresh4; together
     fit_before_pooling), thirteen under that fit with the gap read on training rows too (fresh5), and
     thirteen under it floored at the majority share (fresh6), and thirteen under the fit that took
-    fresh5 and fresh6 in, on wider test splits (fresh7)."""
-    names = ("fresh", "rows", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7")
+    fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77)."""
+    names = ("fresh", "rows", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),
-            "fit_before_pooling": summary(of["fresh3"] + of["fresh4"])}
+            "fit_before_pooling": summary(of["fresh3"] + of["fresh4"]), "fit_on_77": summary(of["fresh7"] + of["fresh8"])}
 
 
 def summary(runs: list[dict]) -> dict:

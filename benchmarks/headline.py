@@ -153,7 +153,9 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
               "fresh5": "more such cells under the fit with the gap read on training rows too (runs/forecast_fresh5)",
               "fresh6": "more such cells under that fit floored at the majority share (runs/forecast_fresh6)",
               "fresh7": "more such cells under the fit on 77 cells (fresh5 and fresh6 taken in), the held-out "
-                        "tasks tested on half their rows (runs/forecast_fresh7)"}
+                        "tasks tested on half their rows (runs/forecast_fresh7)",
+              "fresh8": "more such cells under the same fit and test splits (runs/forecast_fresh8)",
+              "fit_on_77": "such cells under the fit on 77 cells (forecast_fresh7 and forecast_fresh8)"}
 
 
 def forecast_rows(fc: dict, st: dict) -> list[str]:
