@@ -153,11 +153,12 @@ def fresh_summaries(runs: list[dict]) -> dict:
     fit_before_pooling), thirteen under that fit with the gap read on training rows too (fresh5), and
     thirteen under it floored at the majority share (fresh6), and thirteen under the fit that took
     fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77)."""
-    names = ("fresh", "rows", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
+    names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),
-            "fit_before_pooling": summary(of["fresh3"] + of["fresh4"]), "fit_on_77": summary(of["fresh7"] + of["fresh8"])}
+            "fit_before_pooling": summary(of["fresh3"] + of["fresh4"]),
+            "fit_on_77": summary(of["fresh7"] + of["fresh8"])}
 
 
 def summary(runs: list[dict]) -> dict:
