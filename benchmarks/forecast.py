@@ -121,9 +121,10 @@ def read_runs() -> list[dict]:
         r, p = json.loads(f.read_text()), json.loads((f.parent / "plan.json").read_text())
         task, n, budget = f.parent.name.split("_")
         n_train, k = r["baseline"]["n_train"], p["scan"]["num_classes"]
+        shift = p.get("strategy_gap", 0.0) + p.get("truncation_gap", 0.0)
         rows.append({"cell": f"{task}:{n}:{budget}", "task": task, "n_train": n_train, "classes": k,
                      "x": trained_fraction(r["best_config"]["epochs"] * n_train, n_train, k),
-                     "realised": model_alone(r) - p.get("strategy_gap", 0.0) - p.get("truncation_gap", 0.0), "data": TASKS[task],
+                     "realised": model_alone(r) - shift, "shift": shift, "data": TASKS[task],
                      "max_examples": 0 if n == "all" else int(n), "test_fraction": test_fraction(task, f.parts[-3]),
                      "run": str(f.parent.relative_to(ROOT)), "fewer_rows": bool(p["shape"].get("finetune.max_examples"))})
     return rows
@@ -191,8 +192,14 @@ def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float
 
 
 def predict(r: dict, coef: list[float], c: float, gaps: dict | None = None) -> float:
+    """The forecast less the plan's own price (`shift`, as `realised` is read): the majority
+    floor acts on the forecast as planned. Rows saved before the shift was kept floor without it."""
     rr = float(np.dot(coef, features(r, gaps))) + c * min(0.0, math.log2(r["x"]))
-    return at_majority(r["probe"] + rr * (1 - r["probe"]), r["majority"])
+    return floored(r["probe"] + rr * (1 - r["probe"]), r)
+
+
+def floored(acc: float, r: dict) -> float:
+    return at_majority(acc + r.get("shift", 0.0), r["majority"]) - r.get("shift", 0.0)
 
 
 def held_out(rows: list[dict], c: float, by: str, gaps: dict | None = None) -> list[dict]:

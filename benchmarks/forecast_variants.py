@@ -17,9 +17,9 @@ import sys
 import numpy as np
 
 from benchmarks.common import save
-from benchmarks.forecast import family_rows, gaps_of, held_out
+from benchmarks.forecast import family_rows, floored, gaps_of, held_out
 from ptft_ray.planner import sizing
-from ptft_ray.planner.forecast import FITTED, at_majority
+from ptft_ray.planner.forecast import FITTED
 
 FEATURES = {
     "log10 labels per class": lambda r: math.log10(r["n_train"] / r["classes"]),
@@ -53,7 +53,7 @@ def mae(rows: list[dict], form: tuple, by: str) -> float:
     for r in rows:
         rest = [o for o in rows if (o["cell"] != r["cell"] if by == "cell" else o["task"] != r["task"])]
         coef = np.linalg.lstsq(design(rest), np.array([o["y"] for o in rest]), rcond=None)[0]
-        pred = at_majority(r["probe"] + float((design([r]) @ coef)[0]) * (1 - r["probe"]), r["majority"])
+        pred = floored(r["probe"] + float((design([r]) @ coef)[0]) * (1 - r["probe"]), r)
         errs.append(100 * abs(pred - r["realised"]))
     return round(float(np.mean(errs)), 2)
 

@@ -106,6 +106,13 @@ def test_a_forecast_is_never_below_the_majority_share():
     assert mid == pytest.approx(0.37) and lo < 0.37 < hi  # floored there, the interval around it
     ahead = forecast.Probe(0.60, 0.57, 0.53, 1000, 0.3)
     assert forecast.expected(ahead, 1000, 2, 4000, "hf_encoder")[1] > 0.60  # above it: untouched
+    # a plan's own price (rows cut short, a cheaper strategy) comes before the floor: a model that
+    # learns nothing of the task still predicts its majority class
+    cut = {"shape": {}, "epochs": 20, "truncation_gap": -0.04, "strategy_gap": -0.01}
+    assert forecast.of_plan(cut, behind, 200, 5, "hf_encoder")[1] == pytest.approx(0.37)
+    assert forecast.of_plan(cut, ahead, 1000, 2, "hf_encoder")[1] == pytest.approx(
+        forecast.of_plan({**cut, "truncation_gap": 0.0, "strategy_gap": 0.0}, ahead, 1000, 2, "hf_encoder")[1] - 0.05,
+        abs=1e-4)  # above it, the price is paid in full
 
 
 def test_a_plan_for_an_encoder_records_the_probe_and_forecasts_with_it(ray_session, hf_dirs, cls_data):

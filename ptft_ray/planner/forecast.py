@@ -93,12 +93,14 @@ def rule_accuracy(probe: Probe, n_train: int, classes: int, seen: float, family:
     return round(min(1.0, probe.accuracy + reduction(probe, n_train, classes, seen, family) * (1.0 - probe.accuracy)), 4)
 
 
-def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> list[float]:
+def expected(probe: Probe, n_train: int, classes: int, seen: float, family: str,
+             shift: float = 0.0) -> list[float]:
     """[low, mid, high] test accuracy of the planned sweep's best model (80 %); seen: the
-    examples a trial trains on (epochs x rows)."""
+    examples a trial trains on (epochs x rows); shift: the plan's own price (strategy, truncation),
+    taken before the majority floor, which holds for the model as planned."""
     prm = params(family, probe.embed_gap)
     r = reduction(probe, n_train, classes, seen, family)
-    mid = at_majority(rule_accuracy(probe, n_train, classes, seen, family), probe.majority)
+    mid = at_majority(rule_accuracy(probe, n_train, classes, seen, family) + shift, probe.majority)
     # the fit's held-out errors hold the probe noise of its cells (55 to 2,000 validation rows);
     # mid moves by (1 - r) per point of probe error, which governs where it is the wider
     half = max(prm["half_width_points"] / 100, Z80 * (1 - r) * probe.sd)
@@ -125,14 +127,14 @@ def of_plan(p: dict, probe: Probe, n_train: int, classes: int, family: str) -> l
     that trains on fewer rows is forecast from the probe at those rows), less its best
     strategy's calibrated gap to the best strategy and the price of rows cut shorter."""
     rows = min(n_train, p["shape"].get("finetune.max_examples") or n_train)
-    acc = on_rows(probe, n_train, rows, classes, p["epochs"] * rows, family)
-    gap = p.get("strategy_gap", 0.0) + p.get("truncation_gap", 0.0)
-    return [round(min(1.0, max(0.0, a + gap)), 4) for a in acc]
+    shift = p.get("strategy_gap", 0.0) + p.get("truncation_gap", 0.0)
+    return on_rows(probe, n_train, rows, classes, p["epochs"] * rows, family, shift)
 
 
-def on_rows(probe: Probe, n_train: int, rows: int, classes: int, seen: float, family: str) -> list[float]:
+def on_rows(probe: Probe, n_train: int, rows: int, classes: int, seen: float, family: str,
+            shift: float = 0.0) -> list[float]:
     """`expected` for trials on `rows` of the task's `n_train` training rows (the probe moved to them)."""
-    return expected(probe.with_labels(rows / n_train), rows, classes, seen, family)
+    return expected(probe.with_labels(rows / n_train), rows, classes, seen, family, shift)
 
 
 def gain_text(acc: list[float], probe: Probe) -> tuple[float, float, str]:
