@@ -24,7 +24,7 @@ TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.par
 TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
 # sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
-WIDE_TEST = ("forecast_fresh7", "forecast_fresh8")
+WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9")
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
 # folder replaces its row): the first fit's cells, then every set of cells made to check a fit
@@ -32,7 +32,7 @@ WIDE_TEST = ("forecast_fresh7", "forecast_fresh8")
 # runs were not kept, so their cells are not in it)
 FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "forecast_unseen", "forecast_gap",
             "forecast_unseen2", "forecast_after7", "forecast_fresh", "forecast_rows", "forecast_fresh2",
-            "forecast_fresh5", "forecast_fresh6")
+            "forecast_fresh5", "forecast_fresh6", "forecast_fresh7", "forecast_fresh8")
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 UNSEEN = ["commons:all:5m", "commons:200:3m", "commons:all:10m", "topics:all:5m", "topics:100:3m"]
 GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds, planned with the gap
@@ -79,16 +79,21 @@ FRESH7 = ["rt:550:3m", "rt:1100:4m", "tweets:450:3m", "tweets:1800:4m", "news:55
 FRESH8 = ["rt:650:3m", "rt:1300:4m", "tweets:550:3m", "tweets:1400:4m", "news:650:4m", "news:1100:5m",
           "commons:140:3m", "commons:210:4m", "topics:190:3m", "topics:260:4m", "bundestag:190:4m",
           "debates:230:3m", "debates:330:4m"]
+# thirteen more, planned under the fit that took in fresh7 and fresh8 (103 cells), the majority
+# floor taken after the plan's own price (docs/decisions.md, "The floor after the plan's price")
+FRESH9 = ["rt:750:3m", "rt:1700:4m", "tweets:650:3m", "tweets:1100:4m", "news:750:4m", "news:1300:5m",
+          "commons:190:3m", "commons:260:4m", "topics:170:3m", "topics:230:4m", "bundestag:170:4m",
+          "debates:210:3m", "debates:360:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
             "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6,
-            "fresh7": FRESH7, "fresh8": FRESH8}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh7": FRESH7, "fresh8": FRESH8, "fresh9": FRESH9}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
                "forecast_after7", "forecast_fresh", "forecast_rows",
                "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
-               "forecast_fresh6", "forecast_fresh7", "forecast_fresh8")
+               "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
