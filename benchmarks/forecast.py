@@ -18,6 +18,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast fresh6       # thirteen more, the forecast floored at the majority share (~40 min)
     python -m benchmarks.forecast fresh7       # thirteen more under the fit on 77 cells, wider test splits (~45 min)
     python -m benchmarks.forecast fresh8       # thirteen more under the same fit and splits (~45 min)
+    python -m benchmarks.forecast fresh9       # thirteen more under the fit on 103 cells, floor after the price (~45 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) and the planned sweeps of FIT_RUNS for the model (error

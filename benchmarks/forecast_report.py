@@ -62,9 +62,10 @@ def section(r: dict) -> list[str]:
                   "same cells' fit with the gap read on training rows too (`... fresh5`), runs/forecast_fresh6/, "
                   "thirteen more once the forecast was floored at the majority share (`... fresh6`), and "
                   "runs/forecast_fresh7/ and runs/forecast_fresh8/, thirteen more each under the fit that took fresh5 "
-                  "and fresh6 in, the held-out tasks tested on half their rows (`... fresh7`, `... fresh8`), were "
-                  "each read before any fit held them; the fit above holds all but blend_check, fresh3, fresh4, "
-                  "fresh7 and fresh8:", "",
+                  "and fresh6 in, the held-out tasks tested on half their rows (`... fresh7`, `... fresh8`), and "
+                  "runs/forecast_fresh9/, thirteen more under the fit that took those in, the majority floor taken "
+                  "after the plan's own price (`... fresh9`), were each read before any fit held them; the fit above "
+                  "holds all but blend_check, fresh3, fresh4 and fresh9:", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]

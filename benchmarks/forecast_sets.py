@@ -157,7 +157,8 @@ def fresh_summaries(runs: list[dict]) -> dict:
     thirteen more twice under the fit that took all of those in (fresh3, fresh4; together
     fit_before_pooling), thirteen under that fit with the gap read on training rows too (fresh5), and
     thirteen under it floored at the majority share (fresh6), and thirteen under the fit that took
-    fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77)."""
+    fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77), and
+    thirteen under the fit that took those in, floored after the plan's own price (fresh9)."""
     names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]

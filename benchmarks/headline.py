@@ -155,7 +155,9 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
               "fresh7": "more such cells under the fit on 77 cells (fresh5 and fresh6 taken in), the held-out "
                         "tasks tested on half their rows (runs/forecast_fresh7)",
               "fresh8": "more such cells under the same fit and test splits (runs/forecast_fresh8)",
-              "fit_on_77": "such cells under the fit on 77 cells (forecast_fresh7 and forecast_fresh8)"}
+              "fit_on_77": "such cells under the fit on 77 cells (forecast_fresh7 and forecast_fresh8)",
+              "fresh9": "more such cells under the fit on 103 cells (fresh7 and fresh8 taken in), the majority "
+                        "floor taken after the plan's own price (runs/forecast_fresh9)"}
 
 
 def forecast_rows(fc: dict, st: dict) -> list[str]:
