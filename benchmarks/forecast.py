@@ -36,8 +36,8 @@ import sys
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT, save
-from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, RUN_SETS, TASKS, fresh_summaries, held_out_runs,
-                                      model_alone, run_table, summary, test_fraction)
+from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, REPLAYED, RUN_SETS, TASKS, fresh_summaries,
+                                      held_out_runs, model_alone, replayed, run_table, summary, test_fraction)
 from ptft_ray.planner.forecast import at_majority, trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
@@ -46,7 +46,8 @@ SAVED_RUNS = RESULTS / "forecast_runs.json"
 MODELS = {"hf_encoder": "minilm", "gpt": "gpt_news"}
 CURVES = {"hf_encoder": ["calibration_hf_encoder.json", "calibration_hf_encoder_heldout.json"],
           "gpt": ["calibration.json", "calibration_heldout.json"]}
-FORM = ("r = a + d (frozen encoder's gap over TF-IDF + LR) + c min(0, log2(examples trained / sizing minimum)), "
+FORM = ("r = a + d (frozen encoder's gap over TF-IDF + LR) + e (its lead over the probe) "
+        "+ c min(0, log2(examples trained / sizing minimum)), "
         "or where no gap was measured a + b log10(labels per class) + the same c term; "
         "accuracy = probe + r (1 - probe), probe: TF-IDF + LR on the task's validation rows")
 # the families whose fit takes the frozen encoder's gap (planner/embed_probe.py: a Hugging Face
@@ -180,10 +181,14 @@ def curve_slope(files: list[str]) -> float:
 
 
 def features(r: dict, gaps: dict | None) -> list[float]:
-    """1 and the frozen encoder's gap where the family has it, else 1 and log10(labels per
-    class): with the gap, labels per class no longer lowered the error one task out
-    (docs/decisions.md, "The forecast fitted on what a plan reads")."""
-    return [1.0, gaps[r["cell"]]["gap"]] if gaps is not None else [1.0, math.log10(r["n_train"] / r["classes"])]
+    """1, the frozen encoder's gap and its lead over the probe where the family has them, else 1
+    and log10(labels per class): with the gap, labels per class no longer lowered the error one
+    task out (docs/decisions.md, "The forecast fitted on what a plan reads", "The encoder's lead
+    over the probe")."""
+    if gaps is None:
+        return [1.0, math.log10(r["n_train"] / r["classes"])]
+    g = gaps[r["cell"]]
+    return [1.0, g["gap"], (g["embed_lr_pooled"] - r["probe"]) / (1 - r["probe"])]
 
 
 def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float]:
@@ -264,7 +269,7 @@ def fit_family(rows: list[dict], c: float, model: str, gaps: dict | None) -> dic
     coef = fit_rows(rows, c, gaps)
     errs = [100 * (h["forecast"] - h["realised"]) for h in held_out(rows, c, "cell", gaps)]
     by_task = [100 * abs(h["forecast"] - h["realised"]) for h in held_out(rows, c, "task", gaps)]
-    return {**dict(zip("ad" if gaps is not None else "ab", (round(v, 4) for v in coef))), "c": round(c, 4), "cells": len(rows),
+    return {**dict(zip("ade" if gaps is not None else "ab", (round(v, 4) for v in coef))), "c": round(c, 4), "cells": len(rows),
             "model": model, "rmse_points": round(rmse(errs), 2), "half_width_points": round(conformal_half(by_task), 2)}
 
 
@@ -346,8 +351,10 @@ def main(argv: list[str]) -> int:
     fresh = run_table([str(ROOT / "runs" / d) for d in PROSPECTIVE])
     runs = list({r["run"]: r for r in ({**r, "run": r["run"][r["run"].find("runs/"):]}
                                         for r in kept + fresh)}.values())
+    again = {d: summary(replayed([str(ROOT / "runs" / d)])) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}
+    old = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text()).get("replayed", {})
     save("forecast", {"held_out": check(), "runs": runs, "runs_summary": summary(runs),
-                      "fresh_summaries": fresh_summaries(runs)})
+                      "fresh_summaries": fresh_summaries(runs), "replayed": {**old, **again}})
     return 0
 
 

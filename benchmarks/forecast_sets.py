@@ -24,7 +24,7 @@ TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.par
 TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
 # sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
-WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9")
+WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9", "forecast_fresh10")
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
 # folder replaces its row): the first fit's cells, then every set of cells made to check a fit
@@ -84,16 +84,23 @@ FRESH8 = ["rt:650:3m", "rt:1300:4m", "tweets:550:3m", "tweets:1400:4m", "news:65
 FRESH9 = ["rt:750:3m", "rt:1700:4m", "tweets:650:3m", "tweets:1100:4m", "news:750:4m", "news:1300:5m",
           "commons:190:3m", "commons:260:4m", "topics:170:3m", "topics:230:4m", "bundestag:170:4m",
           "debates:210:3m", "debates:360:4m"]
+# thirteen more under the fit with the encoder's lead over the probe (e; 103 cells, fresh9 left
+# out of it so that fresh9, replayed, and fresh10 check one fit)
+FRESH10 = ["rt:850:3m", "rt:2500:4m", "tweets:750:3m", "tweets:1600:4m", "news:850:4m", "news:1400:5m",
+           "commons:170:3m", "commons:230:4m", "topics:140:3m", "topics:210:4m", "bundestag:130:3m",
+           "debates:160:3m", "debates:310:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
             "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6,
-            "fresh7": FRESH7, "fresh8": FRESH8, "fresh9": FRESH9}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh7": FRESH7, "fresh8": FRESH8, "fresh9": FRESH9,
+            "fresh10": FRESH10}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
 PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
                "forecast_after7", "forecast_fresh", "forecast_rows",
                "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
-               "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9")
+               "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9",
+               "forecast_fresh10")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -175,3 +182,26 @@ def summary(runs: list[dict]) -> dict:
     return {"n": len(runs), "coverage": runs and round(sum(r["covered"] for r in runs) / len(runs), 3),
             "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2),
             "test_noise_points": round(100 * float(np.mean(noise)), 2) if len(noise) == len(runs) and runs else None}
+
+
+# sets read again under today's fit, from their plans' recorded inputs (`replayed`)
+REPLAYED = ("forecast_fresh9",)
+
+
+def replayed(dirs: list[str]) -> list[dict]:
+    """Each run's forecast made again from its plan's recorded inputs under today's fit
+    (planner/forecast.json), beside what it realised. The plan's shape stands: a refit that moves
+    only terms every shape of a plan shares (a, d, e) leaves the planner's choice as it was."""
+    from ptft_ray.planner import forecast as fc
+
+    rows = []
+    for r in run_table(dirs):
+        p = json.loads((Path(r["run"]) / "plan.json").read_text())
+        sc = p["scan"]
+        probe = dict(sc["probe"])
+        if "embed_gap" in probe and "embed_lr_pooled" in sc.get("embed_probe", {}):
+            probe["embed_pooled"] = sc["embed_probe"]["embed_lr_pooled"]  # plans before the lead term
+        lo, mid, hi = fc.of_plan(p, fc.Probe.of(probe), sc["examples"]["train"], sc["num_classes"], p["calibration"])
+        rows.append({**r, "forecast": [lo, mid, hi], "covered": lo <= r["realised"] <= hi,
+                     "error_points": round(100 * (mid - r["realised"]), 2)})
+    return rows

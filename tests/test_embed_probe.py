@@ -99,6 +99,18 @@ def test_the_forecast_moves_with_the_gap_and_falls_back_without_it():
     assert p.with_labels(2).embed_gap is None and forecast.Probe(0.6, 0.57, 0.53, 1000, 0.2).with_labels(2).embed_gap == 0.2
 
 
+def test_the_encoders_lead_over_the_probe_moves_the_forecast():
+    """The lead term: the frozen encoder's accuracy against the task's own probe, beside its gap."""
+    e = forecast.params("hf_encoder", 0.1)["e"]
+    assert e > 0  # the fitted sign: an encoder that reads above the probe goes further above it
+    level, ahead = (forecast.Probe(0.6, 0.57, 0.53, 1000, 0.1, pooled) for pooled in (0.6, 0.7))
+    assert ahead.lead == pytest.approx(0.25) and level.lead == 0.0
+    mids = [forecast.expected(p, 1000, 2, 4000, "hf_encoder")[1] for p in (level, ahead)]
+    assert mids[1] - mids[0] == pytest.approx(e * 0.25 * (1 - 0.6), abs=2e-4)
+    # 2x the labels moves the encoder's reading with the probe (as its gap is kept)
+    assert ahead.with_labels(2).embed_pooled - ahead.with_labels(2).accuracy == pytest.approx(0.1)
+
+
 def test_a_forecast_is_never_below_the_majority_share():
     behind = forecast.Probe(0.40, 0.38, 0.37, 100, -0.6)  # an encoder far behind a bag of words
     assert forecast.rule_accuracy(behind, 200, 5, 4000, "hf_encoder") < 0.37  # the fitted rule alone reads under it
@@ -121,6 +133,7 @@ def test_a_plan_for_an_encoder_records_the_probe_and_forecasts_with_it(ray_sessi
     p = plan(cls_data, [hf_dirs["bert"]], "10m")
     got = p["scan"]["embed_probe"]
     assert p["scan"]["probe"]["embed_gap"] == got["gap"]
+    assert p["scan"]["probe"]["embed_pooled"] == got["embed_lr_pooled"]
     assert any(r.startswith("encoder probe: ") and f"gap {got['gap']:+.2f}" in r for r in p["reasons"])
     n = forecast.params("hf_encoder", got["gap"])["cells"]
     assert f"fitted on {n} measured cells" in p["forecast"]["how"]

@@ -3,14 +3,15 @@
 The forecast is a fitted rule on what is measured before training (benchmarks/forecast.py
 fits it on the measured quality cells and planned sweeps, and writes forecast.json):
 
-    error reduction over TF-IDF + LR   r = a + d * gap + c * min(0, log2 x)
+    error reduction over TF-IDF + LR   r = a + d * gap + e * lead + c * min(0, log2 x)
                                        (no gap measured: a + b * log10(labels per class) + c * ...)
     expected accuracy                  probe + r * (1 - probe), at least the majority class's share
 
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
 rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
 hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
-of one on the directory it started from), and x is the examples a trial trains on (epochs x
+of one on the directory it started from), lead is the same frozen encoder's accuracy as an error
+reduction over the probe itself (the gap's reading against this task's own validation split), and x is the examples a trial trains on (epochs x
 rows) over the sizing minimum's (planner/sizing.py: its minimum steps at its batch size): fewer
 cost what the calibration's learning curves lost per halving; more are not credited (the fit
 found no reliable gain past the minimum). The fit reads the probe as a plan reads it, so the
@@ -42,6 +43,7 @@ class Probe:
     majority: float
     n_val: int
     embed_gap: float | None = None  # planner/embed_probe.py; None where not measured
+    embed_pooled: float | None = None  # the frozen encoder's own accuracy there (the `lead` term)
 
     @property
     def sd(self) -> float:
@@ -50,7 +52,15 @@ class Probe:
 
     @classmethod
     def of(cls, d: dict) -> "Probe":
-        return cls(d["tfidf_lr_val"], d["tfidf_lr_val_half"], d["majority_val"], d["n_val"], d.get("embed_gap"))
+        return cls(d["tfidf_lr_val"], d["tfidf_lr_val_half"], d["majority_val"], d["n_val"], d.get("embed_gap"),
+                   d.get("embed_pooled"))
+
+    @property
+    def lead(self) -> float | None:
+        """The frozen encoder's error reduction over this probe (None where not measured)."""
+        if self.embed_pooled is None or self.accuracy >= 1.0:
+            return None
+        return (self.embed_pooled - self.accuracy) / (1.0 - self.accuracy)
 
     def with_labels(self, factor: float) -> "Probe":
         """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
@@ -61,7 +71,9 @@ class Probe:
             return self
         slope = max(0.0, self.accuracy - self.accuracy_half)
         acc = min(1.0, max(self.majority, self.accuracy + slope * math.log2(factor)))
-        return Probe(acc, acc - slope, self.majority, self.n_val, self.embed_gap)  # moved whole: 2x then 1/2x is 1x
+        # moved whole (2x then 1/2x is 1x); the encoder's reading moves with it, as its gap is kept
+        pooled = None if self.embed_pooled is None else self.embed_pooled + acc - self.accuracy
+        return Probe(acc, acc - slope, self.majority, self.n_val, self.embed_gap, pooled)
 
 
 def params(family: str, gap: float | None = None) -> dict:
@@ -84,7 +96,7 @@ def reduction(probe: Probe, n_train: int, classes: int, seen: float, family: str
     prm = params(family, probe.embed_gap)
     x = max(1e-3, trained_fraction(seen, n_train, classes))
     r = prm["a"] + prm.get("b", 0.0) * math.log10(max(1.0, n_train / classes)) + prm["c"] * min(0.0, math.log2(x))
-    return r + prm.get("d", 0.0) * (probe.embed_gap or 0.0)
+    return r + prm.get("d", 0.0) * (probe.embed_gap or 0.0) + prm.get("e", 0.0) * (probe.lead or 0.0)
 
 
 def rule_accuracy(probe: Probe, n_train: int, classes: int, seen: float, family: str) -> float:
