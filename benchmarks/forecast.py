@@ -351,10 +351,10 @@ def main(argv: list[str]) -> int:
     fresh = run_table([str(ROOT / "runs" / d) for d in PROSPECTIVE])
     runs = list({r["run"]: r for r in ({**r, "run": r["run"][r["run"].find("runs/"):]}
                                         for r in kept + fresh)}.values())
-    again = {d: summary(replayed([str(ROOT / "runs" / d)])) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}
-    old = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text()).get("replayed", {})
+    again = {d: replayed([str(ROOT / "runs" / d)]) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}
+    again = {**json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text()).get("replayed", {}), **again}
     save("forecast", {"held_out": check(), "runs": runs, "runs_summary": summary(runs),
-                      "fresh_summaries": fresh_summaries(runs), "replayed": {**old, **again}})
+                      "fresh_summaries": fresh_summaries(runs, again), "replayed": again})
     return 0
 
 

@@ -157,7 +157,7 @@ def run_table(dirs: list[str]) -> list[dict]:
     return rows
 
 
-def fresh_summaries(runs: list[dict]) -> dict:
+def fresh_summaries(runs: list[dict], again: dict) -> dict:
     """The cells no fit held, all seven tasks: as planned at first (fresh), after the planner
     stopped training on fewer rows (rows: the cells that had; fresh2: ten more), the plans of
     that planner together (fresh2, rows, and the fresh plans the change left as they were), and
@@ -165,13 +165,17 @@ def fresh_summaries(runs: list[dict]) -> dict:
     fit_before_pooling), thirteen under that fit with the gap read on training rows too (fresh5), and
     thirteen under it floored at the majority share (fresh6), and thirteen under the fit that took
     fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77), and
-    thirteen under the fit that took those in, floored after the plan's own price (fresh9)."""
+    thirteen under the fit that took those in, floored after the plan's own price (fresh9), and
+    under the fit with the encoder's lead over the probe: fresh9 replayed (`again`: REPLAYED sets'
+    rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead)."""
     names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),
             "fit_before_pooling": summary(of["fresh3"] + of["fresh4"]),
-            "fit_on_77": summary(of["fresh7"] + of["fresh8"])}
+            "fit_on_77": summary(of["fresh7"] + of["fresh8"]),
+            "fresh9_replayed": summary(again.get("forecast_fresh9", [])),
+            "fit_with_lead": summary(again.get("forecast_fresh9", []) + of["fresh10"])}
 
 
 def summary(runs: list[dict]) -> dict:

@@ -1,7 +1,7 @@
 """Other forms of the forecast, tried on the same MiniLM cells and held out the same way:
 does a feature of how much a trial trained explain the errors the kept form leaves, and does
-labels per class add to the frozen encoder's gap? (The kept form's row is the gap; the next is
-the form a plan without a gap gets.)
+labels per class add to the frozen encoder's gap? (The kept form's row is the gap and the lead; the
+next is the form a plan without a gap gets.)
 
     python -m benchmarks.forecast_variants     # -> results/forecast_variants.json
 
@@ -30,13 +30,18 @@ FEATURES = {
     "log10 examples seen per class": lambda r: math.log10(r["seen"] / r["classes"]),
     "log2 classes": lambda r: math.log2(r["classes"]),
     "the frozen encoder's gap": lambda r: r["gap"],
+    "its lead over the probe": lambda r: r["lead"],
+    "log10 majority share": lambda r: math.log10(r["majority"]),
 }
 FORMS = [("log10 labels per class", "min(0, log2 x)"), ("log10 labels per class", "log2 epochs"),
          ("log10 labels per class", "min(0, log2 epochs)"), ("log10 labels per class", "log2 optimizer steps"),
          ("log10 examples seen per class",), ("log10 labels per class", "min(0, log2 x)", "log2 classes"),
          ("log10 labels per class", "log2 epochs", "log2 classes"),
          ("the frozen encoder's gap", "min(0, log2 x)"),
-         ("log10 labels per class", "the frozen encoder's gap", "min(0, log2 x)")]
+         ("log10 labels per class", "the frozen encoder's gap", "min(0, log2 x)"),
+         ("the frozen encoder's gap",), ("the frozen encoder's gap", "log2 classes"),
+         ("the frozen encoder's gap", "log10 majority share"), ("its lead over the probe",),
+         ("the frozen encoder's gap", "its lead over the probe", "log2 classes")]
 
 
 def with_shape(r: dict) -> dict:
@@ -74,14 +79,15 @@ def section(r: dict) -> list[str]:
 def main() -> int:
     rows = family_rows("hf_encoder")
     gaps = gaps_of(rows)
-    rows = [{**with_shape(r), "gap": gaps[r["cell"]]["gap"]} for r in rows]
+    rows = [{**with_shape(r), "gap": gaps[r["cell"]]["gap"],
+             "lead": (gaps[r["cell"]]["embed_lr_pooled"] - r["probe"]) / (1 - r["probe"])} for r in rows]
     c = FITTED["families"]["hf_encoder"]["c"]
     kept, plain = ({by: round(float(np.mean([100 * abs(h["forecast"] - h["realised"]) for h in held_out(rows, c, by, g)])), 2)
                     for by in ("cell", "task")} for g in (gaps, None))
     forms = [{"features": ["log10 labels per class", "c min(0, log2 x), c from the curves (the form without a gap)"],
               "mae_cell": plain["cell"], "mae_task": plain["task"]}]
     forms += [{"features": list(f), "mae_cell": mae(rows, f, "cell"), "mae_task": mae(rows, f, "task")} for f in FORMS]
-    save("forecast_variants", {"cells": len(rows), "kept": {"features": ["the frozen encoder's gap",
+    save("forecast_variants", {"cells": len(rows), "kept": {"features": ["the frozen encoder's gap", "its lead over the probe",
                                                                           "c min(0, log2 x), c from the curves"],
                                                              "mae_cell": kept["cell"], "mae_task": kept["task"]},
                                "forms": forms})

@@ -157,7 +157,11 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
               "fresh8": "more such cells under the same fit and test splits (runs/forecast_fresh8)",
               "fit_on_77": "such cells under the fit on 77 cells (forecast_fresh7 and forecast_fresh8)",
               "fresh9": "more such cells under the fit on 103 cells (fresh7 and fresh8 taken in), the majority "
-                        "floor taken after the plan's own price (runs/forecast_fresh9)"}
+                        "floor taken after the plan's own price (runs/forecast_fresh9)",
+              "fresh9_replayed": "such cells, fresh9's forecasts made again from each plan's recorded inputs under the "
+                                 "fit with the encoder's lead over the probe (forecast_sets.replayed; shapes stand)",
+              "fresh10": "more such cells planned under the fit with the lead (runs/forecast_fresh10)",
+              "fit_with_lead": "such cells under the fit with the lead (fresh9 replayed and fresh10)"}
 
 
 def forecast_rows(fc: dict, st: dict) -> list[str]:

@@ -10,9 +10,9 @@ fits it on the measured quality cells and planned sweeps, and writes forecast.js
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
 rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
 hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
-of one on the directory it started from), lead is the same frozen encoder's accuracy as an error
-reduction over the probe itself (the gap's reading against this task's own validation split), and x is the examples a trial trains on (epochs x
-rows) over the sizing minimum's (planner/sizing.py: its minimum steps at its batch size): fewer
+of one on the directory it started from), lead is that encoder's accuracy as an error reduction
+over the probe itself (read against this task's own validation split), and x is the examples a
+trial trains on (epochs x rows) over the sizing minimum's (planner/sizing.py: its minimum steps at its batch size): fewer
 cost what the calibration's learning curves lost per halving; more are not credited (the fit
 found no reliable gain past the minimum). The fit reads the probe as a plan reads it, so the
 interval's half-width, a conformal quantile of the fitted cells' errors with their whole task
