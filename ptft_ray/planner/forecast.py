@@ -12,9 +12,9 @@ rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on 
 hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
 of one on the directory it started from), lead is that encoder's accuracy as an error reduction
 over the probe itself (read against this task's own validation split), and x is the examples a
-trial trains on (epochs x rows) over the sizing minimum's (planner/sizing.py: its minimum steps at its batch size): fewer
-cost what the calibration's learning curves lost per halving; more are not credited (the fit
-found no reliable gain past the minimum). The fit reads the probe as a plan reads it, so the
+trial trains on (epochs x rows) over the sizing minimum's (planner/sizing.py: its minimum steps
+at its batch size): fewer cost what the calibration's learning curves lost per halving; more are
+not credited (the fit found no reliable gain past the minimum). The fit reads the probe as a plan reads it, so the
 interval's half-width, a conformal quantile of the fitted cells' errors with their whole task
 left out (a user's task is never one the fit has seen), holds the probe's noise at the fitted
 cells' validation sizes; a probe on fewer rows widens it (`expected`). Continued pretraining's
