@@ -64,8 +64,9 @@ def section(r: dict) -> list[str]:
                   "runs/forecast_fresh7/ and runs/forecast_fresh8/, thirteen more each under the fit that took fresh5 "
                   "and fresh6 in, the held-out tasks tested on half their rows (`... fresh7`, `... fresh8`), and "
                   "runs/forecast_fresh9/, thirteen more under the fit that took those in, the majority floor taken "
-                  "after the plan's own price (`... fresh9`), were each read before any fit held them; the fit above "
-                  "holds all but blend_check, fresh3, fresh4 and fresh9:", "",
+                  "after the plan's own price (`... fresh9`), and runs/forecast_fresh10/, thirteen more under that "
+                  "fit with the encoder's lead over the probe (`... fresh10`), were each read before any fit held "
+                  "them; the fit above holds all but blend_check, fresh3, fresh4, fresh9 and fresh10:", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
