@@ -19,6 +19,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast fresh7       # thirteen more under the fit on 77 cells, wider test splits (~45 min)
     python -m benchmarks.forecast fresh8       # thirteen more under the same fit and splits (~45 min)
     python -m benchmarks.forecast fresh9       # thirteen more under the fit on 103 cells, floor after the price (~45 min)
+    python -m benchmarks.forecast fresh10      # thirteen more under that fit with the encoder's lead (~40 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) and the planned sweeps of FIT_RUNS for the model (error
@@ -205,6 +206,7 @@ def predict(r: dict, coef: list[float], c: float, gaps: dict | None = None) -> f
 
 
 def floored(acc: float, r: dict) -> float:
+    """A fit row's forecast at least the majority share once its plan's price is on (`predict`)."""
     return at_majority(acc + r.get("shift", 0.0), r["majority"]) - r.get("shift", 0.0)
 
 
@@ -347,12 +349,12 @@ def main(argv: list[str]) -> int:
         print(json.dumps(run_table(argv[1:] or ["runs"]), indent=1))
         return 0
     # a run directory this checkout lacks keeps its row; one it has is read again
-    kept = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text()).get("runs", [])
+    saved = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text())
     fresh = run_table([str(ROOT / "runs" / d) for d in PROSPECTIVE])
     runs = list({r["run"]: r for r in ({**r, "run": r["run"][r["run"].find("runs/"):]}
-                                        for r in kept + fresh)}.values())
-    again = {d: replayed([str(ROOT / "runs" / d)]) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}
-    again = {**json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text()).get("replayed", {}), **again}
+                                        for r in saved.get("runs", []) + fresh)}.values())
+    again = {**saved.get("replayed", {}),
+             **{d: replayed([str(ROOT / "runs" / d)]) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}}
     save("forecast", {"held_out": check(), "runs": runs, "runs_summary": summary(runs),
                       "fresh_summaries": fresh_summaries(runs, again), "replayed": again})
     return 0
