@@ -206,6 +206,6 @@ def replayed(dirs: list[str]) -> list[dict]:
         if "embed_gap" in probe and "embed_lr_pooled" in sc.get("embed_probe", {}):
             probe["embed_pooled"] = sc["embed_probe"]["embed_lr_pooled"]  # plans before the lead term
         lo, mid, hi = fc.of_plan(p, fc.Probe.of(probe), sc["examples"]["train"], sc["num_classes"], p["calibration"])
-        rows.append({**r, "run": r["run"][r["run"].find("runs/"):], "forecast": [lo, mid, hi], "covered": lo <= r["realised"] <= hi,
-                     "error_points": round(100 * (mid - r["realised"]), 2)})
+        rows.append({**r, "run": r["run"][r["run"].find("runs/"):], "forecast": [lo, mid, hi],
+                     "covered": lo <= r["realised"] <= hi, "error_points": round(100 * (mid - r["realised"]), 2)})
     return rows
