@@ -38,8 +38,9 @@ import numpy as np
 
 from benchmarks.common import RESULTS, ROOT, save
 from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, REPLAYED, RUN_SETS, TASKS, fresh_summaries,
-                                      held_out_runs, model_alone, replayed, run_table, summary, test_fraction)
-from ptft_ray.planner.forecast import at_majority, trained_fraction
+                                      held_out_runs, model_alone, replayed, run_table, summary, test_fraction,
+                                      under_runs)
+from ptft_ray.planner.forecast import at_majority, lead, trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
 SAVED_RUNS = RESULTS / "forecast_runs.json"
@@ -189,7 +190,7 @@ def features(r: dict, gaps: dict | None) -> list[float]:
     if gaps is None:
         return [1.0, math.log10(r["n_train"] / r["classes"])]
     g = gaps[r["cell"]]
-    return [1.0, g["gap"], (g["embed_lr_pooled"] - r["probe"]) / (1 - r["probe"])]
+    return [1.0, g["gap"], lead(g["embed_lr_pooled"], r["probe"]) or 0.0]
 
 
 def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float]:
@@ -351,7 +352,7 @@ def main(argv: list[str]) -> int:
     # a run directory this checkout lacks keeps its row; one it has is read again
     saved = json.loads((ROOT / "benchmarks" / "results" / "forecast.json").read_text())
     fresh = run_table([str(ROOT / "runs" / d) for d in PROSPECTIVE])
-    runs = list({r["run"]: r for r in ({**r, "run": r["run"][r["run"].find("runs/"):]}
+    runs = list({r["run"]: r for r in ({**r, "run": under_runs(r["run"])}
                                         for r in saved.get("runs", []) + fresh)}.values())
     again = {**saved.get("replayed", {}),
              **{d: replayed([str(ROOT / "runs" / d)]) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}}

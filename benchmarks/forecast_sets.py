@@ -178,6 +178,11 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
             "fit_with_lead": summary(again.get("forecast_fresh9", []) + of["fresh10"])}
 
 
+def under_runs(path: str) -> str:
+    """A run directory as `runs/...`, wherever the checkout that ran it lay."""
+    return path[path.find("runs/"):]
+
+
 def summary(runs: list[dict]) -> dict:
     """Coverage of the 80 % interval and mean absolute error over some runs' own forecasts, and
     the mean absolute error a forecast of each run's true accuracy would show from its test
@@ -206,6 +211,6 @@ def replayed(dirs: list[str]) -> list[dict]:
         if "embed_gap" in probe and "embed_lr_pooled" in sc.get("embed_probe", {}):
             probe["embed_pooled"] = sc["embed_probe"]["embed_lr_pooled"]  # plans before the lead term
         lo, mid, hi = fc.of_plan(p, fc.Probe.of(probe), sc["examples"]["train"], sc["num_classes"], p["calibration"])
-        rows.append({**r, "run": r["run"][r["run"].find("runs/"):], "forecast": [lo, mid, hi],
+        rows.append({**r, "run": under_runs(r["run"]), "forecast": [lo, mid, hi],
                      "covered": lo <= r["realised"] <= hi, "error_points": round(100 * (mid - r["realised"]), 2)})
     return rows

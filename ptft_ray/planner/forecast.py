@@ -14,8 +14,8 @@ of one on the directory it started from), lead is that encoder's accuracy as an 
 over the probe itself (read against this task's own validation split), and x is the examples a
 trial trains on (epochs x rows) over the sizing minimum's (planner/sizing.py: its minimum steps
 at its batch size): fewer cost what the calibration's learning curves lost per halving; more are
-not credited (the fit found no reliable gain past the minimum). The fit reads the probe as a plan reads it, so the
-interval's half-width, a conformal quantile of the fitted cells' errors with their whole task
+not credited (the fit found no reliable gain past the minimum). The fit reads the probe as a
+plan reads it, so the interval's half-width, a conformal quantile of the fitted cells' errors with their whole task
 left out (a user's task is never one the fit has seen), holds the probe's noise at the fitted
 cells' validation sizes; a probe on fewer rows widens it (`expected`). Continued pretraining's
 gain is a second fit on labels per class. The coefficients, their error and the cells they come
@@ -58,9 +58,7 @@ class Probe:
     @property
     def lead(self) -> float | None:
         """The frozen encoder's error reduction over this probe (None where not measured)."""
-        if self.embed_pooled is None or self.accuracy >= 1.0:
-            return None
-        return (self.embed_pooled - self.accuracy) / (1.0 - self.accuracy)
+        return None if self.embed_pooled is None else lead(self.embed_pooled, self.accuracy)
 
     def with_labels(self, factor: float) -> "Probe":
         """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
@@ -74,6 +72,12 @@ class Probe:
         # moved whole (2x then 1/2x is 1x); the encoder's reading moves with it, as its gap is kept
         pooled = None if self.embed_pooled is None else self.embed_pooled + acc - self.accuracy
         return Probe(acc, acc - slope, self.majority, self.n_val, self.embed_gap, pooled)
+
+
+def lead(embed_pooled: float, probe: float) -> float | None:
+    """The frozen encoder's accuracy as an error reduction over the probe's (the `lead` term);
+    None where the probe makes no error."""
+    return None if probe >= 1.0 else (embed_pooled - probe) / (1.0 - probe)
 
 
 def params(family: str, gap: float | None = None) -> dict:
