@@ -20,6 +20,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast fresh8       # thirteen more under the same fit and splits (~45 min)
     python -m benchmarks.forecast fresh9       # thirteen more under the fit on 103 cells, floor after the price (~45 min)
     python -m benchmarks.forecast fresh10      # thirteen more under that fit with the encoder's lead (~40 min)
+    python -m benchmarks.forecast fresh11      # thirteen more, the lead read at the trials' rows (~45 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) and the planned sweeps of FIT_RUNS for the model (error
@@ -37,10 +38,10 @@ import sys
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT, save
-from benchmarks.forecast_sets import (CHECK, FIT_RUNS, PROSPECTIVE, REPLAYED, RUN_SETS, TASKS, fresh_summaries,
+from benchmarks.forecast_sets import (CHECK, FIT, FIT_RUNS, PROSPECTIVE, REPLAYED, RUN_SETS, TASKS, fresh_summaries,
                                       held_out_runs, model_alone, replayed, run_table, summary, test_fraction,
                                       under_runs)
-from ptft_ray.planner.forecast import at_majority, lead, trained_fraction
+from ptft_ray.planner.forecast import Probe, at_majority, trained_fraction
 
 TARGET = ROOT / "ptft_ray" / "planner" / "forecast.json"
 SAVED_RUNS = RESULTS / "forecast_runs.json"
@@ -48,7 +49,7 @@ SAVED_RUNS = RESULTS / "forecast_runs.json"
 MODELS = {"hf_encoder": "minilm", "gpt": "gpt_news"}
 CURVES = {"hf_encoder": ["calibration_hf_encoder.json", "calibration_hf_encoder_heldout.json"],
           "gpt": ["calibration.json", "calibration_heldout.json"]}
-FORM = ("r = a + d (frozen encoder's gap over TF-IDF + LR) + e (its lead over the probe) "
+FORM = ("r = a + d (frozen encoder's gap over TF-IDF + LR) + e (its lead over the probe, read at the trials' rows) "
         "+ c min(0, log2(examples trained / sizing minimum)), "
         "or where no gap was measured a + b log10(labels per class) + the same c term; "
         "accuracy = probe + r (1 - probe), probe: TF-IDF + LR on the task's validation rows")
@@ -190,7 +191,15 @@ def features(r: dict, gaps: dict | None) -> list[float]:
     if gaps is None:
         return [1.0, math.log10(r["n_train"] / r["classes"])]
     g = gaps[r["cell"]]
-    return [1.0, g["gap"], lead(g["embed_lr_pooled"], r["probe"]) or 0.0]
+    return [1.0, g["gap"], row_lead(r, g)]
+
+
+def row_lead(r: dict, g: dict) -> float:
+    """The `lead` a plan on this row's task reads (planner.forecast.Probe.lead): the encoder's
+    pooled accuracy on g["rows"][0] training rows, moved to the row's by the probe's slope."""
+    p = Probe(r["probe"], r["probe_half"], r["majority"], 1, g["gap"], g["embed_lr_pooled"],
+              min(1.0, g["rows"][0] / r["n_train"]))
+    return p.lead or 0.0
 
 
 def fit_rows(rows: list[dict], c: float, gaps: dict | None = None) -> list[float]:
@@ -227,8 +236,8 @@ def family_rows(fam: str) -> list[dict]:
     hold that probe's noise."""
     rows = quality_cells(MODELS[fam]) + (run_cells() if fam == "hf_encoder" else [])
     probes = val_probes(rows)
-    return [{**r, "probe": probes[r["cell"]]["tfidf_lr_val"], "majority": probes[r["cell"]]["majority_val"]}
-            for r in rows]
+    return [{**r, "probe": probes[r["cell"]]["tfidf_lr_val"], "probe_half": probes[r["cell"]]["tfidf_lr_val_half"],
+             "majority": probes[r["cell"]]["majority_val"]} for r in rows]
 
 
 def cpt_rows() -> list[dict]:
@@ -355,7 +364,7 @@ def main(argv: list[str]) -> int:
     runs = list({r["run"]: r for r in ({**r, "run": under_runs(r["run"])}
                                         for r in saved.get("runs", []) + fresh)}.values())
     again = {**saved.get("replayed", {}),
-             **{d: replayed([str(ROOT / "runs" / d)]) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}}
+             **{f"{FIT}:{d}": replayed([str(ROOT / "runs" / d)]) for d in REPLAYED if (ROOT / "runs" / d).is_dir()}}
     save("forecast", {"held_out": check(), "runs": runs, "runs_summary": summary(runs),
                       "fresh_summaries": fresh_summaries(runs, again), "replayed": again})
     return 0

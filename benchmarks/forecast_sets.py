@@ -24,7 +24,7 @@ TASKS = {"rt": "data/rotten_tomatoes.parquet", "tweets": "data/health_tweets.par
 TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3}
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
 # sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
-WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9", "forecast_fresh10")
+WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9", "forecast_fresh10", "forecast_fresh11")
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
 # folder replaces its row): the first fit's cells, then every set of cells made to check a fit
@@ -89,10 +89,15 @@ FRESH9 = ["rt:750:3m", "rt:1700:4m", "tweets:650:3m", "tweets:1100:4m", "news:75
 FRESH10 = ["rt:850:3m", "rt:2500:4m", "tweets:750:3m", "tweets:1600:4m", "news:850:4m", "news:1400:5m",
            "commons:170:3m", "commons:230:4m", "topics:140:3m", "topics:210:4m", "bundestag:130:3m",
            "debates:160:3m", "debates:310:4m"]
+# thirteen more under the fit with the lead read at the trials' rows (103 cells, as before),
+# more of them past the encoder probe's 512 rows, where that reading moved
+FRESH11 = ["rt:1200:4m", "rt:4000:5m", "tweets:1300:4m", "tweets:4000:5m", "news:950:4m", "news:1600:5m",
+           "commons:110:3m", "commons:280:4m", "topics:110:3m", "topics:270:4m", "bundestag:110:3m",
+           "debates:140:3m", "debates:260:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
             "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6,
             "fresh7": FRESH7, "fresh8": FRESH8, "fresh9": FRESH9,
-            "fresh10": FRESH10}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh10": FRESH10, "fresh11": FRESH11}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
@@ -100,7 +105,7 @@ PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen
                "forecast_after7", "forecast_fresh", "forecast_rows",
                "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
                "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9",
-               "forecast_fresh10")
+               "forecast_fresh10", "forecast_fresh11")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -166,16 +171,19 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
     thirteen under it floored at the majority share (fresh6), and thirteen under the fit that took
     fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77), and
     thirteen under the fit that took those in, floored after the plan's own price (fresh9), and
-    under the fit with the encoder's lead over the probe: fresh9 replayed (`again`: REPLAYED sets'
-    rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead)."""
+    under the fit with the encoder's lead over the probe: fresh9 replayed (`again`: "FIT:set" ->
+    rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead), and fresh9
+    and fresh10 replayed under the fit with the lead read at the trials' rows."""
     names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),
             "fit_before_pooling": summary(of["fresh3"] + of["fresh4"]),
             "fit_on_77": summary(of["fresh7"] + of["fresh8"]),
-            "fresh9_replayed": summary(again.get("forecast_fresh9", [])),
-            "fit_with_lead": summary(again.get("forecast_fresh9", []) + of["fresh10"])}
+            "fresh9_replayed": summary(again.get("lead:forecast_fresh9", [])),
+            "fit_with_lead": summary(again.get("lead:forecast_fresh9", []) + of["fresh10"]),
+            "fresh9_10_replayed_at_rows": summary(again.get("at_rows:forecast_fresh9", [])
+                                                  + again.get("at_rows:forecast_fresh10", []))}
 
 
 def under_runs(path: str) -> str:
@@ -193,8 +201,10 @@ def summary(runs: list[dict]) -> dict:
             "test_noise_points": round(100 * float(np.mean(noise)), 2) if len(noise) == len(runs) and runs else None}
 
 
-# sets read again under today's fit, from their plans' recorded inputs (`replayed`)
-REPLAYED = ("forecast_fresh9",)
+# sets read again under today's fit (FIT), from their plans' recorded inputs (`replayed`); saved
+# as "FIT:set", so a set replayed under an earlier fit keeps that record
+FIT = "at_rows"  # the lead term's encoder reading moved to the trials' rows
+REPLAYED = ("forecast_fresh9", "forecast_fresh10")
 
 
 def replayed(dirs: list[str]) -> list[dict]:
@@ -209,7 +219,10 @@ def replayed(dirs: list[str]) -> list[dict]:
         sc = p["scan"]
         probe = dict(sc["probe"])
         if "embed_gap" in probe and "embed_lr_pooled" in sc.get("embed_probe", {}):
-            probe["embed_pooled"] = sc["embed_probe"]["embed_lr_pooled"]  # plans before the lead term
+            # plans before the lead term, or before its reading was moved to the trials' rows
+            probe.setdefault("embed_pooled", sc["embed_probe"]["embed_lr_pooled"])
+            probe.setdefault("embed_rows", sc["embed_probe"]["rows"][0])
+            probe.setdefault("n_train", sc["examples"]["train"])
         lo, mid, hi = fc.of_plan(p, fc.Probe.of(probe), sc["examples"]["train"], sc["num_classes"], p["calibration"])
         rows.append({**r, "run": under_runs(r["run"]), "forecast": [lo, mid, hi],
                      "covered": lo <= r["realised"] <= hi, "error_points": round(100 * (mid - r["realised"]), 2)})

@@ -17,9 +17,9 @@ import sys
 import numpy as np
 
 from benchmarks.common import save
-from benchmarks.forecast import family_rows, floored, gaps_of, held_out
+from benchmarks.forecast import family_rows, floored, gaps_of, held_out, row_lead
 from ptft_ray.planner import sizing
-from ptft_ray.planner.forecast import FITTED, lead
+from ptft_ray.planner.forecast import FITTED
 
 FEATURES = {
     "log10 labels per class": lambda r: math.log10(r["n_train"] / r["classes"]),
@@ -80,7 +80,7 @@ def main() -> int:
     rows = family_rows("hf_encoder")
     gaps = gaps_of(rows)
     rows = [{**with_shape(r), "gap": gaps[r["cell"]]["gap"],
-             "lead": lead(gaps[r["cell"]]["embed_lr_pooled"], r["probe"]) or 0.0} for r in rows]
+             "lead": row_lead(r, gaps[r["cell"]])} for r in rows]
     c = FITTED["families"]["hf_encoder"]["c"]
     kept, plain = ({by: round(float(np.mean([100 * abs(h["forecast"] - h["realised"]) for h in held_out(rows, c, by, g)])), 2)
                     for by in ("cell", "task")} for g in (gaps, None))

@@ -3,6 +3,8 @@ training (logistic regression on its frozen embeddings against TF-IDF + LR on th
 and how the forecast takes it."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -108,11 +110,32 @@ def test_the_encoders_lead_over_the_probe_moves_the_forecast():
     mids = [forecast.expected(p, 1000, 2, 4000, "hf_encoder")[1] for p in (level, ahead)]
     assert mids[1] - mids[0] == pytest.approx(e * 0.25 * (1 - 0.6), abs=2e-4)
     # 2x the labels moves the encoder's reading with the probe (as its gap is kept)
-    assert ahead.with_labels(2).embed_pooled - ahead.with_labels(2).accuracy == pytest.approx(0.1)
+    two = ahead.with_labels(2)
+    assert two.lead * (1 - two.accuracy) == pytest.approx(0.1)
+
+
+def test_an_encoder_read_on_fewer_rows_is_moved_to_the_trials_rows():
+    """The encoder probe reads at most a few hundred rows; on 10,000 the trials train on, its
+    reading is moved up by the probe's own slope per doubling, not read as falling behind."""
+    whole, part = (forecast.Probe.of({"tfidf_lr_val": 0.78, "tfidf_lr_val_half": 0.76, "majority_val": 0.5,
+                                      "n_val": 1000, "embed_gap": 0.12, "embed_pooled": 0.68,
+                                      "embed_rows": rows, "n_train": 10000}) for rows in (10000, 512))
+    assert whole.embed_share == 1.0 and part.embed_share == pytest.approx(0.0512)
+    assert whole.lead == pytest.approx((0.68 - 0.78) / 0.22)
+    moved = 0.68 + 0.02 * math.log2(10000 / 512)
+    assert part.lead == pytest.approx((moved - 0.78) / 0.22)
+    mids = [forecast.expected(p, 10000, 2, 40000, "hf_encoder")[1] for p in (whole, part)]
+    assert mids[1] > mids[0]
+    # fewer labels take the reading back towards the rows it was read on
+    back = part.with_labels(512 / 10000)
+    assert back.lead == pytest.approx((0.68 - back.accuracy) / (1 - back.accuracy))
+    # a plan records the rows its reading stood on (planner.plan -> scan.probe)
+    assert forecast.Probe.of({"tfidf_lr_val": 0.7, "tfidf_lr_val_half": 0.7, "majority_val": 0.5,
+                              "n_val": 10}).embed_share == 1.0
 
 
 def test_a_forecast_is_never_below_the_majority_share():
-    behind = forecast.Probe(0.40, 0.38, 0.37, 100, -0.6)  # an encoder far behind a bag of words
+    behind = forecast.Probe(0.40, 0.38, 0.37, 100, -0.6, 0.10)  # an encoder far behind a bag of words
     assert forecast.rule_accuracy(behind, 200, 5, 4000, "hf_encoder") < 0.37  # the fitted rule alone reads under it
     lo, mid, hi = forecast.expected(behind, 200, 5, 4000, "hf_encoder")
     assert mid == pytest.approx(0.37) and lo < 0.37 < hi  # floored there, the interval around it
@@ -134,6 +157,7 @@ def test_a_plan_for_an_encoder_records_the_probe_and_forecasts_with_it(ray_sessi
     got = p["scan"]["embed_probe"]
     assert p["scan"]["probe"]["embed_gap"] == got["gap"]
     assert p["scan"]["probe"]["embed_pooled"] == got["embed_lr_pooled"]
+    assert p["scan"]["probe"]["embed_rows"] == got["rows"][0] and p["scan"]["probe"]["n_train"] == p["scan"]["examples"]["train"]
     assert any(r.startswith("encoder probe: ") and f"gap {got['gap']:+.2f}" in r for r in p["reasons"])
     n = forecast.params("hf_encoder", got["gap"])["cells"]
     assert f"fitted on {n} measured cells" in p["forecast"]["how"]

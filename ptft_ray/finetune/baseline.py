@@ -84,4 +84,4 @@ def probe(task: TaskData, max_val: int = 2000, seed: int = 0) -> dict:
 
     majority = np.bincount(y_tr, minlength=len(task.label_names)).argmax()
     return {"tfidf_lr_val": round(acc(np.arange(len(tr))), 4), "tfidf_lr_val_half": round(acc(half), 4),
-            "majority_val": round(float((y_va == majority).mean()), 4), "n_val": int(len(va))}
+            "majority_val": round(float((y_va == majority).mean()), 4), "n_val": int(len(va)), "n_train": int(len(tr))}

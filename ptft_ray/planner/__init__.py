@@ -138,6 +138,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
         if "gap" in embed:
             scan["probe"]["embed_gap"] = embed["gap"]
             scan["probe"]["embed_pooled"] = embed["embed_lr_pooled"]
+            scan["probe"]["embed_rows"] = embed["rows"][0]  # training rows it read (forecast.Probe.lead)
     # timed at the length the trials will pad to (the calibration's 64 tokens at least)
     seq_len = max_len_for(scan["length"]["p95"], min(s.max_positions for s in sources))
     timed = max(SEQ_LEN, seq_len)

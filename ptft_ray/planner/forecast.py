@@ -10,8 +10,9 @@ fits it on the measured quality cells and planned sweeps, and writes forecast.js
 where `probe` is TF-IDF + LR trained on the task's training rows and scored on its validation
 rows (seconds), gap is the frozen encoder's error reduction over TF-IDF + LR on the same few
 hundred rows (planner/embed_probe.py; measured for a Hugging Face encoder, or for our checkpoint
-of one on the directory it started from), lead is that encoder's accuracy as an error reduction
-over the probe itself (read against this task's own validation split), and x is the examples a
+of one on the directory it started from), lead is that encoder's accuracy, moved to the rows the
+trials train on by the probe's own slope per doubling of labels, as an error reduction over the
+probe itself (read against this task's own validation split), and x is the examples a
 trial trains on (epochs x rows) over the sizing minimum's (planner/sizing.py: its minimum steps
 at its batch size): fewer cost what the calibration's learning curves lost per halving; more are
 not credited (the fit found no reliable gain past the minimum). The fit reads the probe as a
@@ -23,6 +24,7 @@ from are in forecast.json (docs/decisions.md, "The forecast fitted on what a pla
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -44,40 +46,56 @@ class Probe:
     n_val: int
     embed_gap: float | None = None  # planner/embed_probe.py; None where not measured
     embed_pooled: float | None = None  # the frozen encoder's own accuracy there (the `lead` term)
+    # the training rows that reading stood on over the probe's (the encoder probe reads at most a
+    # few hundred): `lead` moves the reading to the probe's rows as the probe's slope says
+    embed_share: float = 1.0
 
     @property
     def sd(self) -> float:
         """The probe accuracy's sampling standard deviation on its validation rows."""
         return math.sqrt(max(self.accuracy * (1 - self.accuracy), 1e-9) / max(self.n_val, 1))
 
+    @property
+    def slope(self) -> float:
+        """Accuracy per doubling of labels, from the last halving; a half probe that scored higher
+        is noise on few validation rows: labels are not taken to cost accuracy, so it is 0 or above."""
+        return max(0.0, self.accuracy - self.accuracy_half)
+
     @classmethod
     def of(cls, d: dict) -> "Probe":
+        share = d["embed_rows"] / d["n_train"] if d.get("embed_rows") and d.get("n_train") else 1.0
         return cls(d["tfidf_lr_val"], d["tfidf_lr_val_half"], d["majority_val"], d["n_val"], d.get("embed_gap"),
-                   d.get("embed_pooled"))
+                   d.get("embed_pooled"), min(1.0, share))
 
     @property
     def lead(self) -> float | None:
-        """The frozen encoder's error reduction over this probe (None where not measured)."""
-        return None if self.embed_pooled is None else lead(self.embed_pooled, self.accuracy)
+        """The frozen encoder's error reduction over this probe, its reading moved to the probe's
+        rows (None where not measured)."""
+        if self.embed_pooled is None:
+            return None
+        return lead(self.embed_pooled, self.accuracy, self.slope, self.embed_share)
 
     def with_labels(self, factor: float) -> "Probe":
-        """The probe at `factor` x the labels: its accuracy moves by the last halving's slope per
-        doubling (TF-IDF learning curves are close to linear in log labels over a decade). A
-        half probe that scored higher is noise on few validation rows: labels are not taken to
-        cost accuracy, so the slope is held at 0 or above."""
+        """The probe at `factor` x the labels: its accuracy moves by `slope` per doubling (TF-IDF
+        learning curves are close to linear in log labels over a decade); the encoder's reading
+        stays where it was read, a share of rows `factor` times smaller, so `lead` moves it alike."""
         if factor == 1:
             return self
-        slope = max(0.0, self.accuracy - self.accuracy_half)
-        acc = min(1.0, max(self.majority, self.accuracy + slope * math.log2(factor)))
-        # moved whole (2x then 1/2x is 1x); the encoder's reading moves with it, as its gap is kept
-        pooled = None if self.embed_pooled is None else self.embed_pooled + acc - self.accuracy
-        return Probe(acc, acc - slope, self.majority, self.n_val, self.embed_gap, pooled)
+        acc = min(1.0, max(self.majority, self.accuracy + self.slope * math.log2(factor)))
+        return dataclasses.replace(self, accuracy=acc, accuracy_half=acc - self.slope,
+                                   embed_share=self.embed_share / factor)
 
 
-def lead(embed_pooled: float, probe: float) -> float | None:
-    """The frozen encoder's accuracy as an error reduction over the probe's (the `lead` term);
-    None where the probe makes no error."""
-    return None if probe >= 1.0 else (embed_pooled - probe) / (1.0 - probe)
+def lead(embed_pooled: float, probe: float, slope: float = 0.0, share: float = 1.0) -> float | None:
+    """The frozen encoder's accuracy as an error reduction over the probe's (the `lead` term),
+    the encoder read on `share` of the probe's training rows and moved to them by the probe's
+    `slope` per doubling: a reading on 512 of 10,000 rows is not taken as the encoder falling
+    behind (docs/decisions.md, "The encoder's reading moved to the trials' rows"). None where the
+    probe makes no error."""
+    if probe >= 1.0:
+        return None
+    at_rows = min(1.0, embed_pooled + slope * math.log2(1.0 / share))
+    return (at_rows - probe) / (1.0 - probe)
 
 
 def params(family: str, gap: float | None = None) -> dict:
