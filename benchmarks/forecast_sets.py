@@ -172,18 +172,20 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
     fresh5 and fresh6 in, on wider test splits (fresh7), twice (fresh8; together fit_on_77), and
     thirteen under the fit that took those in, floored after the plan's own price (fresh9), and
     under the fit with the encoder's lead over the probe: fresh9 replayed (`again`: "FIT:set" ->
-    rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead), and fresh9
-    and fresh10 replayed under the fit with the lead read at the trials' rows."""
+    rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead), and under
+    the fit with the lead read at the trials' rows: fresh9 and fresh10 replayed, and thirteen run
+    (fresh11; together fit_at_rows)."""
     names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
+    at_rows = again.get("at_rows:forecast_fresh9", []) + again.get("at_rows:forecast_fresh10", [])
     return {**{name: summary(rs) for name, rs in of.items()}, "planner_now": summary(now),
             "fit_before_pooling": summary(of["fresh3"] + of["fresh4"]),
             "fit_on_77": summary(of["fresh7"] + of["fresh8"]),
             "fresh9_replayed": summary(again.get("lead:forecast_fresh9", [])),
             "fit_with_lead": summary(again.get("lead:forecast_fresh9", []) + of["fresh10"]),
-            "fresh9_10_replayed_at_rows": summary(again.get("at_rows:forecast_fresh9", [])
-                                                  + again.get("at_rows:forecast_fresh10", []))}
+            "fresh9_10_replayed_at_rows": summary(at_rows),
+            "fit_at_rows": summary(at_rows + of["fresh11"])}
 
 
 def under_runs(path: str) -> str:

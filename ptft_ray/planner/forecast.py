@@ -24,10 +24,9 @@ from are in forecast.json (docs/decisions.md, "The forecast fitted on what a pla
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import sizing
@@ -82,8 +81,8 @@ class Probe:
         if factor == 1:
             return self
         acc = min(1.0, max(self.majority, self.accuracy + self.slope * math.log2(factor)))
-        return dataclasses.replace(self, accuracy=acc, accuracy_half=acc - self.slope,
-                                   embed_share=self.embed_share / factor)
+        return replace(self, accuracy=acc, accuracy_half=acc - self.slope,
+                       embed_share=self.embed_share / factor)
 
 
 def lead(embed_pooled: float, probe: float, slope: float = 0.0, share: float = 1.0) -> float | None:
