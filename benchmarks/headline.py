@@ -185,7 +185,8 @@ def forecast_quality_rows(fc: dict) -> list[str]:
     if f.get("n"):
         m = n + f["n"]
         cov, err = cov + f["coverage"] * f["n"], err + f["mae_points"] * f["n"]
-        rows.append(_row(f"forecast, those {n} and the {f['n']} cells no fit held under today's fit (fit_at_rows)",
+        rows.append(_row(f"forecast, those {n} and the {f['n']} cells no fit held, read under today's fit (fit_at_rows: "
+                         "fresh9 and fresh10 replayed from their plans' inputs, fresh11 planned under it)",
                          "realised test accuracy", goal, f"{m} cells: {cov / m:.0%}, {err / m:.1f} points",
                          m >= 12 and cov / m >= 0.75 and err / m <= 3))
     return rows
