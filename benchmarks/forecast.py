@@ -197,8 +197,9 @@ def features(r: dict, gaps: dict | None) -> list[float]:
 def row_lead(r: dict, g: dict) -> float:
     """The `lead` a plan on this row's task reads (planner.forecast.Probe.lead): the encoder's
     pooled accuracy on g["rows"][0] training rows, moved to the row's by the probe's slope."""
-    p = Probe(r["probe"], r["probe_half"], r["majority"], 1, g["gap"], g["embed_lr_pooled"],
-              min(1.0, g["rows"][0] / r["n_train"]))
+    p = Probe.of({"tfidf_lr_val": r["probe"], "tfidf_lr_val_half": r["probe_half"], "majority_val": r["majority"],
+                  "n_val": 1, "n_train": r["n_train"], "embed_gap": g["gap"], "embed_pooled": g["embed_lr_pooled"],
+                  "embed_rows": g["rows"][0]})
     return p.lead or 0.0
 
 
