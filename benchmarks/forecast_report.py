@@ -65,10 +65,11 @@ def section(r: dict) -> list[str]:
                   "and fresh6 in, the held-out tasks tested on half their rows (`... fresh7`, `... fresh8`), and "
                   "runs/forecast_fresh9/, thirteen more under the fit that took those in, the majority floor taken "
                   "after the plan's own price (`... fresh9`), and runs/forecast_fresh10/, thirteen more under that "
-                  "fit with the encoder's lead over the probe (`... fresh10`), and runs/forecast_fresh11/, thirteen "
-                  "more under the fit with that lead read at the trials' rows (`... fresh11`), were each read before "
-                  "any fit held them; the fit above holds all but blend_check, fresh3, fresh4, fresh9, fresh10 and "
-                  "fresh11 (fresh9 and fresh10 are also read again under today's fit from their plans' inputs: "
+                  "fit with the encoder's lead over the probe (`... fresh10`), and runs/forecast_fresh11/ and "
+                  "runs/forecast_fresh12/, thirteen more each under the fit with that lead read at the trials' rows "
+                  "(`... fresh11`, `... fresh12`), were each read before any fit held them; the fit above holds all "
+                  "but blend_check, fresh3, fresh4 and fresh9 to fresh12 (fresh9 and fresh10 are also read again "
+                  "under today's fit from their plans' inputs: "
                   "`forecast_sets.replayed`):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "

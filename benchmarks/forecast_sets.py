@@ -178,8 +178,8 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
     thirteen under the fit that took those in, floored after the plan's own price (fresh9), and
     under the fit with the encoder's lead over the probe: fresh9 replayed (`again`: "FIT:set" ->
     rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead), and under
-    the fit with the lead read at the trials' rows: fresh9 and fresh10 replayed, and thirteen run
-    (fresh11; together fit_at_rows)."""
+    the fit with the lead read at the trials' rows: fresh9 and fresh10 replayed, and twice thirteen
+    run (fresh11, fresh12; together blind_at_rows; all of these fit_at_rows)."""
     names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
@@ -190,7 +190,8 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
             "fresh9_replayed": summary(again.get("lead:forecast_fresh9", [])),
             "fit_with_lead": summary(again.get("lead:forecast_fresh9", []) + of["fresh10"]),
             "fresh9_10_replayed_at_rows": summary(at_rows),
-            "fit_at_rows": summary(at_rows + of["fresh11"])}
+            "blind_at_rows": summary(of["fresh11"] + of["fresh12"]),
+            "fit_at_rows": summary(at_rows + of["fresh11"] + of["fresh12"])}
 
 
 def under_runs(path: str) -> str:

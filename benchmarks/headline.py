@@ -166,8 +166,11 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
                                             "at the trials' rows (forecast_sets.replayed; shapes stand)",
               "fresh11": "more such cells planned under the fit with the lead read at the trials' rows "
                          "(runs/forecast_fresh11)",
+              "fresh12": "more such cells under the same fit (runs/forecast_fresh12)",
+              "blind_at_rows": "such cells planned under the fit with the lead read at the trials' rows (forecast_fresh11 "
+                               "and forecast_fresh12)",
               "fit_at_rows": "such cells under the fit with the lead read at the trials' rows (fresh9 and fresh10 "
-                             "replayed, and fresh11)"}
+                             "replayed, fresh11 and fresh12)"}
 
 
 def forecast_quality_rows(fc: dict) -> list[str]:
@@ -186,7 +189,7 @@ def forecast_quality_rows(fc: dict) -> list[str]:
         m = n + f["n"]
         cov, err = cov + f["coverage"] * f["n"], err + f["mae_points"] * f["n"]
         rows.append(_row(f"forecast, those {n} and the {f['n']} cells no fit held, read under today's fit (fit_at_rows: "
-                         "fresh9 and fresh10 replayed from their plans' inputs, fresh11 planned under it)",
+                         "fresh9 and fresh10 replayed from their plans' inputs, fresh11 and fresh12 planned under it)",
                          "realised test accuracy", goal, f"{m} cells: {cov / m:.0%}, {err / m:.1f} points",
                          m >= 12 and cov / m >= 0.75 and err / m <= 3))
     return rows
