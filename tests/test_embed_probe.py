@@ -129,7 +129,7 @@ def test_an_encoder_read_on_fewer_rows_is_moved_to_the_trials_rows():
     # fewer labels take the reading back towards the rows it was read on
     back = part.with_labels(512 / 10000)
     assert back.lead == pytest.approx((0.68 - back.accuracy) / (1 - back.accuracy))
-    # a plan records the rows its reading stood on (planner.plan -> scan.probe)
+    # a probe that records no rows for the reading (plans made before it did) reads it as before
     assert forecast.Probe.of({"tfidf_lr_val": 0.7, "tfidf_lr_val_half": 0.7, "majority_val": 0.5,
                               "n_val": 10}).embed_share == 1.0
 
