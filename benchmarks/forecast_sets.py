@@ -25,15 +25,16 @@ TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
 # sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
 WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9", "forecast_fresh10", "forecast_fresh11",
-             "forecast_fresh12")
+             "forecast_fresh12", "forecast_fresh13")
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
 # folder replaces its row): the first fit's cells, then every set of cells made to check a fit
 # (CHECK, UNSEEN, GAP, ...), each added once it had been read as a check (fresh3 and fresh4's
-# runs were not kept, so their cells are not in it)
+# runs were not kept, so their cells are not in it; fresh9 to fresh12 were read blind first)
 FIT_RUNS = ("forecast", "forecast_first", "forecast_check", "forecast_cut", "forecast_unseen", "forecast_gap",
             "forecast_unseen2", "forecast_after7", "forecast_fresh", "forecast_rows", "forecast_fresh2",
-            "forecast_fresh5", "forecast_fresh6", "forecast_fresh7", "forecast_fresh8")
+            "forecast_fresh5", "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9",
+            "forecast_fresh10", "forecast_fresh11", "forecast_fresh12")
 CHECK = ["tweets:300:5m", "rt:2000:5m", "news:500:8m", "tweets:1500:5m"]
 UNSEEN = ["commons:all:5m", "commons:200:3m", "commons:all:10m", "topics:all:5m", "topics:100:3m"]
 GAP = ["news:1000:5m", "topics:300:4m", "commons:400:5m"]  # cells no fit holds, planned with the gap
@@ -99,10 +100,15 @@ FRESH11 = ["rt:1200:4m", "rt:4000:5m", "tweets:1300:4m", "tweets:4000:5m", "news
 FRESH12 = ["rt:950:3m", "rt:1800:4m", "tweets:850:3m", "tweets:1700:4m", "news:1050:4m", "news:1800:5m",
            "commons:125:3m", "commons:290:4m", "topics:125:3m", "topics:265:4m", "bundestag:175:3m",
            "debates:170:3m", "debates:290:4m"]
+# thirteen more planned under the fit on 155 cells (fresh9 to fresh12 taken in): the blind check
+# of that fit, its sizes unused by every set above
+FRESH13 = ["rt:600:3m", "rt:1400:4m", "tweets:600:3m", "tweets:2500:4m", "news:1150:4m", "news:2200:5m",
+           "commons:135:3m", "commons:310:4m", "topics:115:3m", "topics:245:4m", "bundestag:145:3m",
+           "debates:190:3m", "debates:270:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
             "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6,
             "fresh7": FRESH7, "fresh8": FRESH8, "fresh9": FRESH9,
-            "fresh10": FRESH10, "fresh11": FRESH11, "fresh12": FRESH12}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh10": FRESH10, "fresh11": FRESH11, "fresh12": FRESH12, "fresh13": FRESH13}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
@@ -110,7 +116,7 @@ PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen
                "forecast_after7", "forecast_fresh", "forecast_rows",
                "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
                "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9",
-               "forecast_fresh10", "forecast_fresh11", "forecast_fresh12")
+               "forecast_fresh10", "forecast_fresh11", "forecast_fresh12", "forecast_fresh13")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
