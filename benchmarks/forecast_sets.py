@@ -185,7 +185,8 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
     under the fit with the encoder's lead over the probe: fresh9 replayed (`again`: "FIT:set" ->
     rows made again by `replayed`) and thirteen run (fresh10; together fit_with_lead), and under
     the fit with the lead read at the trials' rows: fresh9 and fresh10 replayed, and twice thirteen
-    run (fresh11, fresh12; together blind_at_rows; all of these fit_at_rows)."""
+    run (fresh11, fresh12; together blind_at_rows; all of these fit_at_rows), and under the fit
+    that took all of those in, the sets of BLIND_NOW (blind_now)."""
     names = [name for name in RUN_SETS if name.startswith("fresh") or name == "rows"]
     of = {name: [r for r in runs if f"/forecast_{name}/" in r["run"]] for name in names}
     now = of["fresh2"] + of["rows"] + [r for r in of["fresh"] if not r.get("fewer_rows")]
@@ -197,7 +198,8 @@ def fresh_summaries(runs: list[dict], again: dict) -> dict:
             "fit_with_lead": summary(again.get("lead:forecast_fresh9", []) + of["fresh10"]),
             "fresh9_10_replayed_at_rows": summary(at_rows),
             "blind_at_rows": summary(of["fresh11"] + of["fresh12"]),
-            "fit_at_rows": summary(at_rows + of["fresh11"] + of["fresh12"])}
+            "fit_at_rows": summary(at_rows + of["fresh11"] + of["fresh12"]),
+            "blind_now": summary([r for name in BLIND_NOW for r in of[name]])}
 
 
 def under_runs(path: str) -> str:
@@ -216,9 +218,12 @@ def summary(runs: list[dict]) -> dict:
 
 
 # sets read again under today's fit (FIT), from their plans' recorded inputs (`replayed`); saved
-# as "FIT:set", so a set replayed under an earlier fit keeps that record
-FIT = "at_rows"  # the lead term's encoder reading moved to the trials' rows
-REPLAYED = ("forecast_fresh9", "forecast_fresh10")
+# as "FIT:set", so a set replayed under an earlier fit keeps that record. None is replayed under
+# the fit on 155 cells: it holds every set read before it, so a replay would not be held out.
+FIT = "fit155"
+REPLAYED: tuple[str, ...] = ()
+# the sets planned under today's fit and held out of it: its blind check (headline.py)
+BLIND_NOW = ("fresh13",)
 
 
 def replayed(dirs: list[str]) -> list[dict]:
