@@ -23,6 +23,7 @@ runs forecast against what they realised.
     python -m benchmarks.forecast fresh11      # thirteen more, the lead read at the trials' rows (~45 min)
     python -m benchmarks.forecast fresh12      # thirteen more under the same fit (~40 min)
     python -m benchmarks.forecast fresh13      # thirteen more under the fit on 155 cells (~45 min)
+    python -m benchmarks.forecast fresh14      # thirteen more under the same fit (~45 min)
 
 Fit data: the quality cells (benchmarks/results/quality.json: planned sweeps at stated budgets,
 test accuracy on whole test splits) and the planned sweeps of FIT_RUNS for the model (error

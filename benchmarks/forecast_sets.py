@@ -25,7 +25,7 @@ TEST_FRACTION = {"commons": 0.3, "topics": 0.3, "bundestag": 0.3, "debates": 0.3
 # sets whose held-out tasks take half their rows for test (276 to 476 rows; at 30 %, test-row
 # sampling alone put 2.5 to 3 points of error on each such cell); their training pools are then 218-379 rows
 WIDE_TEST = ("forecast_fresh7", "forecast_fresh8", "forecast_fresh9", "forecast_fresh10", "forecast_fresh11",
-             "forecast_fresh12", "forecast_fresh13")
+             "forecast_fresh12", "forecast_fresh13", "forecast_fresh14")
 
 # the planned sweeps the forecast is fitted on, oldest first (a cell measured again in a later
 # folder replaces its row): the first fit's cells, then every set of cells made to check a fit
@@ -105,10 +105,15 @@ FRESH12 = ["rt:950:3m", "rt:1800:4m", "tweets:850:3m", "tweets:1700:4m", "news:1
 FRESH13 = ["rt:600:3m", "rt:1400:4m", "tweets:600:3m", "tweets:2500:4m", "news:1150:4m", "news:2200:5m",
            "commons:135:3m", "commons:310:4m", "topics:115:3m", "topics:245:4m", "bundestag:145:3m",
            "debates:190:3m", "debates:270:4m"]
+# a second blind look at the fit on 155 cells, sizes no set used, chosen while fresh13 ran (forecast_fresh14)
+FRESH14 = ["rt:300:3m", "rt:3500:5m", "tweets:950:3m", "tweets:3000:5m", "news:1250:4m", "news:2500:5m",
+           "commons:145:3m", "commons:320:4m", "topics:135:3m", "topics:255:4m", "bundestag:195:4m",
+           "debates:120:3m", "debates:340:4m"]
 RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, "fresh": FRESH, "rows": ROWS,
             "fresh2": FRESH2, "fresh3": FRESH3, "fresh4": FRESH4, "fresh5": FRESH5, "fresh6": FRESH6,
             "fresh7": FRESH7, "fresh8": FRESH8, "fresh9": FRESH9,
-            "fresh10": FRESH10, "fresh11": FRESH11, "fresh12": FRESH12, "fresh13": FRESH13}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
+            "fresh10": FRESH10, "fresh11": FRESH11, "fresh12": FRESH12, "fresh13": FRESH13,
+            "fresh14": FRESH14}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
 # blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
 # sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
@@ -116,7 +121,7 @@ PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen
                "forecast_after7", "forecast_fresh", "forecast_rows",
                "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
                "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9",
-               "forecast_fresh10", "forecast_fresh11", "forecast_fresh12", "forecast_fresh13")
+               "forecast_fresh10", "forecast_fresh11", "forecast_fresh12", "forecast_fresh13", "forecast_fresh14")
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
@@ -223,7 +228,7 @@ def summary(runs: list[dict]) -> dict:
 FIT = "fit155"
 REPLAYED: tuple[str, ...] = ()
 # the sets planned under today's fit and held out of it: its blind check (headline.py)
-BLIND_NOW = ("fresh13",)
+BLIND_NOW = ("fresh13", "fresh14")
 
 
 def replayed(dirs: list[str]) -> list[dict]:
