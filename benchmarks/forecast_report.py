@@ -67,10 +67,11 @@ def section(r: dict) -> list[str]:
                   "after the plan's own price (`... fresh9`), and runs/forecast_fresh10/, thirteen more under that "
                   "fit with the encoder's lead over the probe (`... fresh10`), and runs/forecast_fresh11/ and "
                   "runs/forecast_fresh12/, thirteen more each under the fit with that lead read at the trials' rows "
-                  "(`... fresh11`, `... fresh12`), were each read before any fit held them; the fit above holds all "
-                  "but blend_check, fresh3, fresh4 and fresh9 to fresh12 (fresh9 and fresh10 are also read again "
-                  "under today's fit from their plans' inputs: "
-                  "`forecast_sets.replayed`):", "",
+                  "(`... fresh11`, `... fresh12`), and runs/forecast_fresh13/ and runs/forecast_fresh14/, thirteen "
+                  "more each under the fit that took fresh9 to fresh12 in (`... fresh13`, `... fresh14`), were each "
+                  "read before any fit held them; the fit above holds all but blend_check, fresh3, fresh4, fresh13 "
+                  "and fresh14 (fresh9 and fresh10 were also read again under the fit before it from their plans' "
+                  "inputs: `forecast_sets.replayed`):", "",
               "| run | forecast (80 %) | realised | covered | error (points) |", "|---|---|---|---|---|"]
         L += [f"| {x['run'].split('runs/')[-1]} | {x['forecast'][1]:.3f} ({x['forecast'][0]:.3f}-{x['forecast'][2]:.3f}) | "
               f"{x['realised']:.3f} | {'yes' if x['covered'] else 'no'} | {x['error_points']:+.1f} |" for x in r["runs"]]
