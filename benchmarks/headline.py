@@ -174,7 +174,8 @@ FRESH_ROWS = {"fresh": "cells no fit held, all seven tasks, planned at 0558da3 (
                              "replayed, fresh11 and fresh12)",
               "fresh13": "more such cells planned under the fit on 155 cells (fresh9 to fresh12 taken in; "
                          "runs/forecast_fresh13)",
-              "fresh14": "more such cells under the same fit (runs/forecast_fresh14)"}
+              "fresh14": "more such cells under the same fit (runs/forecast_fresh14)",
+              "blind_now": "such cells planned under the fit on 155 cells (forecast_fresh13 and forecast_fresh14)"}
 
 
 def forecast_quality_rows(fc: dict) -> list[str]:
