@@ -217,7 +217,8 @@ def summary(runs: list[dict]) -> dict:
     the mean absolute error a forecast of each run's true accuracy would show from its test
     rows' sampling alone (sqrt(2/pi) binomial sd): the floor under the error."""
     noise = [math.sqrt(2 / math.pi * r["realised"] * (1 - r["realised"]) / r["test_n"]) for r in runs if r.get("test_n")]
-    return {"n": len(runs), "coverage": runs and round(sum(r["covered"] for r in runs) / len(runs), 3),
+    covered = sum(r["covered"] for r in runs)
+    return {"n": len(runs), "covered": covered, "coverage": runs and round(covered / len(runs), 3),
             "mae_points": runs and round(float(np.mean([abs(r["error_points"]) for r in runs])), 2),
             "test_noise_points": round(100 * float(np.mean(noise)), 2) if len(noise) == len(runs) and runs else None}
 

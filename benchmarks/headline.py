@@ -192,8 +192,7 @@ def forecast_quality_rows(fc: dict) -> list[str]:
     f = (fc.get("fresh_summaries") or {}).get("blind_now") or {}
     if f.get("n"):
         m = n + f["n"]
-        # coverage is saved rounded to 3 places: the count it came from is recovered exactly
-        cov, err = cov + round(f["coverage"] * f["n"]), err + f["mae_points"] * f["n"]
+        cov, err = cov + f["covered"], err + f["mae_points"] * f["n"]
         rows.append(_row(f"forecast, those {n} and the {f['n']} cells no fit held, planned under today's fit "
                          f"({', '.join(BLIND_NOW)})",
                          "realised test accuracy", goal, f"{m} cells: {cov / m:.0%}, {err / m:.1f} points",
