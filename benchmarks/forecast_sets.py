@@ -115,13 +115,9 @@ RUN_SETS = {"unseen": UNSEEN, "gap": GAP, "unseen2": UNSEEN2, "after7": AFTER7, 
             "fresh10": FRESH10, "fresh11": FRESH11, "fresh12": FRESH12, "fresh13": FRESH13,
             "fresh14": FRESH14}  # `python -m benchmarks.forecast NAME` -> runs/forecast_NAME/
 # planned sweeps whose forecasts were made before any fit held them: the check above, the
-# blended 5-minute sweeps (read against the model alone), the unseen tasks, and the first
-# sweeps forecast with the frozen encoder's gap (forecast_gap: cells no fit holds)
-PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check", "forecast_unseen", "forecast_gap", "forecast_unseen2",
-               "forecast_after7", "forecast_fresh", "forecast_rows",
-               "forecast_fresh2", "forecast_fresh3", "forecast_fresh4", "forecast_fresh5",
-               "forecast_fresh6", "forecast_fresh7", "forecast_fresh8", "forecast_fresh9",
-               "forecast_fresh10", "forecast_fresh11", "forecast_fresh12", "forecast_fresh13", "forecast_fresh14")
+# blended 5-minute sweeps (read against the model alone), and every set of RUN_SETS (each was
+# run to check a fit that did not hold it)
+PROSPECTIVE = ("forecast_check", "forecast_cut", "blend_check") + tuple(f"forecast_{name}" for name in RUN_SETS)
 
 
 def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
