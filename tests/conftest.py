@@ -16,6 +16,13 @@ os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
 from ptft_ray.data.synthetic import WORDS, synthetic_docs, synthetic_reviews  # noqa: F401,E402 - re-exported to tests
 
 
+def refusal_lines(stderr: str) -> list[str]:
+    """A command's non-empty stderr lines, less the raylet's own warnings (a nearly full disk on
+    the test machine), which reach a driver connected to Ray under Ray's "(raylet)" prefix:
+    they are Ray's word on the machine, not ours on the input."""
+    return [x for x in stderr.splitlines() if x.strip() and "(raylet)" not in x]
+
+
 # Fault tests (test_faults, test_s3, test_multinode): where a run stands, and its trace file.
 def registered_step(run: str) -> int:
     """The step of the latest checkpoint Ray Train has registered for `run` (a directory or a

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import refusal_lines
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +115,7 @@ def test_cpu_only_int8_export_is_refused_on_a_gpu(ray_session, teacher, cls_data
                        (["serve", "--model", str(q), "--port", "18431", "--gpus-per-replica", "0.5"],
                         "--gpus-per-replica 0.5")):
         r = cli(ray_session, *args, check=False, timeout=120)
-        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        lines = refusal_lines(r.stderr)
         assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
         assert lines[0].startswith(f"ptft-ray: error: {flag}: ") and "int8_weight_only" in lines[0]
     assert not (tmp_path / "p.parquet").exists()

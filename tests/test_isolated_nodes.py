@@ -17,7 +17,7 @@ import pytest
 
 from ptft_ray import storage
 
-from conftest import synthetic_docs, synthetic_reviews
+from conftest import refusal_lines, synthetic_docs, synthetic_reviews
 from s3_server import free_port
 from test_job_submit import _stop_own_cluster
 
@@ -137,9 +137,7 @@ def test_pretrain_sweep_export_on_nodes_that_share_no_files(isolated, s3, debug_
     local_out = hidden / "pre-local"
     r = _cli(env, "pretrain", "--config", debug_config, "--set", f"data.path={local_corpus}", "--out",
              s3.uri("iso", "refused"))
-    # the raylet's own warnings (a nearly full disk on the test machine) reach a connected driver's
-    # stderr under its "(raylet)" prefix: they are Ray's word on the machine, not on the input
-    lines = [x for x in r.stderr.splitlines() if x.strip() and "(raylet)" not in x]
+    lines = refusal_lines(r.stderr)
     assert r.returncode == 2 and len(lines) == 1, r.stderr[-3000:]
     assert lines[0].startswith(f"ptft-ray: error: data.path={local_corpus}: a local path") and "s3://" in lines[0]
     assert not storage.listing(s3.uri("iso", "refused"))

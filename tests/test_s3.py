@@ -14,7 +14,7 @@ import pytest
 
 from ptft_ray import storage
 
-from conftest import read_trace, restart_index, synthetic_docs, synthetic_reviews, wait_for_checkpoint
+from conftest import read_trace, refusal_lines, restart_index, synthetic_docs, synthetic_reviews, wait_for_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +111,7 @@ def test_bad_storage_uri_is_one_line_and_exit_2(s3, debug_config, tmp_path, tiny
               "--out", "s3://no-such-bucket/d"], "s3://no-such-bucket/d")):
         out = subprocess.run([sys.executable, "-m", "ptft_ray.cli", *args], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=300)
-        lines = [x for x in out.stderr.splitlines() if x.strip()]
+        lines = refusal_lines(out.stderr)
         assert out.returncode == 2 and len(lines) == 1 and names in lines[0], out.stderr[-2000:]
 
 
@@ -151,6 +151,6 @@ def test_an_object_key_that_climbs_out_of_its_directory_is_refused(s3, tmp_path)
     env = {**os.environ, **s3.env, "PTFT_CACHE": str(tmp_path / "cache")}
     r = subprocess.run([sys.executable, "-m", "ptft_ray.cli", "predict", "--model", s3.uri("climb", "model"),
                         "--text", "hi"], env=env, capture_output=True, text=True, timeout=120)
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    lines = refusal_lines(r.stderr)
     assert r.returncode == 2 and len(lines) == 1 and "'../../escaped.txt'" in lines[0], r.stderr[-2000:]
     assert not list(tmp_path.rglob("escaped.txt"))

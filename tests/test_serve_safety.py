@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import refusal_lines
 from s3_server import free_port
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def test_a_crafted_quantized_file_is_refused_and_runs_nothing(ray_session, model
     torch.save({"x": Evil(mark)}, q / "quantized.pt")
     for args in (["predict", "--model", str(q), "--text", "hi"], ["evaluate", "--model", str(q), "--data", "x"]):
         r = cli(ray_session, *args, check=False)
-        lines = [x for x in r.stderr.splitlines() if x.strip()]
+        lines = refusal_lines(r.stderr)
         assert r.returncode == 2 and len(lines) == 1, r.stderr[-2000:]
         assert "quantized.pt: holds objects other than tensors; refused" in lines[0]
     assert not mark.exists()
