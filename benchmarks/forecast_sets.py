@@ -134,12 +134,11 @@ def held_out_runs(cells: list[str], under: str = "forecast_check") -> None:
 def run_one(task: str, n: str, budget: str, under: str) -> None:
     from benchmarks.common import ptft
 
-    cell = f"{task}:{n}:{budget}"
+    out = ROOT / "runs" / under / f"{task}_{n}_{budget}"
     ptft("sweep", "--plan", "auto", "--budget", budget, "--pretrained", "data/models/minilm",
          "--data", TASKS[task], "--set", f"finetune.max_examples={0 if n == 'all' else n}",
-         "--set", f"finetune.test_fraction={test_fraction(task, under)}", "--overwrite",
-         out=ROOT / "runs" / under / cell.replace(":", "_"))
-    drop_trial_checkpoints(ROOT / "runs" / under / cell.replace(":", "_"))
+         "--set", f"finetune.test_fraction={test_fraction(task, under)}", "--overwrite", out=out)
+    drop_trial_checkpoints(out)
 
 
 def drop_trial_checkpoints(run: Path) -> None:
