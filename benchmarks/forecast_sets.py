@@ -142,9 +142,8 @@ def run_one(task: str, n: str, budget: str, under: str) -> None:
 
 
 def drop_trial_checkpoints(run: Path) -> None:
-    """A finished sweep's trial checkpoints (about 0.5 GB a sweep): what the forecast reads is its
-    result.json and plan.json, what the blend check reads its export (model/). Fourteen sets of
-    them filled the disk the suite runs on."""
+    """Delete a finished sweep's trial checkpoints (about 0.5 GB a sweep; kept, they fill the disk
+    the suite shares): the forecast reads result.json and plan.json, the blend check the export."""
     import shutil
 
     if (run / "result.json").is_file():
