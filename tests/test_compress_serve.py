@@ -285,6 +285,24 @@ def test_distill_quantize_predict_with_everything_on_s3(ray_session, s3, teacher
     assert not any(p.name.startswith("s3") for p in work.iterdir())   # nothing written to a local s3: folder
 
 
+@pytest.mark.parametrize("temperature, sets, needle", [
+    (2.0, ["scaling.cpus_per_worker=64"], "scaling.cpus_per_worker"),       # one run: its Train workers
+    ([1.0, 2.0], ["sweep.cpus_per_trial=64"], "sweep.cpus_per_trial"),      # a grid: its trials
+])
+def test_a_distillation_the_cluster_cannot_schedule_leaves_the_old_run(
+        ray_session, teacher, cls_data, tmp_path, temperature, sets, needle):
+    from ptft_ray.compress.distill import distill
+    from ptft_ray.errors import PtftError
+
+    out = tmp_path / "distilled"
+    out.mkdir()
+    (out / "result.json").write_text("an earlier run\n")
+    with pytest.raises(PtftError, match=needle):
+        distill(teacher["export_path"], "layers:1", cls_data, str(out), temperature=temperature,
+                overrides=sets, overwrite=True)
+    assert (out / "result.json").read_text() == "an earlier run\n"
+
+
 def test_transfer_set_streams_through_ray_data_without_any_task_row(ray_session, cls_data, tmp_path):
     """The distillation transfer set: the labeled training rows + --unlabeled lines (a text
     file read by Ray Data), never a test, validation or training text twice, shuffled so a

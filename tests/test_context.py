@@ -31,12 +31,12 @@ def test_gpu_sweep_concurrency_comes_from_the_gpus(sets, want, sweep_config):
 
     cfg = load_config(sweep_config, ["scaling.use_gpu=true", "sweep.max_concurrent_trials=0", *sets])
     res = {"cpus": 32.0, "gpus": 4.0, "max_node_cpus": 32.0, "max_node_gpus": 4.0, "nodes": 1}
-    in_process, bundle, workers, conc = trial_resources(cfg, res)
-    assert (in_process, conc) == want[:2]
+    trials = trial_resources(cfg, res)
+    assert (trials.in_process, trials.concurrent) == want[:2]
     if want[2]:
-        assert bundle == want[2]
+        assert trials.bundle == want[2]
     else:
-        assert workers.per_worker["GPU"] == 1.0 and workers.num == 2
+        assert trials.workers.per_worker["GPU"] == 1.0 and trials.workers.num == 2
 
 
 def test_first_batch_early_streams_the_same_batches_resumes_and_raises_in_the_loops_thread(ray_session):

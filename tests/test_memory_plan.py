@@ -76,3 +76,24 @@ def test_the_plan_counts_one_chunk_of_logits_not_the_whole_batch():
     chunked = activation_bytes(LLAMA_8B, 8, 2048, True, True)  # auto: 128 MiB of fp32 logits a chunk
     # micro-batch 8 x 2,048 x 128,256 x (2 + 4 + 4) bytes = 19.6 GiB of logits when whole
     assert whole - chunked > 19 * GIB
+
+
+
+@pytest.mark.parametrize("command", ["sweep", "finetune"])
+def test_a_run_that_fits_no_device_is_refused_before_overwrite_clears_its_directory(
+        command, ray_session, pretrained_ckpt, cls_data, tmp_path):
+    from ptft_ray.config import load_config
+    from ptft_ray.errors import PtftError
+    from ptft_ray.finetune.single import finetune
+    from ptft_ray.finetune.sweep import sweep
+
+    out = tmp_path / command
+    out.mkdir()
+    (out / "result.json").write_text("an earlier run\n")
+    cfg = load_config(DEBUG_SWEEP, [f"finetune.data={cls_data}", "scaling.gpu_memory_gb=0.0001"])
+    with pytest.raises(PtftError, match="does not fit"):
+        if command == "sweep":
+            sweep(cfg, [pretrained_ckpt], str(out), overwrite=True)
+        else:
+            finetune(cfg, pretrained_ckpt, str(out), overwrite=True)
+    assert (out / "result.json").read_text() == "an earlier run\n"

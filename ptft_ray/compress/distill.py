@@ -69,10 +69,12 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     from ..cluster import check_reachable, cluster_summary, init_ray, model_paths
 
     init_ray(forward=cfg.cluster.forward_env)
+    res = cluster_summary()
     # the teacher travels through the object store; workers read the rest on any node
     check_reachable({"--out": out, "--unlabeled": unlabeled or "",
-                     "--student": model_paths(student) if kind == "dir" else []}, cluster_summary()["nodes"])
-    if overwrite and run.nonempty():  # every input checked: only now does the old run go
+                     "--student": model_paths(student) if kind == "dir" else []}, res["nodes"])
+    slots = _slots(cfg, res, len(grid))
+    if overwrite and run.nonempty():  # every input checked, the run schedulable: only now does the old run go
         run.clear()
     out_p = run.start()
     if kind == "layers":  # saved in the run, where every worker can read it (pushed when the run is a URI)
@@ -85,10 +87,12 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     # the student trains on Ray Train: the classification loop with the distillation loss
     if len(grid) == 1:
         (temperature, alpha), trials = grid[0], None
-        best = _train(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, run).best_checkpoints[0][0]
+        best = _train(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, run,
+                      slots).best_checkpoints[0][0]
         best_path = storage.to_uri(best.filesystem, best.path)
     else:
-        best_path, (temperature, alpha), trials = _sweep(cfg, source, task, probs_at, n_rows, labels, grid, run)
+        best_path, (temperature, alpha), trials = _sweep(cfg, source, task, probs_at, n_rows, labels, grid, run,
+                                                         slots)
     summary = _export_and_compare(best_path, teacher, teacher_local, student, data, task, cfg, run,
                                   {"temperature": temperature, "alpha": alpha})
     summary.update({"transfer_rows": n_rows, "unlabeled_rows": n_unlabeled,
@@ -204,15 +208,24 @@ def _prepare(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list
     return spec, {"train": train, "val": to_ray(task, tok, cfg.finetune.max_len, "val")}
 
 
-def _train(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], temperature, alpha,
-           run: storage.Run):
-    from ..cluster import cluster_summary, storage_path
-    from ..train.launch import Workers, fit
+def _slots(cfg: Config, res: dict, n_grid: int):
+    """One (temperature, alpha): the run's Train workers. Several: the grid's trials, one
+    in-process worker each. Either refuses, naming the key, what the cluster cannot schedule."""
+    from ..train.launch import Workers, trial_resources
 
-    res = cluster_summary()
-    workers = Workers.of(cfg, res)
+    if n_grid == 1:
+        return Workers.of(cfg, res)
+    sw = dataclasses.replace(cfg.sweep, in_process="always", workers_per_trial=1)
+    return trial_resources(dataclasses.replace(cfg, sweep=sw), res)
+
+
+def _train(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], temperature, alpha,
+           run: storage.Run, workers):
+    from ..cluster import cluster_summary, storage_path
+    from ..train.launch import fit
+
     spec, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, temperature, alpha, workers.num)
-    return fit(spec, datasets, workers, storage_path(run.uri("train"), res["nodes"]))
+    return fit(spec, datasets, workers, storage_path(run.uri("train"), cluster_summary()["nodes"]))
 
 
 def _distill_trial(params: dict, *, spec, datasets: dict, use_gpu: bool) -> None:
@@ -223,22 +236,21 @@ def _distill_trial(params: dict, *, spec, datasets: dict, use_gpu: bool) -> None
     run(dataclasses.replace(spec, task=info), TuneContext(datasets, use_gpu))
 
 
-def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], grid, run: storage.Run):
+def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], grid, run: storage.Run,
+           how):
     """A Ray Tune grid over (temperature, alpha): the same student, the same data, one
     in-process trial each; -> (best checkpoint, its (T, alpha), one row per trial)."""
     from ray import tune
 
-    from ..cluster import cluster_summary
-    from ..train.launch import fit_trials, trial_resources
+    from ..train.launch import fit_trials
 
     spec, datasets = _prepare(cfg, source, task, probs_at, n_rows, labels, grid[0][0], grid[0][1], 1,
                               materialize=True)
     sw = cfg.sweep
-    one = dataclasses.replace(cfg, sweep=dataclasses.replace(sw, in_process="always", workers_per_trial=1))
-    _, bundle, _, conc = trial_resources(one, cluster_summary())
     results = fit_trials(
-        tune.with_parameters(_distill_trial, spec=spec, datasets=datasets, use_gpu=cfg.scaling.use_gpu), bundle,
-        run.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=conc, max_failures=sw.max_failures,
+        tune.with_parameters(_distill_trial, spec=spec, datasets=datasets, use_gpu=cfg.scaling.use_gpu),
+        how.bundle, run.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=how.concurrent,
+        max_failures=sw.max_failures,
         param_space={"temperature": tune.grid_search(sorted({t for t, _ in grid})),
                      "alpha": tune.grid_search(sorted({a for _, a in grid}))})
     trials = []

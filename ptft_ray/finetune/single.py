@@ -27,15 +27,15 @@ def finetune(cfg: Config, pretrained: str | None, out: str | None = None, overwr
     res = cluster_summary()
     # workers load the checkpoint and write the run: refused here, before anything is replaced
     check_reachable({"--out": run.where, "--pretrained": [source.path or ""]}, res["nodes"])
-    if run.nonempty():
+    workers = Workers.of(cfg, res)
+    parallel, cfg, _ = resolve(cfg, source_shape(source, len(task.label_names)), workers.num, cfg.finetune.max_len,
+                               device_memory(cfg.scaling, res))
+    if run.nonempty():  # only once the run can be scheduled and fits a device
         if not overwrite:
             raise PtftError(f"{run.where} exists; use another --out or --overwrite")
         run.clear()
     run.start()
     sc, metric = cfg.scaling, cfg.sweep.metric
-    workers = Workers.of(cfg, res)
-    parallel, cfg, _ = resolve(cfg, source_shape(source, len(task.label_names)), workers.num, cfg.finetune.max_len,
-                               device_memory(cfg.scaling, res))
     spec = run_spec(cfg, source, task, world=workers.num, parallel=parallel)
     result = fit(spec, datasets_for(task, source, cfg.finetune.max_len), workers,
                  storage_path(run.uri("train"), res["nodes"]))

@@ -13,17 +13,18 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import storage
 from ..cluster import check_reachable, cluster_summary, init_ray
-from ..config import Config, with_values
+from ..config import Config
 from ..data.tasks import TaskData, load_task
 from ..errors import PtftError
 from ..train import checkpoint as ckpt
 from ..train.context import TuneContext
-from ..train.launch import Workers, fit, fit_trials, trial_resources
+from ..train.launch import Trials, Workers, fit, fit_trials, trial_resources
 from ..train.loop import run
+from ..train.spec import Parallel
 from .evaluate import blend_export, blend_summary, evaluate_export, headline, model_scorer
 from .export import export
 from .results import trial_row, write_trials_csv
@@ -32,16 +33,26 @@ from .backbones import Source, cheapest_trial_s, datasets_for, largest_shape, re
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
 
-def run_trial(params: dict, *, base: Config, sources: dict, datasets: dict, task: TaskData,
-              in_process: bool, workers: Workers, storage: str, parallel=None) -> None:
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of a sweep shares, settled (and refused) before the sweep directory is
+    touched: the trials' config, how they run, and the memory plan for their workers."""
+    cfg: Config
+    trials: Trials
+    parallel: Parallel | None
+
+
+def run_trial(params: dict, *, setup: TrialSetup, sources: dict, datasets: dict, task: TaskData,
+              storage: str) -> None:
     """One Tune trial: the fine-tune loop from the trial's pretrained checkpoint, in this actor
     (one worker) or on its own TorchTrainer. Returns nothing: everything was reported already,
     and a returned dict would be logged as one more result."""
     from ray import tune
 
     src: Source = sources[params["checkpoint"]]
-    spec = run_spec(trial_config(base, params), src, task, world=workers.num, parallel=parallel)
-    if in_process:
+    workers = setup.trials.workers
+    spec = run_spec(trial_config(setup.cfg, params), src, task, world=workers.num, parallel=setup.parallel)
+    if setup.trials.in_process:
         run(spec, TuneContext(datasets[src.key], workers.use_gpu))
         return
     from ray.tune.integration.ray_train import TuneReportCallback
@@ -114,18 +125,17 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     res = cluster_summary()
     # trials load their checkpoints and write the sweep on any node: refused before anything is replaced
     check_reachable({"--out": run_dir.where, "--pretrained": [s.path or "" for s in sources]}, res["nodes"])
+    setup = trial_setup(cfg, inputs, res)  # a sweep that cannot run is refused before the directory is touched
+    stopper = noise_stopper(cfg, task, setup.trials.workers)
     open_sweep_dir(run_dir, resume, overwrite, plan)
-    in_process, bundle, workers, conc = trial_resources(cfg, res)
-    parallel = sweep_memory(cfg, sources, task, workers, res)
-    stopper = noise_stopper(cfg, task, workers)
-    grid = run_trials(cfg, sources, task, run_dir, in_process, bundle, workers, conc, resume, parallel, stopper)
+    grid = run_trials(setup, inputs, run_dir, resume, stopper)
     fs = storage.ray_storage(run_dir.uri("tune")).get("storage_filesystem")  # resolved once, not per trial
     rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, fs) for r in grid]
     write_trials_csv(rows, run_dir.local / "trials.csv")
     summary = export_best(cfg, rows, task, run_dir)
     summary.update({
         "class_balance": task.balance("train"), "task_type": task.task_type,
-        "in_process_trials": in_process, "max_concurrent_trials": conc,
+        "in_process_trials": setup.trials.in_process, "max_concurrent_trials": setup.trials.concurrent,
         "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
         "wall_s": time.time() - t0, "resumed": resume,
         **({"stopping": stopper.summary()} if stopper else {}),
@@ -136,13 +146,23 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     return summary
 
 
-def sweep_memory(cfg: Config, sources: list[Source], task: TaskData, workers: Workers, res: dict):
+def trial_setup(cfg: Config, inputs: SweepInputs, res: dict) -> TrialSetup:
+    """The trials' resources and memory plan on this cluster; in-process trials get one torch
+    thread per CPU of their bundle."""
+    trials = trial_resources(cfg, res)
+    parallel = sweep_memory(cfg, inputs.sources, inputs.task, trials.workers, res)
+    if trials.in_process and not cfg.train.threads:
+        cfg = replace(cfg, train=replace(cfg.train, threads=max(1, int(trials.bundle["CPU"]))))
+    return TrialSetup(cfg, trials, parallel)
+
+
+def sweep_memory(cfg: Config, sources: list[Source], task: TaskData, workers: Workers, res: dict) -> Parallel:
     """The memory plan at the largest batch the sweep draws, for its largest backbone; a batch
     size that does not fit a device is refused (sweeps do not change their batch sizes)."""
     from ..train.memory import device_memory, resolve
 
     biggest = largest_shape(sources, len(task.label_names))
-    top = with_values(cfg, {"train.batch_size": max(cfg.sweep.batch_sizes)})
+    top = replace(cfg, train=replace(cfg.train, batch_size=max(cfg.sweep.batch_sizes)))
     parallel, fitted, plan = resolve(top, biggest, workers.num, cfg.finetune.max_len, device_memory(cfg.scaling, res))
     if fitted.train.batch_size < top.train.batch_size:
         raise PtftError(f"sweep.batch_sizes: {top.train.batch_size} does not fit a device "
@@ -180,36 +200,33 @@ def forecast_and_realised(plan: dict | None, forecast: dict | None, test: float,
     return {"forecast": pred, "realised": real}
 
 
-def run_trials(cfg: Config, sources: list[Source], task: TaskData, run_dir: storage.Run, in_process: bool,
-               bundle: dict, workers: Workers, conc: int, resume: bool, parallel=None, stopper=None):
+def run_trials(setup: TrialSetup, inputs: SweepInputs, run_dir: storage.Run, resume: bool, stopper=None):
     """The Tune experiment: one tokenized copy of the data per distinct tokenizer, the search
     space, ASHA (or FIFO), the progress and MLflow callbacks. -> Tune's ResultGrid."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    cfg, trials, sources, task = setup.cfg, setup.trials, inputs.sources, inputs.task
     sw = cfg.sweep
-    if in_process and not cfg.train.threads:  # one torch thread per trial CPU
-        cfg = with_values(cfg, {"train.threads": max(1, int(bundle["CPU"]))})
     by_tok: dict[str, dict] = {}
     for s in sources:
         if s.tokenizer_json not in by_tok:
             by_tok[s.tokenizer_json] = datasets_for(task, s, cfg.finetune.max_len)
     checkpoints = [s.key for s in sources]
     trainable = tune.with_parameters(
-        run_trial, base=cfg, sources={s.key: s for s in sources},
-        datasets={s.key: by_tok[s.tokenizer_json] for s in sources}, task=task, in_process=in_process,
-        workers=workers, storage=run_dir.uri("train"), parallel=parallel)
+        run_trial, setup=setup, sources={s.key: s for s in sources},
+        datasets={s.key: by_tok[s.tokenizer_json] for s in sources}, task=task, storage=run_dir.uri("train"))
     scheduler = (ASHAScheduler(time_attr="training_iteration", max_t=max_evals(cfg),
                                grace_period=sw.grace_period, reduction_factor=sw.reduction_factor)
                  if sw.scheduler == "asha" else FIFOScheduler())
     search = (optuna_search(sw, checkpoints) if sw.search == "optuna"
-              else BasicVariantGenerator(max_concurrent=conc, random_state=sw.seed))
-    print(f"[sweep] {sw.num_samples} sample(s), {conc} at a time, "
-          f"{'in-process' if in_process else 'TorchTrainer'} trials with {bundle}; sources: {checkpoints}",
-          flush=True)
+              else BasicVariantGenerator(max_concurrent=trials.concurrent, random_state=sw.seed))
+    print(f"[sweep] {sw.num_samples} sample(s), {trials.concurrent} at a time, "
+          f"{'in-process' if trials.in_process else 'TorchTrainer'} trials with {trials.bundle}; "
+          f"sources: {checkpoints}", flush=True)
     return fit_trials(
-        trainable, bundle, run_dir.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=conc,
+        trainable, trials.bundle, run_dir.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=trials.concurrent,
         param_space=build_space(sw, checkpoints) if sw.search == "random" else None,
         search=search, scheduler=scheduler, num_samples=sw.num_samples, time_budget_s=sw.time_budget_s,
         callbacks=(SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),

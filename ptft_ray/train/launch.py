@@ -104,9 +104,18 @@ def fit_trials(trainable, bundle: dict, where: str, *, metric: str, mode: str, c
     return tuner.fit()
 
 
-def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, Workers, int]:
-    """-> (in_process, Tune bundle for a trial, the trial's Train workers, trials at a time).
-    Trials at a time: what the CPUs allow, and with GPUs no more than the GPUs hold
+@dataclass(frozen=True)
+class Trials:
+    """How a sweep's trials run: in the trial actor (one worker) or on their own TorchTrainer,
+    the Tune bundle each reserves, its Train workers, and how many run at once."""
+    in_process: bool
+    bundle: dict
+    workers: Workers
+    concurrent: int
+
+
+def trial_resources(cfg: Config, res: dict) -> Trials:
+    """Trials at a time: what the CPUs allow, and with GPUs no more than the GPUs hold
     (32 CPUs / 4 GPUs at 1 GPU a trial: 4, not 32)."""
     sw, sc = cfg.sweep, cfg.scaling
     in_process = sw.in_process == "always" or (sw.in_process == "auto" and sw.workers_per_trial == 1)
@@ -129,10 +138,10 @@ def trial_resources(cfg: Config, res: dict) -> tuple[bool, dict, Workers, int]:
             worker_resources(1, cpus, True, sc.gpus_per_worker, {**res, "cpus": res["cpus"] + DATA_CPUS},
                              copies=conc, what="sweep")
             bundle["GPU"] = sc.gpus_per_worker
-        return True, bundle, Workers(1, sc.use_gpu, {}), conc
+        return Trials(True, bundle, Workers(1, sc.use_gpu, {}), conc)
     conc = sw.max_concurrent_trials or max(1, min(int((res["cpus"] - DATA_CPUS) // sw.workers_per_trial),
                                                   gpu_slots or 10 ** 9))
     per_worker = worker_resources(sw.workers_per_trial, sw.cpus_per_trial, sc.use_gpu,
                                   sc.gpus_per_worker, res, copies=conc, what="sweep")
     # the trial function only waits on its TorchTrainer: a sliver of CPU
-    return False, {"CPU": 0.01}, Workers(sw.workers_per_trial, sc.use_gpu, per_worker), conc
+    return Trials(False, {"CPU": 0.01}, Workers(sw.workers_per_trial, sc.use_gpu, per_worker), conc)

@@ -19,7 +19,7 @@ hidden size, a: attention heads.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..models.lm_loss import chunk_tokens
 
@@ -188,7 +188,6 @@ def device_memory(scaling, res: dict) -> float | None:
 def resolve(cfg, shape: ModelShape, world: int, seq_len: int, device_bytes: float | None, say=print):
     """-> (Parallel, the config with the micro-batch that fits, the plan). Refuses, in one
     line, a model that fits no way."""
-    from ..config import with_values
     from ..errors import PtftError
     from .precision import half
     from .spec import Parallel
@@ -199,8 +198,8 @@ def resolve(cfg, shape: ModelShape, world: int, seq_len: int, device_bytes: floa
     if not plan["fits"]:
         raise PtftError(refusal(plan, world))
     if plan["micro_batch"] < cfg.train.batch_size:  # gradient accumulation keeps the global batch
-        cfg = with_values(cfg, {"train.batch_size": plan["micro_batch"],
-                                "train.grad_accum": cfg.train.grad_accum * plan["grad_accum_factor"]})
+        cfg = replace(cfg, train=replace(
+            cfg.train, batch_size=plan["micro_batch"], grad_accum=cfg.train.grad_accum * plan["grad_accum_factor"]))
     if device_bytes:
         say(table(plan))
     return Parallel(plan["strategy"], plan["activation_checkpointing"]), cfg, plan
