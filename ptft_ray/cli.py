@@ -57,13 +57,27 @@ def _plan(args, cfg) -> dict:
     return spend(p, time.time() - STARTED)
 
 
+def _resumed_plan(args, cfg) -> dict | None:
+    """sweep --resume --plan auto: the plan the sweep started under, where it has one."""
+    from .finetune.sweep_dir import started_plan, sweep_dir
+    from .planner import parse_budget
+
+    if not args.resume:
+        return None
+    where = sweep_dir(cfg, args.out)
+    p = started_plan(where, parse_budget(args.budget))
+    if p is not None:
+        print(f"[plan] resuming under the plan {where} started with", flush=True)
+    return p
+
+
 def _planned(args, cfg):
     """--plan auto: the planner's choices, then the user's own --set on top (they pin)."""
     from .planner import format_plan, planned_config
 
     if not args.budget:
         raise PtftError("--plan auto needs --budget (e.g. --budget 20m)")
-    p = _plan(args, cfg)
+    p = _resumed_plan(args, cfg) or _plan(args, cfg)
     print(format_plan(p), flush=True)
     return planned_config(cfg, p, args.overrides), p
 

@@ -196,7 +196,8 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
     """The sweep from the checkpoint and its controls, each evaluated on the test rows with
     its baselines; a finished one is reused. -> (results, evaluations) by sweep name."""
     from .finetune.evaluate import evaluate_export
-    from .finetune.sweep import SweepInputs, resumable, sweep
+    from .finetune.sweep import SweepInputs, sweep
+    from .finetune.sweep_dir import resumable
 
     runs = [("sweep_pretrained", [ck], None)]
     runs += [("sweep_base", [pcfg.model.hf], None)] if pc.base_control else []

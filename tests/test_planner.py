@@ -512,6 +512,15 @@ def test_planned_sweep_keeps_to_its_budget(ray_session, pretrained_ckpt, cls_dat
     # and so do Train's per-checkpoint and Data's per-dataset INFO lines, from every trial process
     for noise in ("Checkpoint successfully created", "execution finished", "Reporting training result"):
         assert noise not in r.stdout + r.stderr, noise
+    # --resume continues under the plan the sweep started with: another --budget would go unused
+    again = subprocess.run([*r.args[:r.args.index("60s")], "90s", *r.args[r.args.index("60s") + 1:], "--resume"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 2 and "planned for 60 s" in again.stderr.strip().splitlines()[-1], again.stderr[-2000:]
+    assert json.loads((out / "plan.json").read_text()) == plan
+    again = subprocess.run([*r.args, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "[plan] resuming under the plan" in again.stdout, again.stderr[-2000:]
+    assert json.loads((out / "plan.json").read_text()) == plan
+    assert json.loads((out / "result.json").read_text())["trials"] == res["trials"]  # no trial drawn again
 
 
 def test_grid_space_and_per_strategy_lr_ranges():

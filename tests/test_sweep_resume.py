@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from conftest import refusal_lines
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +42,17 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(pretrained_ckpt,
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert not (out / "result.json").exists()
+
+    # the sweep recorded what it started with; resuming with another value is refused, by name,
+    # before anything runs (Tune would keep its own draws while the remaining trials took the new one)
+    assert yaml.safe_load((out / "config.yaml").read_text())["sweep"]["num_samples"] == 3
+    assert json.loads((out / "pretrained.json").read_text()) == [pretrained_ckpt]
+    state = sorted((p.name, p.stat().st_mtime) for p in (out / "tune").iterdir())
+    bad = subprocess.run([*args, "--resume", "--set", "sweep.num_samples=4", "--set", "optim.weight_decay=0.5"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and len(refusal_lines(bad.stderr)) == 1, bad.stderr[-2000:]
+    assert "sweep.num_samples" in bad.stderr and "--overwrite" in bad.stderr
+    assert sorted((p.name, p.stat().st_mtime) for p in (out / "tune").iterdir()) == state
 
     r = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

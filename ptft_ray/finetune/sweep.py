@@ -6,11 +6,10 @@ fits its own TorchTrainer (several workers per trial) or, for one worker, runs t
 loop directly in the trial actor, which skips starting a worker group per trial.
 
 Sweep directory:  DIR/tune/ (Tune's experiment, resumable)  DIR/model/ (best export)
-                  DIR/trials.csv  DIR/result.json
+                  DIR/trials.csv  DIR/result.json  (and what it started with: sweep_dir.py)
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from .select import select_best
 from .backbones import Source, cheapest_trial_s, datasets_for, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
+from .sweep_dir import check_resume, open_sweep_dir, sweep_dir
 
 @dataclass(frozen=True)
 class TrialSetup:
@@ -78,27 +78,6 @@ def max_evals(cfg: Config) -> int:
     return int(math.ceil(max(cfg.sweep.epochs) * cfg.finetune.evals_per_epoch)) + 1
 
 
-def resumable(out: str) -> bool:
-    """A sweep directory (local or URI) that `sweep(..., resume=True)` can continue: Tune's
-    experiment state is there."""
-    return storage.exists(f"{out.rstrip('/')}/tune/tuner.pkl")
-
-
-def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: dict | None):
-    """Refuse what would be lost, then start (or continue) the sweep directory."""
-    if run_dir.nonempty() and not resume:
-        if not overwrite:
-            raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "
-                            f"--overwrite to replace it")
-        run_dir.clear()
-    if resume and not resumable(run_dir.where):
-        raise PtftError(f"--resume: no sweep to resume in {run_dir.where}")
-    out_p = run_dir.start()
-    if plan is not None:
-        (out_p / "plan.json").write_text(json.dumps(plan, indent=2, default=str))
-        run_dir.push("plan.json")
-
-
 @dataclass(frozen=True)
 class SweepInputs:
     """The task's rows and the resolved checkpoints, read once: a caller that forecasts before
@@ -117,17 +96,19 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     """forecast: what the sweep is expected to reach (planner.forecast), over the plan's own;
     inputs: the task and sources already read from `cfg` and `pretrained` (else read here)."""
     t0 = time.time()
-    run_dir = storage.Run(out or f"runs/{cfg.sweep.name}")
+    run_dir = storage.Run(sweep_dir(cfg, out))
     inputs = inputs or SweepInputs.load(cfg, pretrained, arch_from)   # data checked before Ray starts
     task, sources = inputs.task, inputs.sources
     check_budget(cfg, sources, task, plan)
+    if resume:
+        check_resume(run_dir.where, cfg, sources)
     init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()
     # trials load their checkpoints and write the sweep on any node: refused before anything is replaced
     check_reachable({"--out": run_dir.where, "--pretrained": [s.path or "" for s in sources]}, res["nodes"])
     setup = trial_setup(cfg, inputs, res)  # a sweep that cannot run is refused before the directory is touched
     stopper = noise_stopper(cfg, task, setup.trials.workers)
-    open_sweep_dir(run_dir, resume, overwrite, plan)
+    open_sweep_dir(run_dir, resume, overwrite, plan, cfg, sources)
     grid = run_trials(setup, inputs, run_dir, resume, stopper)
     fs = storage.ray_storage(run_dir.uri("tune")).get("storage_filesystem")  # resolved once, not per trial
     rows = [trial_row(r, cfg.sweep.metric, cfg.sweep.mode, fs) for r in grid]

@@ -1,0 +1,86 @@
+"""A sweep's directory: refused where it would lose a sweep, recorded when it starts, and
+held to what it started with when it is resumed.
+
+DIR/tune/ (Tune's experiment)  DIR/config.yaml  DIR/pretrained.json  DIR/plan.json (when planned)
+"""
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from .. import storage
+from ..config import Config
+from ..errors import PtftError
+from .backbones import Source
+
+
+def resumable(out: str) -> bool:
+    """A sweep directory (local or URI) that `sweep(..., resume=True)` can continue: Tune's
+    experiment state is there."""
+    return storage.exists(f"{out.rstrip('/')}/tune/tuner.pkl")
+
+
+def started_with(where: str) -> tuple[dict, list[str]] | None:
+    """The config and checkpoints a sweep directory was started with (None: no sweep there, or
+    one started before they were recorded)."""
+    if not storage.is_file(f"{where}/config.yaml"):
+        return None
+    return (yaml.safe_load(storage.read_text(f"{where}/config.yaml")),
+            json.loads(storage.read_text(f"{where}/pretrained.json")))
+
+
+def check_resume(where: str, cfg: Config, sources: list[Source]) -> None:
+    """A resumed sweep continues under the settings it started with (Tune restores its own
+    search, scheduler and budget, and the trials still to run would take the new ones): a
+    changed setting or checkpoint is refused, by name, before anything runs."""
+    started = started_with(where)
+    if started is None:
+        return
+    old, pretrained = started
+    new = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as the YAML holds them
+    changed = [f"{sec}.{k}" for sec, keys in new.items() for k, v in keys.items() if old.get(sec, {}).get(k) != v]
+    if pretrained != [s.key for s in sources]:
+        changed.append("--pretrained")
+    if changed:
+        raise PtftError(f"--resume: {where} was started with other values of {', '.join(changed)}; resume it "
+                        f"with the settings in {where}/config.yaml, or use --overwrite to start again")
+
+
+def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: dict | None, cfg: Config,
+                   sources: list[Source]):
+    """Refuse what would be lost, then start (or continue) the sweep directory; a new sweep
+    records the config and checkpoints it starts with, for --resume to hold it to."""
+    if run_dir.nonempty() and not resume:
+        if not overwrite:
+            raise PtftError(f"{run_dir.where} holds a sweep already; use --resume to continue it or "
+                            f"--overwrite to replace it")
+        run_dir.clear()
+    if resume and not resumable(run_dir.where):
+        raise PtftError(f"--resume: no sweep to resume in {run_dir.where}")
+    out_p = run_dir.start()
+    if not resume:
+        (out_p / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        (out_p / "pretrained.json").write_text(json.dumps([s.key for s in sources]))
+        run_dir.push("config.yaml", "pretrained.json")
+    if plan is not None:
+        (out_p / "plan.json").write_text(json.dumps(plan, indent=2, default=str))
+        run_dir.push("plan.json")
+
+
+def sweep_dir(cfg: Config, out: str | None) -> str:
+    """Where a sweep writes: --out, else runs/<sweep.name>."""
+    return out or f"runs/{cfg.sweep.name}"
+
+
+def started_plan(where: str, budget_s: float) -> dict | None:
+    """The plan a sweep directory was started under, for --resume to continue under it (planning
+    again would price the budget afresh while Tune keeps the trials it drew); a different
+    --budget is refused, as it would go unused."""
+    if not storage.is_file(f"{where}/plan.json"):
+        return None
+    p = storage.read_json(f"{where}/plan.json")
+    if p.get("budget_s") != budget_s:
+        raise PtftError(f"--budget: the sweep in {where} was planned for {p.get('budget_s'):g} s; resume it with "
+                        f"that budget, or use --overwrite to plan again")
+    return p
