@@ -20,10 +20,7 @@ files (manifest, plan, summary, task text, compress stages) are staged locally a
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -32,41 +29,15 @@ import yaml
 from . import storage
 from .config import load_config
 from .data.tasks import task_corpus
+from .manifest import Manifest
 from .pipeline_config import PipelineConfig, load_pipeline_config
 from .errors import PtftError
 from .train.checkpoint import write_json
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-class Manifest:
-    """RUN_DIR/manifest.json, rewritten (atomically) after every stage."""
-
-    def __init__(self, run: storage.Run, pc: PipelineConfig):
-        import ray
-        import torch
-
-        self.run, self.path = run, run.local / "manifest.json"
-        old = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        self.d = {"run_dir": run.where, "created": old.get("created", time.strftime("%Y-%m-%dT%H:%M:%S")),
-                  "updated": None, "pipeline_config": dataclasses.asdict(pc), "git_commit": _git_commit(),
-                  "versions": {"python": platform.python_version(), "ray": ray.__version__, "torch": torch.__version__},
-                  "stages": old.get("stages", {}), "lineage": old.get("lineage", {})}
-
-    def stage(self, name: str, path: str | None, status: str, wall_s: float, **extra) -> None:
-        self.d["stages"][name] = {"status": status, "path": path, "wall_s": round(wall_s, 1), **extra}
-        self.write()
-
-    def write(self) -> None:
-        self.d["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        write_json(self.path, self.d)
-        self.run.push("manifest.json")
+# the sweeps a pipeline may run, under RUN_DIR
+SWEEPS = ("sweep_pretrained", "sweep_base", "sweep_scratch")
+RERUN = "re-run the pipeline with those settings, or use another --out"
 
 
 def _pretrain_once(cfg, out: str) -> dict:
@@ -97,6 +68,7 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     run.pull("manifest.json", "plan.json")  # a remote run's own files, to continue it
     root = run.local
     scfg, pcfg = _configs(pc, run)   # every config is checked before anything starts
+    _check_rerun(pc, scfg, run)
     _check_plan_first(pc, scfg, pcfg, run)
     root.mkdir(parents=True, exist_ok=True)
     man = Manifest(run, pc)
@@ -156,6 +128,31 @@ def _pretrain_stage(pcfg, run: storage.Run, man: Manifest) -> dict:
     return pre
 
 
+def _pins(pc: PipelineConfig) -> list[str]:
+    """The sweep settings the pipeline pins over its plan."""
+    return [f"finetune.data={pc.data}", *pc.sweep_set]
+
+
+def _check_rerun(pc: PipelineConfig, scfg, run: storage.Run) -> None:
+    """A re-run continues (or reuses) the sweeps it finds only under the plan and settings they
+    started with: what differs is refused, by name, before any stage runs or a record changes."""
+    from .finetune.sweep_dir import check_started_with
+    from .planner import parse_budget, planned_config
+
+    started = [name for name in SWEEPS if storage.exists(run.uri(name))]
+    if not started:
+        return
+    plan_file = run.local / "plan.json"
+    old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    if pc.budget:
+        if not old or old.get("budget_s") != parse_budget(pc.budget) or old.get("pins") != _pins(pc):
+            was = f"budget {old.get('budget_s'):g} s with {old.get('pins')}" if old else "no budget"
+            raise PtftError(f"{run.where}: its sweeps were planned for {was}; {RERUN}")
+        scfg = planned_config(scfg, old, _pins(pc))
+    for name in started:
+        check_started_with(run.uri(name), scfg, None, RERUN)
+
+
 def _check_plan_first(pc: PipelineConfig, scfg, pcfg, run: storage.Run) -> None:
     """A budget the sweep cannot use (below the plan's floor, or unschedulable) is refused before
     pretraining spends anything: planned once on the model pretraining starts from (its
@@ -165,7 +162,7 @@ def _check_plan_first(pc: PipelineConfig, scfg, pcfg, run: storage.Run) -> None:
         return
     from .planner import plan
 
-    plan(None, [pcfg.model.hf], pc.budget, scfg, pc.max_trials, pins=[f"finetune.data={pc.data}", *pc.sweep_set])
+    plan(None, [pcfg.model.hf], pc.budget, scfg, pc.max_trials, pins=_pins(pc))
     print(f"[pipeline] budget {pc.budget}: a plan fits (checked on {pcfg.model.hf} before pretraining)", flush=True)
 
 
@@ -177,7 +174,7 @@ def _plan_stage(pc: PipelineConfig, scfg, ck: str, run: storage.Run, man: Manife
     if not pc.budget:
         return scfg, None
     plan_file = run.local / "plan.json"
-    pins = [f"finetune.data={pc.data}", *pc.sweep_set]
+    pins = _pins(pc)
     old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
     if old and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == pins:
         the_plan, t = old, 0.0
@@ -197,7 +194,7 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
     its baselines; a finished one is reused. -> (results, evaluations) by sweep name."""
     from .finetune.evaluate import evaluate_export
     from .finetune.sweep import SweepInputs, sweep
-    from .finetune.sweep_dir import resumable
+    from .finetune.sweep_dir import check_started_with, resumable
 
     runs = [("sweep_pretrained", [ck], None)]
     runs += [("sweep_base", [pcfg.model.hf], None)] if pc.base_control else []
@@ -205,6 +202,7 @@ def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storag
     evals, results = {}, {}
     for name, sources, arch_from in runs:
         d = run.uri(name)
+        check_started_with(d, scfg, sources, RERUN)
         if storage.is_file(f"{d}/result.json"):
             print(f"[pipeline] reusing finished sweep {d}", flush=True)
             res, t = storage.read_json(f"{d}/result.json"), 0.0

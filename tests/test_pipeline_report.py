@@ -163,6 +163,31 @@ def test_rerun_reuses_every_finished_stage(pipeline_run):
     assert time.time() - t0 < first_wall / 2
 
 
+def test_a_rerun_with_other_settings_is_refused_before_anything_changes(pipeline_run, tmp_path):
+    """The finished sweeps were planned for one budget and run from one sweep config: a re-run
+    with another budget, or with the sweep config's file edited, is refused naming what differs,
+    and no record of the run changes (the manifest included)."""
+    from ptft_ray.errors import PtftError
+    from ptft_ray.pipeline import run_pipeline
+
+    _, out, cfg, _, _ = pipeline_run
+    d = yaml.safe_load(open(cfg))
+    records = ("plan.json", "manifest.json", "summary.json", "sweep_pretrained/result.json",
+               "sweep_pretrained/config.yaml")
+    before = {f: (out / f).read_bytes() for f in records}
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**d, "budget": "50s"}))
+    with pytest.raises(PtftError, match=r"planned for budget 45 s"):
+        run_pipeline(str(other), str(out))
+    sw = yaml.safe_load(open(d["sweep_config"]))
+    sw["sweep"]["seed"] = sw["sweep"].get("seed", 0) + 1
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sw))
+    other.write_text(yaml.safe_dump({**d, "sweep_config": str(tmp_path / "sweep.yaml")}))
+    with pytest.raises(PtftError, match=r"sweep_pretrained holds a sweep started with other values of sweep\.seed "):
+        run_pipeline(str(other), str(out))
+    assert {f: (out / f).read_bytes() for f in records} == before
+
+
 def test_bad_pipeline_config_is_refused(tmp_path):
     from ptft_ray.errors import PtftError
     from ptft_ray.pipeline_config import load_pipeline_config

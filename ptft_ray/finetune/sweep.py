@@ -31,7 +31,7 @@ from .select import select_best
 from .backbones import Source, cheapest_trial_s, datasets_for, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
-from .sweep_dir import check_resume, open_sweep_dir, sweep_dir
+from .sweep_dir import check_started_with, open_sweep_dir, sweep_dir
 
 @dataclass(frozen=True)
 class TrialSetup:
@@ -101,7 +101,8 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     task, sources = inputs.task, inputs.sources
     check_budget(cfg, sources, task, plan)
     if resume:
-        check_resume(run_dir.where, cfg, sources)
+        check_started_with(run_dir.where, cfg, [s.key for s in sources],
+                           "resume it with those settings, or use --overwrite to start again")
     init_ray(forward=cfg.cluster.forward_env)
     res = cluster_summary()
     # trials load their checkpoints and write the sweep on any node: refused before anything is replaced

@@ -30,21 +30,22 @@ def started_with(where: str) -> tuple[dict, list[str]] | None:
             json.loads(storage.read_text(f"{where}/pretrained.json")))
 
 
-def check_resume(where: str, cfg: Config, sources: list[Source]) -> None:
-    """A resumed sweep continues under the settings it started with (Tune restores its own
-    search, scheduler and budget, and the trials still to run would take the new ones): a
-    changed setting or checkpoint is refused, by name, before anything runs."""
+def check_started_with(where: str, cfg: Config, pretrained: list[str] | None, instead: str) -> None:
+    """A sweep is continued (or its result reused) only under the settings it started with:
+    Tune restores its own search, scheduler and budget, and the trials still to run would take
+    the new values. A changed setting or checkpoint (None: not compared) is refused, by name;
+    `instead` says what to do."""
     started = started_with(where)
     if started is None:
         return
-    old, pretrained = started
+    old, was = started
     new = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as the YAML holds them
     changed = [f"{sec}.{k}" for sec, keys in new.items() for k, v in keys.items() if old.get(sec, {}).get(k) != v]
-    if pretrained != [s.key for s in sources]:
+    if pretrained is not None and was != pretrained:
         changed.append("--pretrained")
     if changed:
-        raise PtftError(f"--resume: {where} was started with other values of {', '.join(changed)}; resume it "
-                        f"with the settings in {where}/config.yaml, or use --overwrite to start again")
+        raise PtftError(f"{where} holds a sweep started with other values of {', '.join(changed)} "
+                        f"({where}/config.yaml); {instead}")
 
 
 def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: dict | None, cfg: Config,
