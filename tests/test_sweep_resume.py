@@ -69,3 +69,21 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(pretrained_ckpt,
         assert after[trial] == n        # its results were not produced again
     rows = list(csv.DictReader(open(out / "trials.csv")))
     assert len(rows) == 3 and all(r["stop_reason"] == "completed" for r in rows)
+
+
+def test_what_a_sweep_started_with_is_compared_key_by_key(sweep_config, tmp_path):
+    """The record as YAML holds it (lists, not tuples) equals the config it was written from;
+    a changed key or checkpoint is named; a key the record lacks (added by a later ptft_ray)
+    is not a change."""
+    from ptft_ray.config import load_config
+    from ptft_ray.errors import PtftError
+    from ptft_ray.finetune.sweep_dir import check_started_with
+
+    cfg = load_config(sweep_config)
+    record = cfg.to_dict()
+    del record["sweep"]["seed"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(record))
+    (tmp_path / "pretrained.json").write_text(json.dumps(["ckpt"]))
+    check_started_with(str(tmp_path), load_config(sweep_config, ["sweep.seed=7"]), ["ckpt"], "")
+    with pytest.raises(PtftError, match=r"other values of sweep\.batch_sizes, --pretrained \("):
+        check_started_with(str(tmp_path), load_config(sweep_config, ["sweep.batch_sizes=[8]"]), ["other"], "")

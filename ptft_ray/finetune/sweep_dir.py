@@ -21,13 +21,14 @@ def resumable(out: str) -> bool:
     return storage.exists(f"{out.rstrip('/')}/tune/tuner.pkl")
 
 
-def started_with(where: str) -> tuple[dict, list[str]] | None:
+def started_with(where: str) -> tuple[dict, list[str] | None] | None:
     """The config and checkpoints a sweep directory was started with (None: no sweep there, or
     one started before they were recorded)."""
     if not storage.is_file(f"{where}/config.yaml"):
         return None
+    ckpts = f"{where}/pretrained.json"
     return (yaml.safe_load(storage.read_text(f"{where}/config.yaml")),
-            json.loads(storage.read_text(f"{where}/pretrained.json")))
+            json.loads(storage.read_text(ckpts)) if storage.is_file(ckpts) else None)
 
 
 def check_started_with(where: str, cfg: Config, pretrained: list[str] | None, instead: str) -> None:
@@ -40,8 +41,10 @@ def check_started_with(where: str, cfg: Config, pretrained: list[str] | None, in
         return
     old, was = started
     new = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as the YAML holds them
-    changed = [f"{sec}.{k}" for sec, keys in new.items() for k, v in keys.items() if old.get(sec, {}).get(k) != v]
-    if pretrained is not None and was != pretrained:
+    # a key the record lacks is one a later ptft_ray added: it was no setting of this sweep
+    changed = [f"{sec}.{k}" for sec, keys in new.items() for k, v in keys.items()
+               if k in old.get(sec, {}) and old[sec][k] != v]
+    if pretrained is not None and was is not None and was != pretrained:
         changed.append("--pretrained")
     if changed:
         raise PtftError(f"{where} holds a sweep started with other values of {', '.join(changed)} "
