@@ -44,6 +44,8 @@ def test_the_rule_on_known_curves():
     assert not st.stop_all()                      # d still runs and can still get there ...
     feed(st, "d", [0.58, 0.58, 0.58])             # ... until it completes short of the best
     assert st.stop_all() and st.summary()["sweep_ended_early"]
+    # a resumed sweep ran the stopper Tune restored: this one's counts are not reported as its
+    assert not {"trials_started", "trials_stopped", "sweep_ended_early"} & set(st.summary(resumed=True))
     # mode min: the same rule on losses
     lo = NoiseStopper("val_accuracy", "min", n_val=200, max_t=2, total=5)
     for t in "abc":

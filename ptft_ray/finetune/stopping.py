@@ -100,9 +100,14 @@ class NoiseStopper(Stopper, Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self.ended.add(trial.trial_id)
 
-    def summary(self) -> dict:
-        return {"rule": f"noise: after {MIN_DONE} completed trials, a trial stops when its best + the largest "
+    def summary(self, resumed: bool = False) -> dict:
+        """resumed: Tune ran the stopper it restored from the experiment, not this one, so this
+        one's counts say nothing and are left out."""
+        rule = {"rule": f"noise: after {MIN_DONE} completed trials, a trial stops when its best + the largest "
                         "later rise of a completed trial < the sweep's best - sqrt(2 b (1 - b) / n); no more "
                         f"start when the chance a remaining trial beats the best beyond noise is < {LAUNCH_P}",
-                "trials_started": len(self.curves), "trials_planned": self.total,
-                "n_val": self.n_val, "trials_stopped": self.decisions, "sweep_ended_early": self.stopped_all}
+                "trials_planned": self.total, "n_val": self.n_val}
+        if resumed:
+            return {**rule, "resumed": "the counts of a resumed sweep's stopper are Tune's own, not reported"}
+        return {**rule, "trials_started": len(self.curves), "trials_stopped": self.decisions,
+                "sweep_ended_early": self.stopped_all}

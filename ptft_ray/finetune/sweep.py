@@ -120,7 +120,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
         "in_process_trials": setup.trials.in_process, "max_concurrent_trials": setup.trials.concurrent,
         "lineage": {s.key: s.lineage for s in sources}, "data": cfg.finetune.data,
         "wall_s": time.time() - t0, "resumed": resume,
-        **({"stopping": stopper.summary()} if stopper else {}),
+        **({"stopping": stopper.summary(resumed=resume)} if stopper else {}),
         **forecast_and_realised(plan, forecast, summary["test_accuracy"],
                                 (summary.get("blend") or {}).get("test_accuracy_model_alone"))})
     ckpt.write_json(run_dir.local / "result.json", summary)
