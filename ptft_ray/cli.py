@@ -59,12 +59,12 @@ def _plan(args, cfg) -> dict:
 
 def _resumed_plan(args, cfg) -> dict | None:
     """sweep --resume --plan auto: the plan the sweep started under, where it has one."""
-    from .finetune.sweep_dir import started_plan, sweep_dir
+    from .finetune.sweep_dir import started_plan, sweep_path
     from .planner import parse_budget
 
     if not args.resume:
         return None
-    where = sweep_dir(cfg, args.out)
+    where = sweep_path(cfg, args.out)
     p = started_plan(where, parse_budget(args.budget))
     if p is not None:
         print(f"[plan] resuming under the plan {where} started with", flush=True)

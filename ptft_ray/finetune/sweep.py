@@ -31,7 +31,7 @@ from .select import select_best
 from .backbones import Source, cheapest_trial_s, datasets_for, largest_shape, resolve_sources, run_spec
 from .progress import SweepProgress, mlflow_callback
 from .space import build_space, n_trials, optuna_search, trial_config
-from .sweep_dir import check_started_with, open_sweep_dir, sweep_dir
+from .sweep_dir import check_started_with, open_sweep_dir, sweep_path
 
 @dataclass(frozen=True)
 class TrialSetup:
@@ -96,7 +96,7 @@ def sweep(cfg: Config, pretrained: list[str], out: str | None = None, resume: bo
     """forecast: what the sweep is expected to reach (planner.forecast), over the plan's own;
     inputs: the task and sources already read from `cfg` and `pretrained` (else read here)."""
     t0 = time.time()
-    run_dir = storage.Run(sweep_dir(cfg, out))
+    run_dir = storage.Run(sweep_path(cfg, out))
     inputs = inputs or SweepInputs.load(cfg, pretrained, arch_from)   # data checked before Ray starts
     task, sources = inputs.task, inputs.sources
     check_budget(cfg, sources, task, plan)

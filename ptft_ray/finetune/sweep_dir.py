@@ -72,7 +72,7 @@ def open_sweep_dir(run_dir: storage.Run, resume: bool, overwrite: bool, plan: di
         run_dir.push("plan.json")
 
 
-def sweep_dir(cfg: Config, out: str | None) -> str:
+def sweep_path(cfg: Config, out: str | None) -> str:
     """Where a sweep writes: --out, else runs/<sweep.name>."""
     return out or f"runs/{cfg.sweep.name}"
 
