@@ -237,7 +237,7 @@ def _distill_trial(params: dict, *, spec, datasets: dict, use_gpu: bool) -> None
 
 
 def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[str], grid, run: storage.Run,
-           how):
+           slots):
     """A Ray Tune grid over (temperature, alpha): the same student, the same data, one
     in-process trial each; -> (best checkpoint, its (T, alpha), one row per trial)."""
     from ray import tune
@@ -249,7 +249,7 @@ def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[s
     sw = cfg.sweep
     results = fit_trials(
         tune.with_parameters(_distill_trial, spec=spec, datasets=datasets, use_gpu=cfg.scaling.use_gpu),
-        how.bundle, run.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=how.concurrent,
+        slots.bundle, run.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=slots.concurrent,
         max_failures=sw.max_failures,
         param_space={"temperature": tune.grid_search(sorted({t for t, _ in grid})),
                      "alpha": tune.grid_search(sorted({a for _, a in grid}))})
