@@ -133,19 +133,30 @@ def _pins(pc: PipelineConfig) -> list[str]:
     return [f"finetune.data={pc.data}", *pc.sweep_set]
 
 
+def _recorded_plan(run: storage.Run) -> dict | None:
+    plan_file = run.local / "plan.json"
+    return json.loads(plan_file.read_text()) if plan_file.is_file() else None
+
+
+def _made_for(old: dict | None, pc: PipelineConfig) -> bool:
+    """Whether a recorded plan was made for this config's budget and pins."""
+    from .planner import parse_budget
+
+    return bool(old) and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == _pins(pc)
+
+
 def _check_rerun(pc: PipelineConfig, scfg, run: storage.Run) -> None:
     """A re-run continues (or reuses) the sweeps it finds only under the plan and settings they
     started with: what differs is refused, by name, before any stage runs or a record changes."""
     from .finetune.sweep_dir import check_started_with
-    from .planner import parse_budget, planned_config
+    from .planner import planned_config
 
     started = [name for name in SWEEPS if storage.exists(run.uri(name))]
     if not started:
         return
-    plan_file = run.local / "plan.json"
-    old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
+    old = _recorded_plan(run)
     if pc.budget:
-        if not old or old.get("budget_s") != parse_budget(pc.budget) or old.get("pins") != _pins(pc):
+        if not _made_for(old, pc):
             was = f"budget {old.get('budget_s'):g} s with {old.get('pins')}" if old else "no budget"
             raise PtftError(f"{run.where}: its sweeps were planned for {was}; {RERUN}")
         scfg = planned_config(scfg, old, _pins(pc))
@@ -169,14 +180,14 @@ def _check_plan_first(pc: PipelineConfig, scfg, pcfg, run: storage.Run) -> None:
 def _plan_stage(pc: PipelineConfig, scfg, ck: str, run: storage.Run, man: Manifest):
     """The plan for pc.budget (reused on a re-run with the same budget and pins: the sweeps it
     started must resume under it); -> (the planned sweep config, the plan or None)."""
-    from .planner import format_plan, parse_budget, plan, planned_config
+    from .planner import format_plan, plan, planned_config
 
     if not pc.budget:
         return scfg, None
     plan_file = run.local / "plan.json"
     pins = _pins(pc)
-    old = json.loads(plan_file.read_text()) if plan_file.is_file() else None
-    if old and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == pins:
+    old = _recorded_plan(run)
+    if _made_for(old, pc):
         the_plan, t = old, 0.0
         print(f"[pipeline] reusing plan {plan_file}", flush=True)
     else:
