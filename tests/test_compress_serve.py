@@ -285,6 +285,30 @@ def test_distill_quantize_predict_with_everything_on_s3(ray_session, s3, teacher
     assert not any(p.name.startswith("s3") for p in work.iterdir())   # nothing written to a local s3: folder
 
 
+def test_a_checkpoint_of_the_wrong_kind_is_refused_naming_the_flag_and_its_task(
+        ray_session, teacher, bert_pretrained, cls_data, tmp_path):
+    """A fine-tuned export given where a pretrained checkpoint belongs, and the reverse: one
+    line that names the flag and what the checkpoint holds, before Ray work or any write."""
+    from ptft_ray import load_pretrained
+    from ptft_ray.compress.distill import distill
+    from ptft_ray.errors import PtftError
+
+    export, pre = teacher["export_path"], bert_pretrained["checkpoint"]
+    says = r" \(its meta.json says task '{}'\)"
+    with pytest.raises(PtftError, match="not a pretrained language-model checkpoint" + says.format("cls")):
+        load_pretrained(export)
+    out = tmp_path / "student"
+    with pytest.raises(PtftError, match="--teacher .*: not an fp32 fine-tuned classifier export" + says.format("lm")):
+        distill(pre, "layers:1", cls_data, str(out))
+    assert not out.exists()
+    r = cli(ray_session, "finetune", "--pretrained", export, "--data", cls_data, "--out", str(tmp_path / "ft"),
+            check=False)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert refusal_lines(r.stderr) == [f"ptft-ray: error: --pretrained {export}: not a pretrained language-model "
+                                       "checkpoint (its meta.json says task 'cls')"]
+    assert not (tmp_path / "ft").exists()
+
+
 @pytest.mark.parametrize("temperature, sets, needle", [
     (2.0, ["scaling.cpus_per_worker=64"], "scaling.cpus_per_worker"),       # one run: its Train workers
     ([1.0, 2.0], ["sweep.cpus_per_trial=64"], "sweep.cpus_per_trial"),      # a grid: its trials

@@ -54,13 +54,14 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     t0 = time.time()
     run = storage.Run(out)  # a local directory or a URI (staged here, published at the end)
     grid = _grid(temperature, alpha)
-    meta = ckpt.read_meta(teacher)
-    if meta.get("task") != "cls" or meta.get("quantized"):
-        raise PtftError(f"--teacher {teacher}: not an fp32 fine-tuned classifier export")
+    refusal = f"--teacher {teacher}: not an fp32 fine-tuned classifier export"
+    teacher_cfg, meta = ckpt.read_config(teacher, "cls", refusal, teacher)
+    if meta.get("quantized"):
+        raise PtftError(refusal)
     if run.nonempty() and not overwrite:
         raise PtftError(f"--out {out} exists; use another --out or --overwrite")
     teacher_local = storage.localize(teacher, "--teacher")  # a URI: fetched once into the cache
-    cfg, task = _student_config(meta, teacher, data, overrides)
+    cfg, task = _student_config(teacher_cfg, meta, data, overrides)
     labels = meta["task_info"]["labels"]
     kind, cfg, source = student_kind(student, cfg, teacher_local, teacher_hf=bool(meta["config"]["model"].get("hf")))
     from .transfer import unlabeled_source
@@ -113,13 +114,12 @@ def _grid(temperature, alpha) -> list[tuple[float, float]]:
     return [(t, a) for t in temps for a in alphas]
 
 
-def _student_config(meta: dict, teacher: str, data: str, overrides: list[str] | None):
+def _student_config(teacher_cfg: Config, meta: dict, data: str, overrides: list[str] | None):
     """The teacher's own settings (full fine-tuning on --data), with the user's --set on top;
     -> (config, the task with the teacher's labels and split)."""
     from ..config import parse_sets, with_values
 
-    cfg = Config.from_dict(meta["config"], source=f"{teacher}/meta.json")  # the one parse of the checkpoint's
-    cfg = with_values(cfg, {"finetune.data": data, "finetune.strategy": "full", **parse_sets(overrides or [])})
+    cfg = with_values(teacher_cfg, {"finetune.data": data, "finetune.strategy": "full", **parse_sets(overrides or [])})
     return cfg, load_task(cfg.finetune, label_names=meta["task_info"]["labels"])
 
 

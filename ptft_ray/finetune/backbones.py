@@ -92,10 +92,7 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
         if not Path(local, ckpt.META).is_file() and is_hf_dir(local):
             real.append(hf_source(local, where, key=p))
             continue
-        meta = ckpt.read_meta(local)
-        if meta.get("task") != "lm":
-            raise PtftError(f"--pretrained {p}: not a pretrained language-model checkpoint")
-        pre = Config.from_dict(meta["config"], source=f"{p}/meta.json")
+        pre, meta = ckpt.read_config(local, "lm", f"--pretrained {p}: not a pretrained language-model checkpoint", p)
         check_loadable(local, pre, meta)
         if pre.model.hf:
             from ..models.hf import hf_config, max_positions

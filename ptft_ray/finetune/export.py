@@ -28,10 +28,8 @@ def read_export(path: str) -> tuple[str, Config, dict]:
     """-> (the directory here, its Config, meta) of an export or a trial's checkpoint, without
     loading its weights: what a caller that scores the model elsewhere (on a GPU) needs here."""
     d = localize(str(path), "model")  # a URI: fetched once into this node's cache
-    meta = ckpt.read_meta(d)
-    if meta.get("task") != "cls":
-        raise PtftError(f"{d} is not a fine-tuning checkpoint")
-    return d, Config.from_dict(meta["config"], source=f"{d}/meta.json"), meta
+    cfg, meta = ckpt.read_config(d, "cls", f"{d} is not a fine-tuning checkpoint")
+    return d, cfg, meta
 
 
 def classifier_from_checkpoint(d: str) -> tuple[torch.nn.Module, dict]:

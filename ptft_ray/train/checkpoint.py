@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config import Config
 from ..errors import PtftError
 from ..storage import is_uri, listing, read_text
 from ..models.weights import WEIGHTS, has_weights, load_weights, save_weights, weight_files  # noqa: F401 - re-exported
@@ -98,6 +99,15 @@ def read_meta(d: str | Path) -> dict:
         raise PtftError(f"{p}: corrupt checkpoint metadata ({e})") from None
 
 
+def read_config(d: str | Path, task: str, refusal: str, name: str | None = None) -> tuple[Config, dict]:
+    """-> (the checkpoint's resolved Config, its meta): the one place a checkpoint's config is
+    parsed. A checkpoint of another task is refused with `refusal`; `name` is what the user gave."""
+    meta = read_meta(d)
+    if meta.get("task") != task:
+        raise PtftError(f"{refusal} (its {META} says task {meta.get('task')!r})")
+    return Config.from_dict(meta["config"], source=f"{name or d}/{META}"), meta
+
+
 def load_optimizer(optimizer: torch.optim.Optimizer, d: str | Path) -> None:
     f = Path(d) / STATE
     try:
@@ -143,13 +153,9 @@ def newer_on_disk(run_dir: str | Path, than_step: int) -> list[Path]:
 def load_pretrained(path: str):
     """-> (language model in eval mode, tokenizer, Config) from a pretraining checkpoint dir."""
     from .. import tokenizer as toks
-    from ..config import Config
     from ..models import build_lm
 
-    meta = read_meta(path)
-    if meta.get("task") != "lm":
-        raise PtftError(f"{path} is a {meta.get('task')!r} checkpoint, not a pretrained language model")
-    cfg = Config.from_dict(meta["config"], source=f"{path}/meta.json")
+    cfg, meta = read_config(path, "lm", f"{path} is not a pretrained language-model checkpoint")
     if cfg.model.hf:  # the checkpoint is a Hugging Face directory itself
         from ..models.hf import HFLM
 
