@@ -30,14 +30,10 @@ from . import storage
 from .config import load_config
 from .data.tasks import task_corpus
 from .manifest import Manifest
+from .pipeline_plan import RERUN, check_plan_first, check_rerun, plan_stage
 from .pipeline_config import PipelineConfig, load_pipeline_config
 from .errors import PtftError
 from .train.checkpoint import write_json
-
-
-# the sweeps a pipeline may run, under RUN_DIR
-SWEEPS = ("sweep_pretrained", "sweep_base", "sweep_scratch")
-RERUN = "re-run the pipeline with those settings, or use another --out"
 
 
 def _pretrain_once(cfg, out: str) -> dict:
@@ -68,12 +64,12 @@ def run_pipeline(config: str | None, out: str = "runs/pipeline", overrides: list
     run.pull("manifest.json", "plan.json")  # a remote run's own files, to continue it
     root = run.local
     scfg, pcfg = _configs(pc, run)   # every config is checked before anything starts
-    _check_rerun(pc, scfg, run)
-    _check_plan_first(pc, scfg, pcfg, run)
+    check_rerun(pc, scfg, run)
+    check_plan_first(pc, scfg, pcfg, run)
     root.mkdir(parents=True, exist_ok=True)
     man = Manifest(run, pc)
     pre = _pretrain_stage(pcfg, run, man)
-    scfg, the_plan = _plan_stage(pc, scfg, pre["checkpoint"], run, man)
+    scfg, the_plan = plan_stage(pc, scfg, pre["checkpoint"], run, man)
     results, evals = _sweep_stages(pc, pcfg, scfg, pre["checkpoint"], the_plan, run, man)
     head = headline(results["sweep_pretrained"], evals, "continued pretraining" if pcfg.model.hf else "pretraining")
     write_json(root / "summary.json", {"headline": head})  # the report opens with it
@@ -126,78 +122,6 @@ def _pretrain_stage(pcfg, run: storage.Run, man: Manifest) -> dict:
     man.stage("pretrain", run.uri("pretrain"), "done", t, val_perplexity=pre["val_perplexity"],
               unigram_val_perplexity=pre["unigram_val_perplexity"], tokens_per_s=pre["tokens_per_s"])
     return pre
-
-
-def _pins(pc: PipelineConfig) -> list[str]:
-    """The sweep settings the pipeline pins over its plan."""
-    return [f"finetune.data={pc.data}", *pc.sweep_set]
-
-
-def _recorded_plan(run: storage.Run) -> dict | None:
-    plan_file = run.local / "plan.json"
-    return json.loads(plan_file.read_text()) if plan_file.is_file() else None
-
-
-def _made_for(old: dict | None, pc: PipelineConfig) -> bool:
-    """Whether a recorded plan was made for this config's budget and pins."""
-    from .planner import parse_budget
-
-    return bool(old) and old.get("budget_s") == parse_budget(pc.budget) and old.get("pins") == _pins(pc)
-
-
-def _check_rerun(pc: PipelineConfig, scfg, run: storage.Run) -> None:
-    """A re-run continues (or reuses) the sweeps it finds only under the plan and settings they
-    started with: what differs is refused, by name, before any stage runs or a record changes."""
-    from .finetune.sweep_dir import check_started_with
-    from .planner import planned_config
-
-    started = [name for name in SWEEPS if storage.exists(run.uri(name))]
-    if not started:
-        return
-    old = _recorded_plan(run)
-    if pc.budget:
-        if not _made_for(old, pc):
-            was = f"budget {old.get('budget_s'):g} s with {old.get('pins')}" if old else "no budget"
-            raise PtftError(f"{run.where}: its sweeps were planned for {was}; {RERUN}")
-        scfg = planned_config(scfg, old, _pins(pc))
-    for name in started:
-        check_started_with(run.uri(name), scfg, None, RERUN)
-
-
-def _check_plan_first(pc: PipelineConfig, scfg, pcfg, run: storage.Run) -> None:
-    """A budget the sweep cannot use (below the plan's floor, or unschedulable) is refused before
-    pretraining spends anything: planned once on the model pretraining starts from (its
-    architecture and tokenizer; the real plan follows on the adapted checkpoint and measures its
-    own throughput). From scratch there is nothing to plan on yet; a re-run has its plan."""
-    if not pc.budget or not pcfg.model.hf or (run.local / "plan.json").is_file():
-        return
-    from .planner import plan
-
-    plan(None, [pcfg.model.hf], pc.budget, scfg, pc.max_trials, pins=_pins(pc))
-    print(f"[pipeline] budget {pc.budget}: a plan fits (checked on {pcfg.model.hf} before pretraining)", flush=True)
-
-
-def _plan_stage(pc: PipelineConfig, scfg, ck: str, run: storage.Run, man: Manifest):
-    """The plan for pc.budget (reused on a re-run with the same budget and pins: the sweeps it
-    started must resume under it); -> (the planned sweep config, the plan or None)."""
-    from .planner import format_plan, plan, planned_config
-
-    if not pc.budget:
-        return scfg, None
-    plan_file = run.local / "plan.json"
-    pins = _pins(pc)
-    old = _recorded_plan(run)
-    if _made_for(old, pc):
-        the_plan, t = old, 0.0
-        print(f"[pipeline] reusing plan {plan_file}", flush=True)
-    else:
-        the_plan, t = _timed(lambda: plan(None, [ck], pc.budget, scfg, pc.max_trials, pins=pins))
-        plan_file.write_text(json.dumps(the_plan, indent=2, default=str))
-        run.push("plan.json")
-    print(format_plan(the_plan), flush=True)
-    man.stage("plan", run.uri("plan.json"), "done", t, num_trials=the_plan["num_trials"],
-              strategies=the_plan["strategies"], estimated_cost_s=the_plan["estimated_cost_s"])
-    return planned_config(scfg, the_plan, pins), the_plan  # the pipeline's own --set lines pin over the plan
 
 
 def _sweep_stages(pc: PipelineConfig, pcfg, scfg, ck: str, the_plan, run: storage.Run, man: Manifest):

@@ -158,7 +158,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     p["scan"], p["cluster"] = scan, res
     # what the plan is expected to buy, and what half, 2x, 4x the budget or 2x the labels would
     p["forecast"] = forecast.block(p, scan, p["calibration"],
-                                   lambda b, sc: choose(sc, info, b, res, max_trials or 0, spent_s=spent))
+                                   lambda b, what_if: choose(what_if, info, b, res, max_trials or 0, spent_s=spent))
     p["pins"] = list(pins or [])
     planned = planned_config(cfg, p, pins)
     p["memory"] = memory_of(planned, sources, task, p, res)
