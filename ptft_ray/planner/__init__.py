@@ -133,12 +133,7 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
     scan = scan_task(task, sources[0].tokenizer_json)
     # what the encoder knows of the task (the forecast's gap), where it costs at most PROBE_SHARE of the budget
     embed = encoder_gap(task, sources, family, within_s=PROBE_SHARE * budget_s)
-    if embed:
-        scan["embed_probe"] = embed
-        if "gap" in embed:
-            scan["probe"]["embed_gap"] = embed["gap"]
-            scan["probe"]["embed_pooled"] = embed["embed_lr_pooled"]
-            scan["probe"]["embed_rows"] = embed["rows"][0]  # training rows it read (forecast.Probe.lead)
+    add_embed_probe(scan, embed)
     # timed at the length the trials will pad to (the calibration's 64 tokens at least)
     seq_len = max_len_for(scan["length"]["p95"], min(s.max_positions for s in sources))
     timed = max(SEQ_LEN, seq_len)
@@ -170,6 +165,16 @@ def plan(data: str | None, pretrained: list[str], budget: str | float, cfg: Conf
 # of the budget the encoder probe may take (it comes off the trials' time): without its gap the
 # forecast errs twice as far (docs/decisions.md, "Two more unseen tasks")
 PROBE_SHARE = 0.10
+
+
+def add_embed_probe(scan: dict, embed: dict | None) -> None:
+    """The encoder probe's reading, into the scan the rules and the forecast read."""
+    if embed:
+        scan["embed_probe"] = embed
+        if "gap" in embed:
+            scan["probe"]["embed_gap"] = embed["gap"]
+            scan["probe"]["embed_pooled"] = embed["embed_lr_pooled"]
+            scan["probe"]["embed_rows"] = embed["rows"][0]  # training rows it read (forecast.Probe.lead)
 
 
 def source_info(s, measured: float | None, timed_len: int) -> dict:
