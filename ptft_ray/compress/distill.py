@@ -61,9 +61,9 @@ def distill(teacher: str, student: str, data: str, out: str, unlabeled: str | No
     if run.nonempty() and not overwrite:
         raise PtftError(f"--out {out} exists; use another --out or --overwrite")
     teacher_local = storage.localize(teacher, "--teacher")  # a URI: fetched once into the cache
-    cfg, task = _student_config(teacher_cfg, meta, data, overrides)
     labels = meta["task_info"]["labels"]
-    kind, cfg, source = student_kind(student, cfg, teacher_local, teacher_hf=bool(meta["config"]["model"].get("hf")))
+    cfg, task = _student_config(teacher_cfg, labels, data, overrides)
+    kind, cfg, source = student_kind(student, cfg, teacher_local, teacher_hf=bool(teacher_cfg.model.hf))
     from .transfer import unlabeled_source
 
     extra = unlabeled_source(unlabeled, cfg.finetune.text_column)  # fails here, before Ray
@@ -114,13 +114,13 @@ def _grid(temperature, alpha) -> list[tuple[float, float]]:
     return [(t, a) for t in temps for a in alphas]
 
 
-def _student_config(teacher_cfg: Config, meta: dict, data: str, overrides: list[str] | None):
+def _student_config(teacher_cfg: Config, labels: list[str], data: str, overrides: list[str] | None):
     """The teacher's own settings (full fine-tuning on --data), with the user's --set on top;
     -> (config, the task with the teacher's labels and split)."""
     from ..config import parse_sets, with_values
 
     cfg = with_values(teacher_cfg, {"finetune.data": data, "finetune.strategy": "full", **parse_sets(overrides or [])})
-    return cfg, load_task(cfg.finetune, label_names=meta["task_info"]["labels"])
+    return cfg, load_task(cfg.finetune, label_names=labels)
 
 
 def _teacher_probs(cfg: Config, task, extra, teacher_local: str, run: storage.Run) -> tuple[str, int, int]:
