@@ -33,10 +33,9 @@ class Source:
     max_positions: int = 10 ** 6  # the longest sequence the backbone takes
 
 
-def _throughput(meta: dict) -> float | None:
+def _throughput(meta: dict, workers: int) -> float | None:
     """Training tokens/s per worker measured during the checkpoint's own pretraining."""
     rates = [h["tokens_per_s"] for h in meta.get("history", []) if h.get("tokens_per_s")]
-    workers = meta["config"]["scaling"]["num_workers"]
     return sorted(rates)[len(rates) // 2] / workers if rates else None
 
 
@@ -102,9 +101,9 @@ def resolve_sources(pretrained: list[str], cfg: Config, arch_from: str | None = 
             limit = pre.model.max_seq_len if pre.model.arch == "gpt" else 10 ** 6
         real.append(Source(p, where, toks.load(local).to_json(), pre.model, pre.data,
                            {"path": where, "step": meta["state"]["step"],
-                            "tokens_per_s_per_worker": _throughput(meta),
+                            "tokens_per_s_per_worker": _throughput(meta, pre.scaling.num_workers),
                             "config_hash": pre.hash(),
-                            "corpus": meta["config"]["data"]["path"],
+                            "corpus": pre.data.path,
                             **({"hf": pre.model.hf} if pre.model.hf else {})}, limit))
     check_model_overrides(cfg, real)
     for s in real:

@@ -145,9 +145,7 @@ def serve_model(model_dir: str, host: str = "127.0.0.1", port: int = 8000, block
     from ..cluster import init_ray
     from ..train import checkpoint as ckpt
 
-    meta = ckpt.read_meta(model_dir)  # a bad --model fails here, before Ray
-    if meta.get("task") != "cls":
-        raise PtftError(f"--model {model_dir}: not a fine-tuned classifier")
+    meta = ckpt.read_task_meta(model_dir, "cls", f"--model {model_dir}: not a fine-tuned classifier")  # before Ray
     from ..models.quantize import check_device
 
     gpus = app_kw.get("gpus_per_replica", 0.0)

@@ -172,9 +172,7 @@ def predict_file(model_dir: str, data: str, out: str, text_column: str = "text",
     from ..train import checkpoint as ckpt
 
     t0 = time.time()
-    meta = ckpt.read_meta(model_dir)  # fails here, before Ray, if it is not a model
-    if meta.get("task") != "cls":
-        raise PtftError(f"--model {model_dir}: not a fine-tuned classifier")
+    meta = ckpt.read_task_meta(model_dir, "cls", f"--model {model_dir}: not a fine-tuned classifier")  # before Ray
     labels = meta["task_info"]["labels"]
     from ..models.quantize import check_device
 

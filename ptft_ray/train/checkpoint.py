@@ -99,12 +99,19 @@ def read_meta(d: str | Path) -> dict:
         raise PtftError(f"{p}: corrupt checkpoint metadata ({e})") from None
 
 
-def read_config(d: str | Path, task: str, refusal: str, name: str | None = None) -> tuple[Config, dict]:
-    """-> (the checkpoint's resolved Config, its meta): the one place a checkpoint's config is
-    parsed. A checkpoint of another task is refused with `refusal`; `name` is what the user gave."""
+def read_task_meta(d: str | Path, task: str, refusal: str) -> dict:
+    """The meta of a checkpoint that must hold `task` ("lm", "cls"); another is refused with
+    `refusal` and the task it holds."""
     meta = read_meta(d)
     if meta.get("task") != task:
         raise PtftError(f"{refusal} (its {META} says task {meta.get('task')!r})")
+    return meta
+
+
+def read_config(d: str | Path, task: str, refusal: str, name: str | None = None) -> tuple[Config, dict]:
+    """-> (the checkpoint's resolved Config, its meta): the one place a checkpoint's config is
+    parsed (read_task_meta's check first); `name` is what the user gave."""
+    meta = read_task_meta(d, task, refusal)
     return Config.from_dict(meta["config"], source=f"{name or d}/{META}"), meta
 
 
