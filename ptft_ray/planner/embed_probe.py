@@ -11,9 +11,8 @@ import time
 
 import numpy as np
 
-# its seconds come off the sweep's budget (3-33 s here on 2 CPUs; the planner allows it 10 %);
-# 256 rows of 64 tokens cost a third as much but left the forecast's error one task out at 5.1
-# points instead of 3.7 (docs/decisions.md, "Two unseen tasks, and the frozen encoder's gap")
+# its seconds come off the sweep's budget (the planner allows it 10 %); fewer, shorter rows cost
+# less but forecast worse (docs/decisions.md, "Two unseen tasks, and the frozen encoder's gap")
 ROWS = 512       # training rows and validation rows each: enough that the gap's noise is ~2 points
 MAX_LEN = 128    # tokens a row: the gap moves little past it, the cost grows with it
 # where the whole probe would take longer than it may, it runs on the share of rows that fits,
