@@ -43,6 +43,11 @@ def test_sweep_contract_asha_stops_and_failure_is_recorded(asha_sweep):
     assert saved["trials_completed"] + saved["trials_stopped"] == 5
     stopped = [r for r in rows if r["stop_reason"] == "stopped"]
     assert all(int(r["steps_trained"]) < int(r["max_steps"]) for r in stopped)
+    # a finished or stopped trial's actor took a later trial: the five that reported (the
+    # diverged one failed before its first) did so from fewer processes, each from one
+    pids = [{json.loads(x)["pid"] for x in f.read_text().splitlines()} for f in (out / "tune").rglob("result.json")]
+    reported = [p for p in pids if p]
+    assert len(reported) == 5 and all(len(p) == 1 for p in reported) and len(set.union(*reported)) < 5, pids
     # best = best checkpoint's metric over all trials (not each trial's last)
     best = max(float(r["best_metric"]) for r in rows if r["best_metric"])
     assert saved["best_metric"] == pytest.approx(best)

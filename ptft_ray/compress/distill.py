@@ -250,7 +250,7 @@ def _sweep(cfg: Config, source, task, probs_at: str, n_rows: int, labels: list[s
     results = fit_trials(
         tune.with_parameters(_distill_trial, spec=spec, datasets=datasets, use_gpu=cfg.scaling.use_gpu),
         slots.bundle, run.uri("tune"), metric=sw.metric, mode=sw.mode, concurrent=slots.concurrent,
-        max_failures=sw.max_failures,
+        max_failures=sw.max_failures, in_process=True,
         param_space={"temperature": tune.grid_search(sorted({t for t, _ in grid})),
                      "alpha": tune.grid_search(sorted({a for _, a in grid}))})
     trials = []

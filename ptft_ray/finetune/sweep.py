@@ -214,7 +214,7 @@ def run_trials(setup: TrialSetup, inputs: SweepInputs, run_dir: storage.Run, res
         callbacks=(SweepProgress(sw.metric, sw.mode, n_trials(sw), sw.time_budget_s),
                    *mlflow_callback(cfg.run.mlflow_uri, f"{cfg.sweep.name}:{run_dir.local.name}"),
                    *([stopper] if stopper else [])),
-        max_failures=sw.max_failures, resume=resume, stop=stopper)
+        max_failures=sw.max_failures, resume=resume, stop=stopper, in_process=trials.in_process)
 
 
 def export_best(cfg: Config, rows: list[dict], task: TaskData, run_dir: storage.Run) -> dict:

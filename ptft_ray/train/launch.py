@@ -74,11 +74,13 @@ def _stream_options(dc):
 def fit_trials(trainable, bundle: dict, where: str, *, metric: str, mode: str, concurrent: int,
                param_space: dict | None = None, search=None, scheduler=None, num_samples: int = 1,
                time_budget_s: float | None = None, callbacks: tuple = (), max_failures: int = 0,
-               resume: bool = False, stop=None):
+               resume: bool = False, stop=None, in_process: bool = False):
     """A Ray Tune experiment at `where` (local or URI), each trial reserving `bundle`, each
     keeping its best checkpoint by `metric`. resume: continue the experiment found there.
-    stop: a Tune Stopper (per trial and for the whole experiment).
-    -> Tune's ResultGrid."""
+    stop: a Tune Stopper (per trial and for the whole experiment). in_process: each trial runs
+    the loop in its own actor, which then takes the next trial instead of a new process starting
+    (a TorchTrainer trial's actor does not: it owns a worker group; docs/decisions.md, "Trial
+    actors reused"). -> Tune's ResultGrid."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -94,7 +96,8 @@ def fit_trials(trainable, bundle: dict, where: str, *, metric: str, mode: str, c
         trainable, param_space=param_space,
         tune_config=tune.TuneConfig(metric=metric, mode=mode, scheduler=scheduler, search_alg=search,
                                     num_samples=num_samples, time_budget_s=time_budget_s or None,
-                                    max_concurrent_trials=None if bounded else concurrent),
+                                    max_concurrent_trials=None if bounded else concurrent,
+                                    reuse_actors=in_process),
         run_config=tune.RunConfig(
             **storage.ray_storage(where), verbose=0, callbacks=list(callbacks), stop=stop,
             # a trial lost with its node (spot preemption) runs again from its checkpoint
