@@ -4,8 +4,9 @@
   2. pretraining on Ray Train with use_gpu (bf16 autocast: train.precision auto on CUDA),
      eager and with train.compile: tokens/s and MFU = model FLOPs/s / that peak, where model
      FLOPs per token = 6 N + attention 6 L T d + the tied output projection 6 V d;
-  3. a sweep of fractional-GPU in-process trials (4 trials at 0.25 GPU each share the GPU):
-     every trial completes, how many ran at once, the sweep's wall time; its re-scoring and
+  3. a sweep of fractional-GPU in-process trials (8 trials at 0.25 GPU, as many at once as the
+     GPU's quarters and the CPUs allow, later trials in actors an earlier one used): every trial
+     completes, how many ran at once and in how many processes, the sweep's wall time; its re-scoring and
      test evaluation run in Ray tasks on the GPU (finetune/predictor.on_device);
   4. the planner's throughput probe on the GPU in the trials' precision (bf16 autocast) and in
      fp32: tokens/s of each and the dtype the step computed in;
@@ -88,15 +89,23 @@ def sweep_run(out: Path, checkpoint: str, gpu: bool, task: str) -> dict:
     # 0 = as many as the GPU's quarters allow (debug_sweep.yaml pins 2)
     gpus = ["scaling.use_gpu=true", "scaling.gpus_per_worker=0.25", "sweep.max_concurrent_trials=0"] if gpu else []
     cfg = load_config(str(ROOT / "jobs" / "configs" / "debug_sweep.yaml"), [
-        *gpus, f"finetune.data={task}", "finetune.max_examples=2000", "sweep.num_samples=4",
+        *gpus, f"finetune.data={task}", "finetune.max_examples=2000", "sweep.num_samples=8",
         "sweep.strategies=[full,lora]", "sweep.scheduler=none", "sweep.epochs=[1]", "sweep.cpus_per_trial=1",
         "finetune.max_len=128"])
     t0 = time.time()
     r = sweep(cfg, [checkpoint], str(out), overwrite=True)
     return {"trials": r["trials"], "trials_completed": r["trials_completed"], "trials_failed": r["trials_failed"],
-            "max_concurrent_trials": r["max_concurrent_trials"], "trial_time_s": r["trial_time_s"],
+            "max_concurrent_trials": r["max_concurrent_trials"], "trial_processes": trial_processes(out / "tune"),
+            "trial_time_s": r["trial_time_s"],
             "wall_s": time.time() - t0, "test_accuracy": r["test_accuracy"], "selection": r["selection"],
             "export": r["export_path"]}
+
+
+def trial_processes(tune_dir: Path) -> int:
+    """How many processes reported the sweep's trials (Tune's `pid` in each result.json): fewer
+    than trials where later trials ran in actors an earlier trial had used (and freed)."""
+    pids = {json.loads(x)["pid"] for f in tune_dir.glob("*/result.json") for x in f.read_text().splitlines() if x.strip()}
+    return len(pids)
 
 
 def probe_precision(checkpoint: str, gpu: bool) -> dict:
@@ -222,7 +231,9 @@ def section(r: dict | None) -> list[str]:
             ("pretrain_compiled", g("pretrain_compiled") and f"the same compiled: "
              f"{r['pretrain_compiled']['tokens_per_s']:,.0f} tokens/s ({r.get('compile_speedup', 0):.2f}x eager)"),
             ("fractional_gpu_sweep", sw and f"{sw['trials_completed']}/{sw['trials']} trials at 0.25 GPU completed, "
-             f"{sw['max_concurrent_trials']} at once, test accuracy {sw['test_accuracy']:.3f}"),
+             f"{sw['max_concurrent_trials']} at once"
+             + (f" in {sw['trial_processes']} processes" if "trial_processes" in sw else "")
+             + f", test accuracy {sw['test_accuracy']:.3f}"),
             ("probe_precision", g("probe_precision") and "planner probe: bf16 autocast "
              f"{r['probe_precision']['auto']['tokens_per_s']:,.0f} vs fp32 {r['probe_precision']['fp32']['tokens_per_s']:,.0f}"
              f" tokens/s ({r['probe_precision']['bf16_speedup']:.2f}x)"),
