@@ -103,7 +103,7 @@ def sweep_run(out: Path, checkpoint: str, gpu: bool, task: str) -> dict:
 
 def trial_processes(tune_dir: Path) -> int:
     """How many processes reported the sweep's trials (Tune's `pid` in each result.json): fewer
-    than trials where later trials ran in actors an earlier trial had used (and freed)."""
+    than trials where later trials ran in actors an earlier trial had used."""
     pids = {json.loads(x)["pid"] for f in tune_dir.glob("*/result.json") for x in f.read_text().splitlines() if x.strip()}
     return len(pids)
 
