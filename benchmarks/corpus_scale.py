@@ -59,7 +59,8 @@ def run_one(path: Path, work: Path) -> dict:
     trace = work / "trace.jsonl"
     cmd = [sys.executable, "-m", "ptft_ray.cli", "pretrain", "--config", "jobs/configs/debug.yaml",
            "--set", f"data.path={path}", "--set", "schedule.max_steps=20", "--set", "train.eval_every=20",
-           "--set", "checkpoint.every_steps=20", "--set", f"train.trace_file={trace}", "--out", str(work / "run")]
+           "--set", "checkpoint.every_steps=20", "--set", f"train.trace_file={trace}",
+           "--set", "data.cache_mb=0", "--out", str(work / "run")]  # every size streams: 1x is under the cache
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root, peak, by_title, first = psutil.Process(proc.pid), {}, {}, [None]
