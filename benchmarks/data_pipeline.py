@@ -8,7 +8,7 @@
     (PSS) of the driver and all its Ray processes must stay flat, not grow with the corpus.
     Each size runs REPEATS times; its figure is the run with the median peak.
 Both parts stream (data.cache_mb=0), as a corpus larger than memory does: under the default
-cache the news corpus and the 1x and 4x corpora would be tokenized into the object store
+cache, the news corpus and the 1x and 4x corpora would be tokenized into the object store
 before the clock starts.
 
     .venv/bin/python -m benchmarks.data_pipeline
