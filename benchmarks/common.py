@@ -48,8 +48,10 @@ def ptft(*args: str, out: Path, reuse: bool = True) -> dict:
     return json.loads((out / "result.json").read_text())
 
 
-def median(xs: list[float]) -> float:
-    xs = sorted(xs)
+def median(xs: list, key=None):
+    """The middle of `xs` (the upper one of an even count), ordered by `key`: a run of
+    several repeats, or a number."""
+    xs = sorted(xs, key=key)
     return xs[len(xs) // 2] if xs else float("nan")
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from .common import RESULTS, save
+from .common import RESULTS, median, save
 
 STORE = 100 * 1024 ** 2
 REPEATS = 3
@@ -134,8 +134,7 @@ def fresh(path: str, tokenizer: str) -> dict:
 def median_run(runs: list[dict]) -> dict:
     """The run whose peak is the median of `runs`, with every run's peak beside it: one run's
     peak is too noisy to compare sizes by (BENCHMARKS.md, item 3)."""
-    order = sorted(runs, key=lambda r: r["peak_pss_mb"])
-    return {**order[len(order) // 2], "peaks_mb": [round(r["peak_pss_mb"]) for r in runs]}
+    return {**median(runs, key=lambda r: r["peak_pss_mb"]), "peaks_mb": [round(r["peak_pss_mb"]) for r in runs]}
 
 
 def main() -> None:

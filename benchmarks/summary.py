@@ -26,6 +26,11 @@ def _load(name: str) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+def _pairs(ratios: list[float] | None) -> str:
+    """A throughput row's note on the alternating pairs its ratio is the median of."""
+    return "; median of three alternating pairs: " + ", ".join(f"{x:.3f}" for x in ratios) if ratios else ""
+
+
 def _met(value, goal, higher=True) -> str:
     if value is None:
         return "not measured"
@@ -301,10 +306,9 @@ def write() -> str:
          "| # | figure | measured | goal | |", "|---|---|---|---|---|"]
     if tp:
         for size, r in tp["runs"].items():
-            pairs = ", ".join(f"{x:.3f}" for x in r.get("ray_train_overhead_repeats", []))
             L.append(f"| 1 | Ray Train overhead, {size}: ptft_ray 1 worker / plain PyTorch tokens/s "
                      f"({r['ptft_1w_tokens_per_s']:.0f} / {r['plain_tokens_per_s']:.0f})"
-                     + (f"; median of three alternating pairs: {pairs}" if pairs else "") + " | "
+                     + _pairs(r.get("ray_train_overhead_repeats")) + " | "
                      f"{r['ray_train_overhead_ratio']:.3f} | >= 0.95 | {_met(r['ray_train_overhead_ratio'], 0.95)} |")
         for size, r in tp["runs"].items():
             L.append(f"| 2 | model FLOPs/s / measured 1-thread matmul FLOPs/s, {size} "
@@ -321,10 +325,9 @@ def write() -> str:
                     L.append(f"| 3 | trainer waits for data, {size}, {k[-2:]} (fraction of step time) | "
                              f"{r[k]:.3f} | < 0.05 | {_met(r[k], 0.05, higher=False)} |")
         r = tp["runs"]["gpt_small"]
-        reps = ", ".join(f"{x:.3f}" for x in r.get("ddp_scaling_repeats", []))
         L.append(f"| 4 | DDP scaling, gpt_small: 2 workers x 1 thread / 1 x 1 "
                  f"({r['ptft_2w_tokens_per_s']:.0f} / {r['ptft_1w_tokens_per_s']:.0f} tokens/s)"
-                 + (f"; median of three alternating pairs: {reps}" if reps else "") + " | "
+                 + _pairs(r.get("ddp_scaling_repeats")) + " | "
                  f"{r['ddp_scaling_2w_over_1w']:.3f} | >= 1.7 | {_met(r['ddp_scaling_2w_over_1w'], 1.7)} |")
     if dp:
         ratio = dp.get("pipeline_over_trainer_tokens_per_s")

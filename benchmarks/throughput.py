@@ -83,9 +83,8 @@ def _flops(model, cfg, vocab: int) -> int:
     return model.backbone.flops_per_token(cfg.data.seq_len) + 6 * vocab * cfg.model.d_model
 
 
-def median_run(runs: list[dict]) -> dict:
-    """The run of median tokens/s."""
-    return sorted(runs, key=lambda x: x["tokens_per_s"])[len(runs) // 2]
+def _rate(run: dict) -> float:
+    return run["tokens_per_s"]
 
 
 def main() -> None:
@@ -108,7 +107,7 @@ def main() -> None:
             if size == "gpt_small":
                 twos.append(ptft(size, 2, steps, tmp / f"{size}_2w_{r}"))
         overheads = [a["tokens_per_s"] / b["tokens_per_s"] for a, b in zip(ones, refs)]
-        one, ref = median_run(ones), median_run(refs)
+        one, ref = median(ones, key=_rate), median(refs, key=_rate)
         # train.compile (torch.compile of model + loss): the fix for the memory-bound ops
         comp = ptft(size, 1, steps + 20, tmp / f"{size}_1w_compiled", compile=True)
         mfu = ref["flops_per_token"] * one["tokens_per_s"] / peak1
@@ -125,7 +124,7 @@ def main() -> None:
         }
         if twos:
             ratios = [b["tokens_per_s"] / a["tokens_per_s"] for a, b in zip(ones, twos)]
-            two = median_run(twos)
+            two = median(twos, key=_rate)
             runs[size].update({"ptft_2w_tokens_per_s": two["tokens_per_s"],
                                "ptft_2w_tokens_per_s_repeats": [x["tokens_per_s"] for x in twos],
                                "ddp_scaling_repeats": ratios, "ddp_scaling_2w_over_1w": median(ratios),
